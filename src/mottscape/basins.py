@@ -1,0 +1,231 @@
+"""Basins of the effective potential V_u at an energy (sec. II) and the set Sigma_omega.
+
+A basin B_i is a region around a minimum of V_u bounded by the level set V_u = E. By default
+each connected component of {V_u <= E} (face connectivity, the hopping graph of the
+Hamiltonian) is one basin; ``split="watershed"`` further splits components holding several
+local minima along the watershed lines of V_u (scikit-image). Each basin carries one localized
+state whose energy is estimated by the landscape rule E_i = (1 + d/4) min_{B_i} V_u (ref. [30]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.ndimage as ndi
+
+from .errors import InputError
+from .grid import Grid
+from .landscape import Landscape
+
+__all__ = ["Basins", "find_basins", "watershed_minima"]
+
+CENTERS = ("weighted", "centroid", "minimum")
+SPLITS = ("components", "watershed")
+
+
+@dataclass(frozen=True)
+class Basins:
+    """The basins of V_u at one energy.
+
+    Attributes
+    ----------
+    level
+        The energy E defining the basins {V_u <= E}.
+    labels
+        Integer map on the grid: 0 outside every basin, i + 1 inside basin i.
+    volumes
+        |B_i|, physical volume of each basin.
+    minima
+        min of V_u over each basin.
+    minimum_index
+        Grid index of each basin's minimum, shape (n, d).
+    centers
+        Position r_i of each basin, shape (n, d), in length units (see ``center`` in
+        :func:`find_basins`).
+    energies
+        Estimated energy of the state of each basin, (1 + d/4) min V_u (ref. [30]).
+    percolating
+        True when one basin connects opposite faces of the sample: the LL picture of the
+        mobility edge (ref. [35]); the theory's assumption of separated basins fails.
+    """
+
+    grid: Grid
+    level: float
+    labels: np.ndarray
+    volumes: np.ndarray
+    minima: np.ndarray
+    minimum_index: np.ndarray
+    centers: np.ndarray
+    energies: np.ndarray
+    percolating: bool
+    filling: float
+
+    @property
+    def n(self) -> int:
+        """Number of basins."""
+        return int(self.volumes.size)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def sigma_omega(self, fermi_energy: float, hbar_omega: float) -> np.ndarray:
+        """Indices of Sigma_omega: the basins with |E_i - E_F| <= hbar*omega (sec. IV)."""
+        return np.flatnonzero(np.abs(self.energies - fermi_energy) <= hbar_omega)
+
+    def mask(self, index) -> np.ndarray:
+        """Boolean map of the cells of basin(s) ``index``."""
+        return np.isin(self.labels, np.atleast_1d(index) + 1)
+
+
+def find_basins(
+    land: Landscape,
+    energy: float,
+    *,
+    split: str = "components",
+    center: str = "weighted",
+) -> Basins:
+    """Find the basins of V_u at ``energy`` (sec. II).
+
+    Parameters
+    ----------
+    land
+        A solved landscape.
+    energy
+        The level E (typically E_F), in the frame of the unshifted potential.
+    split
+        ``"components"`` (one basin per connected component of {V_u <= E}) or
+        ``"watershed"`` (one per local minimum of V_u, split along watershed lines).
+    center
+        How the position r_i of a basin is placed: ``"weighted"`` (centroid weighted by u^2,
+        a proxy of the state's |psi|^2, default), ``"centroid"`` (geometric centroid) or
+        ``"minimum"`` (the cell of min V_u). Periodic samples use minimum-image offsets from
+        the minimum.
+
+    Returns
+    -------
+    Basins
+    """
+    if split not in SPLITS:
+        raise InputError(f"split={split!r} is not known; use one of {SPLITS}")
+    if center not in CENTERS:
+        raise InputError(f"center={center!r} is not known; use one of {CENTERS}")
+    energy = float(energy)
+    if not np.isfinite(energy):
+        raise InputError(f"energy={energy!r} must be a finite number")
+    grid = land.grid
+    vu = land.effective_potential
+    mask = vu <= energy
+    structure = ndi.generate_binary_structure(grid.ndim, 1)
+    comp, ncomp = ndi.label(mask, structure=structure)
+    percolating = _spans(comp, grid.ndim)
+    if grid.periodic:
+        comp, ncomp = _merge_periodic(comp, grid.ndim)
+    if split == "watershed" and ncomp:
+        from skimage.segmentation import watershed
+
+        labels = watershed(vu, mask=mask, connectivity=1)
+        labels, _, _ = _relabel(labels)
+    else:
+        labels = comp
+    n = int(labels.max()) if labels.size else 0
+    index = np.arange(1, n + 1)
+    if n == 0:
+        empty = np.zeros((0, grid.ndim))
+        return Basins(grid, energy, labels, np.zeros(0), np.zeros(0), empty.astype(int), empty,
+                      np.zeros(0), percolating, 0.0)
+    counts = ndi.sum_labels(np.ones_like(vu), labels, index)
+    minima = np.asarray(ndi.minimum(vu, labels, index))
+    argmin = np.array(ndi.minimum_position(vu, labels, index), dtype=int).reshape(n, grid.ndim)
+    centers = _centers(land, labels, n, argmin, center)
+    d = grid.ndim
+    energies = (1.0 + d / 4.0) * (minima + land.shift) - land.shift
+    return Basins(
+        grid=grid,
+        level=energy,
+        labels=labels,
+        volumes=counts * grid.cell_volume,
+        minima=minima,
+        minimum_index=argmin,
+        centers=centers,
+        energies=energies,
+        percolating=percolating,
+        filling=float(mask.mean()),
+    )
+
+
+def watershed_minima(values: np.ndarray) -> np.ndarray:
+    """Minimum of ``values`` over each watershed catchment basin (one per local minimum)."""
+    from skimage.segmentation import watershed
+
+    labels = watershed(values, connectivity=1)
+    index = np.unique(labels)
+    index = index[index > 0]
+    return np.asarray(ndi.minimum(values, labels, index), dtype=float)
+
+
+# ---------------------------------------------------------------------- helpers
+def _centers(land: Landscape, labels, n, argmin, center):
+    grid = land.grid
+    origin = grid.positions(argmin)
+    if center == "minimum":
+        return origin
+    weight = land.u**2 if center == "weighted" else np.ones(grid.shape)
+    flat = labels.ravel()
+    inside = flat > 0
+    idx = np.indices(grid.shape).reshape(grid.ndim, -1)[:, inside].T
+    lab = flat[inside] - 1
+    w = weight.ravel()[inside]
+    offset = grid.displacement(origin[lab], grid.positions(idx))
+    wsum = np.bincount(lab, weights=w, minlength=n)
+    shift = np.stack([np.bincount(lab, weights=w * offset[:, a], minlength=n)
+                      for a in range(grid.ndim)], axis=1) / wsum[:, None]
+    pos = origin + shift
+    if grid.periodic:
+        pos = np.mod(pos, np.asarray(grid.lengths))
+    return pos
+
+
+def _spans(comp: np.ndarray, ndim: int) -> bool:
+    """True if one component touches two opposite faces of the box."""
+    for a in range(ndim):
+        if comp.shape[a] < 2:
+            continue
+        lo = np.unique(np.take(comp, 0, axis=a))
+        hi = np.unique(np.take(comp, -1, axis=a))
+        common = np.intersect1d(lo[lo > 0], hi[hi > 0])
+        if common.size:
+            return True
+    return False
+
+
+def _merge_periodic(comp: np.ndarray, ndim: int):
+    """Merge components that touch across periodic faces (union-find on the label pairs)."""
+    parent = np.arange(int(comp.max()) + 1)
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a in range(ndim):
+        if comp.shape[a] < 2:
+            continue
+        lo = np.take(comp, 0, axis=a).ravel()
+        hi = np.take(comp, -1, axis=a).ravel()
+        both = (lo > 0) & (hi > 0)
+        for x, y in set(zip(lo[both].tolist(), hi[both].tolist(), strict=True)):
+            rx, ry = find(x), find(y)
+            if rx != ry:
+                parent[max(rx, ry)] = min(rx, ry)
+    roots = np.array([find(i) for i in range(parent.size)])
+    merged = roots[comp]
+    relabelled, _, _ = _relabel(merged)
+    return relabelled, int(relabelled.max())
+
+
+def _relabel(labels: np.ndarray):
+    from skimage.segmentation import relabel_sequential
+
+    return relabel_sequential(labels)

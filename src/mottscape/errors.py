@@ -1,0 +1,31 @@
+"""Exceptions raised by mottscape.
+
+Every error raised on bad input names the argument, says what was wrong and what would be
+accepted. Physics outside the theory's validity is *not* an error: it is reported as flags in
+the results (see ``docs/errors.md``); :class:`ValidityError` is raised only where a result
+cannot be defined at all.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConvergenceError", "InputError", "MottscapeError", "ValidityError"]
+
+
+class MottscapeError(Exception):
+    """Base class of every exception raised by mottscape."""
+
+
+class InputError(MottscapeError, ValueError):
+    """An argument, file or study setting is invalid; the message says how to fix it."""
+
+
+class ValidityError(MottscapeError, ValueError):
+    """The requested quantity is undefined for these parameters (outside the theory)."""
+
+
+class ConvergenceError(MottscapeError, RuntimeError):
+    """An iterative solver did not reach its tolerance; the message gives the residual."""
+
+    def __init__(self, message: str, residual: float | None = None) -> None:
+        super().__init__(message)
+        self.residual = residual
