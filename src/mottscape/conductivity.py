@@ -1,0 +1,376 @@
+"""The whole LL workflow, from a potential to sigma(omega) (sec. IV).
+
+    V -> u -> V_u -> {B_i} -> Sigma_omega -> f(r, rho_omega) -> E_omega(X^2) -> sigma(omega)
+
+:func:`ac_conductivity` returns the results as an :class:`xarray.Dataset`;
+:func:`run_pipeline` also keeps every intermediate object (landscape, basins, pair distances)
+for pictures and further analysis.
+
+Choices the paper leaves open, and the defaults (see ``docs/validation.md`` for the evidence):
+
+``dos``
+    How nu = nu(E_F) is estimated: ``"landscape"`` (landscape law, refs. [28, 30]) or
+    ``"basins"`` (count of basin energy estimates near E_F per unit volume and energy).
+``mott_scale``
+    ``"lambertw"`` (ref. [38]) or ``"log"`` (eq. 12).
+``center``
+    How a basin's position r_i is placed (see :func:`mottscape.basins.find_basins`).
+``pairs``
+    Which pairs estimate f(r, rho_omega): ``"sigma_omega"`` is eq. (14) literally (pairs of
+    Sigma_omega at each omega); ``"window"`` uses every pair of states in the widest window
+    |E_i - E_F| <= hbar omega_max, a lower-variance estimator of the same distribution under the
+    paper's assumption that the positions of states do not depend on their energy near E_F.
+``xi``
+    Localization length used by the classical formula: ``"fit"`` (least-squares slope of
+    r_ij against rho_ij over the computed pairs, i.e. the xi for which rho = r / xi best holds)
+    or ``"metric"`` (1 / mean Agmon metric outside the basins).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from .agmon import PairDistances, basin_distances
+from .basins import Basins, find_basins
+from .errors import InputError
+from .grid import check_memory
+from .landscape import Landscape, solve_landscape
+from .mott import (
+    level_spacing,
+    mott_length,
+    mott_scale,
+    shell_moment,
+    sigma_ll,
+    sigma_mott_berezinskii,
+)
+from .units import UnitSystem, get_units
+
+__all__ = ["Pipeline", "ac_conductivity", "run_pipeline"]
+
+DOS_METHODS = ("landscape", "basins")
+PAIR_SETS = ("sigma_omega", "window")
+XI_METHODS = ("fit", "metric")
+#: Minimum number of basins used to estimate the localization volume V_F.
+_MIN_VF_BASINS = 5
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Every step of the workflow for one sample.
+
+    Attributes
+    ----------
+    landscape, basins, pairs
+        The landscape solve, the basins at E_F and the bounded basin-to-basin Agmon distances.
+    dataset
+        The results (see :func:`ac_conductivity`).
+    sources
+        Indices of the basins of Sigma_omega at the largest omega.
+    """
+
+    landscape: Landscape
+    basins: Basins
+    pairs: PairDistances
+    sources: np.ndarray
+    dataset: xr.Dataset
+    options: dict = field(default_factory=dict)
+
+    @property
+    def fermi_energy(self) -> float:
+        return float(self.dataset["fermi_energy"])
+
+    def pair_euclidean(self) -> np.ndarray:
+        """Euclidean distances r_ij of the listed pairs (minimum image when periodic)."""
+        c = self.basins.centers
+        delta = self.landscape.grid.displacement(c[self.pairs.i], c[self.pairs.j])
+        return np.sqrt(np.sum(delta**2, axis=1))
+
+
+def _as_omega(omega) -> np.ndarray:
+    try:
+        w = np.atleast_1d(np.asarray(omega, dtype=float))
+    except (TypeError, ValueError):
+        raise InputError(f"omega must be a number or an array of numbers, got {omega!r}") from None
+    if w.ndim != 1 or w.size == 0:
+        raise InputError(f"omega must be a non-empty 1D array of frequencies, got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise InputError(
+            f"omega must be finite and > 0 (got min {np.nanmin(w):g}); sigma(omega) is defined "
+            "for positive angular frequencies")
+    if np.any(np.diff(w) <= 0):
+        raise InputError("omega must be strictly increasing; sort it and remove duplicates")
+    return w
+
+
+def run_pipeline(
+    V,
+    fermi_energy: float,
+    omega,
+    spacing=1.0,
+    mass=1.0,
+    boundary: str = "dirichlet",
+    units: str | UnitSystem = "lattice",
+    *,
+    mott_scale_method: str = "lambertw",
+    dos: str = "landscape",
+    center: str = "weighted",
+    split: str = "components",
+    pairs: str = "sigma_omega",
+    xi: str = "fit",
+    landscape: Landscape | None = None,
+    solver: str = "auto",
+    progress: bool = False,
+) -> Pipeline:
+    """Run the LL workflow and keep every intermediate result. See :func:`ac_conductivity`."""
+    for name, value, allowed in (("dos", dos, DOS_METHODS), ("pairs", pairs, PAIR_SETS),
+                                 ("xi", xi, XI_METHODS)):
+        if value not in allowed:
+            raise InputError(f"{name}={value!r} is not known; use one of {allowed}")
+    units = get_units(units)
+    w = _as_omega(omega)
+    try:
+        ef = float(fermi_energy)
+    except (TypeError, ValueError):
+        raise InputError(f"fermi_energy must be a number, got {fermi_energy!r}") from None
+    if not math.isfinite(ef):
+        raise InputError(f"fermi_energy must be finite, got {fermi_energy!r}")
+    if landscape is None:
+        shape = np.shape(V)
+        if 1 <= len(shape) <= 3:
+            check_memory(int(np.prod(shape)))
+        land = solve_landscape(V, spacing=spacing, mass=mass, boundary=boundary, units=units,
+                               solver=solver, on_failure="flag")
+    else:
+        land = landscape
+    grid = land.grid
+    d = grid.ndim
+    vu_min = float(land.effective_potential.min())
+    if ef <= vu_min:
+        raise InputError(
+            f"fermi_energy={ef:g} is below the bottom of the landscape spectrum (min V_u = "
+            f"{vu_min:g}): there are no states and no basins; choose E_F above min V_u")
+    hw = units.omega_to_energy(w)
+    basins = find_basins(land, ef, split=split, center=center)
+
+    # ---------------------------------------------------------------- nu, V_F, Delta_xi
+    window = float(hw.max())
+    near = np.abs(basins.energies - ef)
+    order = np.argsort(near)
+    in_window = np.flatnonzero(near <= window)
+    vf_index = in_window if in_window.size >= _MIN_VF_BASINS else order[:_MIN_VF_BASINS]
+    v_f = float(np.mean(basins.volumes[vf_index])) if vf_index.size else math.nan
+    nu_landscape = float(land.dos(ef))
+    nu_basins = (in_window.size / (grid.volume * 2.0 * window)) if window > 0 else math.nan
+    nu = nu_landscape if dos == "landscape" else nu_basins
+    delta_xi = level_spacing(nu, v_f)
+    rho_w = mott_scale(hw, delta_xi, mott_scale_method)
+    rho_log = mott_scale(hw, delta_xi, "log")
+
+    # ---------------------------------------------------------------- Agmon distances
+    sources = np.flatnonzero(near <= window)
+    usable = np.isfinite(rho_w) & (rho_w > 0)
+    if sources.size >= 2 and usable.any():
+        # A source i belongs to Sigma_omega for every omega >= |E_i - E_F|/hbar; pairs are
+        # needed up to rho_omega + 1 at the smallest such omega (rho_omega decreases with omega).
+        need = np.maximum(near[sources], hw[usable].min())
+        k = np.clip(np.searchsorted(hw[usable], need, side="left"), 0, usable.sum() - 1)
+        bounds = rho_w[usable][k] + 1.0
+        pd = basin_distances(land, basins, energy=ef, sources=sources, bound=bounds,
+                             progress=progress)
+    else:
+        pd = PairDistances(i=np.zeros(0, int), j=np.zeros(0, int), rho=np.zeros(0),
+                           n=basins.n, bound=0.0)
+    c = basins.centers
+    r = np.sqrt(np.sum(grid.displacement(c[pd.i], c[pd.j]) ** 2, axis=1)) if pd.i.size \
+        else np.zeros(0)
+
+    # ---------------------------------------------------------------- xi
+    xi_fit = _xi_fit(r, pd.rho)
+    xi_metric = _xi_metric(land, basins, ef)
+    xi_val = xi_fit if (xi == "fit" and math.isfinite(xi_fit)) else xi_metric
+
+    # ---------------------------------------------------------------- E_omega(X^2), sigma
+    n_states = np.zeros(w.size, dtype=int)
+    n_pairs = np.zeros(w.size, dtype=int)
+    moment = np.zeros(w.size)
+    for k_w in range(w.size):
+        if pairs == "window":
+            members = sources
+        else:
+            members = np.flatnonzero(near <= hw[k_w])
+        n_states[k_w] = members.size
+        if not np.isfinite(rho_w[k_w]) or members.size < 2:
+            moment[k_w] = 0.0
+            continue
+        sel = np.isin(pd.i, members) & np.isin(pd.j, members)
+        moment[k_w], n_pairs[k_w] = shell_moment(r[sel], pd.rho[sel], rho_w[k_w],
+                                                 members.size, grid.volume)
+    factor = units.sigma_factor(d)
+    s_ll = sigma_ll(nu, hw, moment, d) * factor
+    s_ll = np.where(np.isfinite(rho_w), s_ll, np.nan)
+    s_mb = sigma_mott_berezinskii(nu, xi_val, hw, delta_xi, d) * factor
+
+    flag_rho = ~(np.isfinite(rho_w) & (rho_w > 1.0))
+    flag_empty = n_states < 2
+    flag_pairs = n_pairs == 0
+    valid = ~(flag_rho | flag_empty | flag_pairs) & (not basins.percolating) & land.converged
+    sigma_unit = units.sigma_unit(d)
+    ds = xr.Dataset(
+        data_vars={
+            "sigma_ll": ("omega", s_ll, {"long_name": "LL-generalized Mott-Berezinskii "
+                                         "conductivity (eq. 17)", "units": sigma_unit}),
+            "sigma_mb": ("omega", s_mb, {"long_name": "classical Mott-Berezinskii "
+                                         "conductivity (eq. 1)", "units": sigma_unit}),
+            "rho_omega": ("omega", rho_w, {"long_name": f"LL-generalized Mott scale "
+                                           f"({mott_scale_method})", "units": "1"}),
+            "rho_omega_log": ("omega", rho_log, {"long_name": "ln(2 Delta_xi / hbar omega) "
+                                                 "(eq. 12)", "units": "1"}),
+            "mott_length": ("omega", mott_length(xi_val, rho_log),
+                            {"long_name": "Mott length R_omega = xi ln(2 Delta_xi/hbar omega) "
+                             "(eq. 18)", "units": units.length_unit}),
+            "hbar_omega": ("omega", hw, {"long_name": "photon energy",
+                                         "units": units.energy_unit}),
+            "moment": ("omega", moment, {"long_name": "E_omega(X^2) (eq. 16)",
+                                         "units": f"{units.length_unit}^{d + 2}"}),
+            "n_states": ("omega", n_states, {"long_name": "|Sigma_omega| (states with "
+                                             "|E_i - E_F| <= hbar omega)"}),
+            "n_pairs": ("omega", n_pairs, {"long_name": "pairs in the Agmon shell "
+                                           "[rho_omega, rho_omega + 1]"}),
+            "valid": ("omega", valid, {"long_name": "inside the theory's validity (all flags "
+                                       "clear)"}),
+            "flag_rho_omega_small": ("omega", flag_rho,
+                                     {"long_name": "rho_omega <= 1 or undefined: omega not "
+                                      "small compared with Delta_xi"}),
+            "flag_sigma_omega_tiny": ("omega", flag_empty,
+                                      {"long_name": "fewer than 2 states in Sigma_omega"}),
+            "flag_no_pairs": ("omega", flag_pairs,
+                              {"long_name": "no pair in the Agmon shell (sigma_ll = 0 is a "
+                                            "sampling limit, not a result)"}),
+            "fermi_energy": ((), ef, {"units": units.energy_unit}),
+            "nu": ((), nu, {"long_name": f"density of states at E_F per volume and spin "
+                            f"({dos})", "units": f"1/({units.energy_unit} "
+                            f"{units.length_unit}^{d})"}),
+            "nu_landscape": ((), nu_landscape, {"long_name": "landscape-law DOS at E_F"}),
+            "nu_basins": ((), nu_basins, {"long_name": "DOS from basin energy estimates"}),
+            "delta_xi": ((), delta_xi, {"long_name": "mean level spacing 1/(V_F nu) (eq. A14)",
+                                        "units": units.energy_unit}),
+            "localization_volume": ((), v_f, {"long_name": "V_F, mean basin volume near E_F",
+                                              "units": f"{units.length_unit}^{d}"}),
+            "xi": ((), xi_val, {"long_name": f"localization length used by eq. 1 ({xi})",
+                                "units": units.length_unit}),
+            "xi_fit": ((), xi_fit, {"units": units.length_unit}),
+            "xi_metric": ((), xi_metric, {"units": units.length_unit}),
+            "n_basins": ((), basins.n),
+            "n_sources": ((), sources.size),
+            "n_pair_distances": ((), pd.i.size),
+        },
+        coords={"omega": ("omega", w, {"long_name": "angular frequency",
+                                       "units": units.omega_unit})},
+        attrs={
+            "title": "mottscape: LL-generalized Mott-Berezinskii ac conductivity",
+            "units": units.name,
+            "ndim": d,
+            "shape": list(grid.shape),
+            "spacing": list(grid.spacing),
+            "boundary": grid.boundary,
+            "volume": grid.volume,
+            "potential_shift": land.shift,
+            "landscape_solver": land.solver,
+            "landscape_residual": land.residual,
+            "landscape_converged": int(land.converged),
+            "percolating": int(basins.percolating),
+            "basin_filling": basins.filling,
+            "mott_scale": mott_scale_method,
+            "dos_method": dos,
+            "center": center,
+            "split": split,
+            "pairs": pairs,
+            "xi_method": xi,
+            "spin_factor": 2,
+            "mottscape_version": _version(),
+        },
+    )
+    opts = dict(mott_scale=mott_scale_method, dos=dos, center=center, split=split, pairs=pairs,
+                xi=xi)
+    return Pipeline(landscape=land, basins=basins, pairs=pd, sources=sources, dataset=ds,
+                    options=opts)
+
+
+def ac_conductivity(
+    V,
+    fermi_energy: float,
+    omega,
+    spacing=1.0,
+    mass=1.0,
+    boundary: str = "dirichlet",
+    units: str | UnitSystem = "lattice",
+    *,
+    mott_scale: str = "lambertw",
+    dos: str = "landscape",
+    center: str = "weighted",
+    split: str = "components",
+    pairs: str = "sigma_omega",
+    xi: str = "fit",
+    solver: str = "auto",
+    progress: bool = False,
+) -> xr.Dataset:
+    """Low-frequency ac conductivity from the localization landscape (eq. 17), with eq. (1).
+
+    Parameters
+    ----------
+    V
+        Potential map (1 to 3 axes), energy unit of ``units``.
+    fermi_energy
+        E_F, in the strongly localized part of the spectrum (basins of V_u separated).
+    omega
+        Increasing angular frequencies (> 0), in ``units.omega_unit``.
+    spacing, mass, boundary, units
+        Grid spacing (scalar or per axis), effective mass (scalar or map), boundary condition
+        and unit system (see :mod:`mottscape.units`).
+    mott_scale, dos, center, split, pairs, xi
+        The open choices of the theory; see the module docstring.
+    solver
+        Landscape solver (see :func:`mottscape.landscape.solve_landscape`).
+    progress
+        Show a progress bar for the Agmon searches.
+
+    Returns
+    -------
+    xarray.Dataset
+        On coordinate ``omega``: ``sigma_ll`` (eq. 17), ``sigma_mb`` (eq. 1), ``rho_omega``,
+        ``n_states`` = |Sigma_omega|, ``n_pairs`` (pairs in the Agmon shell), ``moment`` =
+        E_omega(X^2), validity flags; scalars ``nu``, ``delta_xi``, ``xi``,
+        ``localization_volume``; attributes with units and provenance. sigma is per unit volume,
+        spin included, in e^2/hbar * a^(2-d) (lattice) or S/m, S, S*m (semiconductor).
+    """
+    return run_pipeline(V, fermi_energy, omega, spacing, mass, boundary, units,
+                        mott_scale_method=mott_scale, dos=dos, center=center, split=split,
+                        pairs=pairs, xi=xi, solver=solver, progress=progress).dataset
+
+
+def _xi_fit(r: np.ndarray, rho: np.ndarray) -> float:
+    """Least-squares xi in r = xi * rho over pairs with rho > 1 (outside the near field)."""
+    sel = rho > 1.0
+    if sel.sum() < 3:
+        return math.nan
+    return float(np.sum(r[sel] * rho[sel]) / np.sum(rho[sel] ** 2))
+
+
+def _xi_metric(land: Landscape, basins: Basins, energy: float) -> float:
+    """xi = 1 / mean Agmon metric over the cells outside the basins."""
+    metric = land.agmon_metric(energy)
+    outside = basins.labels == 0
+    if not outside.any():
+        return math.nan
+    mean = float(metric[outside].mean())
+    return 1.0 / mean if mean > 0 else math.nan
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
