@@ -163,7 +163,7 @@ def anderson(
     >>> V.shape, bool(V.min() >= 0.0), bool(V.max() <= 2.0)
     ((4, 5), True, True)
     """
-    where = "anderson"
+    where = "disorder.anderson"
     shape = _shape(shape, where)
     width = _real(width, "width", where, minimum=0.0)
     offset = _real(offset, "offset", where)
@@ -210,7 +210,7 @@ def block(
     >>> bool(V[0] == V[3]), V.shape
     (True, (10,))
     """
-    where = "block"
+    where = "disorder.block"
     shape = _shape(shape, where)
     ndim = len(shape)
     items = list(block) if isinstance(block, Sequence | np.ndarray) else [block]
@@ -292,7 +292,7 @@ def gaussian(
     >>> V.shape
     (64, 64)
     """
-    where = "gaussian"
+    where = "disorder.gaussian"
     shape = _shape(shape, where)
     ndim = len(shape)
     ell = _per_axis(correlation_length, "correlation_length", ndim, where)
@@ -380,7 +380,7 @@ def binary_alloy(
     >>> bool(-0.5 <= V.min() and V.max() <= 0.0)
     True
     """
-    where = "binary_alloy"
+    where = "disorder.binary_alloy"
     shape = _shape(shape, where)
     ndim = len(shape)
     c = _real(concentration, "concentration", where)
@@ -441,7 +441,7 @@ def white_noise(
     >>> white_noise(5, strength=1.0, seed=0).shape
     (5,)
     """
-    where = "white_noise"
+    where = "disorder.white_noise"
     shape = _shape(n, where)
     if len(shape) != 1:
         raise InputError(
