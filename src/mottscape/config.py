@@ -1,0 +1,796 @@
+"""Study files: TOML descriptions of a computation, read into a frozen :class:`Study`.
+
+A study file has up to five sections; every key is optional except
+``conductivity.fermi_energy``, and omitted keys take the values of the packaged default study
+(``mottscape/data/default_study.toml``, see :func:`default_study`)::
+
+    [potential]
+    model = "block"          # anderson | block | gaussian | binary_alloy | white_noise | file
+    shape = [192, 192]
+    seed = 1
+    block = 4                # model parameters: those of the generator in mottscape.disorder
+    width = 4.0
+    # file = "map.npy"       # for model = "file", relative to the study file's directory
+    # variable = "V"         # array name in a .npz or NetCDF file
+    [grid]
+    spacing = 1.0            # scalar or one value per axis
+    boundary = "dirichlet"   # or "periodic"
+    mass = 1.0               # scalar, or a map file (relative to the study file)
+    units = "lattice"        # or "semiconductor"
+    [conductivity]
+    fermi_energy = 0.6       # required
+    omega_min = 1e-3         # log-spaced angular frequencies ...
+    omega_max = 1e-1
+    n_omega = 16
+    # omega = [1e-3, 1e-2]   # ... or an explicit list (then no omega_min/omega_max/n_omega)
+    mott_scale = "lambertw"  # or "log"
+    [ensemble]
+    realizations = 1
+    [output]
+    dir = "mottscape-results"
+    figures = true
+
+Model parameters of ``[potential]`` are checked against the signature of the generator (see
+:data:`mottscape.disorder.MODELS`). The model's own defaults apply to parameters not given,
+except when the model is the default study's model, whose parameters are inherited. The grid
+spacing and, for periodic boundaries, ``periodic = true`` are passed to generators that take
+them. Every problem is reported as a :class:`StudyError` (an
+:class:`~mottscape.errors.InputError`) naming the file, the line, the section and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import itertools
+import math
+import numbers
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import disorder
+from .errors import InputError
+from .grid import Grid, make_grid
+from .units import UnitSystem, get_units
+
+__all__ = [
+    "ConductivitySection",
+    "EnsembleSection",
+    "GridSection",
+    "OutputSection",
+    "PotentialSection",
+    "Study",
+    "StudyError",
+    "default_study",
+    "load_study",
+    "study_from_dict",
+]
+
+#: Potential models of study files: the disorder generators and ``"file"``.
+POTENTIAL_MODELS = (*disorder.MODELS, "file")
+BOUNDARIES = ("dirichlet", "periodic")
+UNIT_SYSTEMS = ("lattice", "semiconductor")
+MOTT_SCALES = ("lambertw", "log")
+
+# Generator parameters a study file may not set in [potential]: they come from elsewhere.
+_INJECTED = {"shape": "potential.shape", "n": "potential.shape", "seed": "potential.seed",
+             "spacing": "grid.spacing"}
+
+# Keys of each section and their kinds (the potential's model parameters are added per model).
+_SCHEMA: dict[str, dict[str, str]] = {
+    "potential": {"model": "str", "shape": "shape", "seed": "int", "file": "str",
+                  "variable": "str"},
+    "grid": {"spacing": "real_or_list", "boundary": "str", "mass": "real_or_str",
+             "units": "str"},
+    "conductivity": {"fermi_energy": "real", "omega_min": "real", "omega_max": "real",
+                     "n_omega": "int", "omega": "real_list", "mott_scale": "str"},
+    "ensemble": {"realizations": "int"},
+    "output": {"dir": "str", "figures": "bool"},
+}
+
+_KIND_TEXT = {
+    "str": "a string",
+    "int": "an integer",
+    "real": "a number",
+    "bool": "a boolean (true or false)",
+    "shape": "an array of 1 to 3 positive integers, e.g. [192, 192]",
+    "real_or_list": "a number or an array of numbers (one per axis)",
+    "real_or_str": "a number or a file name (string)",
+    "real_list": "a non-empty array of numbers",
+    "int_or_list": "an integer or an array of integers (one per axis)",
+}
+
+
+class StudyError(InputError):
+    """An error in a study file; ``path``, ``line``, ``section`` and ``key`` locate it."""
+
+    def __init__(self, message: str, *, path: str = "<dict>", line: int | None = None,
+                 section: str | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.section = section
+        self.key = key
+
+
+# ---------------------------------------------------------------------- the Study
+@dataclass(frozen=True)
+class PotentialSection:
+    """``[potential]``: how V is made.
+
+    Attributes
+    ----------
+    model
+        A key of :data:`mottscape.disorder.MODELS`, or ``"file"``.
+    shape
+        Sites per axis; ``None`` only for ``model = "file"`` without a ``shape`` (taken from
+        the file).
+    seed
+        Base seed; realization r uses ``SeedSequence(seed, spawn_key=(r,))``.
+    params
+        Model parameters as sorted ``(name, value)`` pairs (lists become tuples).
+    file, variable
+        For ``model = "file"``: the resolved path of the map and the array name.
+    """
+
+    model: str
+    shape: tuple[int, ...] | None
+    seed: int
+    params: tuple[tuple[str, Any], ...] = ()
+    file: Path | None = None
+    variable: str | None = None
+
+
+@dataclass(frozen=True)
+class GridSection:
+    """``[grid]``: spacing (scalar or per axis), boundary, mass (number or map path), units."""
+
+    spacing: float | tuple[float, ...]
+    boundary: str
+    mass: float | Path
+    units: str
+
+
+@dataclass(frozen=True)
+class ConductivitySection:
+    """``[conductivity]``: E_F, the frequencies and the Mott-scale formula.
+
+    Exactly one of ``omega`` (explicit, strictly increasing) and the triple
+    ``omega_min, omega_max, n_omega`` (log-spaced) is set; the other is ``None``.
+    """
+
+    fermi_energy: float
+    omega_min: float | None
+    omega_max: float | None
+    n_omega: int | None
+    omega: tuple[float, ...] | None
+    mott_scale: str
+
+
+@dataclass(frozen=True)
+class EnsembleSection:
+    """``[ensemble]``: number of disorder realizations."""
+
+    realizations: int
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    """``[output]``: result directory (resolved against the study file's directory), figures."""
+
+    dir: Path
+    figures: bool
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: every section, where it came from, and builders for its inputs.
+
+    Attributes
+    ----------
+    potential, grid, conductivity, ensemble, output
+        The sections (see their classes).
+    source
+        The study file's path, or ``"<dict>"``/``"<default>"``.
+    base_dir
+        Directory against which relative file names were resolved.
+    """
+
+    potential: PotentialSection
+    grid: GridSection
+    conductivity: ConductivitySection
+    ensemble: EnsembleSection
+    output: OutputSection
+    source: str
+    base_dir: Path
+
+    # -------------------------------------------------------------- derived values
+    @property
+    def unit_system(self) -> UnitSystem:
+        """The :class:`~mottscape.units.UnitSystem` named by ``grid.units``."""
+        return get_units(self.grid.units)
+
+    @property
+    def potential_params(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`mottscape.disorder.generate` (realization 0).
+
+        Holds ``shape``, ``seed`` and the model parameters, with the grid spacing and
+        ``periodic`` added for generators that take them. For ``model = "file"`` it holds the
+        arguments of :func:`mottscape.io.load_potential` instead (``path``, ``variable``).
+        """
+        return self._params(self.realization_seed(0))
+
+    def _params(self, seed) -> dict[str, Any]:
+        pot = self.potential
+        if pot.model == "file":
+            return {"path": pot.file, "variable": pot.variable}
+        return _generator_kwargs(pot.model, pot.shape, seed, dict(pot.params), self.grid)
+
+    def realization_seed(self, realization: int = 0) -> np.random.SeedSequence:
+        """Seed of realization r: ``SeedSequence(seed, spawn_key=(r,))``.
+
+        This is ``SeedSequence(seed).spawn(n)[r]`` for any n > r, so a realization's potential
+        does not depend on how many realizations are run or on how they are distributed.
+        """
+        if isinstance(realization, bool) or not isinstance(realization, numbers.Integral) \
+                or realization < 0:
+            raise InputError(f"realization={realization!r} must be an int >= 0")
+        return np.random.SeedSequence(self.potential.seed, spawn_key=(int(realization),))
+
+    def make_potential(self, realization: int = 0) -> np.ndarray:
+        """Build the potential of realization ``realization`` (a float64 array).
+
+        Generated by :func:`mottscape.disorder.generate`, or read by
+        :func:`mottscape.io.load_potential` for ``model = "file"`` (the same map for every
+        realization; its shape must match ``potential.shape`` when that was given).
+        """
+        pot = self.potential
+        if pot.model == "file":
+            from .io import load_potential
+
+            V, _ = load_potential(pot.file, pot.variable)
+            if pot.shape is not None and V.shape != pot.shape:
+                raise StudyError(
+                    f"{self.source}: [potential] shape = {list(pot.shape)} but the map in "
+                    f"{str(pot.file)!r} has shape {list(V.shape)}; fix or drop shape",
+                    path=self.source, section="potential", key="shape")
+            return V
+        return disorder.generate(pot.model, **self._params(self.realization_seed(realization)))
+
+    def make_mass(self) -> float | np.ndarray:
+        """The effective mass: the number of ``grid.mass``, or the map read from its file."""
+        if isinstance(self.grid.mass, Path):
+            from .io import load_array
+
+            arr, _ = load_array(self.grid.mass, what="mass map")
+            return arr
+        return self.grid.mass
+
+    def make_grid(self, shape: tuple[int, ...] | None = None) -> Grid:
+        """The :class:`~mottscape.grid.Grid` of the study; ``shape`` defaults to the potential's."""
+        shape = shape if shape is not None else self.potential.shape
+        if shape is None:
+            raise InputError(
+                f"{self.source}: the sample shape comes from the potential file; pass shape= "
+                "(e.g. make_potential().shape)")
+        return make_grid(shape, self.grid.spacing, self.grid.boundary)
+
+    def omegas(self) -> np.ndarray:
+        """Angular frequencies (in ``unit_system.omega_unit``), strictly increasing."""
+        c = self.conductivity
+        if c.omega is not None:
+            return np.asarray(c.omega, dtype=float)
+        return np.geomspace(c.omega_min, c.omega_max, c.n_omega)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The study as plain TOML-like data (paths as strings), e.g. for result attributes."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("source", "base_dir"):
+                continue
+            sec = dataclasses.asdict(getattr(self, f.name))
+            if f.name == "potential":
+                sec.update(dict(sec.pop("params")))
+            out[f.name] = {k: _plain(v) for k, v in sec.items() if v is not None}
+        return out
+
+
+def _plain(v):
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _generator_kwargs(model: str, shape, seed, params: dict, grid: GridSection) -> dict:
+    accepted = disorder.model_parameters(model)
+    kwargs = dict(params)
+    kwargs["shape"] = tuple(shape)
+    kwargs["seed"] = seed
+    if "spacing" in accepted:
+        h = grid.spacing
+        if model == "white_noise" and isinstance(h, tuple):
+            h = h[0]
+        kwargs["spacing"] = h
+    if "periodic" in accepted and "periodic" not in kwargs:
+        kwargs["periodic"] = grid.boundary == "periodic"
+    return kwargs
+
+
+# ---------------------------------------------------------------------- loading
+def load_study(path: str | Path) -> Study:
+    """Read and validate a TOML study file.
+
+    Parameters
+    ----------
+    path
+        The study file. Relative file names inside it (``potential.file``, a mass map,
+        ``output.dir``) are resolved against its directory.
+
+    Returns
+    -------
+    Study
+
+    Raises
+    ------
+    StudyError
+        For invalid TOML, an unknown section or key (with the closest valid key), a value of
+        the wrong type or out of range, or a missing required value; the message starts with
+        the file's path and the line.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyError(f"study file {str(p)!r} does not exist", path=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(f"cannot read study file {str(p)!r}: {exc}", path=str(p)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"at line (\d+)", str(exc))
+        raise StudyError(
+            f"{p}: invalid TOML: {exc}. Check quoting of strings, commas in arrays, and "
+            "'key = value' syntax on that line",
+            path=str(p), line=int(m.group(1)) if m else None) from None
+    return _build(data, str(p), p.resolve().parent, text, defaults=_default_data())
+
+
+def study_from_dict(d: Mapping[str, Any], source: str = "<dict>",
+                    base_dir: str | Path | None = None) -> Study:
+    """Validate a study given as nested mappings (the parsed TOML).
+
+    Parameters
+    ----------
+    d
+        ``{"potential": {...}, "grid": {...}, ...}``; the same rules as a study file.
+    source
+        Name used in error messages.
+    base_dir
+        Directory for relative file names (default: the current directory).
+    """
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    return _build(d, source, base, None, defaults=_default_data())
+
+
+def default_study() -> Study:
+    """The packaged default study (``mottscape/data/default_study.toml``)."""
+    return _build(_default_data(), "<default>", Path.cwd(), _default_text(), defaults=None)
+
+
+def _default_text() -> str:
+    return resources.files("mottscape").joinpath("data/default_study.toml").read_text("utf-8")
+
+
+def _default_data() -> dict[str, Any]:
+    return tomllib.loads(_default_text())
+
+
+# ---------------------------------------------------------------------- validation
+class _Ctx:
+    """Error reporting for one study: path and line lookup in the file text."""
+
+    def __init__(self, source: str, text: str | None) -> None:
+        self.source = source
+        self.lines = text.splitlines() if text is not None else None
+
+    def line_of(self, section: str | None, key: str | None = None) -> int | None:
+        """1-based line of ``key`` in ``[section]`` (or of the header), by scanning the text."""
+        if self.lines is None:
+            return None
+        header = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]")
+        keyre = (re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=") if key else None)
+        dotted = (re.compile(rf"^\s*{re.escape(section)}\s*\.\s*{re.escape(key)}\s*=")
+                  if key and section else None)
+        current = None
+        for i, line in enumerate(self.lines, start=1):
+            m = header.match(line)
+            if m:
+                current = m.group(1).strip().strip("\"'")
+                if key is None and current == section:
+                    return i
+                continue
+            if key is None:
+                continue
+            if current == section and keyre.match(line):
+                return i
+            if current is None and section is None and keyre.match(line):
+                return i
+            if current is None and dotted is not None and dotted.match(line):
+                return i
+        return None
+
+    def error(self, message: str, section: str | None = None, key: str | None = None,
+              line: int | None = None) -> StudyError:
+        if line is None:
+            line = self.line_of(section, key)
+            if line is None and key is not None:
+                line = self.line_of(section)
+        where = f"{self.source}, line {line}" if line is not None else self.source
+        return StudyError(f"{where}: {message}", path=self.source, line=line, section=section,
+                          key=key)
+
+
+def _tname(v) -> str:
+    if isinstance(v, bool):
+        return f"boolean {str(v).lower()}"
+    if isinstance(v, int):
+        return f"integer {v}"
+    if isinstance(v, float):
+        return f"float {v!r}"
+    if isinstance(v, str):
+        return f"string {v!r}"
+    if isinstance(v, list | tuple):
+        return f"array {list(v)!r}"
+    if isinstance(v, Mapping):
+        return "table"
+    return f"{type(v).__name__} {v!r}"
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _check_kind(ctx: _Ctx, section: str, key: str, value, kind: str):
+    """Check ``value`` against ``kind`` and return it normalised (lists -> tuples)."""
+    ok = True
+    out = value
+    if kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "int":
+        ok = _is_int(value)
+    elif kind == "real":
+        ok = _is_real(value)
+        out = float(value) if ok else value
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "shape":
+        ok = (isinstance(value, list | tuple) and 1 <= len(value) <= 3
+              and all(_is_int(n) and n >= 1 for n in value))
+        out = tuple(int(n) for n in value) if ok else value
+    elif kind == "real_or_list":
+        if _is_real(value):
+            out = float(value)
+        else:
+            ok = (isinstance(value, list | tuple) and len(value) > 0
+                  and all(_is_real(x) for x in value))
+            out = tuple(float(x) for x in value) if ok else value
+    elif kind == "int_or_list":
+        if not _is_int(value):
+            ok = (isinstance(value, list | tuple) and len(value) > 0
+                  and all(_is_int(x) for x in value))
+            out = tuple(int(x) for x in value) if ok else value
+    elif kind == "real_or_str":
+        ok = _is_real(value) or isinstance(value, str)
+        out = float(value) if _is_real(value) else value
+    elif kind == "real_list":
+        ok = (isinstance(value, list | tuple) and len(value) > 0
+              and all(_is_real(x) for x in value))
+        out = tuple(float(x) for x in value) if ok else value
+    if not ok:
+        raise ctx.error(
+            f"[{section}] {key} must be {_KIND_TEXT[kind]}, got {_tname(value)}", section, key)
+    if kind in ("real", "real_or_list", "real_list") or (kind == "real_or_str"
+                                                          and _is_real(value)):
+        vals = out if isinstance(out, tuple) else (out,)
+        if not all(math.isfinite(x) for x in vals):
+            raise ctx.error(f"[{section}] {key} must be finite, got {_tname(value)}",
+                            section, key)
+    return out
+
+
+def _param_kind(p: inspect.Parameter) -> str | None:
+    """Kind of a generator parameter, from its annotation (a string under PEP 563)."""
+    ann = p.annotation if isinstance(p.annotation, str) else str(p.annotation)
+    ann = ann.replace(" ", "")
+    if ann == "bool":
+        return "bool"
+    if ann == "float":
+        return "real"
+    if ann == "int":
+        return "int"
+    if ann.startswith("int|Sequence[int]"):
+        return "int_or_list"
+    if ann.startswith("float|Sequence[float]"):
+        return "real_or_list"
+    return None
+
+
+def _unknown_key(ctx: _Ctx, section: str, key: str, valid, extra: str = "") -> StudyError:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ctx.error(
+        f"unknown key {key!r} in [{section}]{hint}{extra} Valid keys in [{section}]: "
+        f"{', '.join(sorted(valid))}", section, key)
+
+
+def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | None,
+           defaults: Mapping[str, Any] | None) -> Study:
+    ctx = _Ctx(source, text)
+    if not isinstance(data, Mapping):
+        raise ctx.error(f"a study must be a table of sections, got {_tname(data)}")
+    # ---- sections and keys
+    for name, value in data.items():
+        if name not in _SCHEMA:
+            if not isinstance(value, Mapping):
+                owner = [s for s, keys in _SCHEMA.items() if name in keys]
+                hint = (f"; put it under [{owner[0]}]" if owner else
+                        f"; every key belongs to one of the sections "
+                        f"{', '.join(f'[{s}]' for s in _SCHEMA)}")
+                raise ctx.error(f"key {name!r} is outside any section{hint}", None, name)
+            close = difflib.get_close_matches(name, list(_SCHEMA), n=1, cutoff=0.6)
+            hint = f"; did you mean [{close[0]}]?" if close else ""
+            raise ctx.error(
+                f"unknown section [{name}]{hint} Valid sections: "
+                f"{', '.join(f'[{s}]' for s in _SCHEMA)}", name)
+        if not isinstance(value, Mapping):
+            raise ctx.error(f"{name} must be a section ([{name}]), got {_tname(value)}",
+                            None, name)
+    defaults = defaults or {}
+
+    def section(name: str) -> dict[str, Any]:
+        return dict(data.get(name, {}))
+
+    grid = _grid_section(ctx, section("grid"), dict(defaults.get("grid", {})), base_dir)
+    potential = _potential_section(ctx, section("potential"),
+                                   dict(defaults.get("potential", {})), base_dir, grid)
+    conductivity = _conductivity_section(ctx, section("conductivity"),
+                                         dict(defaults.get("conductivity", {})))
+    ensemble = _ensemble_section(ctx, section("ensemble"), dict(defaults.get("ensemble", {})))
+    output = _output_section(ctx, section("output"), dict(defaults.get("output", {})),
+                             base_dir)
+    return Study(potential=potential, grid=grid, conductivity=conductivity, ensemble=ensemble,
+                 output=output, source=source, base_dir=base_dir)
+
+
+def _checked(ctx: _Ctx, name: str, user: dict, default: dict) -> dict:
+    """Check the user's keys of a fixed-schema section and merge them over the defaults."""
+    schema = _SCHEMA[name]
+    for key in user:
+        if key not in schema:
+            raise _unknown_key(ctx, name, key, schema)
+    out = {}
+    for key, kind in schema.items():
+        if key in user:
+            out[key] = _check_kind(ctx, name, key, user[key], kind)
+        elif key in default:
+            out[key] = _check_kind(ctx, name, key, default[key], kind)
+    return out
+
+
+def _choice(ctx: _Ctx, section: str, key: str, value: str, allowed) -> str:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), list(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ctx.error(
+            f"[{section}] {key} = {value!r} is not known{hint}; use one of "
+            f"{', '.join(repr(a) for a in allowed)}", section, key)
+    return value
+
+
+def _require(ctx: _Ctx, section: str, key: str, values: dict):
+    if key not in values:
+        raise ctx.error(f"[{section}] {key} is required but missing; add '{key} = ...' under "
+                        f"[{section}]", section)
+    return values[key]
+
+
+def _grid_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path) -> GridSection:
+    v = _checked(ctx, "grid", user, default)
+    spacing = _require(ctx, "grid", "spacing", v)
+    vals = spacing if isinstance(spacing, tuple) else (spacing,)
+    if any(h <= 0 for h in vals) or len(vals) > 3:
+        raise ctx.error(f"[grid] spacing = {_plain(spacing)!r} must be > 0, a scalar or one "
+                        "value per axis", "grid", "spacing")
+    boundary = _choice(ctx, "grid", "boundary", _require(ctx, "grid", "boundary", v),
+                       BOUNDARIES)
+    units = _choice(ctx, "grid", "units", _require(ctx, "grid", "units", v), UNIT_SYSTEMS)
+    mass = _require(ctx, "grid", "mass", v)
+    if isinstance(mass, str):
+        mass = (base_dir / mass).resolve()
+        if not mass.is_file():
+            raise ctx.error(f"[grid] mass = {v['mass']!r}: file {str(mass)!r} does not exist "
+                            "(relative names are taken from the study file's directory)",
+                            "grid", "mass")
+    elif mass <= 0:
+        raise ctx.error(f"[grid] mass = {mass!r} must be > 0 (units of the reference mass)",
+                        "grid", "mass")
+    return GridSection(spacing=spacing, boundary=boundary, mass=mass, units=units)
+
+
+def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
+                       grid: GridSection) -> PotentialSection:
+    fixed = _SCHEMA["potential"]
+    model_raw = user.get("model", default.get("model"))
+    model = _check_kind(ctx, "potential", "model", model_raw, "str")
+    _choice(ctx, "potential", "model", model, POTENTIAL_MODELS)
+    # Inherit the defaults' model parameters only when the model is the defaults' model.
+    if model == default.get("model"):
+        merged = {k: x for k, x in default.items() if k not in ("model",)}
+    else:
+        merged = {k: x for k, x in default.items() if k in ("shape", "seed")}
+    if model == "file":
+        merged = {k: x for k, x in merged.items() if k == "seed"}
+        accepted: dict[str, inspect.Parameter] = {}
+    else:
+        accepted = {k: p for k, p in disorder.model_parameters(model).items()
+                    if k not in _INJECTED}
+    valid = set(fixed) | set(accepted)
+    if model != "file":
+        valid -= {"file", "variable"}
+    for key in user:
+        if key in valid:
+            continue
+        if key in ("file", "variable"):
+            raise ctx.error(f"[potential] {key} is only used with model = 'file' (model is "
+                            f"{model!r}); remove it or set model = 'file'", "potential", key)
+        if key in _INJECTED:
+            raise ctx.error(f"[potential] {key} is not a model parameter of a study file: it "
+                            f"is taken from {_INJECTED[key]}", "potential", key)
+        extra = (f" (model {model!r} takes {', '.join(accepted) or 'no parameters'};"
+                 f" see mottscape.disorder.{model})" if model != "file" else "")
+        raise _unknown_key(ctx, "potential", key, valid, extra + ("." if extra else ""))
+    merged.update(user)
+    merged.pop("model", None)
+    # Fixed keys.
+    shape = merged.pop("shape", None)
+    if shape is not None:
+        shape = _check_kind(ctx, "potential", "shape", shape, "shape")
+    seed = _check_kind(ctx, "potential", "seed", merged.pop("seed", 0), "int")
+    if seed < 0:
+        raise ctx.error(f"[potential] seed = {seed} must be >= 0", "potential", "seed")
+    if model == "file":
+        fname = merged.pop("file", None)
+        if fname is None:
+            raise ctx.error("[potential] model = 'file' needs file = '<path>' (.npy, .npz or "
+                            "NetCDF), relative to the study file's directory", "potential")
+        fname = _check_kind(ctx, "potential", "file", fname, "str")
+        fpath = (base_dir / fname).resolve()
+        if not fpath.is_file():
+            raise ctx.error(f"[potential] file = {fname!r}: {str(fpath)!r} does not exist "
+                            "(relative names are taken from the study file's directory)",
+                            "potential", "file")
+        variable = merged.pop("variable", None)
+        if variable is not None:
+            variable = _check_kind(ctx, "potential", "variable", variable, "str")
+        _check_spacing_dims(ctx, grid, shape)
+        return PotentialSection(model=model, shape=shape, seed=seed, file=fpath,
+                                variable=variable)
+    if shape is None:
+        raise ctx.error("[potential] shape is required", "potential")
+    params = {}
+    for key, value in merged.items():
+        kind = _param_kind(accepted[key])
+        params[key] = (_check_kind(ctx, "potential", key, value, kind) if kind is not None
+                       else value)
+    missing = [k for k, p in accepted.items()
+               if p.default is inspect.Parameter.empty and k not in params]
+    if missing:
+        raise ctx.error(
+            f"[potential] model {model!r} needs {', '.join(missing)} (it takes "
+            f"{', '.join(accepted)}; see mottscape.disorder.{model})", "potential")
+    _check_spacing_dims(ctx, grid, shape)
+    if model == "white_noise" and len(shape) != 1:
+        raise ctx.error(f"[potential] model 'white_noise' is 1D but shape = {list(shape)}",
+                        "potential", "shape")
+    # Dry run on a one-site-per-axis sample: the generator validates every value now, so the
+    # error points at the study file instead of surfacing when the potential is built.
+    trial = _generator_kwargs(model, (1,) * len(shape), 0, params, grid)
+    if "periodic" in accepted:
+        trial["periodic"] = True  # no padding in the trial
+    try:
+        disorder.generate(model, **trial)
+    except InputError as exc:
+        key = next((k for k in params if f"{k}=" in str(exc)), None)
+        raise ctx.error(f"[potential] {exc}", "potential", key) from None
+    items = tuple(sorted((k, _plain_tuple(x)) for k, x in params.items()))
+    return PotentialSection(model=model, shape=shape, seed=seed, params=items)
+
+
+def _plain_tuple(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _check_spacing_dims(ctx: _Ctx, grid: GridSection, shape) -> None:
+    if shape is None or not isinstance(grid.spacing, tuple):
+        return
+    if len(grid.spacing) not in (1, len(shape)):
+        raise ctx.error(
+            f"[grid] spacing has {len(grid.spacing)} values but the potential has "
+            f"{len(shape)} axes (shape = {list(shape)}); give a scalar or one value per axis",
+            "grid", "spacing")
+
+
+def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivitySection:
+    for key in user:
+        if key not in _SCHEMA["conductivity"]:
+            raise _unknown_key(ctx, "conductivity", key, _SCHEMA["conductivity"])
+    if default and "fermi_energy" not in user:
+        raise ctx.error("[conductivity] fermi_energy is required but missing; add "
+                        "'fermi_energy = <E_F>' under [conductivity] (energy unit of "
+                        "grid.units)", "conductivity")
+    grid_keys = ("omega_min", "omega_max", "n_omega")
+    if "omega" in user:
+        given = [k for k in grid_keys if k in user]
+        if given:
+            raise ctx.error(
+                f"[conductivity] give either omega = [...] or omega_min/omega_max/n_omega, not "
+                f"both (found omega and {', '.join(given)})", "conductivity", given[0])
+        default = {k: x for k, x in default.items() if k not in grid_keys}
+    elif any(k in user for k in grid_keys):
+        default = {k: x for k, x in default.items() if k != "omega"}
+    v = _checked(ctx, "conductivity", user, default)
+    ef = _require(ctx, "conductivity", "fermi_energy", v)
+    mott = _choice(ctx, "conductivity", "mott_scale",
+                   _require(ctx, "conductivity", "mott_scale", v), MOTT_SCALES)
+    if "omega" in v:
+        w = v["omega"]
+        if any(x <= 0 for x in w) or any(b <= a for a, b in itertools.pairwise(w)):
+            raise ctx.error(f"[conductivity] omega = {list(w)} must be > 0 and strictly "
+                            "increasing", "conductivity", "omega")
+        return ConductivitySection(fermi_energy=ef, omega_min=None, omega_max=None,
+                                   n_omega=None, omega=w, mott_scale=mott)
+    lo = _require(ctx, "conductivity", "omega_min", v)
+    hi = _require(ctx, "conductivity", "omega_max", v)
+    n = _require(ctx, "conductivity", "n_omega", v)
+    if lo <= 0:
+        raise ctx.error(f"[conductivity] omega_min = {lo!r} must be > 0", "conductivity",
+                        "omega_min")
+    if hi <= lo:
+        raise ctx.error(f"[conductivity] omega_max = {hi!r} must be > omega_min = {lo!r}",
+                        "conductivity", "omega_max")
+    if n < 2:
+        raise ctx.error(f"[conductivity] n_omega = {n} must be >= 2 (for a single frequency "
+                        "use omega = [value])", "conductivity", "n_omega")
+    return ConductivitySection(fermi_energy=ef, omega_min=lo, omega_max=hi, n_omega=n,
+                               omega=None, mott_scale=mott)
+
+
+def _ensemble_section(ctx: _Ctx, user: dict, default: dict) -> EnsembleSection:
+    v = _checked(ctx, "ensemble", user, default)
+    n = _require(ctx, "ensemble", "realizations", v)
+    if n < 1:
+        raise ctx.error(f"[ensemble] realizations = {n} must be >= 1", "ensemble",
+                        "realizations")
+    return EnsembleSection(realizations=n)
+
+
+def _output_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path) -> OutputSection:
+    v = _checked(ctx, "output", user, default)
+    d = _require(ctx, "output", "dir", v)
+    if not d.strip():
+        raise ctx.error("[output] dir must not be empty", "output", "dir")
+    return OutputSection(dir=(base_dir / d), figures=_require(ctx, "output", "figures", v))
