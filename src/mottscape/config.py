@@ -19,9 +19,9 @@ A study file has up to five sections; every key is optional except
     units = "lattice"        # or "semiconductor"
     [conductivity]
     fermi_energy = 0.6       # required
-    omega_min = 1e-3         # log-spaced angular frequencies ...
+    omega_min = 1e-2         # log-spaced angular frequencies ...
     omega_max = 1e-1
-    n_omega = 16
+    n_omega = 12
     # omega = [1e-3, 1e-2]   # ... or an explicit list (then no omega_min/omega_max/n_omega)
     mott_scale = "lambertw"  # or "log"
     [ensemble]
