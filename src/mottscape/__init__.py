@@ -10,11 +10,21 @@ one module per step. See the README for a tour and ``docs/`` for the conventions
 
 from __future__ import annotations
 
+from . import disorder
+from .agmon import PairDistances, agmon_distance, basin_distances, distance_field, geodesic
 from .basins import Basins, find_basins
+from .conductivity import Pipeline, ac_conductivity, run_pipeline
+from .config import Study, StudyError, default_study, load_study, study_from_dict
+from .disorder import generate
 from .errors import ConvergenceError, InputError, MottscapeError, ValidityError
 from .grid import Grid, make_grid
 from .hamiltonian import Hamiltonian, build_hamiltonian
+from .io import load_potential, read_netcdf, write_netcdf
 from .landscape import Landscape, solve_landscape
+from .mott import mott_scale, sigma_mott_berezinskii
+from .network import conduction_network, network_matrix
+from .pairs import pair_conductivity, pair_parameters
+from .study import StudyResult, run_study
 from .units import LATTICE, SEMICONDUCTOR, UnitSystem, get_units
 
 __version__ = "0.1.0"
@@ -29,12 +39,38 @@ __all__ = [
     "InputError",
     "Landscape",
     "MottscapeError",
+    "PairDistances",
+    "Pipeline",
+    "Study",
+    "StudyError",
+    "StudyResult",
     "UnitSystem",
     "ValidityError",
     "__version__",
+    "ac_conductivity",
+    "agmon_distance",
+    "basin_distances",
     "build_hamiltonian",
+    "conduction_network",
+    "default_study",
+    "disorder",
+    "distance_field",
     "find_basins",
+    "generate",
+    "geodesic",
     "get_units",
+    "load_potential",
+    "load_study",
     "make_grid",
+    "mott_scale",
+    "network_matrix",
+    "pair_conductivity",
+    "pair_parameters",
+    "read_netcdf",
+    "run_pipeline",
+    "run_study",
+    "sigma_mott_berezinskii",
     "solve_landscape",
+    "study_from_dict",
+    "write_netcdf",
 ]

@@ -29,6 +29,8 @@ Choices the paper leaves open, and the defaults (see ``docs/validation.md`` for 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,8 +126,14 @@ def run_pipeline(
     landscape: Landscape | None = None,
     solver: str = "auto",
     progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> Pipeline:
-    """Run the LL workflow and keep every intermediate result. See :func:`ac_conductivity`."""
+    """Run the LL workflow and keep every intermediate result. See :func:`ac_conductivity`.
+
+    ``log``, when given, is called with one line per finished step (with its duration), for
+    progress displays.
+    """
+    clock = _Clock(log)
     for name, value, allowed in (("dos", dos, DOS_METHODS), ("pairs", pairs, PAIR_SETS),
                                  ("xi", xi, XI_METHODS)):
         if value not in allowed:
@@ -146,6 +154,7 @@ def run_pipeline(
                                solver=solver, on_failure="flag")
     else:
         land = landscape
+    clock.step(f"landscape solve H u = 1 ({land.solver}, residual {land.residual:.1e})")
     grid = land.grid
     d = grid.ndim
     vu_min = float(land.effective_potential.min())
@@ -155,6 +164,7 @@ def run_pipeline(
             f"{vu_min:g}): there are no states and no basins; choose E_F above min V_u")
     hw = units.omega_to_energy(w)
     basins = find_basins(land, ef, split=split, center=center)
+    clock.step(f"basins of V_u at E_F: {basins.n}")
 
     # ---------------------------------------------------------------- nu, V_F, Delta_xi
     window = float(hw.max())
@@ -183,7 +193,8 @@ def run_pipeline(
                              progress=progress)
     else:
         pd = PairDistances(i=np.zeros(0, int), j=np.zeros(0, int), rho=np.zeros(0),
-                           n=basins.n, bound=0.0)
+                           n=basins.n, bound=0.0, sources=sources, energy=ef)
+    clock.step(f"Agmon distances from {sources.size} basins: {pd.i.size} pairs")
     c = basins.centers
     r = np.sqrt(np.sum(grid.displacement(c[pd.i], c[pd.j]) ** 2, axis=1)) if pd.i.size \
         else np.zeros(0)
@@ -350,6 +361,20 @@ def ac_conductivity(
     return run_pipeline(V, fermi_energy, omega, spacing, mass, boundary, units,
                         mott_scale_method=mott_scale, dos=dos, center=center, split=split,
                         pairs=pairs, xi=xi, solver=solver, progress=progress).dataset
+
+
+class _Clock:
+    """Report the duration of each step to a callback."""
+
+    def __init__(self, log):
+        self.log = log
+        self.t = time.perf_counter()
+
+    def step(self, message: str) -> None:
+        now = time.perf_counter()
+        if self.log is not None:
+            self.log(f"{message} [{now - self.t:.2f} s]")
+        self.t = now
 
 
 def _xi_fit(r: np.ndarray, rho: np.ndarray) -> float:

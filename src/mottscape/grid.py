@@ -154,7 +154,8 @@ def as_mass(mass, shape: tuple[int, ...]) -> np.ndarray:
     try:
         arr = np.asarray(mass, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"mass must be a number or an array, got {type(mass).__name__}: {exc}")
+        raise InputError(
+            f"mass must be a number or an array, got {type(mass).__name__}: {exc}") from None
     if arr.ndim != 0 and arr.shape != tuple(shape):
         raise InputError(
             f"mass has shape {arr.shape} but V has shape {tuple(shape)}; pass a scalar or an "

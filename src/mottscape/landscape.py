@@ -341,7 +341,7 @@ def _solve(ham: Hamiltonian, solver: str, tol: float, maxiter: int | None):
 
         ml = pyamg.smoothed_aggregation_solver(A, symmetry="symmetric", max_coarse=500)
         M = ml.aspreconditioner(cycle="V")
-    u, info = spla.cg(A, ones, x0=ones / ham.diagonal.ravel(), rtol=tol, atol=0.0,
+    u, _info = spla.cg(A, ones, x0=ones / ham.diagonal.ravel(), rtol=tol, atol=0.0,
                       maxiter=maxiter or 20 * int(grid.size ** (1 / grid.ndim)) + 200,
                       M=M, callback=count)
     return u.reshape(grid.shape), iters[0]

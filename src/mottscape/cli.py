@@ -1,0 +1,126 @@
+"""The ``mottscape`` command line: a thin layer over the public API.
+
+Exit codes: 0 success, 2 bad input (arguments, study files, potential maps), 3 a solver did not
+converge, 1 an internal error (a bug: please report it with ``--debug`` output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConvergenceError, InputError, MottscapeError
+
+__all__ = ["main"]
+
+EXIT_INPUT = 2
+EXIT_CONVERGENCE = 3
+EXIT_INTERNAL = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(
+        prog="mottscape",
+        description="Low-frequency ac conductivity from the localization landscape "
+                    "(LL-generalized Mott-Berezinskii formula).")
+    p.add_argument("--version", action="version", version=f"mottscape {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a study (the built-in default without a file)")
+    run.add_argument("study", nargs="?", type=Path, help="TOML study file")
+    run.add_argument("--out", type=Path, help="output directory (default: the study's)")
+    run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    run.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+
+    ex = sub.add_parser("example", help="print the default study file (a template to edit)")
+    ex.add_argument("--out", type=Path, help="write it to this file instead")
+    for name in ("run", "example"):
+        sub.choices[name].add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                       help="show tracebacks on errors")
+    return p
+
+
+def _cmd_run(args) -> int:
+    from .study import run_study
+
+    t0 = time.perf_counter()
+    log = None if args.quiet else (lambda msg: print(f"[{time.perf_counter() - t0:6.1f} s] "
+                                                     f"{msg}", file=sys.stderr, flush=True))
+    res = run_study(args.study, out=args.out if args.out else None,
+                    figures=False if args.no_figures else None, log=log,
+                    progress=not args.quiet)
+    if not args.quiet:
+        _summary(res.dataset)
+    return 0
+
+
+def _summary(ds) -> None:
+    d = ds
+    print(f"E_F = {float(d.fermi_energy):.4g}   nu = {float(d.nu):.3e}   "
+          f"Delta_xi = {float(d.delta_xi):.3g}   xi = {float(d.xi):.3g}   "
+          f"basins = {int(d.n_basins)}   percolating = {bool(d.attrs['percolating'])}")
+    unit = d["sigma_ll"].attrs.get("units", "")
+    print(f"{'omega':>11} {'rho_omega':>9} {'states':>6} {'pairs':>6} {'sigma_LL':>11} "
+          f"{'sigma_MB':>11}  valid   [sigma in {unit}]")
+    ll = d["sigma_ll_mean"] if "sigma_ll_mean" in d else d["sigma_ll"]
+    mb = d["sigma_mb_mean"] if "sigma_mb_mean" in d else d["sigma_mb"]
+    first = {"realization": 0} if "realization" in d.dims else {}
+    for k in range(d.sizes["omega"]):
+        row = d.isel(omega=k, **first)
+        print(f"{float(d.omega[k]):11.4g} {float(row.rho_omega):9.3f} {int(row.n_states):6d} "
+              f"{int(row.n_pairs):6d} {float(ll[k]):11.4g} {float(mb[k]):11.4g}  "
+              f"{'yes' if bool(row.valid) else 'no'}")
+
+
+def _cmd_example(args) -> int:
+    from .config import _default_text
+
+    text = _default_text()
+    if args.out:
+        args.out.write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mottscape`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    commands = {"run": _cmd_run, "example": _cmd_example}
+    try:
+        return commands[args.command](args)
+    except InputError as exc:
+        if args.debug:
+            raise
+        print(f"mottscape: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except ConvergenceError as exc:
+        if args.debug:
+            raise
+        print(f"mottscape: solver failure: {exc}", file=sys.stderr)
+        return EXIT_CONVERGENCE
+    except MottscapeError as exc:
+        if args.debug:
+            raise
+        print(f"mottscape: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("mottscape: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"mottscape: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+              "for the traceback and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

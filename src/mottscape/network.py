@@ -1,0 +1,74 @@
+"""The conduction network (sec. III).
+
+The graph whose vertices are the basins of Sigma_omega and whose edges join the pairs at an
+Agmon distance rho_ij in [rho_omega, rho_omega + 1]: the pairs that hybridize and resonate at
+frequency omega.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import InputError
+
+__all__ = ["conduction_network", "network_matrix"]
+
+
+def _edges(pipeline, omega_index: int, width: float = 1.0):
+    ds = pipeline.dataset
+    if not 0 <= omega_index < ds.sizes["omega"]:
+        raise InputError(
+            f"omega_index={omega_index} is out of range; the results have "
+            f"{ds.sizes['omega']} frequencies (0 to {ds.sizes['omega'] - 1})")
+    rho_w = float(ds["rho_omega"][omega_index])
+    hw = float(ds["hbar_omega"][omega_index])
+    ef = float(ds["fermi_energy"])
+    basins = pipeline.basins
+    members = basins.sigma_omega(ef, hw)
+    pd = pipeline.pairs
+    inside = (np.isin(pd.i, members) & np.isin(pd.j, members)
+              & (pd.rho >= rho_w) & (pd.rho <= rho_w + width))
+    return members, pd.i[inside], pd.j[inside], pd.rho[inside], rho_w
+
+
+def conduction_network(pipeline, omega_index: int, width: float = 1.0) -> nx.Graph:
+    """The conduction network at ``dataset.omega[omega_index]`` as a networkx graph.
+
+    Parameters
+    ----------
+    pipeline
+        A :class:`mottscape.conductivity.Pipeline` (from :func:`mottscape.run_pipeline`).
+    omega_index
+        Which frequency of the results.
+    width
+        Width of the Agmon shell (1 in the paper).
+
+    Returns
+    -------
+    networkx.Graph
+        Nodes are basin indices with attributes ``pos`` (centre), ``energy`` and ``volume``;
+        edges carry ``rho`` (Agmon distance) and ``r`` (Euclidean distance).
+    """
+    members, i, j, rho, rho_w = _edges(pipeline, omega_index, width)
+    basins = pipeline.basins
+    g = nx.Graph(rho_omega=rho_w, omega=float(pipeline.dataset.omega[omega_index]))
+    for k in members:
+        g.add_node(int(k), pos=tuple(basins.centers[k]), energy=float(basins.energies[k]),
+                   volume=float(basins.volumes[k]))
+    grid = pipeline.landscape.grid
+    delta = grid.displacement(basins.centers[i], basins.centers[j])
+    r = np.sqrt(np.sum(delta**2, axis=1))
+    for a, b, p, q in zip(i.tolist(), j.tolist(), rho.tolist(), r.tolist(), strict=True):
+        g.add_edge(a, b, rho=p, r=q)
+    return g
+
+
+def network_matrix(pipeline, omega_index: int, width: float = 1.0) -> sp.csr_array:
+    """The conduction network as a symmetric sparse matrix of Agmon distances (n_basins^2)."""
+    _, i, j, rho, _ = _edges(pipeline, omega_index, width)
+    n = pipeline.basins.n
+    m = sp.coo_array((np.concatenate([rho, rho]), (np.concatenate([i, j]),
+                                                    np.concatenate([j, i]))), shape=(n, n))
+    return m.tocsr()

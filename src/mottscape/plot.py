@@ -1,0 +1,267 @@
+"""The pictures that explain a result.
+
+* :func:`plot_landscape` -- V_u with its basins at E_F (Sigma_omega highlighted).
+* :func:`plot_agmon_shell` -- Fig. 1 of the paper: the Agmon shell
+  rho_omega <= rho(r, B_i) <= rho_omega + 1 around one basin, beside the Euclidean Mott circle
+  of radius R_omega = xi ln(2 Delta_xi / hbar omega) (eq. 18).
+* :func:`plot_conductivity` -- sigma_LL(omega) beside the classical Mott-Berezinskii curve
+  (and an exact reference when given), on log-log axes.
+* :func:`plot_network` -- the conduction network at one frequency (sec. III).
+
+Every function draws on a :class:`matplotlib.axes.Axes` it is given, or on a new
+:class:`matplotlib.figure.Figure` (no pyplot global state), and returns the figure.
+2D samples are drawn as maps, 1D samples as profiles, 3D samples as the slice through the
+chosen basin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+
+__all__ = [
+    "plot_agmon_shell",
+    "plot_conductivity",
+    "plot_landscape",
+    "plot_network",
+    "save_figures",
+]
+
+
+def _axes(ax, figsize=(6.0, 5.0)):
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        ax = fig.subplots()
+    return ax.figure, ax
+
+
+def _slice_2d(field: np.ndarray, index) -> np.ndarray:
+    """A 2D view of a field: itself in 2D, the slice through ``index`` along the last axis
+    in 3D."""
+    if field.ndim == 3:
+        return field[:, :, int(index[2])]
+    return field
+
+
+def _extent(grid):
+    (lx, ly) = grid.lengths[:2]
+    return (0.0, ly, lx, 0.0)
+
+
+def _choose_basin(pipeline, omega_index):
+    """The basin of Sigma_omega with the most shell pairs, nearest the centre on ties."""
+    basins = pipeline.basins
+    ds = pipeline.dataset
+    hw = float(ds["hbar_omega"][omega_index])
+    members = basins.sigma_omega(float(ds["fermi_energy"]), hw)
+    if members.size == 0:
+        members = np.arange(basins.n)
+    centre = np.asarray(pipeline.landscape.grid.lengths) / 2
+    dist = np.sqrt(((basins.centers[members] - centre) ** 2).sum(1))
+    return int(members[np.argmin(dist)])
+
+
+def plot_landscape(pipeline, omega_index: int | None = None, ax=None) -> Figure:
+    """V_u with the basins at E_F; the basins of Sigma_omega (at ``omega_index``, default the
+    largest omega) are outlined in black, the others in grey."""
+    land, basins, ds = pipeline.landscape, pipeline.basins, pipeline.dataset
+    k = ds.sizes["omega"] - 1 if omega_index is None else omega_index
+    ef = float(ds["fermi_energy"])
+    members = basins.sigma_omega(ef, float(ds["hbar_omega"][k]))
+    fig, ax = _axes(ax)
+    vu = land.effective_potential
+    grid = land.grid
+    if grid.ndim == 1:
+        x = grid.coordinates(0)
+        ax.plot(x, land.potential, color="0.7", lw=0.6, label="V")
+        ax.plot(x, vu, color="C0", lw=1.2, label="$V_u = 1/u$")
+        ax.axhline(ef, color="k", ls="--", lw=0.8, label="$E_F$")
+        for idx in members:
+            cells = np.flatnonzero(basins.labels == idx + 1)
+            ax.axvspan(x[cells[0]], x[cells[-1]], color="C1", alpha=0.3, lw=0)
+        top = np.quantile(vu, 0.98)
+        ax.set_ylim(min(vu.min(), land.potential.min()), max(top, ef * 1.5))
+        ax.set_xlabel("x")
+        ax.set_ylabel("energy")
+        ax.legend(loc="upper right", fontsize=8)
+    else:
+        where = basins.minimum_index[members[0]] if members.size else np.array(grid.shape) // 2
+        img = _slice_2d(vu, where)
+        lab = _slice_2d(basins.labels, where)
+        hi = np.quantile(img, 0.99)
+        im = ax.imshow(img, origin="upper", cmap="viridis", vmax=hi, extent=_extent(grid),
+                       interpolation="nearest")
+        fig.colorbar(im, ax=ax, label="$V_u$")
+        sig = np.isin(lab, members + 1)
+        ax.contour(np.linspace(0, grid.lengths[1], img.shape[1]),
+                   np.linspace(0, grid.lengths[0], img.shape[0]), lab > 0, levels=[0.5],
+                   colors="0.85", linewidths=0.5, linestyles="dashed")
+        if sig.any():
+            ax.contour(np.linspace(0, grid.lengths[1], img.shape[1]),
+                       np.linspace(0, grid.lengths[0], img.shape[0]), sig, levels=[0.5],
+                       colors="k", linewidths=0.8, linestyles="dashed")
+        ax.set_xlabel("y")
+        ax.set_ylabel("x")
+        title = "" if grid.ndim == 2 else f" (slice z = {where[2]})"
+        ax.set_title(f"$V_u$ and basins at $E_F$ = {ef:.3g}{title}", fontsize=9)
+    return fig
+
+
+def plot_agmon_shell(pipeline, omega_index: int | None = None, basin: int | None = None,
+                     ax=None) -> Figure:
+    """Fig. 1: the Agmon shell [rho_omega, rho_omega + 1] around one basin and the Mott circle.
+
+    Parameters
+    ----------
+    pipeline
+        The result of :func:`mottscape.run_pipeline`.
+    omega_index
+        Frequency index (default: the middle of the valid frequencies).
+    basin
+        Basin index (default: the basin of Sigma_omega nearest the centre of the sample).
+    """
+    from .agmon import agmon_distance
+
+    land, basins, ds = pipeline.landscape, pipeline.basins, pipeline.dataset
+    if omega_index is None:
+        ok = np.flatnonzero(np.isfinite(ds["rho_omega"].values) & (ds["rho_omega"].values > 1))
+        omega_index = int(ok[ok.size // 2]) if ok.size else 0
+    rho_w = float(ds["rho_omega"][omega_index])
+    R = float(ds["mott_length"][omega_index])
+    if basin is None:
+        basin = _choose_basin(pipeline, omega_index)
+    ef = float(ds["fermi_energy"])
+    grid = land.grid
+    bound = rho_w + 1.5 if np.isfinite(rho_w) else None
+    rho = agmon_distance(land, ef, basins.mask(basin), bound=bound)
+    fig, ax = _axes(ax)
+    centre = basins.centers[basin]
+    if grid.ndim == 1:
+        x = grid.coordinates(0)
+        ax.plot(x, np.where(np.isfinite(rho), rho, np.nan), color="C0",
+                label=r"$\rho(x, B_i)$")
+        shell = (rho >= rho_w) & (rho <= rho_w + 1)
+        ax.fill_between(x, 0, rho_w + 1.5, where=shell, color="orange", alpha=0.5, lw=0,
+                        label=r"$\rho_\omega \leq \rho \leq \rho_\omega + 1$")
+        for s in (-1, 1):
+            ax.axvline(centre[0] + s * R, color="C0", ls="-", lw=1.2,
+                       label=r"$R_\omega$" if s > 0 else None)
+        ax.set_xlabel("x")
+        ax.set_ylabel("Agmon distance")
+        ax.legend(fontsize=8)
+    else:
+        index = basins.minimum_index[basin]
+        img = _slice_2d(rho, index)
+        lab = _slice_2d(basins.labels, index)
+        vu = _slice_2d(land.effective_potential, index)
+        ax.imshow(vu, origin="upper", cmap="Greys", vmax=np.quantile(vu, 0.99),
+                  extent=_extent(grid), interpolation="nearest", alpha=0.6)
+        shell = np.where((img >= rho_w) & (img <= rho_w + 1), 1.0, np.nan)
+        ax.imshow(shell, origin="upper", cmap="autumn_r", vmin=0, vmax=1.5,
+                  extent=_extent(grid), interpolation="nearest", alpha=0.8)
+        ys = np.linspace(0, grid.lengths[1], img.shape[1])
+        xs = np.linspace(0, grid.lengths[0], img.shape[0])
+        ax.contour(ys, xs, lab > 0, levels=[0.5], colors="k", linewidths=0.6,
+                   linestyles="dashed")
+        if np.isfinite(R):
+            ax.add_patch(Circle((centre[1], centre[0]), R, fill=False, color="tab:blue",
+                                lw=1.5))
+        ax.plot(centre[1], centre[0], "k+", ms=8)
+        ax.set_xlim(0, grid.lengths[1])
+        ax.set_ylim(grid.lengths[0], 0)
+        ax.set_xlabel("y")
+        ax.set_ylabel("x")
+    omega = float(ds.omega[omega_index])
+    ax.set_title(rf"Agmon shell (orange) and Mott circle $R_\omega$ (blue): "
+                 rf"$\omega$ = {omega:.3g}, $\rho_\omega$ = {rho_w:.3g}", fontsize=9)
+    return fig
+
+
+def plot_conductivity(ds, ax=None, exact=None) -> Figure:
+    """sigma_LL (eq. 17) and sigma_MB (eq. 1) against omega on log-log axes.
+
+    Points outside the theory's validity (``ds.valid`` false) are drawn hollow. ``exact`` may
+    be a Dataset from :func:`mottscape.kubo_greenwood` (variable ``sigma``).
+    """
+    fig, ax = _axes(ax)
+    w = ds.omega.values
+    valid = ds["valid"].values.astype(bool)
+    s_ll = ds["sigma_ll"].values
+    pos = s_ll > 0
+    ax.loglog(w[pos], s_ll[pos], "-", color="C1", lw=1)
+    ax.loglog(w[pos & valid], s_ll[pos & valid], "o", color="C1", ms=4,
+              label=r"$\sigma_{LL}$ (eq. 17)")
+    if (pos & ~valid).any():
+        ax.loglog(w[pos & ~valid], s_ll[pos & ~valid], "o", mfc="none", color="C1", ms=4,
+                  label="outside validity")
+    s_mb = ds["sigma_mb"].values
+    ok = np.isfinite(s_mb) & (s_mb > 0)
+    ax.loglog(w[ok], s_mb[ok], "--", color="C0", label=r"$\sigma_{MB}$ (eq. 1)")
+    if exact is not None:
+        se = exact["sigma"].values
+        good = se > 0
+        ax.loglog(exact.omega.values[good], se[good], "s-", color="k", ms=3, lw=0.8,
+                  label="exact (Kubo-Greenwood)")
+    ax.set_xlabel(rf"$\omega$ [{ds.omega.attrs.get('units', '')}]")
+    ax.set_ylabel(rf"$\sigma$ [{ds['sigma_ll'].attrs.get('units', '')}]")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
+    """The conduction network at one frequency over the map of V_u (2D; 3D projected)."""
+    from .network import conduction_network
+
+    ds = pipeline.dataset
+    if omega_index is None:
+        ok = np.flatnonzero(ds["n_pairs"].values > 0)
+        omega_index = int(ok[ok.size // 2]) if ok.size else 0
+    g = conduction_network(pipeline, omega_index)
+    fig, ax = _axes(ax)
+    land = pipeline.landscape
+    grid = land.grid
+    if grid.ndim >= 2:
+        vu = land.effective_potential
+        img = vu if grid.ndim == 2 else vu.min(axis=2)
+        ax.imshow(img, origin="upper", cmap="Greys", vmax=np.quantile(img, 0.99),
+                  extent=_extent(grid), alpha=0.5)
+        for a, b in g.edges:
+            pa, pb = g.nodes[a]["pos"], g.nodes[b]["pos"]
+            if np.all(np.abs(np.subtract(pa, pb)) <= np.asarray(grid.lengths) / 2):
+                ax.plot([pa[1], pb[1]], [pa[0], pb[0]], "-", color="C3", lw=0.7)
+        pos = np.array([g.nodes[n]["pos"] for n in g.nodes]) if g.number_of_nodes() else None
+        if pos is not None:
+            ax.plot(pos[:, 1], pos[:, 0], "o", color="C0", ms=2.5)
+        ax.set_xlim(0, grid.lengths[1])
+        ax.set_ylim(grid.lengths[0], 0)
+    else:
+        for a, b in g.edges:
+            xa, xb = g.nodes[a]["pos"][0], g.nodes[b]["pos"][0]
+            ax.plot([xa, xb], [0, 0], "-", color="C3", alpha=0.5)
+        pos = [g.nodes[n]["pos"][0] for n in g.nodes]
+        ax.plot(pos, np.zeros(len(pos)), "o", ms=3)
+        ax.set_yticks([])
+    ax.set_title(f"conduction network: {g.number_of_nodes()} states, {g.number_of_edges()} "
+                 rf"pairs, $\omega$ = {float(ds.omega[omega_index]):.3g}", fontsize=9)
+    return fig
+
+
+def save_figures(pipeline, outdir, exact=None, dpi: int = 130) -> list:
+    """Write the standard figures of a study as PNG files into ``outdir``; return the paths."""
+    from pathlib import Path
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in (
+        ("landscape.png", plot_landscape(pipeline)),
+        ("agmon_shell.png", plot_agmon_shell(pipeline)),
+        ("conductivity.png", plot_conductivity(pipeline.dataset, exact=exact)),
+        ("network.png", plot_network(pipeline)),
+    ):
+        path = out / name
+        fig.savefig(path, dpi=dpi)
+        paths.append(path)
+    return paths
