@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,13 @@ def _point(shape, index):
     src = np.zeros(shape, bool)
     src[tuple(index)] = True
     return src
+
+
+def _uniform_periodic(V0, shape):
+    """Landscape of a constant V0 on a periodic sample: u = 1/V0 exactly, V_u = V0."""
+    if "shift" in inspect.signature(solve_landscape).parameters:
+        return solve_landscape(np.full(shape, V0), boundary="periodic", shift=0.0)
+    return solve_landscape(np.full(shape, V0), boundary="periodic")
 
 
 def _block_landscape(n=64, boundary="dirichlet", seed=0, q=0.06):
@@ -170,14 +179,14 @@ def test_1d_kernel_matches_generic_fast_marching():
 def test_periodic_constant_potential_uniform_metric():
     V0, E = 2.0, 0.5
     n = 64
-    land = solve_landscape(np.full(n, V0), boundary="periodic")
-    np.testing.assert_allclose(land.u, 1.0 / V0, rtol=1e-10)
+    land = _uniform_periodic(V0, n)
+    np.testing.assert_allclose(land.effective_potential, V0, rtol=1e-10)
     w = np.sqrt(land.mass * (V0 - E) / land.units.kinetic)
     rho = agmon_distance(land, E, _point(n, (3,)))
     d = np.abs(np.arange(n) - 3)
     np.testing.assert_allclose(rho, w * np.minimum(d, n - d), rtol=1e-8, atol=1e-8)
 
-    land2 = solve_landscape(np.full((48, 48), V0), boundary="periodic")
+    land2 = _uniform_periodic(V0, (48, 48))
     w2 = float(np.sqrt(land2.mass.max() * (V0 - E) / land2.units.kinetic))
     rho2 = agmon_distance(land2, E, _point((48, 48), (2, 45)))
     I, J = np.indices((48, 48))
@@ -359,7 +368,7 @@ def test_basin_distances_directed_estimates_agree(block):
 # ---------------------------------------------------------------- geodesics
 def test_geodesic_constant_metric_is_straight():
     V0, E = 3.0, 1.0
-    land = solve_landscape(np.full((60, 60), V0), boundary="periodic")
+    land = _uniform_periodic(V0, (60, 60))
     path = geodesic(land, E, (5, 10), (30, 22))
     np.testing.assert_allclose(path[0], land.grid.positions(np.array([5, 10])))
     np.testing.assert_allclose(path[-1], land.grid.positions(np.array([30, 22])))
@@ -373,7 +382,7 @@ def test_geodesic_constant_metric_is_straight():
 
 
 def test_geodesic_periodic_wraps():
-    land = solve_landscape(np.full((40, 40), 2.0), boundary="periodic")
+    land = _uniform_periodic(2.0, (40, 40))
     path = geodesic(land, 0.5, (2, 20), (37, 20))
     assert len(path) == 6  # 5 steps across the periodic face, not 35
     assert path[-1][0] < 0  # unwrapped
