@@ -251,6 +251,42 @@ def test_point_symmetry_smooth_metric():
     assert abs(a - b) < 0.01 * a
 
 
+@pytest.mark.slow
+def test_lattice_model_against_refined_interpolant():
+    """rho_ij on a lattice landscape vs a 4x finer march on a cubic interpolant of V_u."""
+    import scipy.ndimage as ndi
+
+    land, basins = _block_landscape(n=96, boundary="periodic", q=0.05)
+    E, vu, n, k = basins.level, land.effective_potential, 96, 4
+    fine = ndi.zoom(np.tile(vu, (3, 3)), k, order=3, grid_mode=True, mode="grid-wrap")
+    fine = fine[n * k:2 * n * k, n * k:2 * n * k]
+    grid = make_grid(fine.shape, spacing=1.0 / k, boundary="periodic")
+    w = np.sqrt(np.maximum(fine - E, 0.0))
+    comp, _ = ndi.label(fine <= E)
+
+    def fine_source(i):
+        up = np.kron(basins.mask(i), np.ones((k, k), bool))
+        labs = np.unique(comp[up])
+        m = np.isin(comp, labs[labs > 0])
+        return m if m.any() else up
+
+    src = range(min(10, basins.n))
+    S = {i: fine_source(i) for i in src}
+    F = {i: distance_field(w, grid, S[i]) for i in src}
+    C = {i: agmon_distance(land, E, basins.mask(i)) for i in src}
+    rel = []
+    for i in src:
+        for j in src:
+            if i < j:
+                ref = min(F[i][S[j]].min(), F[j][S[i]].min())
+                got = min(C[i][basins.mask(j)].min(), C[j][basins.mask(i)].min())
+                if ref > 1:
+                    rel.append((got - ref) / ref)
+    rel = np.array(rel)
+    assert rel.size > 20
+    assert np.mean(np.abs(rel)) < 0.04 and np.max(np.abs(rel)) < 0.15  # measured 2.5 %, 9.6 %
+
+
 # ---------------------------------------------------------------- windows
 def _compare_window(w, grid, src, bound):
     a = distance_field(w, grid, src, bound=bound)
