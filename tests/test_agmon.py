@@ -382,6 +382,11 @@ def test_basin_distances_periodic_and_per_source_bounds(block_periodic):
     for (a, b), r in ref.items():
         if r + slack <= min(bounds[a], bounds[b]):
             assert part.lookup(a, b) == pytest.approx(r, rel=1e-12)
+    # per-source bounds follow the order of `sources`
+    few = basin_distances(land, basins, sources=[3, 1], bound=[0.0, np.inf])
+    np.testing.assert_array_equal(few.sources, [1, 3])
+    np.testing.assert_array_equal(few.bound, [np.inf, 0.0])
+    assert ref[(1, 3)] - 1e-12 <= few.lookup(1, 3) <= ref[(1, 3)] + slack
     # every pair of basins is connected in a finite sample
     assert len(full) == basins.n * (basins.n - 1) // 2
 
@@ -467,6 +472,8 @@ def test_bad_input(block):
         basin_distances(land, basins, sources=[-1])
     with pytest.raises(InputError, match="bound"):
         basin_distances(land, basins, bound=-2.0)
+    with pytest.raises(InputError, match="repeated"):
+        basin_distances(land, basins, sources=[1, 1])
     with pytest.raises(InputError, match="one value per source"):
         basin_distances(land, basins, sources=[0, 1], bound=[1.0, 2.0, 3.0])
     with pytest.raises(InputError, match="start"):

@@ -431,9 +431,9 @@ class PairDistances:
     n
         Number of basins (the size of the square matrix :meth:`to_sparse` returns).
     bound
-        The search bound, a float or one value per source.
+        The search bound, a float or one value per entry of ``sources``.
     sources
-        The basins searched from; only pairs of sources are listed.
+        The basins searched from, sorted; only pairs of sources are listed.
     energy
         The energy E of the metric.
     """
@@ -495,8 +495,9 @@ def basin_distances(
         Basin indices to search from and to (e.g. Sigma_omega from ``basins.sigma_omega``);
         default every basin.
     bound
-        Stop each search at this distance (scalar, or one value per source), typically
-        rho_omega + 1. Pairs farther apart than the bounds are not listed.
+        Stop each search at this distance (scalar, or one value per source in the order of
+        ``sources``), typically rho_omega + 1. Pairs farther apart than the bounds are not
+        listed.
     order
         Fast-marching order (1 or 2).
     progress
@@ -528,19 +529,25 @@ def basin_distances(
                 f"sources contains basin index {bad}, out of range; valid indices are 0 to "
                 f"{nb - 1} ({nb} basins)"
             )
-        src = np.unique(src)
-    barr = np.asarray(bound, dtype=float)
+    given = src
+    src, first = np.unique(given, return_index=True)
+    if src.size != given.size:
+        raise InputError("sources contains repeated basin indices; pass each basin once")
+    try:
+        barr = np.asarray(bound, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"bound={bound!r} must be a number >= 0 or one per source") from None
     if barr.ndim == 0:
         bounds = np.full(src.size, _check_bound(barr))
     else:
-        if barr.shape != src.shape:
+        if barr.shape != given.shape:
             raise InputError(
                 f"bound has shape {barr.shape}; pass a scalar or one value per source "
-                f"({src.size} sources)"
+                f"({given.size} sources)"
             )
         for b in barr:
             _check_bound(b)
-        bounds = barr
+        bounds = barr[first]  # aligned with the sorted sources
     grid = land.grid
     metric = land.agmon_metric(energy)
     wf = floored_metric(metric, grid)
