@@ -13,12 +13,12 @@ from mottscape.landscape import free_idos
 def test_constant_potential_1d_box_closed_form(V0, N, h):
     """V = V0 in a Dirichlet box: u_i = (1 - cosh(k (i - c)) / cosh(k (N + 1)/2)) / V0,
     with cosh k = 1 + V0 h^2 / 2 (the exact discrete solution; ghost cells at i = -1, N)."""
-    land = ms.solve_landscape(np.full(N, V0), spacing=h)
+    land = ms.solve_landscape(np.full(N, V0), spacing=h, shift=0.0)
     kappa = math.acosh(1 + V0 * h**2 / 2)
     i = np.arange(N)
     exact = (1 - np.cosh(kappa * (i - (N - 1) / 2)) / np.cosh(kappa * (N + 1) / 2)) / V0
     np.testing.assert_allclose(land.u, exact, rtol=1e-10)
-    assert land.shift == 0.0 and land.converged
+    assert land.converged
 
 
 def test_constant_potential_continuum_limit():
@@ -27,7 +27,7 @@ def test_constant_potential_continuum_limit():
     errs = []
     for n in (100, 200):
         h = L / n
-        land = ms.solve_landscape(np.full(n - 1, V0), spacing=h)  # walls at the ghost centres
+        land = ms.solve_landscape(np.full(n - 1, V0), spacing=h, shift=0.0)  # walls at the ghost centres
         x = (np.arange(n - 1) + 1) * h
         exact = (1 - np.cosh(math.sqrt(V0) * (x - L / 2)) / np.cosh(math.sqrt(V0) * L / 2)) / V0
         errs.append(np.abs(land.u - exact).max())
@@ -36,8 +36,10 @@ def test_constant_potential_continuum_limit():
 
 @pytest.mark.parametrize("shape", [(30,), (12, 10), (6, 5, 4)])
 def test_periodic_constant_potential_gives_flat_landscape(shape):
-    land = ms.solve_landscape(np.full(shape, 0.7), boundary="periodic")
+    land = ms.solve_landscape(np.full(shape, 0.7), boundary="periodic", shift=0.3)
     np.testing.assert_allclose(land.effective_potential, 0.7, rtol=1e-10)
+    with pytest.raises(ms.InputError, match="shift > 0"):
+        ms.solve_landscape(np.full(shape, 0.7), boundary="periodic")
 
 
 @pytest.mark.parametrize("solver", ["direct", "cg", "amg"])
@@ -55,11 +57,28 @@ def test_negative_potential_is_shifted_and_reported_unshifted():
     V = rng.uniform(-2, 1, (25, 20))
     land = ms.solve_landscape(V)
     assert land.shift == pytest.approx(-V.min())
-    ref = ms.solve_landscape(V + land.shift)
+    ref = ms.solve_landscape(V + land.shift, shift=0.0)
     np.testing.assert_allclose(land.effective_potential, ref.effective_potential - land.shift)
     assert np.all(land.u > 0)
     # The landscape law is evaluated in the frame of V: a shift of E by the shift.
     assert land.idos(0.5) == pytest.approx(ref.idos(0.5 + land.shift))
+
+
+@pytest.mark.parametrize("c", [-3.0, 0.5, 10.0])
+def test_default_shift_makes_results_covariant(c):
+    """V -> V + c moves V_u, the landscape law and the eigenvalue estimates by c."""
+    rng = np.random.default_rng(8)
+    V = rng.uniform(0, 4, (30, 20))
+    a, b = ms.solve_landscape(V), ms.solve_landscape(V + c)
+    np.testing.assert_allclose(b.effective_potential, a.effective_potential + c, atol=1e-9)
+    np.testing.assert_allclose(b.eigenvalue_estimates(), a.eigenvalue_estimates() + c,
+                               atol=1e-9)
+    assert b.idos(1.0 + c) == pytest.approx(a.idos(1.0))
+
+
+def test_bad_shift():
+    with pytest.raises(ms.InputError, match="shift"):
+        ms.solve_landscape(np.array([-1.0, 2.0, 3.0]), shift=0.5)
 
 
 def test_u_positive_and_effective_potential_above_min_v():
@@ -73,7 +92,7 @@ def test_u_positive_and_effective_potential_above_min_v():
 def test_lattice_free_idos_matches_exact_count_2d():
     """Landscape law of a flat periodic sample = IDOS of the clean lattice (counted exactly)."""
     L, c = 64, 0.5
-    land = ms.solve_landscape(np.full((L, L), c), boundary="periodic")
+    land = ms.solve_landscape(np.full((L, L), c), boundary="periodic", shift=1.0)
     k = 2 * np.pi * np.arange(L) / L
     eps = (2 - 2 * np.cos(k))[:, None] + (2 - 2 * np.cos(k))[None, :]
     for E in (0.6, 1.0, 2.5, 4.5):

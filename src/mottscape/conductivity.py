@@ -99,10 +99,11 @@ def _as_omega(omega) -> np.ndarray:
         raise InputError(f"omega must be a number or an array of numbers, got {omega!r}") from None
     if w.ndim != 1 or w.size == 0:
         raise InputError(f"omega must be a non-empty 1D array of frequencies, got shape {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+    bad = ~np.isfinite(w) | (w <= 0)
+    if bad.any():
         raise InputError(
-            f"omega must be finite and > 0 (got min {np.nanmin(w):g}); sigma(omega) is defined "
-            "for positive angular frequencies")
+            f"omega must be finite and > 0 (got {w[bad][0]:g}); sigma(omega) is defined for "
+            "positive angular frequencies")
     if np.any(np.diff(w) <= 0):
         raise InputError("omega must be strictly increasing; sort it and remove duplicates")
     return w

@@ -23,7 +23,7 @@ import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 
 from .errors import ConvergenceError, InputError
-from .grid import Grid
+from .grid import Grid, as_potential
 from .hamiltonian import Hamiltonian, build_hamiltonian
 from .units import UnitSystem
 
@@ -44,8 +44,8 @@ class Landscape:
     potential
         The potential V as given (unshifted).
     shift
-        Constant added to V so that H is positive definite (0 when V >= 0). Every energy
-        reported by this object is in the frame of the unshifted V.
+        Constant added to V for the solve (default -min V, see :func:`solve_landscape`).
+        Every energy reported by this object is in the frame of the unshifted V.
     u
         The landscape function, solution of (H_V + shift) u = 1 with the chosen boundary.
     effective_potential
@@ -72,6 +72,40 @@ class Landscape:
     tolerance: float
     dispersion: str = "lattice"
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_effective_potential(
+        cls,
+        effective_potential,
+        spacing=1.0,
+        mass=1.0,
+        boundary: str = "dirichlet",
+        units: str | UnitSystem = "lattice",
+        *,
+        potential=None,
+        dispersion: str = "lattice",
+    ) -> Landscape:
+        """Wrap a given effective potential V_u (a model landscape, or one computed elsewhere).
+
+        The rest of the workflow (basins, Agmon distances, sigma) then runs on it unchanged.
+        ``potential`` (default: zero everywhere, i.e. V_u of a non-negative potential whose
+        minimum is 0) only serves the maps and the energy frame: the shift is
+        ``-min(potential)`` as in :func:`solve_landscape`, and V_u + shift must be > 0.
+        """
+        vu = as_potential(effective_potential, "effective_potential")
+        pot = np.zeros_like(vu) if potential is None else as_potential(potential, "potential")
+        if pot.shape != vu.shape:
+            raise InputError(f"potential has shape {pot.shape} but effective_potential has "
+                             f"shape {vu.shape}; they must match")
+        shift = -float(pot.min())
+        if np.any(vu + shift <= 0):
+            raise InputError("effective_potential must lie above min(potential) everywhere "
+                             "(V_u >= min V holds for every true landscape)")
+        ham = build_hamiltonian(pot + shift, spacing=spacing, mass=mass, boundary=boundary,
+                                units=units)
+        return cls(hamiltonian=ham, potential=pot, shift=shift, u=1.0 / (vu + shift),
+                   effective_potential=vu.copy(), residual=0.0, converged=True,
+                   solver="given", iterations=0, tolerance=0.0, dispersion=dispersion)
 
     @property
     def grid(self) -> Grid:
@@ -219,6 +253,7 @@ def solve_landscape(
     maxiter: int | None = None,
     dispersion: str = "lattice",
     on_failure: str = "raise",
+    shift: float | None = None,
 ) -> Landscape:
     """Solve the landscape problem H u = 1 (eq. 2) and form V_u = 1/u.
 
@@ -251,10 +286,17 @@ def solve_landscape(
     Landscape
         With ``.u``, ``.effective_potential`` (V_u), ``.shift`` and the solver diagnostics.
 
+    shift
+        Constant added to V before the solve. Default ``-min(V)``: the landscape of
+        ``V - min(V)``, so that H is positive definite and every result is covariant under a
+        constant shift of V (V -> V + c moves every reported energy by c). A float keeps
+        another convention (e.g. ``shift=0.0`` inverts V as given, V >= 0 required).
+
     Notes
     -----
-    H u = 1 needs H positive definite. A potential with negative values is shifted by
-    ``shift = -min(V)``; ``effective_potential`` and every energy are reported unshifted.
+    H u = 1 needs H positive definite. The landscape is not covariant under V -> V + c by
+    itself (u of V + c is not a shifted u of V), so the energy zero of the solve is fixed by
+    ``shift``; ``effective_potential`` and every energy are reported in the frame of V.
     """
     if solver not in SOLVERS:
         raise InputError(f"solver={solver!r} is not known; use one of {SOLVERS}")
@@ -264,12 +306,22 @@ def solve_landscape(
         raise InputError(f"dispersion={dispersion!r} is not known; use one of {DISPERSIONS}")
     ham0 = build_hamiltonian(V, spacing=spacing, mass=mass, boundary=boundary, units=units)
     V = ham0.potential
-    shift = float(max(0.0, -V.min()))
+    if shift is None:
+        shift = -float(V.min())
+    else:
+        try:
+            shift = float(shift)
+        except (TypeError, ValueError):
+            raise InputError(f"shift={shift!r} must be a number or None") from None
+        if not math.isfinite(shift) or float(V.min()) + shift < 0.0:
+            raise InputError(
+                f"shift={shift!r} leaves V + shift negative (min V = {float(V.min()):g}); "
+                f"use shift >= {-float(V.min()):g} or shift=None")
     if ham0.grid.periodic and float(V.max()) + shift <= 0.0:
         raise InputError(
-            "V is constant and zero with periodic boundaries, so H is singular and H u = 1 has "
-            "no solution; use boundary='dirichlet' or add a positive constant to V"
-        )
+            "V + shift vanishes everywhere with periodic boundaries, so H is singular and "
+            "H u = 1 has no solution (a constant V is shifted to zero by default); use "
+            "boundary='dirichlet' or pass shift > 0 (for a constant V, V_u = V for any shift)")
     ham = ham0 if shift == 0.0 else build_hamiltonian(
         V + shift, mass=mass, units=ham0.units, grid=ham0.grid)
     grid = ham.grid
