@@ -212,6 +212,31 @@ def _row_var(D, W0, W1, W2, x, i, j, k, n0, n1, n2):  # pragma: no cover - compi
 # updates y and r: 10 arrays (plus write-allocate of p_new).
 
 
+@njit(inline="always", cache=True)
+def _sum8(t, n):  # pragma: no cover - compiled
+    """Sum of t[:n] with 8 independent partial sums.
+
+    With ``fastmath=False`` LLVM may not reassociate a floating-point reduction, so a plain
+    ``acc += t[k]`` keeps the whole loop scalar. Writing the products to a row buffer (a
+    vectorisable loop) and summing it with explicit partial sums keeps IEEE semantics and
+    determinism while letting the arithmetic vectorise.
+    """
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    m = n - n % 8
+    for k in range(0, m, 8):
+        a0 += t[k]
+        a1 += t[k + 1]
+        a2 += t[k + 2]
+        a3 += t[k + 3]
+        a4 += t[k + 4]
+        a5 += t[k + 5]
+        a6 += t[k + 6]
+        a7 += t[k + 7]
+    for k in range(m, n):
+        a0 += t[k]
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+
+
 @njit(**_JIT)
 def _cg_direction_uniform(S, c, cw, r, p_old, p_new, beta):  # pragma: no cover - compiled
     n0, n1, n2 = r.shape
@@ -234,7 +259,7 @@ def _cg_direction_uniform(S, c, cw, r, p_old, p_new, beta):  # pragma: no cover 
         s1m, r1m, p1m = S[i, jm], r[i, jm], p_old[i, jm]
         s1p, r1p, p1p = S[i, jp], r[i, jp], p_old[i, jp]
         out = p_new[i, j]
-        acc = 0.0
+        t = np.empty(n2)
         for k in range(1, n2 - 1):
             pk = rr_[k] + beta * pr[k]
             nb = (a0m * s0m[k] * (r0m[k] + beta * p0m[k])
@@ -244,7 +269,7 @@ def _cg_direction_uniform(S, c, cw, r, p_old, p_new, beta):  # pragma: no cover 
                   + c2 * (sr[k - 1] * (rr_[k - 1] + beta * pr[k - 1])
                           + sr[k + 1] * (rr_[k + 1] + beta * pr[k + 1])))
             out[k] = pk
-            acc += pk * (pk - sr[k] * nb)
+            t[k] = pk * (pk - sr[k] * nb)
         for e in range(2 if n2 > 1 else 1):
             k = 0 if e == 0 else n2 - 1
             km = k - 1 if k > 0 else n2 - 1
@@ -259,8 +284,8 @@ def _cg_direction_uniform(S, c, cw, r, p_old, p_new, beta):  # pragma: no cover 
                   + a2m * sr[km] * (rr_[km] + beta * pr[km])
                   + a2p * sr[kp] * (rr_[kp] + beta * pr[kp]))
             out[k] = pk
-            acc += pk * (pk - sr[k] * nb)
-        total += acc
+            t[k] = pk * (pk - sr[k] * nb)
+        total += _sum8(t, n2)
     return total
 
 
@@ -286,7 +311,7 @@ def _cg_update_uniform(S, c, cw, p, y, r, alpha):  # pragma: no cover - compiled
         s1m, p1m = S[i, jm], p[i, jm]
         s1p, p1p = S[i, jp], p[i, jp]
         yr, rr_ = y[i, j], r[i, j]
-        acc = 0.0
+        t = np.empty(n2)
         for k in range(1, n2 - 1):
             nb = (a0m * s0m[k] * p0m[k] + a0p * s0p[k] * p0p[k] + a1m * s1m[k] * p1m[k]
                   + a1p * s1p[k] * p1p[k] + c2 * (sr[k - 1] * pr[k - 1] + sr[k + 1] * pr[k + 1]))
@@ -294,7 +319,7 @@ def _cg_update_uniform(S, c, cw, p, y, r, alpha):  # pragma: no cover - compiled
             yr[k] += alpha * pr[k]
             rk = rr_[k] - alpha * q
             rr_[k] = rk
-            acc += rk * rk
+            t[k] = rk * rk
         for e in range(2 if n2 > 1 else 1):
             k = 0 if e == 0 else n2 - 1
             km = k - 1 if k > 0 else n2 - 1
@@ -307,8 +332,8 @@ def _cg_update_uniform(S, c, cw, p, y, r, alpha):  # pragma: no cover - compiled
             yr[k] += alpha * pr[k]
             rk = rr_[k] - alpha * q
             rr_[k] = rk
-            acc += rk * rk
-        total += acc
+            t[k] = rk * rk
+        total += _sum8(t, n2)
     return total
 
 
@@ -430,6 +455,69 @@ def _prolong_add(x, ec, f0, f1, f2):  # pragma: no cover - compiled
         xr = x[i, j]
         for k in range(n2):
             xr[k] += er[k // f2]
+
+
+@njit(**_JIT)
+def _apply_var_dot(D, W0, W1, W2, x, y):  # pragma: no cover - compiled
+    """y = H x and return <x, y> (one pass)."""
+    n0, n1, n2 = x.shape
+    total = 0.0
+    for r in prange(n0 * n1):
+        i = r // n1
+        j = r - i * n1
+        t = np.empty(n2)
+        for k in range(n2):
+            v = _row_var(D, W0, W1, W2, x, i, j, k, n0, n1, n2)
+            y[i, j, k] = v
+            t[k] = v * x[i, j, k]
+        total += _sum8(t, n2)
+    return total
+
+
+@njit(**_JIT)
+def _cg_step(x, r, p, q, alpha):  # pragma: no cover - compiled
+    """x += alpha p, r -= alpha q; return <r, r> (one pass)."""
+    n0, n1, n2 = x.shape
+    total = 0.0
+    for rr in prange(n0 * n1):
+        i = rr // n1
+        j = rr - i * n1
+        xr, rr_, pr, qr = x[i, j], r[i, j], p[i, j], q[i, j]
+        t = np.empty(n2)
+        for k in range(n2):
+            xr[k] += alpha * pr[k]
+            v = rr_[k] - alpha * qr[k]
+            rr_[k] = v
+            t[k] = v * v
+        total += _sum8(t, n2)
+    return total
+
+
+@njit(**_JIT)
+def _dot(a, b):  # pragma: no cover - compiled
+    n0, n1, n2 = a.shape
+    total = 0.0
+    for rr in prange(n0 * n1):
+        i = rr // n1
+        j = rr - i * n1
+        ar, br = a[i, j], b[i, j]
+        t = np.empty(n2)
+        for k in range(n2):
+            t[k] = ar[k] * br[k]
+        total += _sum8(t, n2)
+    return total
+
+
+@njit(**_JIT)
+def _xpby(z, p, beta):  # pragma: no cover - compiled
+    """p = z + beta p."""
+    n0, n1, n2 = z.shape
+    for rr in prange(n0 * n1):
+        i = rr // n1
+        j = rr - i * n1
+        zr, pr = z[i, j], p[i, j]
+        for k in range(n2):
+            pr[k] = zr[k] + beta * pr[k]
 
 
 # ============================================================================ operator views
@@ -909,27 +997,24 @@ def _mgcg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float, ma
     else:
         _apply_var(D, W[0], W[1], W[2], x, q)
         r = b3 - q
-    res = float(np.linalg.norm(r)) / bnorm
+    res = math.sqrt(_dot(r, r)) / bnorm
     it = 0
-    mg.precondition(r, z)
+    if res > tol:
+        mg.precondition(r, z)
     p = z.copy()
-    rz = float(np.vdot(r, z))
+    rz = _dot(r, z)
     while res > tol and it < maxiter:
-        _apply_var(D, W[0], W[1], W[2], p, q)
-        pq = float(np.vdot(p, q))
+        pq = _apply_var_dot(D, W[0], W[1], W[2], p, q)
         if pq <= 0.0:
             break
         alpha = rz / pq
-        x += alpha * p
-        r -= alpha * q
+        res = math.sqrt(max(_cg_step(x, r, p, q, alpha), 0.0)) / bnorm
         it += 1
-        res = float(np.linalg.norm(r)) / bnorm
         if res <= tol:
             break
         mg.precondition(r, z)
-        rz_new = float(np.vdot(r, z))
-        p *= rz_new / rz
-        p += z
+        rz_new = _dot(r, z)
+        _xpby(z, p, rz_new / rz)
         rz = rz_new
     # Recompute the true residual (the recursive one drifts by rounding).
     _apply_var(D, W[0], W[1], W[2], x, q)
@@ -949,6 +1034,7 @@ def solve_stencil(
     maxiter: int | None = None,
     x0: np.ndarray | None = None,
     multigrid: Multigrid | None = None,
+    threads: int | None = None,
 ) -> SolveResult:
     """Solve ``H u = rhs`` (default ``rhs = 1``, the landscape problem of eq. 2) matrix-free.
 
@@ -971,6 +1057,11 @@ def solve_stencil(
     multigrid
         A prebuilt :class:`Multigrid` of ``ham`` to reuse (method ``"mg"``), e.g. to solve for
         several right-hand sides or to choose the cycle, smoothing and coarsest size.
+    threads
+        Threads for the numba kernels (default: numba's current setting, ``NUMBA_NUM_THREADS``
+        or :func:`numba.set_num_threads`). On a machine shared with other busy processes one
+        thread can be faster: every kernel ends in a barrier that waits for the slowest
+        thread, and a descheduled thread stalls it for a scheduler time slice.
 
     Returns
     -------
@@ -992,7 +1083,20 @@ def solve_stencil(
     if not (tol > 0):
         raise InputError(f"tol={tol!r} must be > 0")
     b = np.ones(ham.shape) if rhs is None else np.asarray(rhs, dtype=float).reshape(ham.shape)
-    info: dict = {}
+    previous_threads = numba.get_num_threads()
+    if threads is not None:
+        if not 1 <= int(threads) <= numba.config.NUMBA_NUM_THREADS:
+            raise InputError(f"threads={threads!r} must be between 1 and "
+                             f"{numba.config.NUMBA_NUM_THREADS}")
+        numba.set_num_threads(int(threads))
+    try:
+        return _solve_stencil(ham, b, method, tol, maxiter, x0, multigrid)
+    finally:
+        numba.set_num_threads(previous_threads)
+
+
+def _solve_stencil(ham, b, method, tol, maxiter, x0, multigrid) -> SolveResult:
+    info: dict = {"threads": numba.get_num_threads()}
     if method == "auto":
         info["cg_estimate"] = estimate_cg_iterations(ham, tol)
         method = choose_method(ham, tol)
