@@ -42,7 +42,7 @@ def test_periodic_constant_potential_gives_flat_landscape(shape):
         ms.solve_landscape(np.full(shape, 0.7), boundary="periodic")
 
 
-@pytest.mark.parametrize("solver", ["direct", "cg", "amg"])
+@pytest.mark.parametrize("solver", ["direct", "cg", "amg", "stencil", "mg", "stencil-cg"])
 def test_solvers_agree(solver):
     rng = np.random.default_rng(3)
     V = rng.uniform(0, 4, (40, 30))

@@ -30,7 +30,7 @@ from .units import UnitSystem
 __all__ = ["Landscape", "free_idos", "solve_landscape"]
 
 DISPERSIONS = ("lattice", "continuum")
-SOLVERS = ("auto", "direct", "banded", "cg", "amg")
+SOLVERS = ("auto", "direct", "banded", "stencil", "mg", "stencil-cg", "cg", "amg")
 
 
 @dataclass(frozen=True)
@@ -270,9 +270,12 @@ def solve_landscape(
     units
         ``"lattice"`` (default) or ``"semiconductor"``.
     solver
-        ``"auto"``, ``"direct"`` (sparse LU), ``"banded"`` (1D Dirichlet only), ``"cg"``
-        (Jacobi-preconditioned conjugate gradients) or ``"amg"`` (CG preconditioned by
-        pyamg smoothed aggregation).
+        ``"auto"`` (default: banded Cholesky for 1D Dirichlet chains, sparse LU up to 40 000
+        cells, else ``"stencil"``), ``"direct"`` (sparse LU), ``"banded"`` (1D Dirichlet only),
+        ``"stencil"`` (matrix-free, :func:`mottscape.solvers.solve_stencil` choosing between
+        its methods), ``"mg"`` (matrix-free multigrid-preconditioned CG), ``"stencil-cg"``
+        (matrix-free fused Jacobi-CG), and the assembled-matrix baselines ``"cg"`` (scipy
+        Jacobi-CG) and ``"amg"`` (CG preconditioned by pyamg smoothed aggregation).
     tol
         Relative residual tolerance for the iterative solvers.
     dispersion
@@ -331,7 +334,7 @@ def solve_landscape(
         elif grid.size <= 40_000:
             solver = "direct"
         else:
-            solver = "amg"
+            solver = "stencil"
     u, iterations = _solve(ham, solver, tol, maxiter)
     rhs_norm = math.sqrt(grid.size)
     residual = float(np.linalg.norm(1.0 - ham.matvec(u)) / rhs_norm)
@@ -379,6 +382,12 @@ def _solve(ham: Hamiltonian, solver: str, tol: float, maxiter: int | None):
     if solver == "direct":
         u = spla.spsolve(ham.matrix("csc"), ones)
         return np.asarray(u).reshape(grid.shape), 0
+    if solver in ("stencil", "mg", "stencil-cg"):
+        from .solvers import solve_stencil
+
+        method = {"stencil": "auto", "mg": "mg", "stencil-cg": "cg"}[solver]
+        res = solve_stencil(ham, method=method, tol=tol, maxiter=maxiter)
+        return res.u, res.iterations
     iters = [0]
 
     def count(_):

@@ -1,0 +1,86 @@
+"""The command line and the study runner."""
+
+import numpy as np
+import pytest
+
+import mottscape as ms
+from mottscape.cli import EXIT_INPUT, main
+
+SMALL = """
+[potential]
+model = "block"
+shape = [64, 64]
+seed = 7
+block = 4
+width = 4.0
+
+[conductivity]
+fermi_energy = 0.7
+omega_min = 0.02
+omega_max = 0.2
+n_omega = 5
+"""
+
+
+def test_run_writes_results_and_figures(tmp_path, capsys):
+    study = tmp_path / "study.toml"
+    study.write_text(SMALL)
+    out = tmp_path / "out"
+    assert main(["run", str(study), "--out", str(out)]) == 0
+    ds = ms.read_netcdf(out / "results.nc")
+    for name in ("sigma_ll", "sigma_mb", "rho_omega", "potential", "u", "effective_potential",
+                 "basin_labels"):
+        assert name in ds
+    assert ds.sizes["omega"] == 5 and ds.potential.shape == (64, 64)
+    np.testing.assert_allclose(ds.effective_potential, 1 / ds.u - ds.attrs["potential_shift"])
+    # The saved potential is realization 0 of the study's seed.
+    V = ms.load_study(study).make_potential(0)
+    np.testing.assert_array_equal(ds.potential.values, V)
+    for name in ("landscape.png", "agmon_shell.png", "conductivity.png", "network.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "sigma_LL" in printed and "Delta_xi" in printed
+
+
+def test_same_study_same_numbers(tmp_path):
+    study = tmp_path / "study.toml"
+    study.write_text(SMALL)
+    a = ms.run_study(study, out="").dataset
+    b = ms.run_study(study, out="").dataset
+    np.testing.assert_array_equal(a.sigma_ll, b.sigma_ll)
+
+
+def test_ensemble_means(tmp_path):
+    study = tmp_path / "study.toml"
+    study.write_text(SMALL + "\n[ensemble]\nrealizations = 3\n")
+    ds = ms.run_study(study, out="").dataset
+    assert ds.sizes["realization"] == 3
+    np.testing.assert_allclose(ds.sigma_ll_mean, ds.sigma_ll.mean("realization"))
+    assert not np.array_equal(ds.sigma_ll[0], ds.sigma_ll[1])  # different realizations
+
+
+def test_bad_study_is_one_line_and_exit_2(tmp_path, capsys):
+    study = tmp_path / "bad.toml"
+    study.write_text(SMALL.replace("seed = 7", "sed = 7"))
+    assert main(["run", str(study), "--out", str(tmp_path / "o")]) == EXIT_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sed" in err[0] and "seed" in err[0]
+    assert "Traceback" not in err[0]
+
+
+def test_debug_shows_traceback(tmp_path):
+    study = tmp_path / "bad.toml"
+    study.write_text(SMALL.replace("seed = 7", "sed = 7"))
+    with pytest.raises(ms.InputError):
+        main(["--debug", "run", str(study)])
+
+
+def test_missing_study_file(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml")]) == EXIT_INPUT
+    assert "nope.toml" in capsys.readouterr().err
+
+
+def test_example_prints_a_loadable_study(tmp_path):
+    path = tmp_path / "ex.toml"
+    assert main(["example", "--out", str(path)]) == 0
+    assert ms.load_study(path).conductivity.fermi_energy == ms.default_study().conductivity.fermi_energy
