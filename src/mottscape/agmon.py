@@ -77,6 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
+import skfmm
 
 from .basins import Basins
 from .errors import InputError
@@ -89,6 +90,7 @@ __all__ = [
     "agmon_distance",
     "basin_distances",
     "distance_field",
+    "floored_metric",
     "geodesic",
 ]
 
@@ -180,8 +182,6 @@ def _march(wf: np.ndarray, source: np.ndarray, spacing, periodic, order: int,
     if wf.ndim == 1:
         out = _march_1d(wf, source, spacing[0], bool(periodic[0]), order)
     else:
-        import skfmm
-
         phi = np.where(source, -_PHI_IN, 1.0)
         speed = 1.0 / wf
         narrow = 0.0 if not np.isfinite(bound) else bound * (1 + 1e-9) + 1e-12
@@ -246,7 +246,7 @@ class _Window:
     """A box of cells (possibly wrapped on periodic axes) and how to index it."""
 
     def __init__(self, grid: Grid, extent, pad_lo, pad_hi):
-        self.axes = []  # per axis: (index array or slice, periodic flag, lo is face, hi is face)
+        self.axes = []  # per axis: (periodic, low side is a sample face, high side is one)
         index = []
         contiguous = True
         for a, n in enumerate(grid.shape):
