@@ -366,6 +366,23 @@ def test_basin_distances_match_brute_force(block):
     assert pd.lookup(src[0], basins.n - 1) == np.inf or basins.n - 1 in src
 
 
+@pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])
+def test_basin_distances_1d_and_3d(boundary):
+    rng = np.random.default_rng(5)
+    for V in (np.repeat(rng.uniform(0, 4, 400), 4),
+              np.repeat(np.repeat(np.repeat(rng.uniform(0, 4, (6, 6, 6)), 3, 0), 3, 1), 3, 2)):
+        land = solve_landscape(V, boundary=boundary)
+        basins = find_basins(land, float(np.quantile(land.effective_potential, 0.06)))
+        assert basins.n >= 4
+        bound = 6.0
+        pd = basin_distances(land, basins, bound=bound)
+        brute = _brute_pairs(land, basins, range(basins.n), bound)
+        got = {(int(a), int(b)): float(r) for a, b, r in zip(pd.i, pd.j, pd.rho, strict=True)}
+        assert set(got) == set(brute)
+        for k, r in brute.items():
+            assert got[k] == pytest.approx(r, rel=1e-12, abs=1e-12)
+
+
 def test_basin_distances_periodic_and_per_source_bounds(block_periodic):
     land, basins = block_periodic
     full = basin_distances(land, basins, bound=np.inf)
