@@ -77,6 +77,20 @@ def test_stencil_matvec_degenerate_axes(shape, boundary):
     np.testing.assert_allclose(stencil_matvec(ham_u, x), ref, rtol=1e-13, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(5, 37, 20), (3, 70, 9), (67, 300)])
+@pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])
+def test_tiled_kernels_partial_tiles(shape, boundary):
+    """Shapes whose row count is not a multiple of the kernels' tile height."""
+    rng = np.random.default_rng(4)
+    ham = build_hamiltonian(rng.uniform(0, 4, shape), spacing=0.8, boundary=boundary)
+    x = rng.normal(size=shape)
+    ref = (ham.matrix() @ x.ravel()).reshape(shape)
+    np.testing.assert_allclose(stencil_matvec(ham, x), ref, rtol=1e-13, atol=1e-12)
+    res = solve_stencil(ham, method="cg")
+    true = np.linalg.norm(1.0 - ham.matrix() @ res.u.ravel()) / math.sqrt(ham.size)
+    assert res.converged and true <= 1e-10
+
+
 # --------------------------------------------------------------------- solves vs spsolve
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])

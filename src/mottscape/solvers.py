@@ -137,40 +137,50 @@ class SolveResult:
 _JIT = {"parallel": True, "fastmath": False, "cache": True}
 
 
+@njit(inline="always", cache=True)
+def _tile_rows(n1, n2):  # pragma: no cover - compiled
+    """Rows (axis 1) per tile: each thread sweeps all planes (axis 0) of its tiles, so the
+    three planes a 3D stencil touches stay in cache (measured ~20 % faster on 256^3 than
+    distributing rows, which re-reads the neighbouring planes from memory); at least 8 tiles
+    for load balance. In 2D (one plane) a tile is a block of consecutive rows."""
+    return max(1, min(16384 // max(n2, 1), n1 // 8))
+
+
 @njit(**_JIT)
 def _apply_uniform(D, c, cw, x, y):  # pragma: no cover - compiled
     """y = H x for scalar couplings c[a] (interior) and cw[a] (wrap, 0 for Dirichlet)."""
     n0, n1, n2 = x.shape
     c2 = c[2]
-    for r in prange(n0 * n1):
-        i = r // n1
-        j = r - i * n1
-        im = i - 1 if i > 0 else n0 - 1
-        ip = i + 1 if i < n0 - 1 else 0
-        jm = j - 1 if j > 0 else n1 - 1
-        jp = j + 1 if j < n1 - 1 else 0
-        a0m = c[0] if i > 0 else cw[0]
-        a0p = c[0] if i < n0 - 1 else cw[0]
-        a1m = c[1] if j > 0 else cw[1]
-        a1p = c[1] if j < n1 - 1 else cw[1]
-        xr = x[i, j]
-        x0m = x[im, j]
-        x0p = x[ip, j]
-        x1m = x[i, jm]
-        x1p = x[i, jp]
-        dr = D[i, j]
-        yr = y[i, j]
-        for k in range(1, n2 - 1):
-            yr[k] = (dr[k] * xr[k] - a0m * x0m[k] - a0p * x0p[k] - a1m * x1m[k]
-                     - a1p * x1p[k] - c2 * (xr[k - 1] + xr[k + 1]))
-        for e in range(2 if n2 > 1 else 1):
-            k = 0 if e == 0 else n2 - 1
-            km = k - 1 if k > 0 else n2 - 1
-            kp = k + 1 if k < n2 - 1 else 0
-            a2m = c2 if k > 0 else cw[2]
-            a2p = c2 if k < n2 - 1 else cw[2]
-            yr[k] = (dr[k] * xr[k] - a0m * x0m[k] - a0p * x0p[k] - a1m * x1m[k]
-                     - a1p * x1p[k] - a2m * xr[km] - a2p * xr[kp])
+    jb = _tile_rows(n1, n2)
+    for tile in prange((n1 + jb - 1) // jb):
+        for i in range(n0):
+            for j in range(tile * jb, min(tile * jb + jb, n1)):
+                im = i - 1 if i > 0 else n0 - 1
+                ip = i + 1 if i < n0 - 1 else 0
+                jm = j - 1 if j > 0 else n1 - 1
+                jp = j + 1 if j < n1 - 1 else 0
+                a0m = c[0] if i > 0 else cw[0]
+                a0p = c[0] if i < n0 - 1 else cw[0]
+                a1m = c[1] if j > 0 else cw[1]
+                a1p = c[1] if j < n1 - 1 else cw[1]
+                xr = x[i, j]
+                x0m = x[im, j]
+                x0p = x[ip, j]
+                x1m = x[i, jm]
+                x1p = x[i, jp]
+                dr = D[i, j]
+                yr = y[i, j]
+                for k in range(1, n2 - 1):
+                    yr[k] = (dr[k] * xr[k] - a0m * x0m[k] - a0p * x0p[k] - a1m * x1m[k]
+                             - a1p * x1p[k] - c2 * (xr[k - 1] + xr[k + 1]))
+                for e in range(2 if n2 > 1 else 1):
+                    k = 0 if e == 0 else n2 - 1
+                    km = k - 1 if k > 0 else n2 - 1
+                    kp = k + 1 if k < n2 - 1 else 0
+                    a2m = c2 if k > 0 else cw[2]
+                    a2p = c2 if k < n2 - 1 else cw[2]
+                    yr[k] = (dr[k] * xr[k] - a0m * x0m[k] - a0p * x0p[k] - a1m * x1m[k]
+                             - a1p * x1p[k] - a2m * xr[km] - a2p * xr[kp])
 
 
 @njit(**_JIT)
@@ -242,50 +252,51 @@ def _cg_direction_uniform(S, c, cw, r, p_old, p_new, beta):  # pragma: no cover 
     n0, n1, n2 = r.shape
     c2 = c[2]
     total = 0.0
-    for rr in prange(n0 * n1):
-        i = rr // n1
-        j = rr - i * n1
-        im = i - 1 if i > 0 else n0 - 1
-        ip = i + 1 if i < n0 - 1 else 0
-        jm = j - 1 if j > 0 else n1 - 1
-        jp = j + 1 if j < n1 - 1 else 0
-        a0m = c[0] if i > 0 else cw[0]
-        a0p = c[0] if i < n0 - 1 else cw[0]
-        a1m = c[1] if j > 0 else cw[1]
-        a1p = c[1] if j < n1 - 1 else cw[1]
-        sr, rr_, pr = S[i, j], r[i, j], p_old[i, j]
-        s0m, r0m, p0m = S[im, j], r[im, j], p_old[im, j]
-        s0p, r0p, p0p = S[ip, j], r[ip, j], p_old[ip, j]
-        s1m, r1m, p1m = S[i, jm], r[i, jm], p_old[i, jm]
-        s1p, r1p, p1p = S[i, jp], r[i, jp], p_old[i, jp]
-        out = p_new[i, j]
+    jb = _tile_rows(n1, n2)
+    for tile in prange((n1 + jb - 1) // jb):
         t = np.empty(n2)
-        for k in range(1, n2 - 1):
-            pk = rr_[k] + beta * pr[k]
-            nb = (a0m * s0m[k] * (r0m[k] + beta * p0m[k])
-                  + a0p * s0p[k] * (r0p[k] + beta * p0p[k])
-                  + a1m * s1m[k] * (r1m[k] + beta * p1m[k])
-                  + a1p * s1p[k] * (r1p[k] + beta * p1p[k])
-                  + c2 * (sr[k - 1] * (rr_[k - 1] + beta * pr[k - 1])
-                          + sr[k + 1] * (rr_[k + 1] + beta * pr[k + 1])))
-            out[k] = pk
-            t[k] = pk * (pk - sr[k] * nb)
-        for e in range(2 if n2 > 1 else 1):
-            k = 0 if e == 0 else n2 - 1
-            km = k - 1 if k > 0 else n2 - 1
-            kp = k + 1 if k < n2 - 1 else 0
-            a2m = c2 if k > 0 else cw[2]
-            a2p = c2 if k < n2 - 1 else cw[2]
-            pk = rr_[k] + beta * pr[k]
-            nb = (a0m * s0m[k] * (r0m[k] + beta * p0m[k])
-                  + a0p * s0p[k] * (r0p[k] + beta * p0p[k])
-                  + a1m * s1m[k] * (r1m[k] + beta * p1m[k])
-                  + a1p * s1p[k] * (r1p[k] + beta * p1p[k])
-                  + a2m * sr[km] * (rr_[km] + beta * pr[km])
-                  + a2p * sr[kp] * (rr_[kp] + beta * pr[kp]))
-            out[k] = pk
-            t[k] = pk * (pk - sr[k] * nb)
-        total += _sum8(t, n2)
+        for i in range(n0):
+            for j in range(tile * jb, min(tile * jb + jb, n1)):
+                im = i - 1 if i > 0 else n0 - 1
+                ip = i + 1 if i < n0 - 1 else 0
+                jm = j - 1 if j > 0 else n1 - 1
+                jp = j + 1 if j < n1 - 1 else 0
+                a0m = c[0] if i > 0 else cw[0]
+                a0p = c[0] if i < n0 - 1 else cw[0]
+                a1m = c[1] if j > 0 else cw[1]
+                a1p = c[1] if j < n1 - 1 else cw[1]
+                sr, rr_, pr = S[i, j], r[i, j], p_old[i, j]
+                s0m, r0m, p0m = S[im, j], r[im, j], p_old[im, j]
+                s0p, r0p, p0p = S[ip, j], r[ip, j], p_old[ip, j]
+                s1m, r1m, p1m = S[i, jm], r[i, jm], p_old[i, jm]
+                s1p, r1p, p1p = S[i, jp], r[i, jp], p_old[i, jp]
+                out = p_new[i, j]
+                for k in range(1, n2 - 1):
+                    pk = rr_[k] + beta * pr[k]
+                    nb = (a0m * s0m[k] * (r0m[k] + beta * p0m[k])
+                          + a0p * s0p[k] * (r0p[k] + beta * p0p[k])
+                          + a1m * s1m[k] * (r1m[k] + beta * p1m[k])
+                          + a1p * s1p[k] * (r1p[k] + beta * p1p[k])
+                          + c2 * (sr[k - 1] * (rr_[k - 1] + beta * pr[k - 1])
+                                  + sr[k + 1] * (rr_[k + 1] + beta * pr[k + 1])))
+                    out[k] = pk
+                    t[k] = pk * (pk - sr[k] * nb)
+                for e in range(2 if n2 > 1 else 1):
+                    k = 0 if e == 0 else n2 - 1
+                    km = k - 1 if k > 0 else n2 - 1
+                    kp = k + 1 if k < n2 - 1 else 0
+                    a2m = c2 if k > 0 else cw[2]
+                    a2p = c2 if k < n2 - 1 else cw[2]
+                    pk = rr_[k] + beta * pr[k]
+                    nb = (a0m * s0m[k] * (r0m[k] + beta * p0m[k])
+                          + a0p * s0p[k] * (r0p[k] + beta * p0p[k])
+                          + a1m * s1m[k] * (r1m[k] + beta * p1m[k])
+                          + a1p * s1p[k] * (r1p[k] + beta * p1p[k])
+                          + a2m * sr[km] * (rr_[km] + beta * pr[km])
+                          + a2p * sr[kp] * (rr_[kp] + beta * pr[kp]))
+                    out[k] = pk
+                    t[k] = pk * (pk - sr[k] * nb)
+                total += _sum8(t, n2)
     return total
 
 
@@ -294,46 +305,48 @@ def _cg_update_uniform(S, c, cw, p, y, r, alpha):  # pragma: no cover - compiled
     n0, n1, n2 = r.shape
     c2 = c[2]
     total = 0.0
-    for rr in prange(n0 * n1):
-        i = rr // n1
-        j = rr - i * n1
-        im = i - 1 if i > 0 else n0 - 1
-        ip = i + 1 if i < n0 - 1 else 0
-        jm = j - 1 if j > 0 else n1 - 1
-        jp = j + 1 if j < n1 - 1 else 0
-        a0m = c[0] if i > 0 else cw[0]
-        a0p = c[0] if i < n0 - 1 else cw[0]
-        a1m = c[1] if j > 0 else cw[1]
-        a1p = c[1] if j < n1 - 1 else cw[1]
-        sr, pr = S[i, j], p[i, j]
-        s0m, p0m = S[im, j], p[im, j]
-        s0p, p0p = S[ip, j], p[ip, j]
-        s1m, p1m = S[i, jm], p[i, jm]
-        s1p, p1p = S[i, jp], p[i, jp]
-        yr, rr_ = y[i, j], r[i, j]
+    jb = _tile_rows(n1, n2)
+    for tile in prange((n1 + jb - 1) // jb):
         t = np.empty(n2)
-        for k in range(1, n2 - 1):
-            nb = (a0m * s0m[k] * p0m[k] + a0p * s0p[k] * p0p[k] + a1m * s1m[k] * p1m[k]
-                  + a1p * s1p[k] * p1p[k] + c2 * (sr[k - 1] * pr[k - 1] + sr[k + 1] * pr[k + 1]))
-            q = pr[k] - sr[k] * nb
-            yr[k] += alpha * pr[k]
-            rk = rr_[k] - alpha * q
-            rr_[k] = rk
-            t[k] = rk * rk
-        for e in range(2 if n2 > 1 else 1):
-            k = 0 if e == 0 else n2 - 1
-            km = k - 1 if k > 0 else n2 - 1
-            kp = k + 1 if k < n2 - 1 else 0
-            a2m = c2 if k > 0 else cw[2]
-            a2p = c2 if k < n2 - 1 else cw[2]
-            nb = (a0m * s0m[k] * p0m[k] + a0p * s0p[k] * p0p[k] + a1m * s1m[k] * p1m[k]
-                  + a1p * s1p[k] * p1p[k] + a2m * sr[km] * pr[km] + a2p * sr[kp] * pr[kp])
-            q = pr[k] - sr[k] * nb
-            yr[k] += alpha * pr[k]
-            rk = rr_[k] - alpha * q
-            rr_[k] = rk
-            t[k] = rk * rk
-        total += _sum8(t, n2)
+        for i in range(n0):
+            for j in range(tile * jb, min(tile * jb + jb, n1)):
+                im = i - 1 if i > 0 else n0 - 1
+                ip = i + 1 if i < n0 - 1 else 0
+                jm = j - 1 if j > 0 else n1 - 1
+                jp = j + 1 if j < n1 - 1 else 0
+                a0m = c[0] if i > 0 else cw[0]
+                a0p = c[0] if i < n0 - 1 else cw[0]
+                a1m = c[1] if j > 0 else cw[1]
+                a1p = c[1] if j < n1 - 1 else cw[1]
+                sr, pr = S[i, j], p[i, j]
+                s0m, p0m = S[im, j], p[im, j]
+                s0p, p0p = S[ip, j], p[ip, j]
+                s1m, p1m = S[i, jm], p[i, jm]
+                s1p, p1p = S[i, jp], p[i, jp]
+                yr, rr_ = y[i, j], r[i, j]
+                for k in range(1, n2 - 1):
+                    nb = (a0m * s0m[k] * p0m[k] + a0p * s0p[k] * p0p[k] + a1m * s1m[k] * p1m[k]
+                          + a1p * s1p[k] * p1p[k]
+                          + c2 * (sr[k - 1] * pr[k - 1] + sr[k + 1] * pr[k + 1]))
+                    q = pr[k] - sr[k] * nb
+                    yr[k] += alpha * pr[k]
+                    rk = rr_[k] - alpha * q
+                    rr_[k] = rk
+                    t[k] = rk * rk
+                for e in range(2 if n2 > 1 else 1):
+                    k = 0 if e == 0 else n2 - 1
+                    km = k - 1 if k > 0 else n2 - 1
+                    kp = k + 1 if k < n2 - 1 else 0
+                    a2m = c2 if k > 0 else cw[2]
+                    a2p = c2 if k < n2 - 1 else cw[2]
+                    nb = (a0m * s0m[k] * p0m[k] + a0p * s0p[k] * p0p[k] + a1m * s1m[k] * p1m[k]
+                          + a1p * s1p[k] * p1p[k] + a2m * sr[km] * pr[km] + a2p * sr[kp] * pr[kp])
+                    q = pr[k] - sr[k] * nb
+                    yr[k] += alpha * pr[k]
+                    rk = rr_[k] - alpha * q
+                    rr_[k] = rk
+                    t[k] = rk * rk
+                total += _sum8(t, n2)
     return total
 
 
