@@ -87,6 +87,11 @@ METHODS = ("auto", "cg", "mg")
 #: scheduler tick (~10 ms measured), far longer than the work on a small level.
 SERIAL_BELOW = 1 << 16
 
+#: Whole solves on grids smaller than this run on one thread unless ``threads`` is given: they
+#: take milliseconds, and measured on a busy 2-core machine two threads were up to 10x slower
+#: than one on 256^2 (barrier stalls), while on a quiet machine they gain at most 2x.
+SERIAL_SOLVE_BELOW = 1 << 17
+
 #: ``"auto"`` picks Jacobi-CG when it is predicted to converge in fewer iterations than this.
 #: One MGCG iteration costs about as much memory traffic as 6-8 fused Jacobi-CG iterations and
 #: MGCG needs about 8-12 iterations at tol = 1e-10, so the break-even is near 60-80.
@@ -1072,9 +1077,10 @@ def solve_stencil(
         several right-hand sides or to choose the cycle, smoothing and coarsest size.
     threads
         Threads for the numba kernels (default: numba's current setting, ``NUMBA_NUM_THREADS``
-        or :func:`numba.set_num_threads`). On a machine shared with other busy processes one
-        thread can be faster: every kernel ends in a barrier that waits for the slowest
-        thread, and a descheduled thread stalls it for a scheduler time slice.
+        or :func:`numba.set_num_threads`; one thread below :data:`SERIAL_SOLVE_BELOW` cells).
+        On a machine shared with other busy processes one thread can be faster: every kernel
+        ends in a barrier that waits for the slowest thread, and a descheduled thread stalls
+        it for a scheduler time slice.
 
     Returns
     -------
@@ -1102,6 +1108,8 @@ def solve_stencil(
             raise InputError(f"threads={threads!r} must be between 1 and "
                              f"{numba.config.NUMBA_NUM_THREADS}")
         numba.set_num_threads(int(threads))
+    elif ham.size < SERIAL_SOLVE_BELOW:
+        numba.set_num_threads(1)
     try:
         return _solve_stencil(ham, b, method, tol, maxiter, x0, multigrid)
     finally:
