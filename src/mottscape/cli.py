@@ -7,9 +7,12 @@ converge, 1 an internal error (a bug: please report it with ``--debug`` output).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from .errors import ConvergenceError, InputError, MottscapeError
 
@@ -37,9 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     run.add_argument("--quiet", "-q", action="store_true", help="print only errors")
 
+    val = sub.add_parser("validate", help="compare sigma_LL and sigma_MB with the exact "
+                         "Kubo-Greenwood conductivity (built-in 1D study without a file)")
+    val.add_argument("study", nargs="?", type=Path, help="TOML study file")
+    val.add_argument("--out", type=Path, default=Path("mottscape-validation"),
+                     help="output directory (default: mottscape-validation)")
+    val.add_argument("--realizations", "-n", type=int, help="override the number of realizations")
+    val.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+
     ex = sub.add_parser("example", help="print the default study file (a template to edit)")
     ex.add_argument("--out", type=Path, help="write it to this file instead")
-    for name in ("run", "example"):
+    for name in ("run", "validate", "example"):
         sub.choices[name].add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                        help="show tracebacks on errors")
     return p
@@ -77,6 +88,50 @@ def _summary(ds) -> None:
               f"{'yes' if bool(row.valid) else 'no'}")
 
 
+def _cmd_validate(args) -> int:
+    from .validate import validate
+
+    t0 = time.perf_counter()
+    log = None if args.quiet else (lambda msg: print(f"[{time.perf_counter() - t0:6.1f} s] "
+                                                     f"{msg}", file=sys.stderr, flush=True))
+    res = validate(args.study, realizations=args.realizations, out=args.out, log=log)
+    if not args.quiet:
+        print(validation_table(res))
+        print(f"wrote {args.out / 'validation.nc'} and {args.out / 'validation.png'}")
+    return 0
+
+
+def validation_table(res) -> str:
+    """The validation summary as a Markdown table (ratios of ensemble means to exact)."""
+    lines = [
+        f"E_F = {res.attrs.get('fermi_energy')}, realizations = {res.sizes['realization']}, "
+        f"Delta_xi = {float(res.delta_xi.mean()):.3g}, xi = {float(res.xi.mean()):.3g}, "
+        f"nu_LL / nu_exact = {float(res.nu_landscape.mean() / res.nu_exact.mean()):.3f}",
+        "",
+        "| omega | omega/Delta_xi | sigma_exact | LL/exact | MB/exact | pairs/exact |",
+        "|---|---|---|---|---|---|",
+    ]
+    dxi = float(res.delta_xi.mean())
+    for k in range(res.sizes["omega"]):
+        def cell(name, k=k):
+            r, lo, hi = (float(res[f"ratio_{name}{s}"][k]) for s in ("", "_lo", "_hi"))
+            return f"{r:.3g} [{lo:.2g}, {hi:.2g}]" if math.isfinite(r) else "n/a"
+        w = float(res.omega[k])
+        lines.append(f"| {w:.3g} | {w / dxi:.2g} | {float(res.sigma_exact_mean[k]):.3g} | "
+                     f"{cell('ll_default')} | {cell('mb')} | {cell('pairs')} |")
+    lines += ["", "| curve | log-log slope | score |", "|---|---|---|",
+              f"| exact | {float(res.slope_exact):.2f} | - |"]
+    for name in [f"ll_{v}" for v in res.variant.values] + ["mb", "pairs"]:
+        lines.append(f"| {name} | {float(res[f'slope_{name}']):.2f} | "
+                     f"{float(res[f'score_{name}']):.2f} |")
+    est, ex = res.eig_estimate.mean("realization"), res.eig_exact.mean("realization")
+    rel = np.nanmean(np.abs(est - ex) / np.abs(ex))
+    lines += ["", f"landscape eigenvalue estimates vs the {res.sizes['level']} lowest exact "
+              f"eigenvalues: mean relative deviation {float(rel):.3f}",
+              f"best variant (lowest score): {res.attrs.get('best_variant')}"]
+    return "\n".join(lines)
+
+
 def _cmd_example(args) -> int:
     from .config import _default_text
 
@@ -93,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mottscape`` command."""
     parser = _parser()
     args = parser.parse_args(argv)
-    commands = {"run": _cmd_run, "example": _cmd_example}
+    commands = {"run": _cmd_run, "validate": _cmd_validate, "example": _cmd_example}
     try:
         return commands[args.command](args)
     except InputError as exc:

@@ -17,9 +17,10 @@ Choices the paper leaves open, and the defaults (see ``docs/validation.md`` for 
     How a basin's position r_i is placed (see :func:`mottscape.basins.find_basins`).
 ``pairs``
     Which pairs estimate f(r, rho_omega): ``"sigma_omega"`` is eq. (14) literally (pairs of
-    Sigma_omega at each omega); ``"window"`` uses every pair of states in the widest window
-    |E_i - E_F| <= hbar omega_max, a lower-variance estimator of the same distribution under the
-    paper's assumption that the positions of states do not depend on their energy near E_F.
+    Sigma_omega at each omega); ``"window"`` uses every pair of states in a fixed window
+    |E_i - E_F| <= ``pair_window`` (default hbar omega_max) at every omega: an estimator of the
+    same distribution, under the paper's assumption that the positions of the states do not
+    depend on their energy near E_F (nu constant), with (window / hbar omega)^2 times more pairs.
 ``xi``
     Localization length used by the classical formula: ``"fit"`` (least-squares slope of
     r_ij against rho_ij over the computed pairs, i.e. the xi for which rho = r / xi best holds)
@@ -124,6 +125,7 @@ def run_pipeline(
     split: str = "components",
     pairs: str = "sigma_omega",
     xi: str = "fit",
+    pair_window: float | None = None,
     landscape: Landscape | None = None,
     solver: str = "auto",
     progress: bool = False,
@@ -168,7 +170,14 @@ def run_pipeline(
     clock.step(f"basins of V_u at E_F: {basins.n}")
 
     # ---------------------------------------------------------------- nu, V_F, Delta_xi
+    # States used for the statistics (V_F, nu_basins, the pair distribution): Sigma_omega at
+    # the largest omega, or the fixed window of the "window" estimator.
     window = float(hw.max())
+    if pairs == "window" and pair_window is not None:
+        window = float(pair_window)
+        if not (math.isfinite(window) and window > 0):
+            raise InputError(f"pair_window={pair_window!r} must be a finite energy > 0 (the "
+                             "half-width of the window of states whose pairs estimate f)")
     near = np.abs(basins.energies - ef)
     order = np.argsort(near)
     in_window = np.flatnonzero(near <= window)
@@ -187,7 +196,10 @@ def run_pipeline(
     if sources.size >= 2 and usable.any():
         # A source i belongs to Sigma_omega for every omega >= |E_i - E_F|/hbar; pairs are
         # needed up to rho_omega + 1 at the smallest such omega (rho_omega decreases with omega).
+        # With the window estimator every pair may serve every omega.
         need = np.maximum(near[sources], hw[usable].min())
+        if pairs == "window":
+            need = np.full(sources.size, hw[usable].min())
         k = np.clip(np.searchsorted(hw[usable], need, side="left"), 0, usable.sum() - 1)
         bounds = rho_w[usable][k] + 1.0
         pd = basin_distances(land, basins, energy=ef, sources=sources, bound=bounds,
@@ -277,7 +289,12 @@ def run_pipeline(
             "xi_fit": ((), xi_fit, {"units": units.length_unit}),
             "xi_metric": ((), xi_metric, {"units": units.length_unit}),
             "n_basins": ((), basins.n),
-            "n_sources": ((), sources.size),
+            "n_sources": ((), sources.size,
+                          {"long_name": "states whose pairs estimate f (Sigma_omega at the "
+                                        "largest omega, or the pair window)"}),
+            "pair_window": ((), window, {"units": units.energy_unit,
+                                         "long_name": "half-width of the window of states "
+                                                      "used for V_F and the pair statistics"}),
             "n_pair_distances": ((), pd.i.size),
         },
         coords={"omega": ("omega", w, {"long_name": "angular frequency",
@@ -307,7 +324,7 @@ def run_pipeline(
         },
     )
     opts = dict(mott_scale=mott_scale_method, dos=dos, center=center, split=split, pairs=pairs,
-                xi=xi)
+                xi=xi, pair_window=window)
     return Pipeline(landscape=land, basins=basins, pairs=pd, sources=sources, dataset=ds,
                     options=opts)
 
@@ -327,6 +344,7 @@ def ac_conductivity(
     split: str = "components",
     pairs: str = "sigma_omega",
     xi: str = "fit",
+    pair_window: float | None = None,
     solver: str = "auto",
     progress: bool = False,
 ) -> xr.Dataset:
@@ -345,6 +363,9 @@ def ac_conductivity(
         and unit system (see :mod:`mottscape.units`).
     mott_scale, dos, center, split, pairs, xi
         The open choices of the theory; see the module docstring.
+    pair_window
+        With ``pairs="window"``: half-width (energy) of the window of states |E_i - E_F| whose
+        pairs estimate f(r, rho_omega) at every omega (default: the largest hbar omega).
     solver
         Landscape solver (see :func:`mottscape.landscape.solve_landscape`).
     progress
@@ -361,7 +382,8 @@ def ac_conductivity(
     """
     return run_pipeline(V, fermi_energy, omega, spacing, mass, boundary, units,
                         mott_scale_method=mott_scale, dos=dos, center=center, split=split,
-                        pairs=pairs, xi=xi, solver=solver, progress=progress).dataset
+                        pairs=pairs, xi=xi, pair_window=pair_window, solver=solver,
+                        progress=progress).dataset
 
 
 class _Clock:

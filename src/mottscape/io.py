@@ -275,7 +275,7 @@ def _safe_value(v):
     if isinstance(v, bool | np.bool_):
         return int(v)
     if isinstance(v, str):
-        return v
+        return str(v)  # numpy.str_ is a str that h5py cannot store
     if isinstance(v, numbers.Real):
         return v
     if isinstance(v, numbers.Complex):
@@ -303,6 +303,11 @@ def _safe_dataset(ds: xr.Dataset) -> xr.Dataset:
     out = ds.copy(deep=False)
     out.attrs = netcdf_safe_attrs(ds.attrs)
     for name in list(out.variables):
+        var = out[name]
+        if var.dtype.kind == "U":  # h5py stores variable-length (object) strings only
+            out[name] = var.astype(object)
+        if var.dtype == bool:  # NetCDF has no boolean type
+            out[name] = var.astype(np.int8)
         out[name].attrs = netcdf_safe_attrs(ds[name].attrs)
     return out
 

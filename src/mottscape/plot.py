@@ -22,6 +22,7 @@ from matplotlib.patches import Circle
 
 __all__ = [
     "plot_agmon_shell",
+    "plot_validation",
     "plot_conductivity",
     "plot_landscape",
     "plot_network",
@@ -245,6 +246,48 @@ def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
         ax.set_yticks([])
     ax.set_title(f"conduction network: {g.number_of_nodes()} states, {g.number_of_edges()} "
                  rf"pairs, $\omega$ = {float(ds.omega[omega_index]):.3g}", fontsize=9)
+    return fig
+
+
+def plot_validation(res, variant: str = "default") -> Figure:
+    """Validation figure: ensemble-mean sigma_exact, sigma_LL, sigma_MB and the pair model
+    against omega (left, bands: 16-84 % bootstrap over realizations), and the ratios to the
+    exact result (right)."""
+    fig = Figure(figsize=(11.0, 4.5), layout="constrained")
+    ax, axr = fig.subplots(1, 2)
+    w = res.omega.values
+    ex = res["sigma_exact_mean"].values
+    ok = ex > 0
+    ax.loglog(w[ok], ex[ok], "ks-", ms=4, label="exact (Kubo-Greenwood)")
+    curves = [(f"ll_{variant}", res["sigma_ll"].sel(variant=variant).mean("realization"),
+               "C1", rf"$\sigma_{{LL}}$ ({variant})"),
+              ("mb", res["sigma_mb"].mean("realization"), "C0", r"$\sigma_{MB}$ (eq. 1)"),
+              ("pairs", res["sigma_pairs"].mean("realization"), "C2", "pair model (App. A-B)")]
+    for key, mean, color, label in curves:
+        m = np.asarray(mean)
+        good = m > 0
+        ax.loglog(w[good], m[good], "o-", color=color, ms=4, label=label)
+        lo = np.asarray(res[f"ratio_{key}_lo"]) * ex
+        hi = np.asarray(res[f"ratio_{key}_hi"]) * ex
+        band = good & np.isfinite(lo) & np.isfinite(hi) & (lo > 0)
+        ax.fill_between(w[band], lo[band], hi[band], color=color, alpha=0.2, lw=0)
+        r = np.asarray(res[f"ratio_{key}"])
+        rg = np.isfinite(r) & (r > 0)
+        axr.loglog(w[rg], r[rg], "o-", color=color, ms=4, label=label)
+        rl, rh = np.asarray(res[f"ratio_{key}_lo"]), np.asarray(res[f"ratio_{key}_hi"])
+        b = rg & np.isfinite(rl) & np.isfinite(rh) & (rl > 0)
+        axr.fill_between(w[b], rl[b], rh[b], color=color, alpha=0.2, lw=0)
+    axr.axhline(1.0, color="k", lw=0.8)
+    ax.set_xlabel(r"$\omega$")
+    ax.set_ylabel(r"$\sigma$ (ensemble mean)")
+    axr.set_xlabel(r"$\omega$")
+    axr.set_ylabel(r"$\sigma / \sigma_{exact}$")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    axr.grid(True, which="both", alpha=0.3)
+    n = res.sizes.get("realization", 1)
+    fig.suptitle(f"validation: {n} realizations, E_F = {res.attrs.get('fermi_energy', '')}",
+                 fontsize=10)
     return fig
 
 
