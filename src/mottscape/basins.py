@@ -85,6 +85,7 @@ def find_basins(
     *,
     split: str = "components",
     center: str = "weighted",
+    energy_rule: str = "landscape",
 ) -> Basins:
     """Find the basins of V_u at ``energy`` (sec. II).
 
@@ -102,6 +103,11 @@ def find_basins(
         a proxy of the state's |psi|^2, default), ``"centroid"`` (geometric centroid) or
         ``"minimum"`` (the cell of min V_u). Periodic samples use minimum-image offsets from
         the minimum.
+    energy_rule
+        ``"landscape"`` (default): E_i = (1 + d/4) min V_u (ref. [30]), formed in the frame
+        of the solve. ``"minimum"``: E_i = min of the effective potential over the basin (for
+        an effective potential that already estimates energies, e.g. the scaled landscape of
+        ``run_pipeline(..., effective="scaled")``).
 
     Returns
     -------
@@ -109,11 +115,21 @@ def find_basins(
     """
     if split not in SPLITS:
         raise InputError(f"split={split!r} is not known; use one of {SPLITS}")
+    if energy_rule not in ("landscape", "minimum"):
+        raise InputError(f"energy_rule={energy_rule!r} must be 'landscape' or 'minimum'")
     if center not in CENTERS:
         raise InputError(f"center={center!r} is not known; use one of {CENTERS}")
-    energy = float(energy)
+    if not isinstance(land, Landscape):
+        raise InputError(
+            f"land must be a Landscape (from mottscape.solve_landscape), got "
+            f"{type(land).__name__}")
+    try:
+        energy = float(energy)
+    except (TypeError, ValueError):
+        raise InputError(f"energy={energy!r} must be a finite number (the level E, e.g. E_F)") \
+            from None
     if not np.isfinite(energy):
-        raise InputError(f"energy={energy!r} must be a finite number")
+        raise InputError(f"energy={energy!r} must be a finite number (the level E, e.g. E_F)")
     grid = land.grid
     vu = land.effective_potential
     mask = vu <= energy
@@ -140,7 +156,10 @@ def find_basins(
     argmin = np.array(ndi.minimum_position(vu, labels, index), dtype=int).reshape(n, grid.ndim)
     centers = _centers(land, labels, n, argmin, center)
     d = grid.ndim
-    energies = (1.0 + d / 4.0) * (minima + land.shift) - land.shift
+    if energy_rule == "minimum":
+        energies = minima.copy()
+    else:
+        energies = (1.0 + d / 4.0) * (minima + land.shift) - land.shift
     return Basins(
         grid=grid,
         level=energy,

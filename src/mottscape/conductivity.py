@@ -21,6 +21,12 @@ Choices the paper leaves open, and the defaults (see ``docs/validation.md`` for 
     |E_i - E_F| <= ``pair_window`` (default hbar omega_max) at every omega: an estimator of the
     same distribution, under the paper's assumption that the positions of the states do not
     depend on their energy near E_F (nu constant), with (window / hbar omega)^2 times more pairs.
+``effective``
+    Which effective potential defines the basins and the Agmon metric: ``"vu"`` (V_u, the
+    paper) or ``"scaled"`` (W_u = (1 + d/4) V_u in the frame of the solve). The paper's metric
+    is free inside every region V_u <= E_F, including wells whose own ground state lies above
+    E_F (a state at E_F tunnels through them); W_u makes a region free only where the
+    landscape rule puts a state below E_F. An extension of ours, compared in the validation.
 ``xi``
     Localization length used by the classical formula: ``"fit"`` (least-squares slope of
     r_ij against rho_ij over the computed pairs, i.e. the xi for which rho = r / xi best holds)
@@ -57,6 +63,7 @@ __all__ = ["Pipeline", "ac_conductivity", "run_pipeline"]
 DOS_METHODS = ("landscape", "basins")
 PAIR_SETS = ("sigma_omega", "window")
 XI_METHODS = ("fit", "metric")
+EFFECTIVE = ("vu", "scaled")
 #: Minimum number of basins used to estimate the localization volume V_F.
 _MIN_VF_BASINS = 5
 
@@ -123,9 +130,10 @@ def run_pipeline(
     dos: str = "landscape",
     center: str = "weighted",
     split: str = "components",
-    pairs: str = "sigma_omega",
+    pairs: str = "window",
     xi: str = "fit",
     pair_window: float | None = None,
+    effective: str = "vu",
     landscape: Landscape | None = None,
     solver: str = "auto",
     progress: bool = False,
@@ -138,7 +146,7 @@ def run_pipeline(
     """
     clock = _Clock(log)
     for name, value, allowed in (("dos", dos, DOS_METHODS), ("pairs", pairs, PAIR_SETS),
-                                 ("xi", xi, XI_METHODS)):
+                                 ("xi", xi, XI_METHODS), ("effective", effective, EFFECTIVE)):
         if value not in allowed:
             raise InputError(f"{name}={value!r} is not known; use one of {allowed}")
     units = get_units(units)
@@ -166,7 +174,19 @@ def run_pipeline(
             f"fermi_energy={ef:g} is below the bottom of the landscape spectrum (min V_u = "
             f"{vu_min:g}): there are no states and no basins; choose E_F above min V_u")
     hw = units.omega_to_energy(w)
-    basins = find_basins(land, ef, split=split, center=center)
+    if effective == "scaled":
+        # W_u = (1 + d/4) V_u (in the frame of the solve): the landscape eigenvalue rule
+        # applied pointwise, so that a basin's state energy is min W_u and a region is free
+        # for the Agmon metric only where a state at E_F could live.
+        ws = (1.0 + d / 4.0) * (land.effective_potential + land.shift) - land.shift
+        metric_land = Landscape.from_effective_potential(
+            ws, spacing=grid.spacing, mass=land.mass, boundary=grid.boundary,
+            units=land.units, potential=land.potential, dispersion=land.dispersion)
+        basins = find_basins(metric_land, ef, split=split, center=center,
+                             energy_rule="minimum")
+    else:
+        metric_land = land
+        basins = find_basins(land, ef, split=split, center=center)
     clock.step(f"basins of V_u at E_F: {basins.n}")
 
     # ---------------------------------------------------------------- nu, V_F, Delta_xi
@@ -202,7 +222,7 @@ def run_pipeline(
             need = np.full(sources.size, hw[usable].min())
         k = np.clip(np.searchsorted(hw[usable], need, side="left"), 0, usable.sum() - 1)
         bounds = rho_w[usable][k] + 1.0
-        pd = basin_distances(land, basins, energy=ef, sources=sources, bound=bounds,
+        pd = basin_distances(metric_land, basins, energy=ef, sources=sources, bound=bounds,
                              progress=progress)
     else:
         pd = PairDistances(i=np.zeros(0, int), j=np.zeros(0, int), rho=np.zeros(0),
@@ -214,7 +234,7 @@ def run_pipeline(
 
     # ---------------------------------------------------------------- xi
     xi_fit = _xi_fit(r, pd.rho)
-    xi_metric = _xi_metric(land, basins, ef)
+    xi_metric = _xi_metric(metric_land, basins, ef)
     xi_val = xi_fit if (xi == "fit" and math.isfinite(xi_fit)) else xi_metric
 
     # ---------------------------------------------------------------- E_omega(X^2), sigma
@@ -319,12 +339,13 @@ def run_pipeline(
             "split": split,
             "pairs": pairs,
             "xi_method": xi,
+            "effective_potential_used": effective,
             "spin_factor": 2,
             "mottscape_version": _version(),
         },
     )
     opts = dict(mott_scale=mott_scale_method, dos=dos, center=center, split=split, pairs=pairs,
-                xi=xi, pair_window=window)
+                xi=xi, pair_window=window, effective=effective)
     return Pipeline(landscape=land, basins=basins, pairs=pd, sources=sources, dataset=ds,
                     options=opts)
 
@@ -342,9 +363,10 @@ def ac_conductivity(
     dos: str = "landscape",
     center: str = "weighted",
     split: str = "components",
-    pairs: str = "sigma_omega",
+    pairs: str = "window",
     xi: str = "fit",
     pair_window: float | None = None,
+    effective: str = "vu",
     solver: str = "auto",
     progress: bool = False,
 ) -> xr.Dataset:
@@ -366,6 +388,10 @@ def ac_conductivity(
     pair_window
         With ``pairs="window"``: half-width (energy) of the window of states |E_i - E_F| whose
         pairs estimate f(r, rho_omega) at every omega (default: the largest hbar omega).
+    effective
+        ``"vu"`` (default): basins and Agmon metric of V_u, as in the paper. ``"scaled"``:
+        of W_u = (1 + d/4) V_u, the landscape eigenvalue rule applied pointwise (see the
+        module docstring).
     solver
         Landscape solver (see :func:`mottscape.landscape.solve_landscape`).
     progress
@@ -382,7 +408,8 @@ def ac_conductivity(
     """
     return run_pipeline(V, fermi_energy, omega, spacing, mass, boundary, units,
                         mott_scale_method=mott_scale, dos=dos, center=center, split=split,
-                        pairs=pairs, xi=xi, pair_window=pair_window, solver=solver,
+                        pairs=pairs, xi=xi, pair_window=pair_window, effective=effective,
+                        solver=solver,
                         progress=progress).dataset
 
 

@@ -42,8 +42,8 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "dos_basins": {"dos": "basins"},
     "center_centroid": {"center": "centroid"},
     "center_minimum": {"center": "minimum"},
-    "pairs_window": {"pairs": "window"},
     "pairs_sigma_omega": {"pairs": "sigma_omega"},
+    "effective_scaled": {"effective": "scaled"},
 }
 
 #: Number of lowest eigenvalues compared with the landscape estimates.
