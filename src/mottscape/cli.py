@@ -1,7 +1,9 @@
 """The ``mottscape`` command line: a thin layer over the public API.
 
-Exit codes: 0 success, 2 bad input (arguments, study files, potential maps), 3 a solver did not
-converge, 1 an internal error (a bug: please report it with ``--debug`` output).
+Exit codes: 0 success, 2 bad input (arguments, study files, potential maps, a sample too large
+for the memory), 3 a solver did not converge, 1 an internal error (a bug: please report it with
+``--debug`` output), 130 interrupted. Every error is one line on stderr; ``--debug`` re-raises
+it with its traceback.
 """
 
 from __future__ import annotations
@@ -154,17 +156,23 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         if args.debug:
             raise
-        print(f"mottscape: error: {exc}", file=sys.stderr)
+        _error(f"error: {exc}")
         return EXIT_INPUT
     except ConvergenceError as exc:
         if args.debug:
             raise
-        print(f"mottscape: solver failure: {exc}", file=sys.stderr)
+        _error(f"solver failure: {exc}")
         return EXIT_CONVERGENCE
     except MottscapeError as exc:
         if args.debug:
             raise
-        print(f"mottscape: error: {exc}", file=sys.stderr)
+        _error(f"error: {exc}")
+        return EXIT_INPUT
+    except MemoryError as exc:
+        if args.debug:
+            raise
+        _error(f"out of memory: {exc or 'an allocation failed'}; use a smaller sample or a "
+               "machine with more memory")
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("mottscape: interrupted", file=sys.stderr)
@@ -172,9 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"mottscape: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
-              "for the traceback and please report it)", file=sys.stderr)
+        _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
+               "traceback and please report it)")
         return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    """Print one line on stderr (a message spanning lines is joined)."""
+    print("mottscape: " + " ".join(message.split()), file=sys.stderr)
 
 
 if __name__ == "__main__":

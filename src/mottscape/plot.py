@@ -22,10 +22,10 @@ from matplotlib.patches import Circle
 
 __all__ = [
     "plot_agmon_shell",
-    "plot_validation",
     "plot_conductivity",
     "plot_landscape",
     "plot_network",
+    "plot_validation",
     "save_figures",
 ]
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .config import Study, load_study, study_from_dict
 from .conductivity import run_pipeline
+from .config import Study, load_study, study_from_dict
 from .errors import InputError
 from .exact import exact_dos, kubo_greenwood, lowest_eigenvalues
 from .io import write_netcdf
@@ -52,9 +52,8 @@ N_EIGENVALUES = 20
 
 def default_validation_study() -> Study:
     """The built-in validation study: a 1D block potential in the band tail (see docs)."""
-    from importlib import resources
-
     import tomllib
+    from importlib import resources
 
     text = resources.files("mottscape").joinpath("data/validation_1d.toml").read_text()
     return study_from_dict(tomllib.loads(text), source="<validation-1d>")

@@ -1,0 +1,88 @@
+"""The validation study: LL, MB and the pair model against the exact reference."""
+
+import numpy as np
+import pytest
+
+import mottscape as ms
+from mottscape.cli import main, validation_table
+from mottscape.validate import summarize, validate
+
+SMALL = """
+[potential]
+model = "block"
+shape = [65536]
+seed = 3
+block = 8
+width = 4.0
+[conductivity]
+fermi_energy = 1.0
+omega_min = 1e-2
+omega_max = 0.2
+n_omega = 4
+[ensemble]
+realizations = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    d = tmp_path_factory.mktemp("val")
+    (d / "s.toml").write_text(SMALL)
+    return validate(d / "s.toml", variants={"default": {}, "mott_log":
+                                            {"mott_scale_method": "log"}}, out=d), d
+
+
+def test_validation_compares_on_the_same_bins(result):
+    res, d = result
+    assert res.sizes["realization"] == 2 and res.sizes["omega"] == 4
+    np.testing.assert_allclose(res.omega, np.sqrt(res.omega_lower * res.omega_upper))
+    assert np.all(res.sigma_exact >= 0) and np.all(res.sigma_ll >= 0)
+    # The ratios are ratios of ensemble means, not means of ratios.
+    expected = res.sigma_ll.sel(variant="default").mean("realization") / \
+        res.sigma_exact.mean("realization")
+    np.testing.assert_allclose(res.ratio_ll_default, expected)
+    assert (d / "validation.nc").exists() and (d / "validation.png").exists()
+    assert ms.read_netcdf(d / "validation.nc").attrs["best_variant"] in ("default", "mott_log")
+
+
+def test_landscape_dos_and_eigenvalues_close_to_exact(result):
+    res, _ = result
+    # The landscape law at E_F and the (1 + d/4) min V_u rule on this 1D block model.
+    ratio = float(res.nu_landscape.mean() / res.nu_exact.mean())
+    assert 0.85 < ratio < 1.1
+    rel = np.abs(res.eig_estimate - res.eig_exact) / res.eig_exact
+    assert float(rel.mean()) < 0.05
+
+
+def test_validation_table_mentions_every_bin(result):
+    res, _ = result
+    table = validation_table(res)
+    assert table.count("\n|") >= 4 + 2
+    assert "best variant" in table
+
+
+def test_summary_bootstrap_brackets_the_ratio():
+    rng = np.random.default_rng(0)
+    import xarray as xr
+
+    R, W = 12, 3
+    ex = rng.uniform(1, 2, (R, W))
+    per = xr.Dataset(
+        {"sigma_exact": (("realization", "omega"), ex),
+         "sigma_ll": (("realization", "variant", "omega"), 2 * ex[:, None, :]),
+         "sigma_mb": (("realization", "omega"), 3 * ex),
+         "sigma_pairs": (("realization", "omega"), ex * rng.uniform(0.5, 1.5, (R, W)))},
+        coords={"omega": [1.0, 2.0, 4.0], "variant": ["default"]})
+    s = summarize(per)
+    np.testing.assert_allclose(s.ratio_ll_default, 2.0)
+    np.testing.assert_allclose(s.ratio_mb, 3.0)
+    assert np.all(s.ratio_pairs_lo <= s.ratio_pairs) and np.all(s.ratio_pairs <= s.ratio_pairs_hi)
+    assert float(s.score_ll_default) == pytest.approx(np.log(2.0))
+    assert float(s.slope_exact) == pytest.approx(float(s.slope_ll_default))
+
+
+def test_cli_validate(tmp_path, capsys):
+    study = tmp_path / "s.toml"
+    study.write_text(SMALL.replace("realizations = 2", "realizations = 1"))
+    assert main(["validate", str(study), "--out", str(tmp_path / "v"), "-q"]) == 0
+    assert (tmp_path / "v" / "validation.png").exists()
