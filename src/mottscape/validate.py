@@ -155,7 +155,7 @@ def summarize(per: xr.Dataset, seed: int = 0) -> xr.Dataset:
         curves[f"ll_{v}"] = per["sigma_ll"].sel(variant=v).values
     stats = {}
     for name, arr in curves.items():
-        lo, mid, hi = _bootstrap_ratio(arr, ex, rng)
+        lo, _median, hi = _bootstrap_ratio(arr, ex, rng)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = arr.mean(axis=0) / ex.mean(axis=0)
         out[f"ratio_{name}"] = ("omega", ratio)
