@@ -83,4 +83,5 @@ def test_missing_study_file(tmp_path, capsys):
 def test_example_prints_a_loadable_study(tmp_path):
     path = tmp_path / "ex.toml"
     assert main(["example", "--out", str(path)]) == 0
-    assert ms.load_study(path).conductivity.fermi_energy == ms.default_study().conductivity.fermi_energy
+    loaded = ms.load_study(path).conductivity.fermi_energy
+    assert loaded == ms.default_study().conductivity.fermi_energy

@@ -140,7 +140,7 @@ def test_pipeline_runs_in_every_dimension(shape):
     assert np.all(np.isfinite(ds.rho_omega) | ds.flag_rho_omega_small)
     g = ms.conduction_network(pipe, ds.sizes["omega"] - 1)
     assert g.number_of_edges() == int(ds.n_pairs[-1])
-    for a, b, data in g.edges(data=True):
+    for _a, _b, data in g.edges(data=True):
         assert float(ds.rho_omega[-1]) <= data["rho"] <= float(ds.rho_omega[-1]) + 1
 
 

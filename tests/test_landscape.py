@@ -27,7 +27,8 @@ def test_constant_potential_continuum_limit():
     errs = []
     for n in (100, 200):
         h = L / n
-        land = ms.solve_landscape(np.full(n - 1, V0), spacing=h, shift=0.0)  # walls at the ghost centres
+        # walls at the ghost centres
+        land = ms.solve_landscape(np.full(n - 1, V0), spacing=h, shift=0.0)
         x = (np.arange(n - 1) + 1) * h
         exact = (1 - np.cosh(math.sqrt(V0) * (x - L / 2)) / np.cosh(math.sqrt(V0) * L / 2)) / V0
         errs.append(np.abs(land.u - exact).max())
