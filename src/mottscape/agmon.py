@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,8 +149,19 @@ def _check_source(source, shape: tuple[int, ...], name: str = "source") -> np.nd
     return arr
 
 
+def _check_landscape(land) -> None:
+    if not isinstance(land, Landscape):
+        raise InputError(
+            f"land must be a Landscape (from mottscape.solve_landscape), got "
+            f"{type(land).__name__}")
+
+
 def _check_metric(metric, grid: Grid) -> np.ndarray:
-    arr = np.asarray(metric, dtype=float)
+    try:
+        arr = np.asarray(metric, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError("metric must be an array of numbers of the grid's shape (e.g. "
+                         "land.agmon_metric(E))") from None
     if arr.shape != grid.shape:
         raise InputError(
             f"metric has shape {arr.shape} but the grid has shape {grid.shape}; pass "
@@ -413,6 +423,7 @@ def agmon_distance(
     numpy.ndarray
         Dimensionless distances, 0 on the source.
     """
+    _check_landscape(land)
     energy = _check_energy(energy)
     return distance_field(land.agmon_metric(energy), land.grid, source, bound=bound, order=order)
 
@@ -501,13 +512,17 @@ def basin_distances(
     order
         Fast-marching order (1 or 2).
     progress
-        Print progress to stderr.
+        Show a progress bar (tqdm, on stderr) over the searches.
 
     Returns
     -------
     PairDistances
         A pair is listed if either directed search found it within its bound.
     """
+    _check_landscape(land)
+    if not isinstance(basins, Basins):
+        raise InputError(
+            f"basins must be a Basins (from mottscape.find_basins), got {type(basins).__name__}")
     if basins.grid.shape != land.grid.shape:
         raise InputError(
             f"basins are on a grid of shape {basins.grid.shape} but the landscape has shape "
@@ -557,8 +572,12 @@ def basin_distances(
     wanted[src + 1] = True
     objects = ndi.find_objects(labels)
     I, J, R = [], [], []
-    t0 = time.perf_counter()
-    for k, (i, bnd) in enumerate(zip(src.tolist(), bounds.tolist(), strict=True)):
+    from tqdm import tqdm
+
+    bar = tqdm(total=src.size, desc="Agmon searches", unit="basin", disable=not progress,
+               file=sys.stderr, leave=False, mininterval=0.5)
+    for i, bnd in zip(src.tolist(), bounds.tolist(), strict=True):
+        bar.update()
         box = objects[i]
         cells = np.argwhere(labels[box] == i + 1) + np.array([s.start for s in box])
         extent = _source_extent(grid, cells)
@@ -578,9 +597,7 @@ def basin_distances(
             I.append(np.full(int(first.sum()), i))
             J.append(js[first])
             R.append(ts[first])
-        if progress and (k + 1) % max(1, src.size // 20) == 0:
-            print(f"basin_distances: {k + 1}/{src.size} sources, "
-                  f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    bar.close()
     if I:
         a = np.concatenate(I)
         b = np.concatenate(J)
@@ -652,6 +669,7 @@ def geodesic(
         end. On periodic samples the path is unwrapped (consecutive points are neighbours; the
         positions may lie outside the box: take them modulo ``grid.lengths`` to wrap).
     """
+    _check_landscape(land)
     energy = _check_energy(energy)
     grid = land.grid
     a = _as_region(start, grid, "start")
