@@ -85,3 +85,15 @@ def test_example_prints_a_loadable_study(tmp_path):
     assert main(["example", "--out", str(path)]) == 0
     loaded = ms.load_study(path).conductivity.fermi_energy
     assert loaded == ms.default_study().conductivity.fermi_energy
+
+
+@pytest.mark.parametrize("shape,ef", [((4000,), 0.8), ((24, 24, 24), 1.8)])
+def test_figures_in_1d_and_3d(tmp_path, shape, ef):
+    from mottscape.plot import save_figures
+
+    V = np.random.default_rng(2).uniform(0, 4, shape)
+    pipe = ms.run_pipeline(V, ef, np.geomspace(0.01, 0.3, 5))
+    paths = save_figures(pipe, tmp_path)
+    assert len(paths) == 4
+    for p in paths:
+        assert p.read_bytes()[:4] == b"\x89PNG"

@@ -17,6 +17,7 @@ from .conductivity import Pipeline, ac_conductivity, run_pipeline
 from .config import Study, StudyError, default_study, load_study, study_from_dict
 from .disorder import generate
 from .errors import ConvergenceError, InputError, MottscapeError, ValidityError
+from .exact import exact_dos, exact_eigenstates, kubo_greenwood, lowest_eigenvalues
 from .grid import Grid, make_grid
 from .hamiltonian import Hamiltonian, build_hamiltonian
 from .io import load_potential, read_netcdf, write_netcdf
@@ -26,6 +27,7 @@ from .network import conduction_network, network_matrix
 from .pairs import pair_conductivity, pair_parameters
 from .study import StudyResult, run_study
 from .units import LATTICE, SEMICONDUCTOR, UnitSystem, get_units
+from .validate import validate
 
 __version__ = "0.1.0"
 
@@ -55,12 +57,16 @@ __all__ = [
     "default_study",
     "disorder",
     "distance_field",
+    "exact_dos",
+    "exact_eigenstates",
     "find_basins",
     "generate",
     "geodesic",
     "get_units",
+    "kubo_greenwood",
     "load_potential",
     "load_study",
+    "lowest_eigenvalues",
     "make_grid",
     "mott_scale",
     "network_matrix",
@@ -72,5 +78,6 @@ __all__ = [
     "sigma_mott_berezinskii",
     "solve_landscape",
     "study_from_dict",
+    "validate",
     "write_netcdf",
 ]
