@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
@@ -233,6 +234,18 @@ def test_auto_picks_cg_for_anderson_and_mg_for_continuum():
     assert solve_stencil(smooth, method="auto").method == "mg"
 
 
+def test_thread_count_does_not_change_the_result():
+    rng = np.random.default_rng(9)
+    ham = build_hamiltonian(rng.uniform(0.0, 4.0, (40, 30, 24)), spacing=(1.0, 0.9, 1.1))
+    one = solve_stencil(ham, method="cg", threads=1)
+    assert one.info["threads"] == 1
+    assert solve_stencil(ham, method="cg").info["threads"] == 1  # small grid: serial default
+    many = solve_stencil(ham, method="cg", threads=numba.config.NUMBA_NUM_THREADS)
+    assert many.info["threads"] == numba.config.NUMBA_NUM_THREADS
+    np.testing.assert_allclose(one.u, many.u, rtol=1e-9)
+    assert abs(one.iterations - many.iterations) <= 1
+
+
 def test_invalid_arguments():
     ham = _ham(1, "dirichlet", False)
     with pytest.raises(InputError):
@@ -241,3 +254,7 @@ def test_invalid_arguments():
         solve_stencil(ham, tol=0.0)
     with pytest.raises(InputError):
         solve_stencil(ham, method="mg", multigrid=Multigrid(_ham(2, "dirichlet", False)))
+    with pytest.raises(InputError):
+        solve_stencil(ham, threads=0)
+    with pytest.raises(InputError):
+        stencil_matvec(ham, np.ones(ham.shape), out=np.empty(ham.size + 1))
