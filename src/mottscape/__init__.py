@@ -16,6 +16,7 @@ from .basins import Basins, find_basins
 from .conductivity import Pipeline, ac_conductivity, run_pipeline
 from .config import Study, StudyError, default_study, load_study, study_from_dict
 from .disorder import generate
+from .ensemble import run_ensemble
 from .errors import ConvergenceError, InputError, MottscapeError, ValidityError
 from .exact import exact_dos, exact_eigenstates, kubo_greenwood, lowest_eigenvalues
 from .grid import Grid, make_grid
@@ -73,6 +74,7 @@ __all__ = [
     "pair_conductivity",
     "pair_parameters",
     "read_netcdf",
+    "run_ensemble",
     "run_pipeline",
     "run_study",
     "sigma_mott_berezinskii",

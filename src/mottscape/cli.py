@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output directory (default: the study's)")
     run.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     run.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    run.add_argument("--workers", "-j", type=int, default=1,
+                     help="worker processes for the realizations (default 1)")
+    run.add_argument("--store", type=Path,
+                     help="resumable store: one NetCDF per finished realization, reused on rerun")
 
     val = sub.add_parser("validate", help="compare sigma_LL and sigma_MB with the exact "
                          "Kubo-Greenwood conductivity (built-in 1D study without a file)")
@@ -66,7 +70,7 @@ def _cmd_run(args) -> int:
                                                      f"{msg}", file=sys.stderr, flush=True))
     res = run_study(args.study, out=args.out if args.out else None,
                     figures=False if args.no_figures else None, log=log,
-                    progress=not args.quiet)
+                    progress=not args.quiet, workers=args.workers, store=args.store)
     if not args.quiet:
         _summary(res.dataset)
     return 0

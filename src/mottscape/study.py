@@ -14,6 +14,7 @@ import xarray as xr
 
 from .conductivity import Pipeline, run_pipeline
 from .config import Study, default_study, load_study
+from .ensemble import run_ensemble
 from .io import write_netcdf
 
 __all__ = ["StudyResult", "maps_dataset", "run_study"]
@@ -59,6 +60,8 @@ def run_study(
     figures: bool | None = None,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
+    workers: int = 1,
+    store: str | Path | None = None,
 ) -> StudyResult:
     """Run a study: every realization through :func:`mottscape.run_pipeline`.
 
@@ -74,6 +77,9 @@ def run_study(
         Override the study's ``output.figures``.
     log
         Called with one line per step, for progress displays.
+    workers, store
+        Parallel workers and resumable store for the realizations after the first (see
+        :func:`mottscape.ensemble.run_ensemble`).
 
     Returns
     -------
@@ -87,32 +93,18 @@ def run_study(
         study = load_study(study)
     say = log or (lambda _msg: None)
     c = study.conductivity
-    omegas = study.omegas()
-    mass = study.make_mass()
-    per_realization = []
-    first = None
     n = study.ensemble.realizations
-    for r in range(n):
-        V = study.make_potential(r)
-        say(f"realization {r + 1}/{n}: potential {study.potential.model} {V.shape}")
-        pipe = run_pipeline(
-            V, c.fermi_energy, omegas, study.grid.spacing, mass, study.grid.boundary,
-            study.grid.units, mott_scale_method=c.mott_scale, log=log, progress=progress)
-        per_realization.append(pipe.dataset)
-        if first is None:
-            first = pipe
-    assert first is not None
+    V = study.make_potential(0)
+    say(f"realization 1/{n}: potential {study.potential.model} {V.shape}")
+    first = run_pipeline(
+        V, c.fermi_energy, study.omegas(), study.grid.spacing, study.make_mass(),
+        study.grid.boundary, study.grid.units, mott_scale_method=c.mott_scale, log=log,
+        progress=progress)
     if n == 1:
         ds = first.dataset.copy()
     else:
-        ds = xr.concat(per_realization, dim="realization", data_vars="all", coords="minimal",
-                       compat="override", combine_attrs="drop_conflicts")
-        ds = ds.assign_coords(realization=np.arange(n))
-        for name in ("sigma_ll", "sigma_mb"):
-            ds[f"{name}_mean"] = ds[name].mean("realization")
-            ds[f"{name}_mean"].attrs = dict(ds[name].attrs, long_name="ensemble mean of "
-                                            + ds[name].attrs.get("long_name", name))
-            ds[f"{name}_std"] = ds[name].std("realization")
+        ds = run_ensemble(study, n, workers=workers, store=store, log=log,
+                          precomputed={0: first.dataset})
     ds = xr.merge([ds, maps_dataset(first)], combine_attrs="override")
     ds.attrs.update(
         study_source=str(study.source),
