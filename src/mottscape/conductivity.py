@@ -239,14 +239,14 @@ def run_pipeline(
 
     # ---------------------------------------------------------------- E_omega(X^2), sigma
     n_states = np.zeros(w.size, dtype=int)
+    n_stat = np.zeros(w.size, dtype=int)
     n_pairs = np.zeros(w.size, dtype=int)
     moment = np.zeros(w.size)
     for k_w in range(w.size):
-        if pairs == "window":
-            members = sources
-        else:
-            members = np.flatnonzero(near <= hw[k_w])
-        n_states[k_w] = members.size
+        sigma_w = np.flatnonzero(near <= hw[k_w])
+        n_states[k_w] = sigma_w.size
+        members = sources if pairs == "window" else sigma_w
+        n_stat[k_w] = members.size
         if not np.isfinite(rho_w[k_w]) or members.size < 2:
             moment[k_w] = 0.0
             continue
@@ -259,7 +259,7 @@ def run_pipeline(
     s_mb = sigma_mott_berezinskii(nu, xi_val, hw, delta_xi, d) * factor
 
     flag_rho = ~(np.isfinite(rho_w) & (rho_w > 1.0))
-    flag_empty = n_states < 2
+    flag_empty = n_stat < 2
     flag_pairs = n_pairs == 0
     valid = ~(flag_rho | flag_empty | flag_pairs) & (not basins.percolating) & land.converged
     sigma_unit = units.sigma_unit(d)
@@ -290,7 +290,8 @@ def run_pipeline(
                                      {"long_name": "rho_omega <= 1 or undefined: omega not "
                                       "small compared with Delta_xi"}),
             "flag_sigma_omega_tiny": ("omega", flag_empty,
-                                      {"long_name": "fewer than 2 states in Sigma_omega"}),
+                                      {"long_name": "fewer than 2 states to estimate f from "
+                                                    "(Sigma_omega, or the pair window)"}),
             "flag_no_pairs": ("omega", flag_pairs,
                               {"long_name": "no pair in the Agmon shell (sigma_ll = 0 is a "
                                             "sampling limit, not a result)"}),
