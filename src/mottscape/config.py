@@ -58,7 +58,7 @@ import numpy as np
 
 from . import disorder
 from .errors import InputError
-from .grid import Grid, make_grid
+from .grid import BYTES_PER_POINT_PIPELINE, Grid, check_memory, make_grid
 from .units import UnitSystem, get_units
 
 __all__ = [
@@ -358,10 +358,14 @@ def load_study(path: str | Path) -> Study:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
+        line = int(m.group(1)) if m else None
+        if line is None and "end of document" in str(exc):
+            line = max(1, len(text.splitlines()))
+        where = f"{p}, line {line}" if line is not None else str(p)
         raise StudyError(
-            f"{p}: invalid TOML: {exc}. Check quoting of strings, commas in arrays, and "
-            "'key = value' syntax on that line",
-            path=str(p), line=int(m.group(1)) if m else None) from None
+            f"{where}: invalid TOML: {exc}. Check quoting of strings, commas in arrays, "
+            "closing brackets and 'key = value' syntax on that line",
+            path=str(p), line=line) from None
     return _build(data, str(p), p.resolve().parent, text, defaults=_default_data())
 
 
@@ -669,6 +673,12 @@ def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
     shape = merged.pop("shape", None)
     if shape is not None:
         shape = _check_kind(ctx, "potential", "shape", shape, "shape")
+        try:
+            check_memory(math.prod(shape), BYTES_PER_POINT_PIPELINE,
+                         f"a sample of shape {list(shape)}")
+        except InputError as exc:
+            raise ctx.error(f"[potential] shape = {list(shape)}: {exc}", "potential",
+                            "shape") from None
     seed = _check_kind(ctx, "potential", "seed", merged.pop("seed", 0), "int")
     if seed < 0:
         raise ctx.error(f"[potential] seed = {seed} must be >= 0", "potential", "seed")

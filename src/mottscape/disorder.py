@@ -37,6 +37,7 @@ import scipy.fft
 import scipy.ndimage as ndi
 
 from .errors import InputError
+from .grid import check_memory
 
 __all__ = [
     "MODELS",
@@ -51,6 +52,10 @@ __all__ = [
 ]
 
 SeedLike = int | np.random.SeedSequence | np.random.Generator
+
+#: Memory per point of a generator (the Gaussian field's FFT work arrays dominate; the padding
+#: of non-periodic fields comes on top), checked before anything is allocated.
+_BYTES_PER_POINT = 64
 
 #: Padding of non-periodic Gaussian fields, in correlation lengths: wrap-around correlations
 #: are below exp(-_PAD**2 / 2) ~ 1.5e-8 of the variance.
@@ -100,6 +105,7 @@ def _shape(shape, where: str) -> tuple[int, ...]:
                 "int >= 1"
             )
         out.append(int(n))
+    check_memory(math.prod(out), _BYTES_PER_POINT, f"{where}: a potential of shape {tuple(out)}")
     return tuple(out)
 
 

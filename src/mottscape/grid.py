@@ -7,6 +7,8 @@ serves every dimension.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,12 +16,29 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["BOUNDARIES", "Grid", "as_mass", "as_potential", "check_memory", "make_grid"]
+__all__ = [
+    "BOUNDARIES",
+    "BYTES_PER_POINT_HAMILTONIAN",
+    "BYTES_PER_POINT_LANDSCAPE",
+    "BYTES_PER_POINT_PIPELINE",
+    "Grid",
+    "as_mass",
+    "as_potential",
+    "check_memory",
+    "check_shape_memory",
+    "make_grid",
+]
 
 BOUNDARIES = ("dirichlet", "periodic")
 
-#: Above this many grid points we estimate memory before allocating (see :func:`check_memory`).
-_BYTES_PER_POINT_PIPELINE = 200
+#: Peak memory per grid point, measured (peak RSS over the input, 2D block potential):
+#: building the Hamiltonian copies V into its diagonal (9 bytes/point measured, plus the mass
+#: map when one is given); the matrix-free landscape solve takes 96 (Jacobi-CG) to 187
+#: (multigrid) bytes/point; the whole pipeline peaks during the landscape solve.
+BYTES_PER_POINT_HAMILTONIAN = 24
+BYTES_PER_POINT_LANDSCAPE = 200
+BYTES_PER_POINT_PIPELINE = 200
+_BYTES_PER_POINT_PIPELINE = BYTES_PER_POINT_PIPELINE  # backward-compatible name
 
 
 @dataclass(frozen=True)
@@ -104,7 +123,13 @@ def make_grid(
     boundary
         ``"dirichlet"`` or ``"periodic"``.
     """
-    shape = tuple(int(n) for n in shape)
+    try:
+        items = list(shape)
+    except TypeError:
+        raise InputError(f"shape={shape!r} must be a sequence of 1 to 3 ints") from None
+    if any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in items):
+        raise InputError(f"shape={tuple(items)!r} must hold integers (cells per axis)")
+    shape = tuple(int(n) for n in items)
     if not 1 <= len(shape) <= 3:
         raise InputError(
             f"V has {len(shape)} dimensions; mottscape handles 1D, 2D and 3D samples "
@@ -112,7 +137,12 @@ def make_grid(
         )
     if min(shape) < 1:
         raise InputError(f"V has shape {shape}; every axis needs at least one cell")
-    spacing_arr = np.atleast_1d(np.asarray(spacing, dtype=float))
+    try:
+        spacing_arr = np.atleast_1d(np.asarray(spacing, dtype=float))
+    except (TypeError, ValueError):
+        raise InputError(
+            f"spacing={spacing!r} must be a positive number or a sequence of {len(shape)} "
+            "positive numbers (one per axis)") from None
     if spacing_arr.ndim != 1 or spacing_arr.size not in (1, len(shape)):
         raise InputError(
             f"spacing={spacing!r} must be a scalar or a sequence of {len(shape)} values "
@@ -121,17 +151,34 @@ def make_grid(
     if not np.all(np.isfinite(spacing_arr)) or np.any(spacing_arr <= 0):
         raise InputError(f"spacing={spacing!r} must be finite and > 0 along every axis")
     spacing_t = tuple(float(h) for h in np.broadcast_to(spacing_arr, (len(shape),)))
-    boundary = str(boundary).lower()
-    if boundary not in BOUNDARIES:
+    if not isinstance(boundary, str) or boundary.lower() not in BOUNDARIES:
         raise InputError(f"boundary={boundary!r} is not supported; use one of {BOUNDARIES}")
+    boundary = boundary.lower()
     return Grid(shape=shape, spacing=spacing_t, boundary=boundary)
 
 
-def as_potential(V, name: str = "V") -> np.ndarray:
-    """Validate a potential map and return it as a float64 array (a copy is not forced)."""
+def as_potential(V, name: str = "V", bytes_per_point: int | None = None) -> np.ndarray:
+    """Validate a potential map and return it as a float64 array (a copy is not forced).
+
+    With ``bytes_per_point`` the memory the caller will need is checked (by
+    :func:`check_shape_memory`) before anything of the size of V is allocated.
+    """
+    if V is None or isinstance(V, str | bytes):
+        raise InputError(
+            f"{name} must be a numeric array with 1 to 3 axes (the potential map), got "
+            f"{type(V).__name__} {V!r}; load a file with mottscape.load_potential first")
+    if bytes_per_point is not None:
+        check_shape_memory(V, bytes_per_point)
     try:
-        arr = np.asarray(V, dtype=float)
+        raw = np.asarray(V)
+        if raw.dtype.kind == "c":
+            raise InputError(
+                f"{name} is complex (dtype {raw.dtype}); a potential is real: pass "
+                f"{name}.real if the imaginary part is round-off")
+        arr = np.asarray(raw, dtype=float)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
         raise InputError(f"{name} must be a numeric array, got {type(V).__name__}: {exc}") from None
     if arr.ndim == 0 or arr.ndim > 3:
         raise InputError(
@@ -151,6 +198,10 @@ def as_potential(V, name: str = "V") -> np.ndarray:
 
 def as_mass(mass, shape: tuple[int, ...]) -> np.ndarray:
     """Validate an effective mass (scalar or array of ``shape``) and broadcast it to ``shape``."""
+    if mass is None or isinstance(mass, str | bytes) or np.iscomplexobj(mass):
+        raise InputError(
+            f"mass={mass!r} must be a positive number or an array of V's shape {tuple(shape)} "
+            "(units of the reference mass)")
     try:
         arr = np.asarray(mass, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -171,16 +222,39 @@ def as_mass(mass, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(arr, tuple(shape)).astype(float, copy=False)
 
 
-def check_memory(n_points: int, bytes_per_point: int = _BYTES_PER_POINT_PIPELINE) -> None:
-    """Raise :class:`InputError` if a grid of ``n_points`` would not fit in available memory."""
+def check_memory(n_points: int, bytes_per_point: int = BYTES_PER_POINT_PIPELINE,
+                 what: str = "a grid") -> None:
+    """Raise :class:`InputError` if a grid of ``n_points`` would not fit in available memory.
+
+    Call it before allocating anything of the grid's size: the estimate is
+    ``n_points * bytes_per_point`` against the memory the system reports as available
+    (``MemAvailable`` of ``/proc/meminfo``; no check where that is unknown).
+    """
     need = int(n_points) * int(bytes_per_point)
     avail = _available_memory()
     if avail is not None and need > avail:
         raise InputError(
-            f"a grid of {n_points:,} points needs about {need / 2**30:.1f} GiB "
+            f"{what} of {int(n_points):,} points needs about {need / 2**30:.1f} GiB "
             f"({bytes_per_point} bytes per point) but only {avail / 2**30:.1f} GiB is available; "
             "use a smaller sample or a machine with more memory"
         )
+
+
+def check_shape_memory(V, bytes_per_point: int, what: str = "a grid") -> None:
+    """:func:`check_memory` for an array-like ``V`` (or a shape tuple), without converting it.
+
+    Only objects that carry a ``shape`` (numpy arrays, broadcast views, xarray objects) are
+    checked, so that nothing of V's size is allocated; a nested list is already in memory.
+    """
+    shape = V if isinstance(V, tuple) else getattr(V, "shape", None)
+    if shape is None:
+        return
+    try:
+        dims = [int(n) for n in shape]
+    except (TypeError, ValueError):
+        return
+    if 1 <= len(dims) <= 3 and min(dims) >= 1:
+        check_memory(math.prod(dims), bytes_per_point, what)
 
 
 def _available_memory() -> int | None:

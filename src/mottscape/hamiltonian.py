@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .grid import Grid, as_mass, as_potential, make_grid
+from .errors import InputError
+from .grid import BYTES_PER_POINT_HAMILTONIAN, Grid, as_mass, as_potential, make_grid
 from .units import UnitSystem, get_units
 
 __all__ = ["Hamiltonian", "build_hamiltonian"]
@@ -142,8 +143,11 @@ def build_hamiltonian(
     -------
     Hamiltonian
     """
-    V = as_potential(V)
-    grid = grid or make_grid(V.shape, spacing, boundary)
+    V = as_potential(V, bytes_per_point=BYTES_PER_POINT_HAMILTONIAN)
+    if grid is None:
+        grid = make_grid(V.shape, spacing, boundary)
+    elif grid.shape != V.shape:
+        raise InputError(f"grid has shape {grid.shape} but V has shape {V.shape}; they must match")
     units = get_units(units)
     m = as_mass(mass, V.shape)
     uniform = bool(np.ndim(mass) == 0)

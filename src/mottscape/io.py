@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import math
 import numbers
 import os
 import tempfile
@@ -27,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import InputError
-from .grid import as_potential
+from .grid import _available_memory, as_potential, check_memory
 
 __all__ = [
     "NETCDF_SUFFIXES",
@@ -129,7 +130,31 @@ def _pickle_error(p: Path, what: str) -> InputError:
     )
 
 
+#: Bytes per point needed to load a map: the array as stored plus its float64 copy.
+_LOAD_BYTES_PER_POINT = 16
+
+
+def _npy_header_shape(p: Path) -> tuple[int, ...] | None:
+    """The shape in a .npy header (read without loading the data), or None if unreadable."""
+    fmt = np.lib.format
+    try:
+        with open(p, "rb") as fh:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, _, _ = fmt.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, _ = fmt.read_array_header_2_0(fh)
+            else:
+                return None
+    except (OSError, ValueError, EOFError):
+        return None  # np.load reports the problem
+    return tuple(int(n) for n in shape)
+
+
 def _np_load(p: Path, what: str) -> np.ndarray:
+    shape = _npy_header_shape(p)
+    if shape:
+        check_memory(math.prod(shape), _LOAD_BYTES_PER_POINT, f"the {what} in {str(p)!r}")
     try:
         arr = np.load(p, allow_pickle=False)
     except ValueError as exc:
@@ -418,6 +443,16 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
         )
     try:
         with xr.open_dataset(p, engine=engine) as ds:
+            n_bytes = sum(int(v.size) * (int(v.dtype.itemsize) + 8)
+                          for v in ds.variables.values())
+            avail = _available_memory()
+            if avail is not None and n_bytes > avail:
+                raise InputError(
+                    f"reading {str(p)!r} needs about {n_bytes / 2**30:.1f} GiB but only "
+                    f"{avail / 2**30:.1f} GiB is available; use a smaller map or a machine "
+                    "with more memory")
             return ds.load()
+    except InputError:
+        raise
     except (OSError, ValueError, TypeError) as exc:
         raise InputError(f"cannot read NetCDF file {str(p)!r}: {exc}") from None

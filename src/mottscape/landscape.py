@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,7 @@ import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 
 from .errors import ConvergenceError, InputError
-from .grid import Grid, as_potential
+from .grid import BYTES_PER_POINT_LANDSCAPE, Grid, as_potential, check_shape_memory
 from .hamiltonian import Hamiltonian, build_hamiltonian
 from .units import UnitSystem
 
@@ -307,6 +308,9 @@ def solve_landscape(
         raise InputError(f"on_failure={on_failure!r} must be 'raise' or 'flag'")
     if dispersion not in DISPERSIONS:
         raise InputError(f"dispersion={dispersion!r} is not known; use one of {DISPERSIONS}")
+    tol = _check_tol(tol)
+    maxiter = _check_maxiter(maxiter)
+    check_shape_memory(V, BYTES_PER_POINT_LANDSCAPE, "the landscape solve on a grid")
     ham0 = build_hamiltonian(V, spacing=spacing, mass=mass, boundary=boundary, units=units)
     V = ham0.potential
     if shift is None:
@@ -362,6 +366,25 @@ def solve_landscape(
         tolerance=tol,
         dispersion=dispersion,
     )
+
+
+def _check_tol(tol) -> float:
+    try:
+        value = float(tol)
+    except (TypeError, ValueError):
+        raise InputError(f"tol={tol!r} must be a number between 0 and 1 (relative residual)") \
+            from None
+    if not 0.0 < value < 1.0:
+        raise InputError(f"tol={tol!r} must be > 0 and < 1 (a relative residual, e.g. 1e-10)")
+    return value
+
+
+def _check_maxiter(maxiter) -> int | None:
+    if maxiter is None:
+        return None
+    if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 1:
+        raise InputError(f"maxiter={maxiter!r} must be a positive int or None (solver default)")
+    return int(maxiter)
 
 
 def _solve(ham: Hamiltonian, solver: str, tol: float, maxiter: int | None):

@@ -7,6 +7,8 @@ frequency omega.
 
 from __future__ import annotations
 
+import numbers
+
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +20,11 @@ __all__ = ["conduction_network", "network_matrix"]
 
 def _edges(pipeline, omega_index: int, width: float = 1.0):
     ds = pipeline.dataset
+    if isinstance(omega_index, bool) or not isinstance(omega_index, numbers.Integral):
+        raise InputError(
+            f"omega_index={omega_index!r} must be an int, the index of a frequency of the "
+            f"results (0 to {ds.sizes['omega'] - 1})")
+    omega_index = int(omega_index)
     if not 0 <= omega_index < ds.sizes["omega"]:
         raise InputError(
             f"omega_index={omega_index} is out of range; the results have "
@@ -52,6 +59,7 @@ def conduction_network(pipeline, omega_index: int, width: float = 1.0) -> nx.Gra
         edges carry ``rho`` (Agmon distance) and ``r`` (Euclidean distance).
     """
     members, i, j, rho, rho_w = _edges(pipeline, omega_index, width)
+    omega_index = int(omega_index)
     basins = pipeline.basins
     g = nx.Graph(rho_omega=rho_w, omega=float(pipeline.dataset.omega[omega_index]))
     for k in members:

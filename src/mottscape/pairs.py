@@ -23,6 +23,7 @@ t_ij < hbar omega_min / 2; they would add |X|^2 suppressed by (t/delta)^2 and ar
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import xarray as xr
@@ -32,6 +33,14 @@ from .errors import InputError
 __all__ = ["pair_conductivity", "pair_parameters"]
 
 
+def _check_prefactor(prefactor) -> float:
+    if isinstance(prefactor, bool) or not isinstance(prefactor, numbers.Real) \
+            or not (math.isfinite(prefactor) and prefactor > 0):
+        raise InputError(f"prefactor={prefactor!r} must be a finite number > 0 (the O(1) "
+                         "constant C of eq. A16, default 1)")
+    return float(prefactor)
+
+
 def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
     """t_ij, splitting, |X_ij|^2 and occupations of the listed basin pairs (App. A, B).
 
@@ -39,6 +48,7 @@ def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
     ``r``, ``t``, ``splitting`` (Delta E), ``x2`` (|X_ij|^2) and ``active`` (E_- < E_F < E_+).
     Energies are in the study's energy unit, lengths in its length unit.
     """
+    prefactor = _check_prefactor(prefactor)
     ds = pipeline.dataset
     pd = pipeline.pairs
     basins = pipeline.basins
@@ -75,12 +85,17 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
     xarray.Dataset
         ``sigma_pairs`` on coordinate ``omega`` (geometric bin centres) and ``n_pairs``.
     """
-    edges = np.asarray(omega_edges, dtype=float)
-    if edges.ndim != 1 or edges.size < 2 or np.any(edges <= 0) or np.any(np.diff(edges) <= 0):
-        raise InputError("omega_edges must be an increasing 1D array of at least two positive "
-                         "frequencies")
-    if not prefactor > 0:
-        raise InputError(f"prefactor={prefactor!r} must be > 0")
+    try:
+        edges = np.asarray(omega_edges, dtype=float)
+    except (TypeError, ValueError):
+        edges = np.zeros(0)
+    if (edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges))
+            or np.any(edges <= 0) or np.any(np.diff(edges) <= 0)):
+        shown = (repr(omega_edges) if isinstance(omega_edges, list | tuple)
+                 and len(omega_edges) <= 6 else f"<array of shape {edges.shape}>")
+        raise InputError(f"omega_edges={shown} must be a strictly increasing 1D array of at "
+                         "least two finite, positive frequencies")
+    prefactor = _check_prefactor(prefactor)
     land = pipeline.landscape
     units = land.units
     grid = land.grid
