@@ -161,3 +161,17 @@ def test_bad_omega(omega, match):
 def test_fermi_energy_below_spectrum():
     with pytest.raises(ms.InputError, match="below the bottom"):
         ms.ac_conductivity(block_sample((32, 32)), -1.0, OMEGA)
+
+
+def test_network_views_agree():
+    V = block_sample((96, 96))
+    pipe = ms.run_pipeline(V, 0.7, OMEGA)
+    k = len(OMEGA) - 1
+    g = ms.conduction_network(pipe, k)
+    m = ms.network_matrix(pipe, k)
+    assert abs(m - m.T).max() == 0
+    assert m.nnz == 2 * g.number_of_edges()
+    lit = ms.conduction_network(pipe, k, states="sigma_omega")
+    assert set(lit.nodes) <= set(g.nodes) and set(lit.edges) <= set(g.edges)
+    with pytest.raises(ms.InputError, match="omega_index"):
+        ms.conduction_network(pipe, 99)

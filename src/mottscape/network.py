@@ -18,7 +18,10 @@ from .errors import InputError
 __all__ = ["conduction_network", "network_matrix"]
 
 
-def _edges(pipeline, omega_index: int, width: float = 1.0):
+STATES = ("statistics", "sigma_omega")
+
+
+def _edges(pipeline, omega_index: int, width: float = 1.0, states: str = "statistics"):
     ds = pipeline.dataset
     if isinstance(omega_index, bool) or not isinstance(omega_index, numbers.Integral):
         raise InputError(
@@ -32,15 +35,18 @@ def _edges(pipeline, omega_index: int, width: float = 1.0):
     rho_w = float(ds["rho_omega"][omega_index])
     hw = float(ds["hbar_omega"][omega_index])
     ef = float(ds["fermi_energy"])
+    if states not in STATES:
+        raise InputError(f"states={states!r} is not known; use one of {STATES}")
     basins = pipeline.basins
-    members = basins.sigma_omega(ef, hw)
+    members = basins.sigma_omega(ef, hw) if states == "sigma_omega" else pipeline.sources
     pd = pipeline.pairs
     inside = (np.isin(pd.i, members) & np.isin(pd.j, members)
               & (pd.rho >= rho_w) & (pd.rho <= rho_w + width))
     return members, pd.i[inside], pd.j[inside], pd.rho[inside], rho_w
 
 
-def conduction_network(pipeline, omega_index: int, width: float = 1.0) -> nx.Graph:
+def conduction_network(pipeline, omega_index: int, width: float = 1.0,
+                       states: str = "statistics") -> nx.Graph:
     """The conduction network at ``dataset.omega[omega_index]`` as a networkx graph.
 
     Parameters
@@ -51,6 +57,10 @@ def conduction_network(pipeline, omega_index: int, width: float = 1.0) -> nx.Gra
         Which frequency of the results.
     width
         Width of the Agmon shell (1 in the paper).
+    states
+        The vertices: ``"statistics"`` (default), the states whose pairs estimate
+        f(r, rho_omega) (the pair window, or Sigma_omega at the largest omega), or
+        ``"sigma_omega"``, Sigma_omega at this omega (eq. 14 literally).
 
     Returns
     -------
@@ -73,9 +83,10 @@ def conduction_network(pipeline, omega_index: int, width: float = 1.0) -> nx.Gra
     return g
 
 
-def network_matrix(pipeline, omega_index: int, width: float = 1.0) -> sp.csr_array:
+def network_matrix(pipeline, omega_index: int, width: float = 1.0,
+                   states: str = "statistics") -> sp.csr_array:
     """The conduction network as a symmetric sparse matrix of Agmon distances (n_basins^2)."""
-    _, i, j, rho, _ = _edges(pipeline, omega_index, width)
+    _, i, j, rho, _ = _edges(pipeline, omega_index, width, states)
     n = pipeline.basins.n
     m = sp.coo_array((np.concatenate([rho, rho]), (np.concatenate([i, j]),
                                                     np.concatenate([j, i]))), shape=(n, n))
