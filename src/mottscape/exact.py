@@ -40,8 +40,10 @@ They are found by windowed eigensolvers:
     16, 24, 32 and 48 cells (segment core 40), and < 1e-12 with the default padding.
 ``"shift-invert"``
     Any dimension: spectrum slicing with shift-invert Lanczos (``scipy.sparse.linalg.eigsh``
-    with a sparse LU factorisation of ``H - sigma`` passed as ``OPinv``), one shift per slice of
-    at most a few hundred states.
+    with one sparse LU factorisation of ``H - sigma`` per shift, passed as ``OPinv``). Each
+    shift asks for about ``SLICE_STATES`` states; the k states nearest a shift cover an
+    interval around it, and shifts are added in the uncovered gaps until the window is
+    covered; duplicates are merged.
 
 Completeness is checked for every method with an exact eigenvalue count (Sylvester's law of
 inertia): the number of eigenvalues below E is the number of negative pivots of an LDL^T
@@ -67,7 +69,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -316,9 +317,18 @@ def _solve_tridiagonal(ham: Hamiltonian, lo: float, hi: float):
     return w, v
 
 
-def _solve_shift_invert(ham: Hamiltonian, lo: float, hi: float, expected: int, n_lo: int,
+def _solve_shift_invert(ham: Hamiltonian, lo: float, hi: float, expected: int,
                         progress: bool = False, slice_states: int = SLICE_STATES):
-    """Spectrum slicing: shift-invert Lanczos at the centre of each slice of ``[lo, hi)``."""
+    """Spectrum slicing by shift-invert Lanczos until the shifts' intervals cover [lo, hi].
+
+    A shift sigma with ``k`` requested eigenpairs returns the k eigenvalues nearest to sigma,
+    so every eigenvalue closer than the farthest one returned (radius rho) has been found:
+    the shift covers ``(sigma - rho, sigma + rho)``. Shifts start evenly spaced (one per
+    ``slice_states`` expected states) and new ones are placed in the gaps left uncovered (the
+    DOS of a band tail varies fast). Each shift costs one sparse LU of ``H - sigma``, used as
+    ``OPinv``. States found by several shifts are merged (same energy: the span of their
+    vectors is kept). The caller checks the total against the inertia count.
+    """
     A = ham.matrix("csc")
     n = A.shape[0]
     if expected == 0:
@@ -326,66 +336,89 @@ def _solve_shift_invert(ham: Hamiltonian, lo: float, hi: float, expected: int, n
     if expected + 10 >= n - 1:
         w, v = _solve_dense(ham, lo, hi)
         return w, v, 0
-    # Slice edges with exact counts; bisect slices holding too many states.
-    nslices = max(1, math.ceil(expected / slice_states))
-    edges = list(np.linspace(lo, hi, nslices + 1))
-    inner = count_eigenvalues_below(ham, edges[1:-1]) - n_lo if nslices > 1 else []
-    counts = [0, *(int(c) for c in inner), expected]
-    i = 0
-    while i < len(edges) - 1:
-        c = counts[i + 1] - counts[i]
-        if c > 2 * slice_states and edges[i + 1] - edges[i] > 1e-9 * max(1.0, abs(lo)):
-            mid = 0.5 * (edges[i] + edges[i + 1])
-            cm = int(count_eigenvalues_below(ham, [mid])[0]) - n_lo
-            edges.insert(i + 1, mid)
-            counts.insert(i + 1, cm)
-            continue
-        i += 1
-    ws, vs = [], []
-    nslice = len(edges) - 1
-    iterator = range(nslice)
+    identity = sp.identity(n, format="csc")
+    nshift = max(1, math.ceil(expected / slice_states))
+    width = (hi - lo) / nshift
+    todo = [(lo + (i + 0.5) * width, 0.5 * width) for i in range(nshift)]
+    covered: list[tuple[float, float]] = []
+    found_w, found_v = [], []
+    nfact = 0
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc="shift-invert slices")
-    identity = sp.identity(n, format="csc")
-    nfact = 0
-    for s in iterator:
-        a, b = edges[s], edges[s + 1]
-        c = counts[s + 1] - counts[s]
-        if c == 0:
-            continue
-        sigma = 0.5 * (a + b)
+        bar = tqdm(desc="shift-invert shifts", unit="shift")
+    density = expected / (hi - lo)  # states per energy, updated as shifts report
+    while todo:
+        sigma, half = todo.pop(0)
+        k = int(min(n - 2, max(16, math.ceil(1.25 * density * 2 * half) + 8)))
         # Symmetric fill-reducing ordering, diagonal pivots preferred: ~2x sparser than COLAMD.
         lu = spla.splu((A - sigma * identity).tocsc(), permc_spec="MMD_AT_PLUS_A",
                        diag_pivot_thresh=0.1, options={"SymmetricMode": True})
         nfact += 1
         op = spla.LinearOperator(A.shape, matvec=lu.solve, dtype=float)
-        k = min(n - 2, c + max(8, c // 5))
-        for _attempt in range(3):
-            with _blas_single_thread():
-                w, v = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=op)
-            last = s == nslice - 1
-            keep = (w >= a) & ((w <= b) if last else (w < b))
-            if keep.sum() >= c:
+        with _blas_single_thread():
+            w, v = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=op)
+        rho = float(np.max(np.abs(w - sigma)))
+        # the k-th nearest may have an unfound twin at the same distance: cover strictly less
+        rho_in = rho * (1.0 - 1e-9)
+        covered.append((sigma - rho_in, sigma + rho_in))
+        found_w.append(w)
+        found_v.append(v)
+        density = max(density, k / (2.0 * rho))
+        if bar is not None:
+            bar.update(1)
+        if not todo:
+            todo = [((a + b) / 2, (b - a) / 2) for a, b in _gaps(covered, lo, hi)]
+            if len(found_w) > 50 * nshift + 100:
                 break
-            k = min(n - 2, int(k * 1.5) + 10)
-        ws.append(w[keep])
-        vs.append(v[:, keep])
-    w = np.concatenate(ws) if ws else np.zeros(0)
-    v = np.concatenate(vs, axis=1) if vs else np.zeros((n, 0))
-    order = np.argsort(w)
-    w, v = w[order], v[:, order]
-    # Drop duplicates found by two slices at a shared edge (same energy, same vector).
-    if w.size > 1:
-        scale = max(1.0, float(np.abs(w).max()))
-        dup = np.zeros(w.size, dtype=bool)
-        close = np.nonzero(np.diff(w) < 1e-10 * scale)[0]
-        for i in close:
-            if abs(float(v[:, i] @ v[:, i + 1])) > 0.5:
-                dup[i + 1] = True
-        w, v = w[~dup], v[:, ~dup]
+    if bar is not None:
+        bar.close()
+    w = np.concatenate(found_w)
+    v = np.concatenate(found_v, axis=1)
+    inside = (w >= lo) & (w <= hi)
+    w, v = _merge_states(w[inside], v[:, inside])
     return w, v, nfact
+
+
+def _gaps(intervals: list[tuple[float, float]], lo: float, hi: float
+          ) -> list[tuple[float, float]]:
+    """Parts of [lo, hi] not covered by the union of open intervals."""
+    out = []
+    x = lo
+    for a, b in sorted(intervals):
+        if a > x:
+            out.append((x, min(a, hi)))
+        x = max(x, b)
+        if x >= hi:
+            break
+    if x < hi:
+        out.append((x, hi))
+    return [(a, b) for a, b in out if b > a]
+
+
+def _merge_states(w: np.ndarray, v: np.ndarray, tol: float = 1e-9):
+    """Merge eigenpairs found more than once: within a cluster of equal energies keep an
+    orthonormal basis of the span of the vectors (its rank is the multiplicity)."""
+    if w.size == 0:
+        return w, v
+    order = np.argsort(w, kind="stable")
+    w, v = w[order], v[:, order]
+    scale = max(1.0, float(np.abs(w).max()))
+    breaks = np.nonzero(np.diff(w) > tol * scale)[0] + 1
+    ws, vs = [], []
+    for idx in np.split(np.arange(w.size), breaks):
+        if idx.size == 1:
+            ws.append(w[idx])
+            vs.append(v[:, idx])
+            continue
+        vc = v[:, idx]
+        g, u = np.linalg.eigh(vc.T @ vc)
+        keep = g > 0.5
+        basis = vc @ (u[:, keep] / np.sqrt(g[keep]))
+        ws.append(np.full(int(keep.sum()), float(np.mean(w[idx]))))
+        vs.append(basis)
+    return np.concatenate(ws), np.concatenate(vs, axis=1)
 
 
 def _default_padding(ham: Hamiltonian, lo: float, hi: float, n_states: int
@@ -447,7 +480,7 @@ def _solve_segments(ham: Hamiltonian, lo: float, hi: float, segment: int, paddin
 
 
 def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padding,
-                   progress: bool, extra_counts: Sequence[float] = ()):
+                   progress: bool):
     """Eigenstates with energies in [lo, hi] and exact counts; returns (blocks, info)."""
     grid = ham.grid
     d1 = grid.ndim == 1 and not grid.periodic
@@ -462,10 +495,10 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
             f"method={method!r} needs a 1D sample with Dirichlet boundaries (got shape "
             f"{grid.shape}, boundary={grid.boundary!r}); use 'dense' or 'shift-invert'")
     t0 = time.perf_counter()
-    counts = count_eigenvalues_below(ham, [lo, hi, *extra_counts])
+    counts = count_eigenvalues_below(ham, [lo, hi])
     expected = int(counts[1] - counts[0])
     info: dict = {"method": method, "expected_states": expected,
-                  "extra_counts": [int(c) for c in counts[2:]]}
+                  "count_lo": int(counts[0]), "count_hi": int(counts[1])}
     coords = _flat_coordinates(grid)
     if method == "segments":
         if padding is None:
@@ -496,8 +529,7 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
         elif method == "tridiagonal":
             w, v = _solve_tridiagonal(ham, lo, hi)
         elif method == "shift-invert":
-            w, v, nfact = _solve_shift_invert(ham, lo, hi, expected, int(counts[0]),
-                                                progress)
+            w, v, nfact = _solve_shift_invert(ham, lo, hi, expected, progress)
             info["factorisations"] = nfact
         else:
             raise InputError(f"method={method!r} is not known; use one of {METHODS}")
@@ -507,15 +539,33 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
                 f"count is {expected}; try method='dense' on a small sample")
         blocks = [_Block(0, ham.size, w, v, _centroids(v, coords))] if w.size else []
     info["solve_seconds"] = time.perf_counter() - t0
-    # Residuals ||H psi - E psi|| of the states as computed (on their own block).
+    info["max_residual"] = _max_residual(ham, blocks)
+    return blocks, info
+
+
+def _max_residual(ham: Hamiltonian, blocks: list[_Block]) -> float:
+    """Largest ``|H psi - E psi|`` entry over the states found, psi = 0 outside its block."""
     res = 0.0
+    if ham.grid.ndim == 1 and not ham.grid.periodic:
+        d, e = _tridiagonal(ham)
+        for blk in blocks:
+            a, b = blk.start, blk.stop
+            v = blk.vectors
+            r = d[a:b, None] * v - blk.energies * v
+            r[:-1] += e[a:b - 1, None] * v[1:]
+            r[1:] += e[a:b - 1, None] * v[:-1]
+            res = max(res, float(np.abs(r).max(initial=0.0)))
+            # leakage into the cells just outside the block
+            if a > 0:
+                res = max(res, float(np.abs(e[a - 1] * v[0]).max(initial=0.0)))
+            if b < d.size:
+                res = max(res, float(np.abs(e[b - 1] * v[-1]).max(initial=0.0)))
+        return res
     A = ham.matrix("csr")
     for blk in blocks:
-        Ab = A[blk.start:blk.stop, blk.start:blk.stop] if blk.stop - blk.start < ham.size else A
-        r = Ab @ blk.vectors - blk.vectors * blk.energies
+        r = A @ blk.vectors - blk.vectors * blk.energies
         res = max(res, float(np.abs(r).max(initial=0.0)))
-    info["max_residual"] = res
-    return blocks, info
+    return res
 
 
 # ============================================================================ matrix elements
@@ -766,10 +816,12 @@ def kubo_greenwood(
     e_edges = np.asarray(u.omega_to_energy(edges), dtype=float)
     half = float(e_edges[-1]) + KT_WINDOW * T
     lo, hi = ef - half, ef + half
-    blocks, info = _window_blocks(ham, lo, hi, method, segment, padding, progress,
-                                  extra_counts=[ef])
-    n_below_ef = info["extra_counts"][0]
-    if n_below_ef == 0 or n_below_ef == ham.size:
+    blocks, info = _window_blocks(ham, lo, hi, method, segment, padding, progress)
+    # Eigenvalues below E_F = those below the window plus the window states below E_F.
+    n_below_ef = info["count_lo"] + sum(int(np.count_nonzero(b.energies < ef)) for b in blocks)
+    n_above_ef = (ham.size - info["count_hi"]) + sum(
+        int(np.count_nonzero(b.energies > ef)) for b in blocks)
+    if n_below_ef == 0 or n_above_ef == 0:
         glo, ghi = _gershgorin(ham)
         where = "below the lowest" if n_below_ef == 0 else "above the highest"
         raise InputError(
