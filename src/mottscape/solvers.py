@@ -635,7 +635,7 @@ def estimate_cg_iterations(ham: Hamiltonian, tol: float = 1e-10) -> float:
     ``n ~ sqrt(kappa)/2 * ln(2/tol)``. At tol = 1e-10: for the Anderson model with box
     disorder [0, 4] at unit spacing this gives 24 (2D) and 27 (3D), measured 29-30; for the
     smooth benchmark field (spacing 0.1, 10 cells per correlation length, min V = 0) it gives
-    ~190, measured 257. It is a rough, cheap predictor (one pass over V and the diagonal),
+    124, measured 257. It is a rough, cheap predictor (one pass over V and the diagonal),
     good enough to separate the two regimes, which differ by an order of magnitude.
     """
     V = np.asarray(ham.potential, dtype=float)
