@@ -353,3 +353,19 @@ def test_segments_match_whole_chain_long():
     seg = kubo_greenwood(V, 0.2, edges, method="segments")
     np.testing.assert_allclose(seg.sigma.values, whole.sigma.values, rtol=1e-9,
                                atol=1e-12 * whole.sigma.values.max())
+
+
+def test_shift_invert_degenerate_levels_and_progress():
+    """Clean square lattice: two-fold degenerate levels found once each, with multiplicity."""
+    V = np.zeros((14, 14))
+    ham = build_hamiltonian(V)
+    w = np.linalg.eigvalsh(ham.matrix().toarray())
+    gaps = np.nonzero(np.diff(w) > 1e-6)[0]  # i with w[i] < w[i + 1]
+    i, j = gaps[gaps >= 30][0], gaps[gaps >= 110][0]
+    assert np.sum(np.diff(w[i + 1:j + 1]) < 1e-9) > 5  # degenerate levels inside
+    lo, hi = float(w[i] + w[i + 1]) / 2, float(w[j] + w[j + 1]) / 2
+    Es, Ps = exact_eigenstates(ham, lo, hi, method="shift-invert", progress=True)
+    np.testing.assert_allclose(Es, w[i + 1:j + 1], atol=1e-10)
+    np.testing.assert_allclose(Ps.T @ Ps, np.eye(Es.size), atol=1e-8)
+    res = ham.matrix() @ Ps - Ps * Es
+    assert np.abs(res).max() < 1e-8
