@@ -139,9 +139,13 @@ def find_basins(
     if grid.periodic:
         comp, ncomp = _merge_periodic(comp, grid.ndim)
     if split == "watershed" and ncomp:
-        from skimage.segmentation import watershed
-
-        labels = watershed(vu, mask=mask, connectivity=1)
+        labels = _watershed(vu, mask)
+        # A component whose minimum is shallower than the round-off depth (or perfectly flat)
+        # gets no marker: keep its cells as one basin instead of losing them.
+        missing = mask & (labels == 0)
+        if missing.any():
+            extra, _ = ndi.label(missing, structure=structure)
+            labels = np.where(missing, extra + labels.max(), labels)
         labels, _, _ = _relabel(labels)
     else:
         labels = comp
@@ -176,15 +180,40 @@ def find_basins(
 
 def watershed_minima(values: np.ndarray) -> np.ndarray:
     """Minimum of ``values`` over each watershed catchment basin (one per local minimum)."""
-    from skimage.segmentation import watershed
-
-    labels = watershed(values, connectivity=1)
+    values = np.asarray(values, dtype=float)
+    labels = _watershed(values)
     index = np.unique(labels)
     index = index[index > 0]
+    if index.size == 0:  # a flat map (scikit-image finds no minimum): one catchment basin
+        return np.array([float(values.min())]) if values.size else np.zeros(0)
     return np.asarray(ndi.minimum(values, labels, index), dtype=float)
 
 
 # ---------------------------------------------------------------------- helpers
+#: Local minima shallower than this fraction of the scale of the values are round-off (e.g.
+#: between cells that are equal by symmetry), not wells: they get no basin of their own.
+ROUNDOFF_DEPTH = 1e-10
+
+
+def _watershed(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Watershed labels of ``values`` (face connectivity), one per minimum deeper than
+    round-off: the markers are the h-minima with h = ROUNDOFF_DEPTH * scale, so that the
+    segmentation does not depend on the last bits of the values (without this, V and V + c
+    could give different basins). 0 where no marker is reached (flat maps)."""
+    from skimage.morphology import h_minima
+    from skimage.segmentation import watershed
+
+    face = ndi.generate_binary_structure(values.ndim, 1)
+    h = ROUNDOFF_DEPTH * (1.0 + float(np.max(np.abs(values))))
+    minima = h_minima(values, h, footprint=face).astype(bool)
+    if mask is not None:
+        minima &= mask
+    markers, n = ndi.label(minima, structure=face)
+    if n == 0:
+        return np.zeros(values.shape, dtype=int)
+    return watershed(values, markers=markers, mask=mask, connectivity=1)
+
+
 def _centers(land: Landscape, labels, n, argmin, center):
     grid = land.grid
     origin = grid.positions(argmin)
