@@ -195,6 +195,27 @@ def test_mg_iterations_flat_under_refinement_while_cg_grows():
     assert cg_its[2] > 3 * cg_its[0] and cg_its[2] > 10 * its[2], cg_its
 
 
+def test_galerkin_coarse_operator_would_not_be_h_uniform(monkeypatch):
+    """The series (re-discretisation) rule matters: with the plain piecewise-constant
+    Galerkin coupling (no internal half-links) the iteration count grows under refinement."""
+    import mottscape.solvers as solvers
+
+    def counts():
+        out = []
+        for n in (64, 128, 256):
+            V, h = _smooth_on(n)
+            out.append(solve_stencil(build_hamiltonian(V, spacing=h), method="mg",
+                                     maxiter=300).iterations)
+        return out
+
+    ours = counts()
+    real = solvers._half_internal
+    monkeypatch.setattr(solvers, "_half_internal",
+                        lambda W, axis, n: np.zeros_like(real(W, axis, n)))
+    galerkin = counts()
+    assert galerkin[2] >= galerkin[0] + 8 and galerkin[2] > 2 * ours[2], (ours, galerkin)
+
+
 def test_mg_handles_mass_jumps_and_anisotropy():
     rng = np.random.default_rng(7)
     n = 96
