@@ -254,7 +254,15 @@ API_CASES = [
       "metric must be finite and >= 0"),
     C("metric-shape", lambda: ms.distance_field(np.ones((4, 4)), land().grid, basins().mask(0)),
       IE, "metric has shape (4, 4)", "grid has shape (16, 16)"),
+    C("idos-energy-string", lambda: land().idos("E_F"), IE, "energy='E_F'",
+      "a number or an array of numbers"),
+    C("metric-energy-nan", lambda: land().agmon_metric(np.nan), IE, "energy=nan",
+      "finite number"),
     # ---- conduction network and pair model
+    C("network-not-a-pipeline", lambda: ms.conduction_network(sample(), 0), IE,
+      "pipeline must be a Pipeline", "run_pipeline"),
+    C("pair-model-not-a-pipeline", lambda: ms.pair_conductivity(sample(), [0.01, 0.1]), IE,
+      "pipeline must be a Pipeline"),
     C("network-index-range", lambda: ms.conduction_network(pipeline(), 5), IE,
       "omega_index=5 is out of range", "0 to 1"),
     C("network-index-type", lambda: ms.conduction_network(pipeline(), "last"), IE,
@@ -392,6 +400,13 @@ FILE_CASES = [
      ("suffix '.csv' is not supported", ".npy, .npz")),
     ("missing-file", "absent.npy", lambda p: None, {}, ("does not exist",)),
 ]
+
+
+def test_write_netcdf_to_a_directory(tmp_path):
+    ds = xr.Dataset({"a": ("x", [1.0])})
+    check(Case("dir", lambda: ms.write_netcdf(ds, tmp_path), IE, ("is a directory",
+                                                                   "results.nc")))
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
 
 @pytest.mark.parametrize("name,make,kwargs,fragments", [c[1:] for c in FILE_CASES],
@@ -556,6 +571,23 @@ def test_study_file_map_with_pickle_fails_when_run(tmp_path):
     path = write(tmp_path, "[potential]\nmodel = 'file'\nfile = 'V.npy'\n"
                            "[conductivity]\nfermi_energy = 0.5\n")
     with pytest.raises(ms.InputError, match="unpickling"):
+        ms.run_study(path, out="")
+
+
+@pytest.mark.parametrize("mass_map,fragments", [
+    (np.ones((3, 3)), ("[grid] mass = ", "m.npy", "the map has shape [3, 3]",
+                       "potential has shape [16, 16]")),
+    (-np.ones((16, 16)), ("[grid] mass = ", "m.npy", "mass must be > 0")),
+    (with_nan(np.ones((16, 16))), ("[grid] mass = ", "m.npy", "NaN or infinite")),
+], ids=["shape", "negative", "nan"])
+def test_bad_mass_map_names_the_file_and_key(tmp_path, mass_map, fragments):
+    np.save(tmp_path / "m.npy", mass_map)
+    path = write(tmp_path, "[potential]\nshape = [16, 16]\n[grid]\nmass = 'm.npy'\n"
+                           "[conductivity]\nfermi_energy = 0.5\n")
+    study = ms.load_study(path)
+    err = check(Case("mass-map", study.make_mass, ms.StudyError, fragments))
+    assert err.key == "mass" and err.section == "grid"
+    with pytest.raises(ms.StudyError, match="mass"):
         ms.run_study(path, out="")
 
 

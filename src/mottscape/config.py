@@ -265,12 +265,31 @@ class Study:
             return V
         return disorder.generate(pot.model, **self._params(self.realization_seed(realization)))
 
-    def make_mass(self) -> float | np.ndarray:
-        """The effective mass: the number of ``grid.mass``, or the map read from its file."""
+    def make_mass(self, shape: tuple[int, ...] | None = None) -> float | np.ndarray:
+        """The effective mass: the number of ``grid.mass``, or the map read from its file.
+
+        A map is checked (finite, > 0) and, against ``shape`` (default: ``potential.shape``
+        when the study sets it), for its shape; problems are :class:`StudyError` naming the
+        file and ``[grid] mass``.
+        """
         if isinstance(self.grid.mass, Path):
+            from .grid import as_mass
             from .io import load_array
 
-            arr, _ = load_array(self.grid.mass, what="mass map")
+            path = self.grid.mass
+            arr, _ = load_array(path, what="mass map")
+            shape = shape if shape is not None else self.potential.shape
+            where = f"{self.source}: [grid] mass = {str(path)!r}"
+            if shape is not None and arr.shape != tuple(shape):
+                raise StudyError(
+                    f"{where}: the map has shape {list(arr.shape)} but the potential has shape "
+                    f"{list(shape)}; give a map of the potential's shape or a number",
+                    path=self.source, section="grid", key="mass")
+            try:
+                as_mass(arr, arr.shape)
+            except InputError as exc:
+                raise StudyError(f"{where}: {exc}", path=self.source, section="grid",
+                                 key="mass") from None
             return arr
         return self.grid.mass
 

@@ -376,6 +376,9 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
             "; h5netcdf needs the h5py package"
         )
     target = Path(path)
+    if target.is_dir():
+        raise InputError(f"path={str(target)!r} is a directory; give a file name such as "
+                         f"{str(target / 'results.nc')!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
     safe = _safe_dataset(ds)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",

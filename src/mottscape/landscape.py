@@ -126,7 +126,10 @@ class Landscape:
 
     def agmon_metric(self, energy: float) -> np.ndarray:
         """Local Agmon metric sqrt(2m/hbar^2 [V_u - E]_+) (the integrand of eq. 9), 1/length."""
-        excess = np.maximum(self.effective_potential - float(energy), 0.0)
+        e = float(_energies(energy))
+        if not math.isfinite(e):
+            raise InputError(f"energy={energy!r} must be a finite number")
+        excess = np.maximum(self.effective_potential - e, 0.0)
         return np.sqrt(excess * self.mass / self.units.kinetic)
 
     # ------------------------------------------------------------------ landscape law
@@ -138,7 +141,7 @@ class Landscape:
         energy
             Energy or array of energies, in the frame of the unshifted potential.
         """
-        e = np.asarray(energy, dtype=float)
+        e = _energies(energy)
         out = np.array([self._idos_one(x) for x in e.ravel()]).reshape(e.shape)
         return float(out) if out.ndim == 0 else out
 
@@ -148,7 +151,7 @@ class Landscape:
         The derivative of :meth:`idos` with respect to the energy, computed exactly for the
         continuum law and from the tabulated free IDOS for the lattice law.
         """
-        e = np.asarray(energy, dtype=float)
+        e = _energies(energy)
         out = np.array([self._dos_one(x) for x in e.ravel()]).reshape(e.shape)
         return float(out) if out.ndim == 0 else out
 
@@ -178,6 +181,16 @@ class Landscape:
             est = (1.0 + self.ndim / 4.0) * minima - self.shift
             self._cache["eig"] = np.sort(est)
         return self._cache["eig"].copy()
+
+
+def _energies(energy) -> np.ndarray:
+    """An energy or array of energies as floats, or InputError."""
+    try:
+        e = np.asarray(energy, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"energy={energy!r} must be a number or an array of numbers (energies "
+                         "in the frame of the potential)") from None
+    return e
 
 
 # ---------------------------------------------------------------------- free IDOS

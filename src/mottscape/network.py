@@ -21,7 +21,16 @@ __all__ = ["conduction_network", "network_matrix"]
 STATES = ("statistics", "sigma_omega")
 
 
+def _check_pipeline(pipeline) -> None:
+    from .conductivity import Pipeline
+
+    if not isinstance(pipeline, Pipeline):
+        raise InputError(f"pipeline must be a Pipeline (from mottscape.run_pipeline), got "
+                         f"{type(pipeline).__name__}")
+
+
 def _edges(pipeline, omega_index: int, width: float = 1.0, states: str = "statistics"):
+    _check_pipeline(pipeline)
     ds = pipeline.dataset
     if isinstance(omega_index, bool) or not isinstance(omega_index, numbers.Integral):
         raise InputError(

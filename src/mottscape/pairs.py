@@ -33,6 +33,14 @@ from .errors import InputError
 __all__ = ["pair_conductivity", "pair_parameters"]
 
 
+def _check_pipeline(pipeline) -> None:
+    from .conductivity import Pipeline
+
+    if not isinstance(pipeline, Pipeline):
+        raise InputError(f"pipeline must be a Pipeline (from mottscape.run_pipeline), got "
+                         f"{type(pipeline).__name__}")
+
+
 def _check_prefactor(prefactor) -> float:
     if isinstance(prefactor, bool) or not isinstance(prefactor, numbers.Real) \
             or not (math.isfinite(prefactor) and prefactor > 0):
@@ -48,6 +56,7 @@ def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
     ``r``, ``t``, ``splitting`` (Delta E), ``x2`` (|X_ij|^2) and ``active`` (E_- < E_F < E_+).
     Energies are in the study's energy unit, lengths in its length unit.
     """
+    _check_pipeline(pipeline)
     prefactor = _check_prefactor(prefactor)
     ds = pipeline.dataset
     pd = pipeline.pairs
@@ -96,6 +105,7 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
         raise InputError(f"omega_edges={shown} must be a strictly increasing 1D array of at "
                          "least two finite, positive frequencies")
     prefactor = _check_prefactor(prefactor)
+    _check_pipeline(pipeline)
     land = pipeline.landscape
     units = land.units
     grid = land.grid
