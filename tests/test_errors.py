@@ -303,6 +303,8 @@ if exact is not None:
           "V contains 1 NaN"),
         C("kg-memory", lambda: kg(np.broadcast_to(0.0, HUGE_2D), 0.6, [0.01, 0.1]), IE,
           "needs about", "GiB"),
+        C("kg-memory-dense", lambda: kg(np.zeros((400, 400)), 0.6, [0.01, 0.1], method="dense"),
+          IE, "method='dense'", "use 'shift-invert'", "needs about", "GiB"),
     ]
 
 
@@ -322,7 +324,7 @@ def test_api_bad_input(case):
     assert isinstance(err, ms.MottscapeError)
 
 
-@pytest.mark.parametrize("case", [c for c in API_CASES if c.id.startswith(("memory", "kg-mem"))],
+@pytest.mark.parametrize("case", [c for c in API_CASES if c.id.startswith(("memory", "kg-memory"))],
                          ids=lambda c: c.id)
 def test_memory_is_estimated_before_allocating(case):
     """A grid too large for the machine fails at once, before anything of its size exists."""

@@ -78,7 +78,7 @@ import scipy.sparse.linalg as spla
 import xarray as xr
 
 from .errors import ConvergenceError, InputError
-from .grid import Grid
+from .grid import Grid, check_memory
 from .hamiltonian import Hamiltonian, build_hamiltonian
 from .units import UnitSystem
 
@@ -494,6 +494,10 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
         raise InputError(
             f"method={method!r} needs a 1D sample with Dirichlet boundaries (got shape "
             f"{grid.shape}, boundary={grid.boundary!r}); use 'dense' or 'shift-invert'")
+    if method == "dense":
+        # the dense matrix, its eigenvectors and LAPACK's workspace: ~3 n^2 doubles
+        check_memory(ham.size, 24 * ham.size,
+                     "method='dense' (use 'shift-invert' for large samples) on a grid")
     t0 = time.perf_counter()
     counts = count_eigenvalues_below(ham, [lo, hi])
     expected = int(counts[1] - counts[0])
