@@ -30,8 +30,8 @@ try:
 except ImportError:  # pragma: no cover - exact.py is optional in this tree
     exact = None
 
-#: Far beyond the memory of any machine (10^10 points, ~2 TB for the pipeline) yet never
-#: allocated: the estimate must fail first.
+#: Far beyond the memory of any machine (10^10 points: 1.8 TiB for the pipeline, 10^11 points
+#: for the cheaper steps) yet never allocated: the estimate must fail first.
 HUGE_2D = (10**5, 10**5)
 HUGE_3D = (5000, 5000, 5000)
 OMEGA = [0.02, 0.05]
@@ -160,7 +160,7 @@ API_CASES = [
       "landscape solve", "needs about", "GiB"),
     C("memory-hamiltonian-3d", lambda: ms.build_hamiltonian(np.broadcast_to(1.0, HUGE_3D)), IE,
       "125,000,000,000 points needs about", "GiB"),
-    C("memory-generator", lambda: disorder.block(HUGE_2D, block=4, seed=1), IE,
+    C("memory-generator", lambda: disorder.block(HUGE_3D, block=4, seed=1), IE,
       "disorder.block", "needs about", "GiB"),
     C("memory-generate-3d", lambda: ms.generate("anderson", shape=HUGE_3D, width=1.0, seed=1),
       IE, "needs about", "GiB"),
@@ -301,9 +301,9 @@ if exact is not None:
           "method='tridiagonal' needs a 1D sample"),
         C("kg-nan-V", lambda: kg(with_nan(sample()), 0.6, [0.01, 0.1]), IE,
           "V contains 1 NaN"),
-        C("kg-memory", lambda: kg(np.broadcast_to(0.0, HUGE_2D), 0.6, [0.01, 0.1]), IE,
+        C("kg-memory", lambda: kg(np.broadcast_to(0.0, HUGE_3D), 0.6, [0.01, 0.1]), IE,
           "needs about", "GiB"),
-        C("kg-memory-dense", lambda: kg(np.zeros((400, 400)), 0.6, [0.01, 0.1], method="dense"),
+        C("kg-memory-dense", lambda: kg(np.zeros((1000, 1000)), 0.6, [0.01, 0.1], method="dense"),
           IE, "method='dense'", "use 'shift-invert'", "needs about", "GiB"),
     ]
 
@@ -424,7 +424,7 @@ def test_huge_npy_is_refused_from_its_header(tmp_path):
     path = tmp_path / "huge.npy"
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_2_0(
-            fh, {"descr": "<f8", "fortran_order": False, "shape": HUGE_2D})
+            fh, {"descr": "<f8", "fortran_order": False, "shape": HUGE_3D})
     t0 = time.perf_counter()
     check(Case("huge-npy", lambda: ms.load_potential(path), IE,
                ("potential in", "huge.npy", "needs about", "GiB")))
