@@ -86,3 +86,20 @@ def test_cli_validate(tmp_path, capsys):
     study.write_text(SMALL.replace("realizations = 2", "realizations = 1"))
     assert main(["validate", str(study), "--out", str(tmp_path / "v"), "-q"]) == 0
     assert (tmp_path / "v" / "validation.png").exists()
+
+
+def test_reuse_exact_skips_the_reference(result, monkeypatch):
+    res, d = result
+    import mottscape.validate as mv
+
+    def boom(*a, **k):
+        raise AssertionError("the exact reference was recomputed")
+
+    monkeypatch.setattr(mv, "kubo_greenwood", boom)
+    monkeypatch.setattr(mv, "lowest_eigenvalues", boom)
+    again = validate(d / "s.toml", variants={"default": {}}, reuse_exact=d / "validation.nc")
+    np.testing.assert_array_equal(again.sigma_exact, res.sigma_exact)
+    np.testing.assert_allclose(again.sigma_ll.sel(variant="default"),
+                               res.sigma_ll.sel(variant="default"))
+    with pytest.raises(ms.InputError, match="reuse_exact"):
+        validate(d / "s.toml", realizations=1, reuse_exact=d / "validation.nc")

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="output directory (default: mottscape-validation)")
     val.add_argument("--realizations", "-n", type=int, help="override the number of realizations")
     val.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    val.add_argument("--reuse-exact", type=Path, metavar="NC",
+                     help="reuse the exact results of a previous validation.nc of this study")
 
     ex = sub.add_parser("example", help="print the default study file (a template to edit)")
     ex.add_argument("--out", type=Path, help="write it to this file instead")
@@ -100,7 +102,8 @@ def _cmd_validate(args) -> int:
     t0 = time.perf_counter()
     log = None if args.quiet else (lambda msg: print(f"[{time.perf_counter() - t0:6.1f} s] "
                                                      f"{msg}", file=sys.stderr, flush=True))
-    res = validate(args.study, realizations=args.realizations, out=args.out, log=log)
+    res = validate(args.study, realizations=args.realizations, out=args.out, log=log,
+                   reuse_exact=args.reuse_exact)
     if not args.quiet:
         print(validation_table(res))
         print(f"wrote {args.out / 'validation.nc'} and {args.out / 'validation.png'}")

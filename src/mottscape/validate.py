@@ -44,6 +44,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {
     "center_minimum": {"center": "minimum"},
     "pairs_sigma_omega": {"pairs": "sigma_omega"},
     "effective_scaled": {"effective": "scaled"},
+    "scaled_log": {"effective": "scaled", "mott_scale_method": "log"},
 }
 
 #: Number of lowest eigenvalues compared with the landscape estimates.
@@ -69,8 +70,13 @@ def _edges(study: Study) -> np.ndarray:
     return np.geomspace(c.omega_min, c.omega_max, c.n_omega + 1)
 
 
+#: The exact parts of a realization's result, reusable across validation runs of one study.
+EXACT_FIELDS = ("sigma_exact", "n_pairs_exact", "nu_exact", "eig_exact")
+
+
 def _one_realization(study: Study, r: int, edges: np.ndarray, variants: dict,
-                     log: Callable[[str], None]) -> xr.Dataset:
+                     log: Callable[[str], None], exact_prev: xr.Dataset | None = None
+                     ) -> xr.Dataset:
     c = study.conductivity
     g = study.grid
     centres = np.sqrt(edges[:-1] * edges[1:])
@@ -79,10 +85,14 @@ def _one_realization(study: Study, r: int, edges: np.ndarray, variants: dict,
     land = solve_landscape(V, spacing=g.spacing, mass=mass, boundary=g.boundary,
                            units=g.units)
     ef = c.fermi_energy
-    exact = kubo_greenwood(V, ef, edges, spacing=g.spacing, mass=mass, boundary=g.boundary,
-                           units=g.units)
-    out = {"sigma_exact": ("omega", exact["sigma"].values),
-           "n_pairs_exact": ("omega", exact["n_pairs"].values)}
+    if exact_prev is None:
+        exact = kubo_greenwood(V, ef, edges, spacing=g.spacing, mass=mass,
+                               boundary=g.boundary, units=g.units)
+        out = {"sigma_exact": ("omega", exact["sigma"].values),
+               "n_pairs_exact": ("omega", exact["n_pairs"].values)}
+    else:
+        out = {name: (exact_prev[name].dims, exact_prev[name].values)
+               for name in EXACT_FIELDS}
     names = list(variants)
     sig = np.zeros((len(names), centres.size))
     npairs = np.zeros((len(names), centres.size), dtype=int)
@@ -108,20 +118,21 @@ def _one_realization(study: Study, r: int, edges: np.ndarray, variants: dict,
         out[name] = ((), float(ds0[name]))
     out["rho_omega"] = ("omega", ds0["rho_omega"].values)
     out["percolating"] = ((), int(ds0.attrs["percolating"]))
-    # Exact DOS at E_F: the window count of the reference, and a finer bin around E_F.
-    width = float(edges[-1]) * land.units.hbar
-    dos = exact_dos(V, [ef - width, ef + width], spacing=g.spacing, mass=mass,
-                    boundary=g.boundary, units=g.units)
-    out["nu_exact"] = ((), float(np.asarray(dos["dos"]).ravel()[0]))
     k = N_EIGENVALUES
+    if exact_prev is None:
+        # Exact DOS over the window [E_F - hbar omega_max, E_F + hbar omega_max].
+        width = float(edges[-1]) * land.units.hbar
+        dos = exact_dos(V, [ef - width, ef + width], spacing=g.spacing, mass=mass,
+                        boundary=g.boundary, units=g.units)
+        out["nu_exact"] = ((), float(np.asarray(dos["dos"]).ravel()[0]))
+        ex = lowest_eigenvalues(V, k, spacing=g.spacing, mass=mass, boundary=g.boundary,
+                                units=g.units)
+        out["eig_exact"] = ("level", np.pad(ex, (0, k - ex.size), constant_values=np.nan))
     est = land.eigenvalue_estimates()[:k]
-    ex = lowest_eigenvalues(V, k, spacing=g.spacing, mass=mass, boundary=g.boundary,
-                            units=g.units)
-    n = min(est.size, ex.size)
-    out["eig_estimate"] = ("level", np.pad(est[:n], (0, k - n), constant_values=np.nan))
-    out["eig_exact"] = ("level", np.pad(ex[:n], (0, k - n), constant_values=np.nan))
+    out["eig_estimate"] = ("level", np.pad(est, (0, k - est.size), constant_values=np.nan))
     log(f"realization {r}: nu_LL = {float(ds0.nu_landscape):.4g}, nu_exact = "
-        f"{out['nu_exact'][1]:.4g}, Delta_xi = {float(ds0.delta_xi):.3g}")
+        f"{float(out['nu_exact'][1]):.4g}, Delta_xi = {float(ds0.delta_xi):.3g}"
+        + (" (exact reused)" if exact_prev is not None else ""))
     return xr.Dataset(out, coords={"omega": centres, "variant": names,
                                    "level": np.arange(k)})
 
@@ -191,6 +202,7 @@ def validate(
     variants: dict | None = None,
     out: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    reuse_exact: str | Path | xr.Dataset | None = None,
 ) -> xr.Dataset:
     """Run the validation study: LL, MB, the pair model and the exact reference.
 
@@ -209,6 +221,11 @@ def validate(
         Directory for ``validation.nc`` and ``validation.png`` (nothing written if None).
     log
         Called with one line per finished realization.
+    reuse_exact
+        A previous validation result (Dataset or NetCDF path) of the *same* study: its exact
+        parts (sigma_exact, nu_exact, exact eigenvalues) are reused instead of recomputed,
+        so that new variants of sigma_LL can be compared cheaply. The bins and the number of
+        realizations must match (realizations are seeded, so they are the same samples).
 
     Returns
     -------
@@ -225,8 +242,19 @@ def validate(
         raise InputError(f"realizations={n!r} must be a positive integer")
     edges = _edges(study)
     variants = dict(DEFAULT_VARIANTS if variants is None else variants)
+    prev = None
+    if reuse_exact is not None:
+        from .io import read_netcdf
+
+        prev = reuse_exact if isinstance(reuse_exact, xr.Dataset) else read_netcdf(reuse_exact)
+        if prev.sizes.get("realization") != n or prev.sizes.get("omega") != edges.size - 1 \
+                or not np.allclose(prev["omega_lower"].values, edges[:-1]):
+            raise InputError("reuse_exact: the previous result has other realizations or omega "
+                             "bins than this study; rerun without reuse_exact")
     per = [
-        _one_realization(study, r, edges, variants, say) for r in range(n)
+        _one_realization(study, r, edges, variants, say,
+                         None if prev is None else prev.isel(realization=r))
+        for r in range(n)
     ]
     ds = xr.concat(per, dim="realization").assign_coords(realization=np.arange(n))
     ds = ds.assign_coords(omega_lower=("omega", edges[:-1]), omega_upper=("omega", edges[1:]))
