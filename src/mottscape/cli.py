@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--reuse-exact", type=Path, metavar="NC",
                      help="reuse the exact results of a previous validation.nc of this study")
 
+    sub.add_parser("bench", help="run the benchmark suite (mottscape bench --help)")
+
     ex = sub.add_parser("example", help="print the default study file (a template to edit)")
     ex.add_argument("--out", type=Path, help="write it to this file instead")
     for name in ("run", "validate", "example"):
@@ -155,6 +157,11 @@ def _cmd_example(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mottscape`` command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # the benchmark runner parses its own arguments
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     commands = {"run": _cmd_run, "validate": _cmd_validate, "example": _cmd_example}
