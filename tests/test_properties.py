@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import mottscape as ms
@@ -99,7 +99,7 @@ def scale_of(V) -> float:
 
 
 # ---------------------------------------------------------------------- Hamiltonian
-@fast(60)
+@fast(100)
 @given(samples())
 def test_hamiltonian_symmetric_m_matrix_and_matvec_equals_matrix(s):
     ham = ms.build_hamiltonian(s.V, **s.kwargs())
@@ -120,7 +120,7 @@ def test_hamiltonian_symmetric_m_matrix_and_matvec_equals_matrix(s):
 
 
 # ---------------------------------------------------------------------- landscape
-@fast(60)
+@fast(100)
 @given(samples(), st.floats(0.0, 10.0))
 def test_u_positive_and_effective_potential_above_min_v(s, extra_shift):
     tol = 1e-9 * scale_of(s.V)
@@ -135,7 +135,7 @@ def test_u_positive_and_effective_potential_above_min_v(s, extra_shift):
     assert land.eigenvalue_estimates().min() >= s.V.min() - tol
 
 
-@fast(40)
+@fast(60)
 @given(samples(), st.floats(-100.0, 100.0))
 def test_constant_shift_moves_every_landscape_energy_by_c(s, c):
     a = ms.solve_landscape(s.V, **s.kwargs())
@@ -166,7 +166,7 @@ def landscapes_with_cells(draw):
     return s, land, E, cells
 
 
-@fast(60)
+@fast(100)
 @given(landscapes_with_cells())
 def test_agmon_distance_is_a_metric_within_the_discretisation_error(args):
     s, land, E, (a, b, c) = args
@@ -192,7 +192,7 @@ def test_agmon_distance_is_a_metric_within_the_discretisation_error(args):
     assert fa[b] <= 1.25 * r * float(w.max()) + one_cell
 
 
-@fast(40)
+@fast(60)
 @given(landscapes_with_cells())
 def test_agmon_distance_is_zero_inside_a_basin_and_symmetric_between_basins(args):
     s, land, E, _ = args
@@ -216,7 +216,7 @@ def test_agmon_distance_is_zero_inside_a_basin_and_symmetric_between_basins(args
         assert pd.lookup(0, 1) == pytest.approx(min(rho_ij, rho_ji), rel=1e-9)
 
 
-@fast(40)
+@fast(60)
 @given(st.integers(2, 3), st.integers(0, 2**32 - 1), st.floats(0.3, 3.0),
        st.sampled_from(["dirichlet", "periodic"]))
 def test_basins_joined_by_a_zero_metric_corridor_are_at_distance_zero(d, seed, h, boundary):
@@ -249,21 +249,24 @@ def test_basins_joined_by_a_zero_metric_corridor_are_at_distance_zero(d, seed, h
 
 
 # ---------------------------------------------------------------------- sigma
+DIMS = pytest.mark.parametrize("d", [1, 2, 3])
+
+
 @st.composite
-def pipeline_inputs(draw):
-    d = draw(st.integers(1, 3))
+def pipeline_inputs(draw, d):
+    """A block potential of dimension d, E_F in its band tail, and Mott scales rho_omega at
+    which a small sample holds pairs (the frequencies follow from a probe run)."""
     shape = {1: (draw(st.integers(200, 600)),), 2: (draw(st.integers(16, 36)),) * 2,
-             3: (draw(st.integers(8, 11)),) * 3}[d]
-    block = draw(st.integers(1, 4))
+             3: (draw(st.integers(10, 16)),) * 3}[d]
+    block = draw(st.integers(1, 3 if d < 3 else 2))  # enough basins for pairs
     seed = draw(st.integers(0, 2**32 - 1))
     width = draw(st.floats(1.0, 8.0))
     V = ms.disorder.block(shape, block=block, width=width, seed=seed)
-    q = draw(st.floats(0.01, 0.15))
-    top = draw(st.floats(0.05, 1.0))
-    omega = np.geomspace(top * 1e-2, top, 5) * width
+    q = draw(st.floats(0.03, 0.15))
+    rho = draw(st.floats(1.2, 2.5)) + np.cumsum([draw(st.floats(0.3, 1.2)) for _ in range(4)])
     pairs = draw(st.sampled_from(["window", "sigma_omega"]))
     mott = draw(st.sampled_from(["lambertw", "log"]))
-    return V, q, omega, pairs, mott
+    return V, q, rho[::-1], pairs, mott
 
 
 def _run(V, ef, omega, pairs, mott, **kw):
@@ -275,11 +278,29 @@ def _fermi(V, q, **kw):
     return fermi_between_levels(land.effective_potential, q)
 
 
-@fast(25)
-@given(pipeline_inputs())
-def test_sigma_is_non_negative_and_flags_are_consistent(args):
-    V, q, omega, pairs, mott = args
-    ds = _run(V, _fermi(V, q), omega, pairs, mott)
+def _omegas(V, ef, rho, **kw):
+    """Frequencies hbar omega = 2 Delta_xi exp(-rho) (eq. 12 inverted). Delta_xi depends on the
+    frequency window (through V_F), so it is taken from a probe run with the first guess."""
+    omega = np.array([1e-9])
+    for _ in range(2):
+        delta = float(ms.run_pipeline(V, ef, omega, **kw).dataset.delta_xi)
+        omega = 2.0 * delta * np.exp(-np.asarray(rho))
+    return omega
+
+
+def _inputs(args, **kw):
+    V, q, rho, pairs, mott = args
+    ef = _fermi(V, q, **kw)
+    return V, ef, _omegas(V, ef, rho, **kw), pairs, mott
+
+
+@DIMS
+@fast(20)
+@given(data=st.data())
+def test_sigma_is_non_negative_and_flags_are_consistent(d, data):
+    V, ef, omega, pairs, mott = _inputs(data.draw(pipeline_inputs(d)))
+    ds = _run(V, ef, omega, pairs, mott)
+    event(f"pairs in the shell at {int((ds.n_pairs > 0).sum())} of {omega.size} omegas")
     s_ll, s_mb = ds.sigma_ll.values, ds.sigma_mb.values
     assert np.all((s_ll >= 0) | (np.isnan(s_ll) & ~np.isfinite(ds.rho_omega.values)))
     assert np.all((s_mb >= 0) | np.isnan(s_mb))
@@ -301,13 +322,14 @@ def _assert_same_physics(a, b, sigma_factor=1.0, rtol=1e-6):
     np.testing.assert_array_equal(b.valid, a.valid)
     np.testing.assert_allclose(b.sigma_ll, sigma_factor * a.sigma_ll, rtol=rtol, atol=0)
     np.testing.assert_allclose(b.sigma_mb, sigma_factor * a.sigma_mb, rtol=rtol, atol=0)
+    event(f"compared sigma_LL > 0 at {int((a.sigma_ll > 0).sum())} omegas")
 
 
-@fast(20)
-@given(pipeline_inputs(), st.floats(-100.0, 100.0))
-def test_energy_shift_leaves_sigma_unchanged_and_shifts_energies(args, c):
-    V, q, omega, pairs, mott = args
-    ef = _fermi(V, q)
+@DIMS
+@fast(12)
+@given(data=st.data(), c=st.floats(-100.0, 100.0))
+def test_energy_shift_leaves_sigma_unchanged_and_shifts_energies(d, data, c):
+    V, ef, omega, pairs, mott = _inputs(data.draw(pipeline_inputs(d)))
     a = ms.run_pipeline(V, ef, omega, pairs=pairs, mott_scale_method=mott)
     b = ms.run_pipeline(V + c, ef + c, omega, pairs=pairs, mott_scale_method=mott)
     _assert_same_physics(a.dataset, b.dataset)
@@ -320,13 +342,12 @@ def test_energy_shift_leaves_sigma_unchanged_and_shifts_energies(args, c):
     assert float(b.dataset.nu) == pytest.approx(float(a.dataset.nu), rel=1e-8)
 
 
-@fast(20)
-@given(pipeline_inputs(), st.floats(0.2, 5.0))
-def test_length_rescaling_scales_sigma_by_lam_to_the_2_minus_d(args, lam):
+@DIMS
+@fast(12)
+@given(data=st.data(), lam=st.floats(0.2, 5.0))
+def test_length_rescaling_scales_sigma_by_lam_to_the_2_minus_d(d, data, lam):
     """spacing -> lam h with every energy / lam^2 is H / lam^2 on a stretched sample."""
-    V, q, omega, pairs, mott = args
-    d = V.ndim
-    ef = _fermi(V, q)
+    V, ef, omega, pairs, mott = _inputs(data.draw(pipeline_inputs(d)))
     a = _run(V, ef, omega, pairs, mott)
     b = _run(V / lam**2, ef / lam**2, omega / lam**2, pairs, mott, spacing=lam)
     _assert_same_physics(a, b, sigma_factor=lam ** (2 - d))
@@ -334,13 +355,14 @@ def test_length_rescaling_scales_sigma_by_lam_to_the_2_minus_d(args, lam):
     assert float(b.delta_xi) == pytest.approx(float(a.delta_xi) / lam**2, rel=1e-8)
 
 
-@fast(20)
-@given(pipeline_inputs(), st.floats(0.2, 5.0), st.booleans())
-def test_mass_rescaling_leaves_sigma_unchanged(args, mu, as_map):
+@DIMS
+@fast(12)
+@given(data=st.data(), mu=st.floats(0.2, 5.0), as_map=st.booleans())
+def test_mass_rescaling_leaves_sigma_unchanged(d, data, mu, as_map):
     """mass -> mu m with every energy / mu is H / mu (a mass map scales the same way)."""
-    V, q, omega, pairs, mott = args
-    m = np.random.default_rng(1).uniform(0.5, 2.0, V.shape) if as_map else 1.0
-    ef = _fermi(V, q, mass=m)
+    args = data.draw(pipeline_inputs(d))
+    m = np.random.default_rng(1).uniform(0.5, 2.0, args[0].shape) if as_map else 1.0
+    V, ef, omega, pairs, mott = _inputs(args, mass=m)
     a = _run(V, ef, omega, pairs, mott, mass=m)
     b = _run(V / mu, ef / mu, omega / mu, pairs, mott, mass=mu * np.asarray(m))
     _assert_same_physics(a, b)
