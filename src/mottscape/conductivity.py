@@ -44,11 +44,12 @@ import numpy as np
 import xarray as xr
 
 from .agmon import PairDistances, basin_distances
-from .basins import Basins, find_basins
+from .basins import CENTERS, SPLITS, Basins, find_basins
 from .errors import InputError
-from .grid import check_memory
+from .grid import BYTES_PER_POINT_PIPELINE, check_shape_memory
 from .landscape import Landscape, solve_landscape
 from .mott import (
+    MOTT_SCALES,
     level_spacing,
     mott_length,
     mott_scale,
@@ -146,7 +147,9 @@ def run_pipeline(
     """
     clock = _Clock(log)
     for name, value, allowed in (("dos", dos, DOS_METHODS), ("pairs", pairs, PAIR_SETS),
-                                 ("xi", xi, XI_METHODS), ("effective", effective, EFFECTIVE)):
+                                 ("xi", xi, XI_METHODS), ("effective", effective, EFFECTIVE),
+                                 ("mott_scale", mott_scale_method, MOTT_SCALES),
+                                 ("center", center, CENTERS), ("split", split, SPLITS)):
         if value not in allowed:
             raise InputError(f"{name}={value!r} is not known; use one of {allowed}")
     units = get_units(units)
@@ -158,12 +161,17 @@ def run_pipeline(
     if not math.isfinite(ef):
         raise InputError(f"fermi_energy must be finite, got {fermi_energy!r}")
     if landscape is None:
-        shape = np.shape(V)
-        if 1 <= len(shape) <= 3:
-            check_memory(int(np.prod(shape)))
+        check_shape_memory(V, BYTES_PER_POINT_PIPELINE, "the pipeline on a grid")
         land = solve_landscape(V, spacing=spacing, mass=mass, boundary=boundary, units=units,
                                solver=solver, on_failure="flag")
     else:
+        if not isinstance(landscape, Landscape):
+            raise InputError(f"landscape must be a Landscape (from mottscape.solve_landscape), "
+                             f"got {type(landscape).__name__}")
+        vshape = getattr(V, "shape", None)
+        if vshape is not None and tuple(vshape) != landscape.grid.shape:
+            raise InputError(f"V has shape {tuple(vshape)} but the landscape's grid has shape "
+                             f"{landscape.grid.shape}; pass V=None with landscape=")
         land = landscape
     clock.step(f"landscape solve H u = 1 ({land.solver}, residual {land.residual:.1e})")
     grid = land.grid
@@ -282,6 +290,8 @@ def run_pipeline(
                                          "units": f"{units.length_unit}^{d + 2}"}),
             "n_states": ("omega", n_states, {"long_name": "|Sigma_omega| (states with "
                                              "|E_i - E_F| <= hbar omega)"}),
+            "n_states_used": ("omega", n_stat, {"long_name": "states whose pairs estimate f "
+                                                "(Sigma_omega, or the pair window)"}),
             "n_pairs": ("omega", n_pairs, {"long_name": "pairs in the Agmon shell "
                                            "[rho_omega, rho_omega + 1]"}),
             "valid": ("omega", valid, {"long_name": "inside the theory's validity (all flags "

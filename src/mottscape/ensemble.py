@@ -38,7 +38,7 @@ def _run_one(study: Study, realization: int, kwargs: dict) -> xr.Dataset:
     V = study.make_potential(realization)
     c = study.conductivity
     pipe = run_pipeline(V, c.fermi_energy, study.omegas(), study.grid.spacing,
-                        study.make_mass(), study.grid.boundary, study.grid.units,
+                        study.make_mass(V.shape), study.grid.boundary, study.grid.units,
                         mott_scale_method=c.mott_scale, **kwargs)
     ds = pipe.dataset
     ds.attrs["realization"] = realization

@@ -97,7 +97,7 @@ def run_study(
     V = study.make_potential(0)
     say(f"realization 1/{n}: potential {study.potential.model} {V.shape}")
     first = run_pipeline(
-        V, c.fermi_energy, study.omegas(), study.grid.spacing, study.make_mass(),
+        V, c.fermi_energy, study.omegas(), study.grid.spacing, study.make_mass(V.shape),
         study.grid.boundary, study.grid.units, mott_scale_method=c.mott_scale, log=log,
         progress=progress)
     if n == 1:

@@ -81,7 +81,7 @@ def _one_realization(study: Study, r: int, edges: np.ndarray, variants: dict,
     g = study.grid
     centres = np.sqrt(edges[:-1] * edges[1:])
     V = study.make_potential(r)
-    mass = study.make_mass()
+    mass = study.make_mass(V.shape)
     land = solve_landscape(V, spacing=g.spacing, mass=mass, boundary=g.boundary,
                            units=g.units)
     ef = c.fermi_energy
