@@ -44,7 +44,7 @@ def test_default_study_values():
     assert dict(s.potential.params) == {"block": 4, "width": 4.0, "offset": 0.0}
     assert s.grid.boundary == "dirichlet" and s.grid.units == "lattice"
     assert s.conductivity.fermi_energy == pytest.approx(0.6)
-    assert s.conductivity.mott_scale == "lambertw"
+    assert s.conductivity.mott_scale == "log"
     assert s.ensemble.realizations == 1
     assert s.output.figures is True
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -23,7 +23,7 @@ A study file has up to five sections; every key is optional except
     omega_max = 1e-1
     n_omega = 12
     # omega = [1e-3, 1e-2]   # ... or an explicit list (then no omega_min/omega_max/n_omega)
-    mott_scale = "lambertw"  # or "log"
+    mott_scale = "log"       # or "lambertw"
     [ensemble]
     realizations = 1
     [output]

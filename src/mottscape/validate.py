@@ -38,13 +38,14 @@ __all__ = ["DEFAULT_VARIANTS", "default_validation_study", "summarize", "validat
 #: :func:`mottscape.run_pipeline`). The first is the package default.
 DEFAULT_VARIANTS: dict[str, dict] = {
     "default": {},
+    "mott_lambertw": {"mott_scale_method": "lambertw"},
     "mott_log": {"mott_scale_method": "log"},
     "dos_basins": {"dos": "basins"},
     "center_centroid": {"center": "centroid"},
     "center_minimum": {"center": "minimum"},
     "pairs_sigma_omega": {"pairs": "sigma_omega"},
     "effective_scaled": {"effective": "scaled"},
-    "scaled_log": {"effective": "scaled", "mott_scale_method": "log"},
+    "scaled_lambertw": {"effective": "scaled", "mott_scale_method": "lambertw"},
 }
 
 #: Number of lowest eigenvalues compared with the landscape estimates.
