@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
+from ._labels import label_stats, weighted_offsets
 from .errors import InputError
 from .grid import Grid
 from .landscape import Landscape
@@ -135,7 +136,8 @@ def find_basins(
     mask = vu <= energy
     structure = ndi.generate_binary_structure(grid.ndim, 1)
     comp, ncomp = ndi.label(mask, structure=structure)
-    percolating = _spans(comp, grid.ndim)
+    comp_stats = label_stats(comp, vu, ncomp)  # one compiled pass: counts, minima, boxes
+    percolating = _spans_boxes(comp_stats[3], comp_stats[4], comp.shape)
     if grid.periodic:
         comp, ncomp = _merge_periodic(comp, grid.ndim)
     if split == "watershed" and ncomp:
@@ -150,14 +152,14 @@ def find_basins(
     else:
         labels = comp
     n = int(labels.max()) if labels.size else 0
-    index = np.arange(1, n + 1)
     if n == 0:
         empty = np.zeros((0, grid.ndim))
         return Basins(grid, energy, labels, np.zeros(0), np.zeros(0), empty.astype(int), empty,
                       np.zeros(0), percolating, 0.0)
-    counts = ndi.sum_labels(np.ones_like(vu), labels, index)
-    minima = np.asarray(ndi.minimum(vu, labels, index))
-    argmin = np.array(ndi.minimum_position(vu, labels, index), dtype=int).reshape(n, grid.ndim)
+    same = labels is comp and not grid.periodic  # comp_stats describe these labels
+    count, minima, argmin, _, _ = comp_stats if same else label_stats(labels, vu, n)
+    counts = count.astype(float)
+    argmin = argmin.astype(int)
     centers = _centers(land, labels, n, argmin, center)
     d = grid.ndim
     if energy_rule == "minimum":
@@ -220,6 +222,9 @@ def _centers(land: Landscape, labels, n, argmin, center):
     if center == "minimum":
         return origin
     weight = land.u**2 if center == "weighted" else np.ones(grid.shape)
+    if not grid.periodic:
+        wsum, osum = weighted_offsets(labels, weight, n, origin, grid.spacing)
+        return origin + osum / wsum[:, None]
     flat = labels.ravel()
     inside = flat > 0
     idx = np.indices(grid.shape).reshape(grid.ndim, -1)[:, inside].T
@@ -239,6 +244,15 @@ def _centers(land: Landscape, labels, n, argmin, center):
 #: walls push V_u up near the faces, so a level set never touches them literally; spanning
 #: 80 % of the length (between boundary layers of 10 %) is the working criterion.
 PERCOLATION_SPAN = 0.8
+
+
+def _spans_boxes(lo: np.ndarray, hi: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """:func:`_spans` from the inclusive bounding boxes of the components (shape (n, d))."""
+    if lo.shape[0] == 0:
+        return False
+    n = np.asarray(shape)
+    extent = hi - lo + 1
+    return bool(np.any((n >= 2) & (extent >= PERCOLATION_SPAN * n)))
 
 
 def _spans(comp: np.ndarray, ndim: int) -> bool:
