@@ -262,6 +262,11 @@ def plot_validation(res, variant: str = "default") -> Figure:
     curves = [(f"ll_{variant}", res["sigma_ll"].sel(variant=variant).mean("realization"),
                "C1", rf"$\sigma_{{LL}}$ ({variant})"),
               ("mb", res["sigma_mb"].mean("realization"), "C0", r"$\sigma_{MB}$ (eq. 1)"),
+              *([("ll_effective_scaled",
+                  res["sigma_ll"].sel(variant="effective_scaled").mean("realization"), "C3",
+                  r"$\sigma_{LL}$, scaled $W_u$")]
+                if "effective_scaled" in res.variant.values and variant != "effective_scaled"
+                else []),
               ("pairs", res["sigma_pairs"].mean("realization"), "C2", "pair model (App. A-B)")]
     for key, mean, color, label in curves:
         m = np.asarray(mean)
