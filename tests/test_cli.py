@@ -97,3 +97,15 @@ def test_figures_in_1d_and_3d(tmp_path, shape, ef):
     assert len(paths) == 4
     for p in paths:
         assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_shipped_study_files_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "docs"
+    files = sorted(root.glob("examples/*.toml")) + sorted(root.glob("validation/*.toml"))
+    assert len(files) >= 4
+    for f in files:
+        study = ms.load_study(f)
+        assert study.conductivity.fermi_energy is not None
+        assert study.omegas().size >= 2
