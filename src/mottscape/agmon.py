@@ -77,7 +77,7 @@ import numpy as np
 import scipy.sparse as sp
 import skfmm
 
-from ._labels import label_boxes
+from ._labels import label_box_arrays
 from .basins import Basins
 from .errors import InputError
 from .grid import Grid
@@ -570,13 +570,15 @@ def basin_distances(
     labels = basins.labels
     wanted = np.zeros(nb + 1, bool)
     wanted[src + 1] = True
-    objects = label_boxes(labels, nb)  # = ndi.find_objects(labels), one compiled pass
+    # bounding boxes of the basins (as ndi.find_objects), one compiled pass
+    box_lo, box_hi = label_box_arrays(labels, nb)
     I, J, R = [], [], []
     from tqdm import tqdm
 
     def search(item):
         i, bnd = item
-        box = objects[i]
+        box = tuple(slice(int(a), int(b) + 1) for a, b in zip(box_lo[i], box_hi[i],
+                                                               strict=True))
         cells = np.argwhere(labels[box] == i + 1) + np.array([s.start for s in box])
         extent = _source_extent(grid, cells)
         pad0 = _initial_pad(mean_metric, grid, bnd)
