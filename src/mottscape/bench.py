@@ -93,7 +93,7 @@ N_OMEGA = 32
 
 # ============================================================================ helpers
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"256x256"`` -> (256, 256); a bare ``"256"`` means a 2D square sample."""
+    """``"256x256"`` -> (256, 256); a bare ``"256"`` means a 2D square sample (2D or 3D only)."""
     parts = [p for p in re.split(r"[x*,^]", text.strip().lower()) if p]
     try:
         dims = tuple(int(p) for p in parts)
@@ -102,8 +102,9 @@ def parse_shape(text: str) -> tuple[int, ...]:
             f"size {text!r} must look like 256x256 or 64x64x64") from None
     if len(dims) == 1:
         dims = (dims[0], dims[0])
-    if not 1 <= len(dims) <= 3 or min(dims) < 4:
-        raise argparse.ArgumentTypeError(f"size {text!r}: 1 to 3 axes of at least 4 cells")
+    if not 2 <= len(dims) <= 3 or min(dims) < 4:
+        raise argparse.ArgumentTypeError(f"size {text!r}: 2 or 3 axes of at least 4 cells (the "
+                                         "1D case is in the exact section)")
     return dims
 
 
@@ -688,8 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="tiny samples (< 60 s): checks that the runner works, not the speed")
     p.add_argument("--sizes", nargs="+", type=parse_shape, default=None, metavar="SIZE",
-                   help="samples for the landscape and Agmon sections, e.g. 256x256 64x64x64 "
-                        "(a bare 256 means 256x256); the pipeline runs on the largest 2D and 3D")
+                   help="2D or 3D samples for the landscape and Agmon sections, e.g. 256x256 "
+                        "64x64x64 (a bare 256 means 256x256); the pipeline runs on the largest "
+                        "2D and 3D")
     p.add_argument("--repeats", type=int, default=None,
                    help="repeats of every mottscape measurement (default 3, 1 with --quick)")
     p.add_argument("--baseline-repeats", type=int, default=None,
