@@ -70,6 +70,8 @@ cells for a fixed bound. Periodic samples are cropped with wrapped indices.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
 import sys
 from dataclasses import dataclass
 
@@ -487,6 +489,7 @@ def basin_distances(
     bound: float | np.ndarray = np.inf,
     order: int = 2,
     progress: bool = False,
+    workers: int | None = None,
 ) -> PairDistances:
     """Agmon distances rho_ij = rho(B_i, B_j) between basins (eqs. 9, 11-12), bounded searches.
 
@@ -513,6 +516,11 @@ def basin_distances(
         Fast-marching order (1 or 2).
     progress
         Show a progress bar (tqdm, on stderr) over the searches.
+    workers
+        Processes that run the searches side by side (scikit-fmm holds the GIL, so threads
+        would not help). Default: the CPUs available, at most :data:`MAX_WORKERS`, when there
+        are at least :data:`POOL_MIN_SOURCES` sources and the platform can fork; 1 otherwise.
+        The result does not depend on it.
 
     Returns
     -------
@@ -599,9 +607,8 @@ def basin_distances(
 
     bar = tqdm(total=src.size, desc="Agmon searches", unit="basin", disable=not progress,
                file=sys.stderr, leave=False, mininterval=0.5)
-    for item in zip(src.tolist(), bounds.tolist(), strict=True):
-        bar.update()
-        got = search(item)
+    items = list(zip(src.tolist(), bounds.tolist(), strict=True))
+    for got in _map_searches(search, items, _search_workers(workers, len(items)), bar):
         if got is not None:
             i, js, ts = got
             I.append(np.full(js.size, i))
@@ -623,6 +630,58 @@ def basin_distances(
         r = np.zeros(0)
     out_bound = float(barr) if barr.ndim == 0 else bounds.copy()
     return PairDistances(i=lo, j=hi, rho=r, n=nb, bound=out_bound, sources=src, energy=energy)
+
+
+# ---------------------------------------------------------------------- worker processes
+#: Most worker processes :func:`basin_distances` starts by default.
+MAX_WORKERS = 4
+#: Fewer sources than this run in the calling process (a pool costs ~0.1 s to start).
+POOL_MIN_SOURCES = 256
+#: Searches per task sent to a worker.
+_CHUNK = 64
+
+_TASK = None  # the search function, inherited by the forked workers
+
+
+def _search_workers(workers: int | None, n: int) -> int:
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers={workers!r} must be a positive int or None")
+        return workers
+    if n < POOL_MIN_SOURCES or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
+
+
+def _run_chunk(chunk):
+    return [_TASK(item) for item in chunk]
+
+
+def _map_searches(search, items, workers: int, bar):
+    """Results of ``search`` over ``items``, in order, on ``workers`` forked processes.
+
+    The workers are forked, so they share the parent's arrays (copy-on-write) and run only
+    numpy and scikit-fmm (no numba parallel kernel: GNU OpenMP is not fork-safe).
+    """
+    global _TASK
+    if workers <= 1 or len(items) < 2:
+        for item in items:
+            bar.update()
+            yield search(item)
+        return
+    chunks = [items[k:k + _CHUNK] for k in range(0, len(items), _CHUNK)]
+    _TASK = search
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for res in pool.imap(_run_chunk, chunks):
+                bar.update(len(res))
+                yield from res
+    finally:
+        _TASK = None
 
 
 # ---------------------------------------------------------------------- geodesics
