@@ -756,7 +756,7 @@ def test_cli_traceback_only_with_debug(tmp_path):
 def flagged_dataset():
     V = disorder.block((64, 64), block=4, width=4.0, seed=3)
     omega = np.array([1e-6, 0.02, 0.2, 50.0])
-    return ms.ac_conductivity(V, 0.7, omega, pairs="sigma_omega")
+    return ms.ac_conductivity(V, 0.7, omega, pairs="sigma_omega", mott_scale="lambertw")
 
 
 def test_flag_rho_omega_small_at_high_frequency():
