@@ -29,6 +29,7 @@ def test_workers_give_the_same_pairs():
 
 def test_default_workers_and_bad_values():
     assert agmon._search_workers(None, agmon.POOL_MIN_SOURCES - 1) == 1
+    assert agmon._search_workers(None, 10 * agmon.POOL_MIN_SOURCES, ndim=1) == 1
     assert agmon._search_workers(3, 10) == 3
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InputError, match="workers"):

@@ -36,7 +36,7 @@ def test_quick_run_writes_every_section(tmp_path):
 
     ag = res["agmon"]
     assert len(ag["cases"]) >= 2
-    assert all(c["median_s"] > 0 for c in ag["cases"])
+    assert all(c["median_s"] > 0 and c["default_median_s"] > 0 for c in ag["cases"])
     assert math.isfinite(ag["slope"])
 
     dims = sorted(len(r["shape"]) for r in res["pipeline"])

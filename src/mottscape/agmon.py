@@ -519,7 +519,8 @@ def basin_distances(
     workers
         Processes that run the searches side by side (scikit-fmm holds the GIL, so threads
         would not help). Default: the CPUs available, at most :data:`MAX_WORKERS`, when there
-        are at least :data:`POOL_MIN_SOURCES` sources and the platform can fork; 1 otherwise.
+        are at least :data:`POOL_MIN_SOURCES` sources, the grid is 2D or 3D and the platform
+        can fork; 1 otherwise.
         The result does not depend on it.
 
     Returns
@@ -608,7 +609,8 @@ def basin_distances(
     bar = tqdm(total=src.size, desc="Agmon searches", unit="basin", disable=not progress,
                file=sys.stderr, leave=False, mininterval=0.5)
     items = list(zip(src.tolist(), bounds.tolist(), strict=True))
-    for got in _map_searches(search, items, _search_workers(workers, len(items)), bar):
+    for got in _map_searches(search, items, _search_workers(workers, len(items), grid.ndim),
+                             bar):
         if got is not None:
             i, js, ts = got
             I.append(np.full(js.size, i))
@@ -643,13 +645,14 @@ _CHUNK = 64
 _TASK = None  # the search function, inherited by the forked workers
 
 
-def _search_workers(workers: int | None, n: int) -> int:
+def _search_workers(workers: int | None, n: int, ndim: int = 2) -> int:
     if workers is not None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InputError(f"workers={workers!r} must be a positive int or None")
         return workers
-    if n < POOL_MIN_SOURCES or "fork" not in multiprocessing.get_all_start_methods():
-        return 1
+    if (ndim < 2 or n < POOL_MIN_SOURCES
+            or "fork" not in multiprocessing.get_all_start_methods()):
+        return 1  # 1D searches are cumulative sums: cheaper than starting a pool
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
