@@ -155,6 +155,14 @@ def run_pipeline(
             raise InputError(f"{name}={value!r} is not known; use one of {allowed}")
     units = get_units(units)
     w = _as_omega(omega)
+    if pair_window is not None:
+        try:
+            pair_window = float(pair_window)
+        except (TypeError, ValueError):
+            pair_window = math.nan
+        if not (math.isfinite(pair_window) and pair_window > 0):
+            raise InputError(f"pair_window={pair_window!r} must be a finite energy > 0 (the "
+                             "half-width of the window of states whose pairs estimate f)")
     try:
         ef = float(fermi_energy)
     except (TypeError, ValueError):
@@ -201,12 +209,7 @@ def run_pipeline(
     # ---------------------------------------------------------------- nu, V_F, Delta_xi
     # States used for the statistics (V_F, nu_basins, the pair distribution): Sigma_omega at
     # the largest omega, or the fixed window of the "window" estimator.
-    window = float(hw.max())
-    if pairs == "window" and pair_window is not None:
-        window = float(pair_window)
-        if not (math.isfinite(window) and window > 0):
-            raise InputError(f"pair_window={pair_window!r} must be a finite energy > 0 (the "
-                             "half-width of the window of states whose pairs estimate f)")
+    window = float(hw.max()) if pairs != "window" or pair_window is None else pair_window
     near = np.abs(basins.energies - ef)
     order = np.argsort(near)
     in_window = np.flatnonzero(near <= window)
