@@ -39,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from mottscape.bench import copy_bandwidth, traffic_bytes  # one traffic model for both runners
 from mottscape.hamiltonian import build_hamiltonian
 from mottscape.solvers import choose_method, estimate_cg_iterations, solve_stencil
 
@@ -95,44 +96,6 @@ def kron_csr(V: np.ndarray, spacing: float) -> sp.csr_matrix:
 
 
 # ------------------------------------------------------------------------ measurements
-def copy_bandwidth(nbytes: int = 1 << 28, repeats: int = 7) -> dict:
-    """Copy (read + write) and add (2 reads + 1 write) bandwidth of numpy, bytes/s (median)."""
-    a = np.ones(nbytes // 8)
-    b = np.ones_like(a)
-    c = np.ones_like(a)
-    t_copy, t_add = [], []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        np.copyto(b, a)
-        t_copy.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        np.add(a, b, out=c)
-        t_add.append(time.perf_counter() - t)
-    return {"copy": 2 * nbytes / statistics.median(t_copy),
-            "add": 3 * nbytes / statistics.median(t_add)}
-
-
-def traffic_bytes(method: str, shape: tuple[int, ...], iterations: int, smooth: int = 2) -> float:
-    """Bytes the solver streams (float64 arrays of the grid's size, fine grid dominated).
-
-    ``cg`` (uniform mass): pass 1 reads r, p_old, S and writes p_new; pass 2 reads p, S and
-    updates y, r: 10 arrays per iteration, plus about 30 for the initial and final residuals.
-    ``mg``: red-black half-sweeps stream x (read+write), b, D and d coupling arrays each
-    (``2 * smooth * 2 - 1`` of them plus the zero-guess sweep of 3 arrays), the fused
-    residual-restriction 3 + d, prolongation 2, coarse levels a geometric factor
-    1 / (1 - 2^-d); the CG part (matvec, dots, numpy axpys) about 23 + d arrays.
-    """
-    n = float(np.prod(shape))
-    d = len(shape)
-    if method == "cg":
-        arrays = 10 * iterations + 30
-    else:
-        sweeps = 2 * smooth * 2 - 1
-        mg = (sweeps * (4 + d) + 3 + (3 + d) + 2) / (1.0 - 2.0**-d)
-        arrays = (mg + 23 + d) * (iterations + 1)
-    return arrays * 8 * n
-
-
 def timed(fn, repeats: int):
     times, out = [], None
     for _ in range(repeats):
