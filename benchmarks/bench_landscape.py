@@ -36,10 +36,13 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from mottscape.bench import copy_bandwidth, traffic_bytes  # one traffic model for both runners
+from mottscape.bench import (  # one baseline and traffic model for both runners
+    copy_bandwidth,
+    kron_csr,
+    traffic_bytes,
+)
 from mottscape.hamiltonian import build_hamiltonian
 from mottscape.solvers import choose_method, estimate_cg_iterations, solve_stencil
 
@@ -77,22 +80,6 @@ def make_potential(kind: str, shape: tuple[int, ...], seed: int = 0) -> np.ndarr
     field = np.fft.irfftn(np.fft.rfftn(noise) * kernel, s=shape, axes=tuple(range(len(shape))))
     field /= field.std()
     return field - field.min()
-
-
-def kron_csr(V: np.ndarray, spacing: float) -> sp.csr_matrix:
-    """The issue's baseline assembly: sum of Kronecker products (uniform mass, Dirichlet)."""
-    d = V.ndim
-    c = 1.0 / spacing**2
-    A = sp.diags(V.ravel())
-    for a in range(d):
-        n = V.shape[a]
-        T = sp.diags([-c * np.ones(n - 1), 2 * c * np.ones(n), -c * np.ones(n - 1)], [-1, 0, 1])
-        ops = [sp.identity(V.shape[b]) if b != a else T for b in range(d)]
-        K = ops[0]
-        for op in ops[1:]:
-            K = sp.kron(K, op)
-        A = A + K
-    return sp.csr_matrix(A)
 
 
 # ------------------------------------------------------------------------ measurements
