@@ -209,23 +209,17 @@ def _sturm_counts(diag: np.ndarray, off: np.ndarray, energies, lyapunov: bool = 
         if abs(d) < pivmin:
             d = -pivmin
         c = 1 if d < 0 else 0
-        if lyapunov:
-            logsum = math.log(abs(d))
-            for i in range(1, n):
-                d = (a[i] - E) - b2[i - 1] / d
-                if abs(d) < pivmin:
-                    d = -pivmin
-                if d < 0:
-                    c += 1
+        logsum = math.log(abs(d)) if lyapunov else 0.0
+        for i in range(1, n):
+            d = (a[i] - E) - b2[i - 1] / d
+            if abs(d) < pivmin:
+                d = -pivmin
+            if d < 0:
+                c += 1
+            if lyapunov:
                 logsum += math.log(abs(d))
+        if lyapunov:
             gammas[k] = (logsum - 0.5 * float(np.sum(np.log(np.asarray(b2) + 1e-300)))) / n
-        else:
-            for i in range(1, n):
-                d = (a[i] - E) - b2[i - 1] / d
-                if abs(d) < pivmin:
-                    d = -pivmin
-                if d < 0:
-                    c += 1
         counts[k] = c
     return (counts, gammas) if lyapunov else counts
 
