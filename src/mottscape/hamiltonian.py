@@ -14,7 +14,7 @@ Two forms are provided and tested against each other: an assembled ``scipy.spars
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,7 +56,6 @@ class Hamiltonian:
     potential: np.ndarray
     mass: np.ndarray
     units: UnitSystem
-    uniform_mass: bool
     couplings: tuple = field(repr=False)
     wrap_couplings: tuple = field(repr=False)
     diagonal: np.ndarray = field(repr=False)
@@ -109,9 +108,9 @@ class Hamiltonian:
         )
         return mat.asformat(fmt)
 
-    def kinetic_bound(self) -> float:
-        """Upper bound of the kinetic part's spectrum (Gershgorin): max of diagonal - V."""
-        return float(np.max(self.diagonal - self.potential) * 2.0)
+    def shifted(self, shift: float) -> Hamiltonian:
+        """H + shift (the potential moved by a constant), sharing the couplings of H."""
+        return replace(self, potential=self.potential + shift, diagonal=self.diagonal + shift)
 
 
 def build_hamiltonian(
@@ -192,7 +191,6 @@ def build_hamiltonian(
         potential=V,
         mass=m,
         units=units,
-        uniform_mass=uniform,
         couplings=tuple(couplings),
         wrap_couplings=tuple(wraps),
         diagonal=diag,

@@ -1,0 +1,201 @@
+"""The one registry of options: every open choice of the theory and every solver strategy.
+
+:class:`Options` is a frozen dataclass whose fields are typed with :data:`typing.Literal`;
+the allowed values of every option live here and nowhere else. It is validated once, when it is
+built (directly, by :meth:`Options.replace`, or from a study file's ``[options]`` table by
+:meth:`Options.from_mapping`), and recorded in every result by :meth:`Options.to_attrs`.
+
+The choices the paper leaves open (see ``docs/theory.md`` and ``docs/validation.md`` for the
+evidence behind each default):
+
+``mott_scale``
+    ``"log"``, rho_omega = ln(2 Delta_xi / hbar omega) (eq. 12, default), or ``"lambertw"``,
+    -W_{-1}(-hbar omega / 2 Delta_xi) (ref. [38]).
+``dos``
+    How nu(E_F) is estimated: ``"landscape"`` (the landscape law, refs. [28, 30]) or
+    ``"basins"`` (basin energy estimates near E_F per volume and energy).
+``center``
+    The position r_i of a basin: ``"weighted"`` (u^2-weighted centroid), ``"centroid"`` or
+    ``"minimum"`` (the cell of min V_u).
+``split``
+    ``"components"`` (one basin per connected component of {V_u <= E_F}) or
+    ``"watershed"`` (one per local minimum).
+``pair_set``
+    Which pairs estimate f(r, rho_omega) (eq. 14): ``"sigma_omega"`` (the pairs of
+    Sigma_omega at each omega, eq. 14 literally) or ``"window"`` (every pair of states with
+    |E_i - E_F| <= ``pair_window`` at every omega, default hbar omega_max).
+``xi``
+    The localization length of the classical formula (eq. 1): ``"fit"`` (slope of r_ij
+    against rho_ij over the Agmon pairs) or ``"metric"`` (1 / mean Agmon metric outside the
+    basins).
+``effective``
+    The effective potential of the basins and of the Agmon metric: ``"vu"`` (V_u, the paper)
+    or ``"scaled"`` (W_u = (1 + d/4) V_u, our extension).
+
+Solver strategies: ``solver`` (the landscape solve, :func:`mottscape.solve_landscape`),
+``tol`` (its relative residual), ``dispersion`` (free IDOS of the landscape law).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_type_hints
+
+from .errors import InputError
+
+__all__ = [
+    "Center",
+    "DosMethod",
+    "Effective",
+    "LandscapeSolver",
+    "MottScale",
+    "Options",
+    "PairSet",
+    "Split",
+    "XiMethod",
+    "allowed",
+]
+
+MottScale = Literal["log", "lambertw"]
+DosMethod = Literal["landscape", "basins"]
+Center = Literal["weighted", "centroid", "minimum"]
+Split = Literal["components", "watershed"]
+PairSet = Literal["window", "sigma_omega"]
+XiMethod = Literal["fit", "metric"]
+Effective = Literal["vu", "scaled"]
+#: Landscape solvers: ``"scipy-cg"`` is scipy's CG with a Jacobi preconditioner on the
+#: assembled matrix, ``"stencil-cg"`` the matrix-free fused Jacobi-CG of mottscape.
+LandscapeSolver = Literal["auto", "direct", "banded", "stencil", "mg", "stencil-cg",
+                          "scipy-cg", "amg"]
+Dispersion = Literal["lattice", "continuum"]
+
+#: Old spellings still accepted by the array-first wrappers, mapped to the option names.
+ALIASES = {"pairs": "pair_set", "mott_scale_method": "mott_scale"}
+#: Old values still accepted, per option.
+VALUE_ALIASES = {"solver": {"cg": "scipy-cg"}}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every open choice of the LL workflow and every solver strategy, validated.
+
+    Attributes
+    ----------
+    mott_scale, dos, center, split, pair_set, xi, effective
+        The open choices of the theory (see the module docstring).
+    pair_window
+        Half-width (energy) of the window of states of ``pair_set="window"``; None means the
+        largest hbar omega of the run.
+    solver, tol, dispersion
+        The landscape solve: method, relative residual, free IDOS of the landscape law.
+    """
+
+    mott_scale: MottScale = "log"
+    dos: DosMethod = "landscape"
+    center: Center = "weighted"
+    split: Split = "components"
+    pair_set: PairSet = "window"
+    pair_window: float | None = None
+    xi: XiMethod = "fit"
+    effective: Effective = "vu"
+    solver: LandscapeSolver = "auto"
+    tol: float = 1e-10
+    dispersion: Dispersion = "lattice"
+
+    def __post_init__(self) -> None:
+        for name, values in _choices().items():
+            value = getattr(self, name)
+            if value not in values:
+                close = difflib.get_close_matches(str(value), list(values), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise InputError(f"{name}={value!r} is not known{hint}; use one of "
+                                 f"{', '.join(repr(v) for v in values)}")
+        if self.pair_window is not None:
+            object.__setattr__(self, "pair_window",
+                               _positive(self.pair_window, "pair_window",
+                                         "the half-width of the window of states whose pairs "
+                                         "estimate f"))
+        tol = _positive(self.tol, "tol", "a relative residual, e.g. 1e-10")
+        if tol >= 1.0:
+            raise InputError(f"tol={self.tol!r} must be < 1 (a relative residual, e.g. 1e-10)")
+        object.__setattr__(self, "tol", tol)
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy with some options changed (validated like the original)."""
+        merged = self.to_dict()
+        for key, value in Options.from_mapping(changes, where="replace()").explicit(changes):
+            merged[key] = value
+        return Options(**merged)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], *, where: str = "options") -> Options:
+        """Build options from a mapping (a study file's ``[options]`` table, CLI flags).
+
+        Unknown names are an :class:`~mottscape.errors.InputError` naming the closest valid
+        one; old spellings (``pairs``, ``mott_scale_method``, ``solver="cg"``) are accepted.
+        """
+        if not isinstance(mapping, Mapping):
+            raise InputError(f"{where} must be a table of option = value, got "
+                             f"{type(mapping).__name__}")
+        kwargs: dict[str, Any] = {}
+        valid = cls.names()
+        for key, value in mapping.items():
+            name = ALIASES.get(key, key)
+            if name not in valid:
+                close = difflib.get_close_matches(str(key), list(valid), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise InputError(f"unknown option {key!r} in {where}{hint} Valid options: "
+                                 f"{', '.join(valid)}")
+            if name in kwargs:
+                raise InputError(f"option {name!r} is given twice in {where} (once as {key!r})")
+            kwargs[name] = VALUE_ALIASES.get(name, {}).get(value, value) \
+                if isinstance(value, str) else value
+        return cls(**kwargs)
+
+    def explicit(self, mapping: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """The (name, value) pairs of this object that ``mapping`` set (aliases resolved)."""
+        names = {ALIASES.get(k, k) for k in mapping}
+        return [(n, getattr(self, n)) for n in self.names() if n in names]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as a plain dict (None kept)."""
+        return {name: getattr(self, name) for name in self.names()}
+
+    def to_attrs(self) -> dict[str, str | float]:
+        """The options as NetCDF-safe attributes ``option_<name>`` (None as ``"default"``)."""
+        return {f"option_{k}": ("default" if v is None else v)
+                for k, v in self.to_dict().items()}
+
+
+def allowed(name: str) -> tuple[str, ...]:
+    """The allowed values of the option ``name`` (one source for every module)."""
+    try:
+        return _choices()[name]
+    except KeyError:
+        raise InputError(f"{name!r} is not an option with a fixed set of values; those are "
+                         f"{', '.join(_choices())}") from None
+
+
+@functools.cache
+def _choices() -> dict[str, tuple[str, ...]]:
+    hints = get_type_hints(Options)
+    return {name: get_args(tp) for name, tp in hints.items()
+            if getattr(tp, "__origin__", None) is Literal}
+
+
+def _positive(value: Any, name: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not (math.isfinite(float(value)) and float(value) > 0):
+        raise InputError(f"{name}={value!r} must be a finite number > 0 ({what})")
+    return float(value)
