@@ -24,6 +24,8 @@ A study file has up to five sections; every key is optional except
     n_omega = 12
     # omega = [1e-3, 1e-2]   # ... or an explicit list (then no omega_min/omega_max/n_omega)
     mott_scale = "log"       # or "lambertw"
+    [options]                # every field of mottscape.Options (the open choices)
+    effective = "scaled"     # e.g.; see mottscape.options for names and values
     [ensemble]
     realizations = 1
     [output]
@@ -59,9 +61,12 @@ import numpy as np
 from . import disorder
 from .errors import InputError
 from .grid import BYTES_PER_POINT_PIPELINE, Grid, check_memory, make_grid
+from .options import Options
+from .sample import Sample, make_sample
 from .units import UnitSystem, get_units
 
 __all__ = [
+    "ClusterSection",
     "ConductivitySection",
     "EnsembleSection",
     "GridSection",
@@ -93,6 +98,8 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "conductivity": {"fermi_energy": "real", "omega_min": "real", "omega_max": "real",
                      "n_omega": "int", "omega": "real_list", "mott_scale": "str"},
     "ensemble": {"realizations": "int"},
+    "cluster": {"scheduler": "str", "workers": "int"},
+    "options": {name: "any" for name in Options.names()},
     "output": {"dir": "str", "figures": "bool"},
 }
 
@@ -183,6 +190,18 @@ class EnsembleSection:
 
 
 @dataclass(frozen=True)
+class ClusterSection:
+    """``[cluster]``: where the realizations run (see :mod:`mottscape.runner`).
+
+    ``scheduler`` is the address of an existing dask scheduler (``tcp://host:port``), None
+    for this machine; ``workers`` the local worker processes (None: the command line's).
+    """
+
+    scheduler: str | None = None
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
 class OutputSection:
     """``[output]``: result directory (resolved against the study file's directory), figures."""
 
@@ -198,6 +217,9 @@ class Study:
     ----------
     potential, grid, conductivity, ensemble, output
         The sections (see their classes).
+    options
+        The ``[options]`` table as :class:`~mottscape.options.Options` (the conductivity
+        section's ``mott_scale`` is folded in).
     source
         The study file's path, or ``"<dict>"``/``"<default>"``.
     base_dir
@@ -211,6 +233,8 @@ class Study:
     output: OutputSection
     source: str
     base_dir: Path
+    options: Options = dataclasses.field(default_factory=Options)
+    cluster: ClusterSection = dataclasses.field(default_factory=ClusterSection)
 
     # -------------------------------------------------------------- derived values
     @property
@@ -293,6 +317,12 @@ class Study:
             return arr
         return self.grid.mass
 
+    def make_sample(self, realization: int = 0) -> Sample:
+        """The finalized :class:`~mottscape.sample.Sample` of realization ``realization``."""
+        V = self.make_potential(realization)
+        return make_sample(V, self.grid.spacing, self.make_mass(V.shape), self.grid.boundary,
+                           self.grid.units)
+
     def make_grid(self, shape: tuple[int, ...] | None = None) -> Grid:
         """The :class:`~mottscape.grid.Grid` of the study; ``shape`` defaults to the potential's."""
         shape = shape if shape is not None else self.potential.shape
@@ -314,6 +344,14 @@ class Study:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if f.name in ("source", "base_dir"):
+                continue
+            if f.name == "cluster":
+                out["cluster"] = {k: v for k, v in dataclasses.asdict(self.cluster).items()
+                                  if v is not None}
+                continue
+            if f.name == "options":
+                out["options"] = {k: v for k, v in self.options.to_dict().items()
+                                  if v is not None}
                 continue
             sec = dataclasses.asdict(getattr(self, f.name))
             if f.name == "potential":
@@ -595,8 +633,12 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
     ensemble = _ensemble_section(ctx, section("ensemble"), dict(defaults.get("ensemble", {})))
     output = _output_section(ctx, section("output"), dict(defaults.get("output", {})),
                              base_dir)
+    options = _options_section(ctx, section("options"), dict(defaults.get("options", {})),
+                               section("conductivity"))
+    cluster = _cluster_section(ctx, section("cluster"))
     return Study(potential=potential, grid=grid, conductivity=conductivity, ensemble=ensemble,
-                 output=output, source=source, base_dir=base_dir)
+                 output=output, source=source, base_dir=base_dir, options=options,
+                 cluster=cluster)
 
 
 def _checked(ctx: _Ctx, name: str, user: dict, default: dict) -> dict:
@@ -806,6 +848,39 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
                         "use omega = [value])", "conductivity", "n_omega")
     return ConductivitySection(fermi_energy=ef, omega_min=lo, omega_max=hi, n_omega=n,
                                omega=None, mott_scale=mott)
+
+
+def _options_section(ctx: _Ctx, user: dict, default: dict, conductivity: dict) -> Options:
+    """``[options]``: the fields of :class:`~mottscape.options.Options`, checked in one place."""
+    values = {**default, **user}
+    if "mott_scale" in conductivity:
+        if "mott_scale" in user and user["mott_scale"] != conductivity["mott_scale"]:
+            raise ctx.error("mott_scale is given in [conductivity] and in [options] with "
+                            "different values; keep it in [options] only", "options",
+                            "mott_scale")
+        values["mott_scale"] = conductivity["mott_scale"]
+    for key in user:
+        name = {"pairs": "pair_set"}.get(key, key)
+        if name not in Options.names():
+            raise _unknown_key(ctx, "options", key, Options.names(),
+                               " (see mottscape.options).")
+    try:
+        return Options.from_mapping(values, where="[options]")
+    except InputError as exc:
+        key = next((k for k in user if f"{k}=" in str(exc) or repr(k) in str(exc)), None)
+        raise ctx.error(f"[options] {exc}", "options", key) from None
+
+
+def _cluster_section(ctx: _Ctx, user: dict) -> ClusterSection:
+    v = _checked(ctx, "cluster", user, {})
+    scheduler = v.get("scheduler")
+    if scheduler is not None and not re.match(r"^(tcp|tls|inproc|ucx)://\S+$", scheduler):
+        raise ctx.error(f"[cluster] scheduler = {scheduler!r} must be a dask scheduler address "
+                        "such as 'tcp://127.0.0.1:8786'", "cluster", "scheduler")
+    workers = v.get("workers")
+    if workers is not None and workers < 1:
+        raise ctx.error(f"[cluster] workers = {workers} must be >= 1", "cluster", "workers")
+    return ClusterSection(scheduler=scheduler, workers=workers)
 
 
 def _ensemble_section(ctx: _Ctx, user: dict, default: dict) -> EnsembleSection:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import mottscape as ms
-from mottscape.cli import main, validation_table
-from mottscape.validate import summarize, validate
+from mottscape.cli import main
+from mottscape.validation import summarize, validate, validation_table
 
 SMALL = """
 [potential]
@@ -92,7 +92,7 @@ def test_reuse_exact_skips_the_reference(result, monkeypatch):
     res, d = result
     import sys
 
-    mv = sys.modules["mottscape.validate"]  # ms.validate is the function
+    mv = sys.modules["mottscape.validation"]
 
     def boom(*a, **k):
         raise AssertionError("the exact reference was recomputed")
