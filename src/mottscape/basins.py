@@ -116,23 +116,7 @@ def find_basins(
     -------
     Basins
     """
-    if split not in SPLITS:
-        raise InputError(f"split={split!r} is not known; use one of {SPLITS}")
-    if energy_rule not in ("landscape", "minimum"):
-        raise InputError(f"energy_rule={energy_rule!r} must be 'landscape' or 'minimum'")
-    if center not in CENTERS:
-        raise InputError(f"center={center!r} is not known; use one of {CENTERS}")
-    if not isinstance(land, Landscape):
-        raise InputError(
-            f"land must be a Landscape (from mottscape.solve_landscape), got "
-            f"{type(land).__name__}")
-    try:
-        energy = float(energy)
-    except (TypeError, ValueError):
-        raise InputError(f"energy={energy!r} must be a finite number (the level E, e.g. E_F)") \
-            from None
-    if not np.isfinite(energy):
-        raise InputError(f"energy={energy!r} must be a finite number (the level E, e.g. E_F)")
+    energy = _check_arguments(land, energy, split, center, energy_rule)
     grid = land.grid
     vu = land.effective_potential
     mask = vu <= energy
@@ -182,6 +166,27 @@ def find_basins(
         percolating=percolating,
         filling=float(mask.mean()),
     )
+
+
+def _check_arguments(land, energy, split: str, center: str, energy_rule: str) -> float:
+    """Check the arguments of :func:`find_basins`; return the level as a float."""
+    if split not in SPLITS:
+        raise InputError(f"split={split!r} is not known; use one of {SPLITS}")
+    if energy_rule not in ("landscape", "minimum"):
+        raise InputError(f"energy_rule={energy_rule!r} must be 'landscape' or 'minimum'")
+    if center not in CENTERS:
+        raise InputError(f"center={center!r} is not known; use one of {CENTERS}")
+    if not isinstance(land, Landscape):
+        raise InputError(
+            f"land must be a Landscape (from mottscape.solve_landscape), got "
+            f"{type(land).__name__}")
+    try:
+        value = float(energy)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value):
+        raise InputError(f"energy={energy!r} must be a finite number (the level E, e.g. E_F)")
+    return value
 
 
 def _centers(land: Landscape, labels, n, argmin, center):

@@ -525,51 +525,49 @@ def _is_real(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+_NONE = object()
+
+
+def _list_of(value, item_ok, cast):
+    """``value`` as a tuple of ``cast`` items if it is a non-empty list of valid items."""
+    if isinstance(value, list | tuple) and len(value) > 0 and all(item_ok(x) for x in value):
+        return tuple(cast(x) for x in value)
+    return _NONE
+
+
+def _scalar_or_list(value, item_ok, cast):
+    return cast(value) if item_ok(value) else _list_of(value, item_ok, cast)
+
+
+def _shape(value):
+    ok = (isinstance(value, list | tuple) and 1 <= len(value) <= 3
+          and all(_is_int(n) and n >= 1 for n in value))
+    return tuple(int(n) for n in value) if ok else _NONE
+
+
+#: Per kind of study value: normalise it (lists -> tuples, reals -> float) or return _NONE.
+_KIND_CHECKS = {
+    "str": lambda v: v if isinstance(v, str) else _NONE,
+    "int": lambda v: v if _is_int(v) else _NONE,
+    "real": lambda v: float(v) if _is_real(v) else _NONE,
+    "bool": lambda v: v if isinstance(v, bool) else _NONE,
+    "shape": _shape,
+    "real_or_list": lambda v: _scalar_or_list(v, _is_real, float),
+    "int_or_list": lambda v: _scalar_or_list(v, _is_int, int),
+    "real_or_str": lambda v: float(v) if _is_real(v) else (v if isinstance(v, str) else _NONE),
+    "real_list": lambda v: _list_of(v, _is_real, float),
+}
+
+
 def _check_kind(ctx: _Ctx, section: str, key: str, value, kind: str):
     """Check ``value`` against ``kind`` and return it normalised (lists -> tuples)."""
-    ok = True
-    out = value
-    if kind == "str":
-        ok = isinstance(value, str)
-    elif kind == "int":
-        ok = _is_int(value)
-    elif kind == "real":
-        ok = _is_real(value)
-        out = float(value) if ok else value
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    elif kind == "shape":
-        ok = (isinstance(value, list | tuple) and 1 <= len(value) <= 3
-              and all(_is_int(n) and n >= 1 for n in value))
-        out = tuple(int(n) for n in value) if ok else value
-    elif kind == "real_or_list":
-        if _is_real(value):
-            out = float(value)
-        else:
-            ok = (isinstance(value, list | tuple) and len(value) > 0
-                  and all(_is_real(x) for x in value))
-            out = tuple(float(x) for x in value) if ok else value
-    elif kind == "int_or_list":
-        if not _is_int(value):
-            ok = (isinstance(value, list | tuple) and len(value) > 0
-                  and all(_is_int(x) for x in value))
-            out = tuple(int(x) for x in value) if ok else value
-    elif kind == "real_or_str":
-        ok = _is_real(value) or isinstance(value, str)
-        out = float(value) if _is_real(value) else value
-    elif kind == "real_list":
-        ok = (isinstance(value, list | tuple) and len(value) > 0
-              and all(_is_real(x) for x in value))
-        out = tuple(float(x) for x in value) if ok else value
-    if not ok:
+    out = _KIND_CHECKS[kind](value)
+    if out is _NONE:
         raise ctx.error(
             f"[{section}] {key} must be {_KIND_TEXT[kind]}, got {_tname(value)}", section, key)
-    if kind in ("real", "real_or_list", "real_list") or (kind == "real_or_str"
-                                                          and _is_real(value)):
-        vals = out if isinstance(out, tuple) else (out,)
-        if not all(math.isfinite(x) for x in vals):
-            raise ctx.error(f"[{section}] {key} must be finite, got {_tname(value)}",
-                            section, key)
+    vals = out if isinstance(out, tuple) else (out,)
+    if any(isinstance(x, float) and not math.isfinite(x) for x in vals):
+        raise ctx.error(f"[{section}] {key} must be finite, got {_tname(value)}", section, key)
     return out
 
 
@@ -698,22 +696,43 @@ def _grid_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path) -> GridS
 
 def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
                        grid: GridSection) -> PotentialSection:
-    fixed = _SCHEMA["potential"]
-    model_raw = user.get("model", default.get("model"))
-    model = _check_kind(ctx, "potential", "model", model_raw, "str")
+    model = _check_kind(ctx, "potential", "model", user.get("model", default.get("model")),
+                        "str")
     _choice(ctx, "potential", "model", model, POTENTIAL_MODELS)
+    accepted = _accepted_params(model)
+    _check_potential_keys(ctx, user, model, accepted)
     # Inherit the defaults' model parameters only when the model is the defaults' model.
-    if model == default.get("model"):
-        merged = {k: x for k, x in default.items() if k not in ("model",)}
-    else:
-        merged = {k: x for k, x in default.items() if k in ("shape", "seed")}
+    inherit = (lambda k: k != "model") if model == default.get("model") else \
+        (lambda k: k in ("shape", "seed"))
+    merged = {k: x for k, x in default.items() if inherit(k)}
     if model == "file":
         merged = {k: x for k, x in merged.items() if k == "seed"}
-        accepted: dict[str, inspect.Parameter] = {}
-    else:
-        accepted = {k: p for k, p in disorder.model_parameters(model).items()
-                    if k not in _INJECTED}
-    valid = set(fixed) | set(accepted)
+    merged.update(user)
+    merged.pop("model", None)
+    shape = _potential_shape(ctx, merged.pop("shape", None))
+    seed = _check_kind(ctx, "potential", "seed", merged.pop("seed", 0), "int")
+    if seed < 0:
+        raise ctx.error(f"[potential] seed = {seed} must be >= 0", "potential", "seed")
+    _check_spacing_dims(ctx, grid, shape)
+    if model == "file":
+        return _file_potential(ctx, merged, base_dir, shape, seed)
+    if shape is None:
+        raise ctx.error("[potential] shape is required", "potential")
+    params = _model_params(ctx, model, merged, accepted, shape, grid)
+    items = tuple(sorted((k, _plain_tuple(x)) for k, x in params.items()))
+    return PotentialSection(model=model, shape=shape, seed=seed, params=items)
+
+
+def _accepted_params(model: str) -> dict[str, inspect.Parameter]:
+    """Parameters of a model's generator that a study file may set."""
+    if model == "file":
+        return {}
+    return {k: p for k, p in disorder.model_parameters(model).items() if k not in _INJECTED}
+
+
+def _check_potential_keys(ctx: _Ctx, user: dict, model: str,
+                          accepted: dict[str, inspect.Parameter]) -> None:
+    valid = set(_SCHEMA["potential"]) | set(accepted)
     if model != "file":
         valid -= {"file", "variable"}
     for key in user:
@@ -728,40 +747,41 @@ def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
         extra = (f" (model {model!r} takes {', '.join(accepted) or 'no parameters'};"
                  f" see mottscape.disorder.{model})" if model != "file" else "")
         raise _unknown_key(ctx, "potential", key, valid, extra + ("." if extra else ""))
-    merged.update(user)
-    merged.pop("model", None)
-    # Fixed keys.
-    shape = merged.pop("shape", None)
-    if shape is not None:
-        shape = _check_kind(ctx, "potential", "shape", shape, "shape")
-        try:
-            check_memory(math.prod(shape), BYTES_PER_POINT_PIPELINE,
-                         f"a sample of shape {list(shape)}")
-        except InputError as exc:
-            raise ctx.error(f"[potential] shape = {list(shape)}: {exc}", "potential",
-                            "shape") from None
-    seed = _check_kind(ctx, "potential", "seed", merged.pop("seed", 0), "int")
-    if seed < 0:
-        raise ctx.error(f"[potential] seed = {seed} must be >= 0", "potential", "seed")
-    if model == "file":
-        fname = merged.pop("file", None)
-        if fname is None:
-            raise ctx.error("[potential] model = 'file' needs file = '<path>' (.npy, .npz or "
-                            "NetCDF), relative to the study file's directory", "potential")
-        fname = _check_kind(ctx, "potential", "file", fname, "str")
-        fpath = (base_dir / fname).resolve()
-        if not fpath.is_file():
-            raise ctx.error(f"[potential] file = {fname!r}: {str(fpath)!r} does not exist "
-                            "(relative names are taken from the study file's directory)",
-                            "potential", "file")
-        variable = merged.pop("variable", None)
-        if variable is not None:
-            variable = _check_kind(ctx, "potential", "variable", variable, "str")
-        _check_spacing_dims(ctx, grid, shape)
-        return PotentialSection(model=model, shape=shape, seed=seed, file=fpath,
-                                variable=variable)
+
+
+def _potential_shape(ctx: _Ctx, shape) -> tuple[int, ...] | None:
     if shape is None:
-        raise ctx.error("[potential] shape is required", "potential")
+        return None
+    shape = _check_kind(ctx, "potential", "shape", shape, "shape")
+    try:
+        check_memory(math.prod(shape), BYTES_PER_POINT_PIPELINE,
+                     f"a sample of shape {list(shape)}")
+    except InputError as exc:
+        raise ctx.error(f"[potential] shape = {list(shape)}: {exc}", "potential",
+                        "shape") from None
+    return shape
+
+
+def _file_potential(ctx: _Ctx, merged: dict, base_dir: Path, shape, seed: int
+                    ) -> PotentialSection:
+    fname = merged.pop("file", None)
+    if fname is None:
+        raise ctx.error("[potential] model = 'file' needs file = '<path>' (.npy, .npz or "
+                        "NetCDF), relative to the study file's directory", "potential")
+    fname = _check_kind(ctx, "potential", "file", fname, "str")
+    fpath = (base_dir / fname).resolve()
+    if not fpath.is_file():
+        raise ctx.error(f"[potential] file = {fname!r}: {str(fpath)!r} does not exist "
+                        "(relative names are taken from the study file's directory)",
+                        "potential", "file")
+    variable = merged.pop("variable", None)
+    if variable is not None:
+        variable = _check_kind(ctx, "potential", "variable", variable, "str")
+    return PotentialSection(model="file", shape=shape, seed=seed, file=fpath, variable=variable)
+
+
+def _model_params(ctx: _Ctx, model: str, merged: dict, accepted: dict, shape,
+                  grid: GridSection) -> dict:
     params = {}
     for key, value in merged.items():
         kind = _param_kind(accepted[key])
@@ -773,7 +793,6 @@ def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
         raise ctx.error(
             f"[potential] model {model!r} needs {', '.join(missing)} (it takes "
             f"{', '.join(accepted)}; see mottscape.disorder.{model})", "potential")
-    _check_spacing_dims(ctx, grid, shape)
     if model == "white_noise" and len(shape) != 1:
         raise ctx.error(f"[potential] model 'white_noise' is 1D but shape = {list(shape)}",
                         "potential", "shape")
@@ -787,8 +806,7 @@ def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
     except InputError as exc:
         key = next((k for k in params if f"{k}=" in str(exc)), None)
         raise ctx.error(f"[potential] {exc}", "potential", key) from None
-    items = tuple(sorted((k, _plain_tuple(x)) for k, x in params.items()))
-    return PotentialSection(model=model, shape=shape, seed=seed, params=items)
+    return params
 
 
 def _plain_tuple(v):

@@ -1,4 +1,4 @@
-"""The staged LL workflow of sec. IV, composed from one typed step per arrow:
+"""The staged LL workflow of sec. IV, composed from one typed step per arrow.
 
     V -> u -> V_u -> {B_i} -> Sigma_omega -> f(r, rho_omega) -> E_omega(X^2) -> sigma(omega)
 

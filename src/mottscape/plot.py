@@ -38,8 +38,7 @@ def _axes(ax, figsize=(6.0, 5.0)):
 
 
 def _slice_2d(field: np.ndarray, index) -> np.ndarray:
-    """A 2D view of a field: itself in 2D, the slice through ``index`` along the last axis
-    in 3D."""
+    """A 2D view of a field: itself in 2D, the slice through ``index`` (last axis) in 3D."""
     if field.ndim == 3:
         return field[:, :, int(index[2])]
     return field
@@ -63,8 +62,11 @@ def _choose_basin(pipeline, omega_index):
 
 
 def plot_landscape(pipeline, omega_index: int | None = None, ax=None) -> Figure:
-    """V_u with the basins at E_F; the basins of Sigma_omega (at ``omega_index``, default the
-    largest omega) are outlined in black, the others in grey."""
+    """V_u with the basins at E_F.
+
+    The basins of Sigma_omega (at ``omega_index``, default the largest omega) are outlined in
+    black, the others in grey.
+    """
     land, basins = pipeline.landscape, pipeline.basins
     k = pipeline.omega.size - 1 if omega_index is None else omega_index
     ef = pipeline.fermi_energy
@@ -273,9 +275,11 @@ def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
 
 
 def plot_validation(res, variant: str = "default") -> Figure:
-    """Validation figure: ensemble-mean sigma_exact, sigma_LL, sigma_MB and the pair model
-    against omega (left, bands: 16-84 % bootstrap over realizations), and the ratios to the
-    exact result (right)."""
+    """Validation figure: ensemble means against omega and their ratios to exact.
+
+    Left: sigma_exact, sigma_LL, sigma_MB and the pair model (bands: 16-84 % bootstrap over
+    realizations); right: the ratios to the exact result.
+    """
     fig = Figure(figsize=(11.0, 4.5), layout="constrained")
     ax, axr = fig.subplots(1, 2)
     w = res.omega.values

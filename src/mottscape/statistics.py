@@ -111,7 +111,7 @@ def xi_from_pairs(r: np.ndarray, rho: np.ndarray) -> float:
 
 
 def xi_from_metric(land: Landscape, basins: Basins, energy: float) -> float:
-    """xi = 1 / mean Agmon metric (eq. 9) over the cells outside the basins; NaN if none."""
+    """Xi = 1 / mean Agmon metric (eq. 9) over the cells outside the basins; NaN if none."""
     metric = land.agmon_metric(energy)
     outside = basins.labels == 0
     if not outside.any():
