@@ -445,7 +445,8 @@ def study_from_dict(d: Mapping[str, Any], source: str = "<dict>",
 
 def default_study() -> Study:
     """The packaged default study (``mottscape/data/default_study.toml``)."""
-    return _build(_default_data(), "<default>", Path.cwd(), _default_text(), defaults=None)
+    return _build(tomllib.loads(_default_text()), "<default>", Path.cwd(), _default_text(),
+                  defaults=None)
 
 
 def _default_text() -> str:
@@ -453,7 +454,15 @@ def _default_text() -> str:
 
 
 def _default_data() -> dict[str, Any]:
-    return tomllib.loads(_default_text())
+    """The defaults a study file inherits: the default study, but one realization in place.
+
+    The built-in study is a small ensemble on a local cluster; a user's study runs one
+    realization in this process unless it says otherwise.
+    """
+    data = tomllib.loads(_default_text())
+    data["ensemble"] = {"realizations": 1}
+    data.pop("cluster", None)
+    return data
 
 
 # ---------------------------------------------------------------------- validation
