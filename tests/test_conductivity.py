@@ -173,14 +173,16 @@ def test_network_views_agree():
     assert m.nnz == 2 * g.number_of_edges()
     # states="sigma_omega": the vertices are exactly Sigma_omega at that omega, and the graph
     # and the matrix views agree there too
+    sizes = []
     for kk in range(len(OMEGA)):
         lit = ms.conduction_network(pipe, kk, states="sigma_omega")
         members = pipe.basins.sigma_omega(pipe.fermi_energy, float(pipe.hbar_omega[kk]))
         assert set(lit.nodes) == set(members.tolist())
+        sizes.append(len(members))
         full = ms.conduction_network(pipe, kk)
         assert set(lit.nodes) <= set(full.nodes) and set(lit.edges) <= set(full.edges)
         lm = ms.network_matrix(pipe, kk, states="sigma_omega")
         assert lm.nnz == 2 * lit.number_of_edges()
-    assert len(members) < g.number_of_nodes()  # the option changes the answer here
+    assert min(sizes) < g.number_of_nodes()  # the option changes the answer here
     with pytest.raises(ms.InputError, match="omega_index"):
         ms.conduction_network(pipe, 99)
