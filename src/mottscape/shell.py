@@ -11,6 +11,7 @@ Two steps of the workflow, Sigma_omega -> f(r, rho_omega) -> E_omega(X^2):
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,8 +118,10 @@ def pair_sample(metric_land: Landscape, basins: Basins, stats: LevelStatistics,
     else:
         need = np.maximum(stats.distance[sources], hw_ok.min())
     k = np.clip(np.searchsorted(hw_ok, need, side="left"), 0, hw_ok.size - 1)
+    # a worker process of the ensemble engine is a daemon and may not start processes
+    workers = 1 if multiprocessing.current_process().daemon else None
     pd = basin_distances(metric_land, basins, energy=ef, sources=sources,
-                         bound=rho_ok[k] + 1.0, progress=progress)
+                         bound=rho_ok[k] + 1.0, progress=progress, workers=workers)
     c = basins.centers
     delta = metric_land.grid.displacement(c[pd.i], c[pd.j])
     return PairSample(distances=pd, r=np.sqrt(np.sum(delta**2, axis=1)))
