@@ -56,16 +56,24 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line (exit 2), like every other error of the command line."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        _error(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise SystemExit(EXIT_INPUT)
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="mottscape",
         description="Low-frequency ac conductivity from the localization landscape "
                     "(LL-generalized Mott-Berezinskii formula).")
     p.add_argument("--version", action="version", version=f"mottscape {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a study (the built-in default without a file)")
     run.add_argument("study", nargs="?", type=Path, help="TOML study file")

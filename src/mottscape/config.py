@@ -84,6 +84,8 @@ POTENTIAL_MODELS = (*disorder.MODELS, "file")
 BOUNDARIES = ("dirichlet", "periodic")
 UNIT_SYSTEMS = ("lattice", "semiconductor")
 MOTT_SCALES = ("lambertw", "log")
+#: Most frequencies a study may ask for (each costs a pass over the pairs).
+MAX_OMEGAS = 10_000
 
 # Generator parameters a study file may not set in [potential]: they come from elsewhere.
 _INJECTED = {"shape": "potential.shape", "n": "potential.shape", "seed": "potential.seed",
@@ -873,6 +875,10 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
     if n < 2:
         raise ctx.error(f"[conductivity] n_omega = {n} must be >= 2 (for a single frequency "
                         "use omega = [value])", "conductivity", "n_omega")
+    if n > MAX_OMEGAS:
+        raise ctx.error(f"[conductivity] n_omega = {n} is more than {MAX_OMEGAS} frequencies; "
+                        "sigma(omega) is smooth on a log grid: use a few dozen",
+                        "conductivity", "n_omega")
     return ConductivitySection(fermi_energy=ef, omega_min=lo, omega_max=hi, n_omega=n,
                                omega=None, mott_scale=mott)
 

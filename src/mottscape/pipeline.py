@@ -187,7 +187,7 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
         if landscape is None:
             check_memory(sample.grid.size, BYTES_PER_POINT_PIPELINE, "the pipeline on a grid")
             landscape = landscape_of(sample, opts, on_failure="flag")
-        _check_spectrum(landscape, ef)
+        _check_spectrum(landscape, ef, hw)
     with clock.step("basins"):
         metric = metric_landscape(landscape, opts.effective)
         basins = find_basins(metric, ef, split=opts.split, center=opts.center,
@@ -210,7 +210,16 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
                           conductivity=curves, timings=clock.seconds)
 
 
-def _check_spectrum(landscape: Landscape, ef: float) -> None:
+def _check_spectrum(landscape: Landscape, ef: float, hbar_omega: np.ndarray) -> None:
+    """E_F above the bottom of the spectrum; hbar omega within the spectral width of H."""
+    ham = landscape.sample.hamiltonian
+    width = float(ham.diagonal.max() - ham.diagonal.min()) + 2.0 * float(
+        sum(np.max(c) for c in ham.couplings) * 2)
+    if float(hbar_omega.max()) > width:
+        raise InputError(
+            f"omega: hbar omega = {float(hbar_omega.max()):.3g} exceeds the whole spectral width "
+            f"of H ({width:.3g}, Gershgorin): no pair of states can absorb it; the LL formula "
+            "is a low-frequency law, use omega well below Delta_xi")
     vu_min = float(landscape.effective_potential.min())
     if ef <= vu_min:
         raise InputError(

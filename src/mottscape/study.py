@@ -91,7 +91,7 @@ def run_study(
                           progress=progress, precomputed={0: first.to_dataset()})
     ds = xr.merge([ds, maps_dataset(first)], combine_attrs="override")
     ds.attrs.update(
-        study_source=str(study.source),
+        study_source=str(study.source).encode("utf-8", "backslashreplace").decode("utf-8"),
         realizations=n,
         seed=study.potential.seed,
         potential_model=study.potential.model,
