@@ -1,0 +1,287 @@
+"""Tests of the transfer-matrix localization length (mottscape.localization).
+
+Physics checked: the exact decay length of a clean bar below the band (periodic and hard-wall,
+2D and 3D, lattice and semiconductor units, non-unit spacing and mass), the weak-disorder
+Thouless law and the Kappus-Wegner band-centre anomaly of the 1D Anderson chain, the 1D limit of
+a strip, the honesty of the error bars over seeds, the MacKinnon-Kramer behaviour of
+Lambda_M = xi_M / M on both sides of the 3D Anderson transition and (slow) its crossing at
+W_c = 16.54 (Slevin & Ohtsuki 2014).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from mottscape import disorder
+from mottscape.errors import InputError
+from mottscape.localization import (
+    LocalizationLength,
+    ShortSampleWarning,
+    anderson_generator,
+    band_centre,
+    bar_lyapunov,
+    localization_length,
+    thouless_xi,
+)
+from mottscape.sample import make_sample
+from mottscape.units import SEMICONDUCTOR
+
+
+def zeros(shape, rng):
+    return np.zeros(shape)
+
+
+def clean_xi(E, eps_perp, spacing=1.0, mass=1.0, kinetic=1.0):
+    """Exact decay length of a clean bar below the band: cosh(kappa h) = 1 + (eps - E)/(2c)."""
+    c = kinetic / (mass * spacing**2)
+    return spacing / math.acosh(1.0 + (eps_perp - E) / (2.0 * c))
+
+
+# ---------------------------------------------------------------------- clean bars: exact
+@pytest.mark.parametrize("boundary", ["periodic", "dirichlet"])
+@pytest.mark.parametrize("cross", [(), (5,), (4, 3)])
+def test_clean_bar_below_the_band_is_exact(boundary, cross):
+    # lowest transverse mode: 0 (periodic) or sum_a 2 - 2 cos(pi/(M_a+1)) (hard wall)
+    E = -0.4
+    eps = 0.0 if boundary == "periodic" else sum(2 - 2 * math.cos(math.pi / (m + 1))
+                                                 for m in cross)
+    rec = bar_lyapunov(zeros, E, cross, length=600, warmup=100, boundary=boundary, seed=0)
+    assert rec.xi == pytest.approx(clean_xi(E, eps), rel=1e-9)
+    # all N exponents are the evanescent modes acosh(1 + (eps_k - E)/2), in decreasing order
+    assert np.all(np.diff(rec.exponents) <= 1e-12)
+    assert rec.gamma_error < 1e-9
+
+
+def test_clean_bar_spacing_mass_and_semiconductor_units():
+    # GaN-like electron: m = 0.2 m_e, h = 0.5 nm, E = -0.05 eV below the band bottom (V = 0)
+    h, m, E = 0.5, 0.2, -0.05
+    rec = bar_lyapunov(zeros, E, (6,), length=800, warmup=100, spacing=h, mass=m,
+                       units="semiconductor", seed=0)
+    assert rec.xi == pytest.approx(clean_xi(E, 0.0, h, m, SEMICONDUCTOR.kinetic), rel=1e-9)
+    # the continuum limit: xi -> hbar / sqrt(2 m |E|) as h -> 0 (within the O(h^2) error)
+    xi_cont = math.sqrt(SEMICONDUCTOR.kinetic / (m * abs(E)))
+    assert rec.xi == pytest.approx(xi_cont, rel=0.01)
+
+
+def test_clean_bar_inside_the_band_has_a_zero_exponent():
+    # an open channel gives a vanishing smallest exponent: no localization without disorder
+    # (a neutral mode's log-norm stays bounded, so gamma = O(1/L))
+    for L in (2000, 20000):
+        rec = bar_lyapunov(zeros, 0.7, (8,), length=L, seed=0)
+        assert abs(rec.gamma) * rec.length < 2.0
+    assert rec.xi > 1e4
+
+
+# ---------------------------------------------------------------------- 1D Anderson chain
+def test_thouless_law_away_from_the_band_centre():
+    # W = 0.5, e = 1: xi = 96 (1 - 1/4) / W^2 = 288 per site; corrections O(W^2) ~ 0.3 %
+    W, e = 0.5, 1.0
+    res = localization_length(W, band_centre(1) + e, ndim=1, length=4_000_000, seed=3)
+    assert res.extrapolation == "none" and res.flags == ()
+    assert res.relative_error < 0.01
+    assert abs(res.xi - thouless_xi(W, e)) < 3 * res.xi_error + 0.005 * res.xi
+
+
+def test_kappus_wegner_band_centre_anomaly():
+    # at e = 0: xi W^2 = 12 Gamma(1/4)^2 / Gamma(3/4)^2 = 105.045, not Thouless' 96
+    kw = 12.0 * math.gamma(0.25) ** 2 / math.gamma(0.75) ** 2
+    assert kw == pytest.approx(105.045, abs=1e-3)
+    W = 0.5
+    res = localization_length(W, band_centre(1), ndim=1, length=4_000_000, seed=4)
+    xw2, ew2 = res.xi * W**2, res.xi_error * W**2
+    assert ew2 < 1.5
+    assert abs(xw2 - kw) < 3 * ew2 + 0.01 * kw
+    assert xw2 - 96.0 > 4 * ew2  # the anomaly is resolved
+
+
+def test_error_bars_are_honest_and_xi_is_seed_independent():
+    # the spread of xi over 12 seeds matches the reported error (batch means)
+    W, E = 2.0, band_centre(1) + 0.5
+    runs = [localization_length(W, E, ndim=1, length=60_000, seed=s) for s in range(12)]
+    xi = np.array([r.xi for r in runs])
+    err = np.array([r.xi_error for r in runs])
+    spread = xi.std(ddof=1)
+    assert 0.55 < spread / err.mean() < 1.8
+    # and every pair of seeds agrees within 4 combined sigma
+    assert np.ptp(xi) < 4 * math.sqrt(2) * err.mean()
+
+
+def test_strip_of_width_one_is_the_chain():
+    E = band_centre(1) + 0.3
+    chain = localization_length(1.5, E, ndim=1, length=50_000, seed=9)
+    strip = localization_length(1.5, E, ndim=2, widths=(1,), length=50_000, seed=9)
+    assert strip.xi_m[0] == pytest.approx(chain.xi, rel=1e-12)
+
+
+def test_adaptive_length_reaches_the_target_error():
+    res = localization_length(2.0, band_centre(1) + 0.5, ndim=1, rel_error=0.02, seed=1)
+    assert res.relative_error <= 0.02
+    assert res.bars[0].length < 1_000_000
+    assert "not_converged" not in res.flags
+    capped = localization_length(2.0, band_centre(1) + 0.5, ndim=1, rel_error=1e-4,
+                                 max_length=5000, seed=1)
+    assert "not_converged" in capped.flags
+
+
+# ---------------------------------------------------------------------- potential maps
+def test_map_matches_generated_bars_of_the_same_statistics():
+    W, E = 3.0, band_centre(2) + 0.5
+    gen = anderson_generator(W)
+    V = gen((40_000, 6), np.random.default_rng(11))
+    own = localization_length(V, E, boundary="periodic")
+    bars = localization_length(gen, E, ndim=2, widths=(6,), length=40_000, seed=12)
+    assert own.extrapolation == "none" and own.widths == (6,)
+    comb = math.hypot(own.xi_error, bars.xi_m_error[0])
+    assert abs(own.xi - bars.xi_m[0]) < 4 * comb
+
+
+def test_map_axis_transpose_and_sample_give_the_same_xi():
+    V = disorder.anderson((6, 3000), width=4.0, offset=-2.0, seed=5)
+    E = band_centre(2) + 0.2
+    a = localization_length(V, E)                       # longest axis (1) by default
+    b = localization_length(np.ascontiguousarray(V.T), E, axis=0)
+    c = localization_length(make_sample(V), E)
+    assert a.xi == b.xi == c.xi
+    assert a.boundary == "dirichlet"
+
+
+def test_map_mass_array_path_equals_scalar_mass():
+    # a constant mass given as an array takes the position-dependent coupling path
+    V = disorder.anderson((2000, 4), width=3.0, offset=-1.5, seed=2)
+    E = band_centre(2, mass=0.5) + 0.1
+    for bnd in ("dirichlet", "periodic"):
+        s = localization_length(V, E, mass=0.5, spacing=(1.0, 1.0), boundary=bnd)
+        a = localization_length(V, E, mass=np.full(V.shape, 0.5), boundary=bnd)
+        assert a.xi == pytest.approx(s.xi, rel=1e-10)
+
+
+def test_short_map_is_flagged():
+    V = disorder.anderson(400, width=0.5, offset=-0.25, seed=1)  # xi ~ 400 sites
+    with pytest.warns(ShortSampleWarning, match="shorter than"):
+        res = localization_length(V, band_centre(1) + 0.5)
+    assert "short_sample" in res.flags
+    assert not res.converged
+
+
+# ---------------------------------------------------------------------- 2D and 3D bars
+def test_3d_lambda_decreases_when_localized_and_grows_when_extended():
+    # MacKinnon-Kramer: Lambda_M = xi_M/M falls with M for W > W_c = 16.5, grows for W < W_c
+    E = band_centre(3)
+    loc = localization_length(22.0, E, ndim=3, widths=(3, 6), rel_error=0.02, seed=1)
+    ext = localization_length(10.0, E, ndim=3, widths=(3, 6), rel_error=0.02, seed=1)
+    lo = loc.lambda_m
+    ex = ext.lambda_m
+    lo_err = loc.xi_m_error / np.array(loc.widths)
+    ex_err = ext.xi_m_error / np.array(ext.widths)
+    assert lo[1] < lo[0] - 3 * math.hypot(*lo_err)
+    assert ex[1] > ex[0] + 3 * math.hypot(*ex_err)
+    assert math.isfinite(loc.xi) and loc.extrapolation == "inverse_width"
+    # the bulk xi lies above the bar's (xi_M grows towards it: 1.24, 1.95, 2.37, 2.73 for
+    # M = 3, 6, 8, 10 at this W), and the error counts the whole extrapolation distance
+    assert loc.xi > loc.xi_m[-1]
+    assert loc.xi_error >= loc.xi - loc.xi_m[-1]
+    assert ext.xi == math.inf and "not_localized" in ext.flags
+
+
+def test_2d_strips_are_localized_and_the_extrapolation_points_the_right_way():
+    # 2D W = 12, E = 0: xi_M grows with M towards the bulk xi while Lambda_M falls; the
+    # extrapolation from M = 8, 16 must land nearer xi_64 (itself still below the bulk xi)
+    # than xi_16 does, and cover it within its error bar
+    E = band_centre(2)
+    res = localization_length(12.0, E, ndim=2, widths=(8, 16), rel_error=0.02, seed=2)
+    assert res.lambda_m[1] < res.lambda_m[0]
+    assert res.xi_m[1] > res.xi_m[0]
+    assert res.extrapolation == "inverse_width" and res.flags == ()
+    wide = bar_lyapunov(12.0, E, (64,), rel_error=0.02, seed=2)
+    assert abs(res.xi - wide.xi) < abs(res.xi_m[1] - wide.xi)
+    assert abs(res.xi - wide.xi) < res.xi_error + 3 * wide.xi_error
+
+
+def test_weak_disorder_2d_is_flagged_as_exceeding_the_widths():
+    res = localization_length(2.0, band_centre(2), ndim=2, widths=(4, 8), length=20_000,
+                              seed=3)
+    assert "xi_exceeds_widths" in res.flags or "not_localized" in res.flags
+    assert not res.converged
+
+
+def test_correlated_generator_and_hard_wall_run():
+    def gauss(shape, rng):
+        return disorder.gaussian(shape, correlation_length=2.0, amplitude=1.0, seed=rng,
+                                 periodic=True)
+
+    res = localization_length(gauss, band_centre(2) - 1.0, ndim=2, widths=(8,), length=5000,
+                              boundary="dirichlet", seed=1)
+    assert res.boundary == "dirichlet"
+    assert np.isfinite(res.xi_m[0]) and res.xi_m[0] > 0
+
+
+def test_widths_are_independent_of_each_other():
+    E = band_centre(2)
+    one = localization_length(8.0, E, ndim=2, widths=(6,), length=4000, seed=4)
+    two = localization_length(8.0, E, ndim=2, widths=(4, 6), length=4000, seed=4)
+    assert one.xi_m[0] == two.xi_m[1]
+
+
+def test_3d_bar_is_fast():
+    bar_lyapunov(16.5, band_centre(3), (4, 4), length=500, seed=0)  # compile
+    t = time.perf_counter()
+    rec = bar_lyapunov(16.5, band_centre(3), (8, 8), length=10_000, seed=0)
+    assert time.perf_counter() - t < 10.0
+    assert 0.45 < rec.xi / 8 < 0.70  # near the critical Lambda_c ~ 0.58
+
+
+# ---------------------------------------------------------------------- inputs
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"source": 1.0, "energy": 2.0}, "ndim is required"),
+        ({"source": 1.0, "energy": 2.0, "ndim": 4}, "ndim=4"),
+        ({"source": 1.0, "energy": float("nan"), "ndim": 1}, "energy"),
+        ({"source": 1.0, "energy": 2.0, "ndim": 2, "widths": (0,)}, "widths"),
+        ({"source": 1.0, "energy": 2.0, "ndim": 2, "boundary": "open"}, "boundary"),
+        ({"source": 1.0, "energy": 2.0, "ndim": 2, "extrapolation": "fit"}, "extrapolation"),
+        ({"source": 1.0, "energy": 2.0, "ndim": 1, "seed": -1}, "seed"),
+        ({"source": 1.0, "energy": 2.0, "ndim": 1, "length": 100}, "warmup"),
+        ({"source": "gauss", "energy": 2.0, "ndim": 1}, "potential generator"),
+        ({"source": np.zeros((50, 4)), "energy": 2.0, "widths": (4,)}, "widths"),
+        ({"source": np.zeros((50, 4)), "energy": 2.0, "axis": 2}, "axis"),
+        ({"source": lambda s, r: np.zeros(3), "energy": 2.0, "ndim": 1}, "shape"),
+        ({"source": 1.0, "energy": 2.0, "ndim": 2, "spacing": (1, 1, 1)}, "spacing"),
+    ],
+)
+def test_input_errors_name_the_argument(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        localization_length(**kwargs)
+
+
+def test_result_type_and_band_centre():
+    assert band_centre(3) == 6.0
+    assert band_centre(2, spacing=0.5, mass=2.0) == pytest.approx(8.0)
+    res = localization_length(1.0, 3.0, ndim=1, length=5000, seed=0)
+    assert isinstance(res, LocalizationLength)
+    assert res.seed == 0 and res.ndim == 1
+
+
+# ---------------------------------------------------------------------- slow: published W_c
+@pytest.mark.slow
+def test_3d_anderson_critical_disorder_from_the_crossing():
+    # crossings of Lambda_M(W) for M = 4, 6, 8 between W = 15 and 18 (E = 0, periodic):
+    # W_c = 16.54 (Slevin & Ohtsuki 2014); goal within 3 %
+    Ws = np.array([15.0, 16.0, 17.0, 18.0])
+    lam = {}
+    for M in (4, 6, 8):
+        lam[M] = np.array([
+            bar_lyapunov(W, band_centre(3), (M, M), rel_error=0.005, max_length=400_000,
+                         seed=7).xi / M for W in Ws])
+    crossings = []
+    for a, b in ((4, 8), (6, 8), (4, 6)):
+        pa, pb = np.polyfit(Ws, lam[a], 1), np.polyfit(Ws, lam[b], 1)
+        crossings.append((pb[1] - pa[1]) / (pa[0] - pb[0]))
+    wc = float(np.mean(crossings))
+    assert wc == pytest.approx(16.54, rel=0.03), crossings
+    # Lambda at the crossing is the critical Lambda_c ~ 0.58 (periodic boundaries)
+    assert np.polyval(np.polyfit(Ws, lam[8], 1), wc) == pytest.approx(0.58, abs=0.04)
