@@ -23,9 +23,10 @@ Lyapunov exponents +-gamma_1 > ... > +-gamma_N. The *smallest positive* exponent
 slowest decay a wave function can have along the bar, and ``xi_M = h / gamma_N`` (gamma_N per
 slice) is the localization length of the bar of cross-section M (MacKinnon & Kramer 1981,
 1983; Pichard & Sarma 1981). N vectors are propagated and re-orthonormalised by a QR
-decomposition (modified Gram-Schmidt) every q slices (q chosen so that the fastest and slowest vectors never differ by
-more than ~e^20 in one interval, keeping ~7 of the 16 digits), and the logarithms of the diagonal of R accumulate the
-exponents. In 1D (N = 1) this is the Lyapunov exponent of the chain and xi = h / gamma exactly.
+decomposition (modified Gram-Schmidt) every q slices (q chosen so that the fastest and the
+slowest vectors never differ by more than ~e^20 in one interval, keeping ~7 of the 16 digits),
+and the logarithms of the diagonal of R accumulate the exponents. In 1D (N = 1) this is the
+Lyapunov exponent of the chain and xi = h / gamma exactly.
 
 Error. The exponent is the mean of the log-increments along the bar; its statistical error is
 estimated by batch means (the post-warm-up bar cut into 16-64 batches much longer than xi_M;
