@@ -25,6 +25,7 @@ from mottscape.localization import (
     band_centre,
     bar_lyapunov,
     localization_length,
+    model_generator,
     thouless_xi,
 )
 from mottscape.sample import make_sample
@@ -217,6 +218,19 @@ def test_correlated_generator_and_hard_wall_run():
                               boundary="dirichlet", seed=1)
     assert res.boundary == "dirichlet"
     assert np.isfinite(res.xi_m[0]) and res.xi_m[0] > 0
+    # the same statistics through model_generator give the same xi_M within errors
+    gen = model_generator("gaussian", correlation_length=2.0, amplitude=1.0, periodic=True)
+    again = localization_length(gen, band_centre(2) - 1.0, ndim=2, widths=(8,), length=5000,
+                                boundary="dirichlet", seed=2)
+    assert abs(again.xi_m[0] - res.xi_m[0]) < 4 * math.hypot(again.xi_m_error[0],
+                                                             res.xi_m_error[0])
+
+
+def test_model_generator_checks_its_parameters():
+    with pytest.raises(InputError, match="correlation_lenght"):
+        model_generator("gaussian", correlation_lenght=2.0)
+    with pytest.raises(InputError, match="seed"):
+        model_generator("anderson", seed=1)
 
 
 def test_widths_are_independent_of_each_other():

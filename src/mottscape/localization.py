@@ -97,6 +97,7 @@ __all__ = [
     "band_centre",
     "bar_lyapunov",
     "localization_length",
+    "model_generator",
     "thouless_xi",
 ]
 
@@ -214,7 +215,7 @@ class LocalizationLength:
     boundary
         Transverse boundary condition.
     seed
-        The seed the random draws came from (entropy of the SeedSequence).
+        The seed the random draws came from (the int given, or the SeedSequence).
     """
 
     xi: float
@@ -282,6 +283,29 @@ def anderson_generator(width: float, offset: float | None = None) -> PotentialGe
         return lo + W * rng.random(shape)
 
     generate.__doc__ = f"Anderson box disorder, V uniform in [{lo:g}, {lo + W:g}]."
+    return generate
+
+
+def model_generator(model: str, **params) -> PotentialGenerator:
+    """A potential generator from a disorder model of :mod:`mottscape.disorder` (by name).
+
+    ``model_generator("gaussian", correlation_length=3.0, amplitude=0.1)`` returns
+    ``(shape, rng) -> disorder.generate("gaussian", shape=shape, seed=rng, ...)``: the bars then
+    have the statistics of the study's potential. ``shape`` and ``seed`` are set per chunk.
+    The parameters are checked once, on a small shape.
+    """
+    from . import disorder
+
+    for key in ("shape", "seed", "n"):
+        if key in params:
+            raise InputError(
+                f"model_generator: {key} is set for every chunk of the bar; leave it out")
+
+    def generate(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        return disorder.generate(model, shape=shape, seed=rng, **params)
+
+    generate((2,), np.random.default_rng(0))  # raises InputError on a bad model or parameter
+    generate.__doc__ = f"disorder.generate({model!r}, **{params!r}) on the requested shape."
     return generate
 
 
@@ -954,7 +978,8 @@ def _result(xi, err, energy, d, ws, bars, h_perp, used, assumption, flags, bnd, 
         xi=float(xi), xi_error=float(err), energy=energy, ndim=d, widths=tuple(ws),
         cross_sections=tuple(b.cross_section for b in bars), xi_m=xi_m, xi_m_error=xi_e,
         lambda_m=lam, bars=tuple(bars), extrapolation=used, assumption=assumption,
-        flags=tuple(dict.fromkeys(flags)), boundary=bnd, seed=ss.entropy)
+        flags=tuple(dict.fromkeys(flags)), boundary=bnd,
+        seed=ss if ss.spawn_key else ss.entropy)
 
 
 def _extrapolate(ws, bars, h_perp, method):
