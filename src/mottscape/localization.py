@@ -45,13 +45,14 @@ Measured on the 2D Anderson model at E = 0 the approach is slower than 1/M while
 (W = 12: xi_M = 1.82, 2.28, 2.75, 3.07, 3.31 for M = 4 ... 64), so the extrapolation from
 narrow strips tends to *underestimate* xi by up to the reported error; use widths up to
 >~ 20 xi where that matters (xi enters eq. 1 as xi^(d+2)). Where
-Lambda_M = xi_M / (M h) does not decrease with M (extended or critical states, 3D above the
-mobility edge or W < W_c), there is no finite bulk xi: ``xi = inf`` and the flag
-``"not_localized"``. Where xi_M at the largest width exceeds half the width the bars are not
-wide enough to see the bulk xi: the largest-width value is reported as a lower bound with
-the flag ``"xi_exceeds_widths"``. The one-parameter-scaling analysis proper (collapsing
-Lambda_M over several disorders onto one curve, MacKinnon & Kramer 1983) needs a family of
-disorders; :func:`localization_length` works at one disorder and energy.
+Lambda_M = xi_M / (M h) does not decrease with M (extended or critical states, 3D inside the
+mobility edges or W < W_c), there is no finite bulk xi: ``xi = inf`` and the flag
+``"not_localized"`` (in 2D, where every state of a real symmetric H is localized, this means
+xi >> M instead: flag ``"xi_exceeds_widths"``). Where xi_M at the largest width exceeds half
+the width the bars are not wide enough to see the bulk xi: the largest-width value is reported
+as a lower bound with the flag ``"xi_exceeds_widths"``. The one-parameter-scaling analysis
+proper (collapsing Lambda_M over several disorders onto one curve, MacKinnon & Kramer 1983)
+needs a family of disorders; :func:`localization_length` works at one disorder and energy.
 
 Energy frame. Energies are in the frame of V, like every energy of the package: the lattice
 Hamiltonian has on-site ``2 sum_a c_a + V`` (``2d + V`` in lattice units with m = h = 1), so
@@ -126,7 +127,7 @@ class ShortSampleWarning(UserWarning):
 
 
 # ---------------------------------------------------------------------- results
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BarLyapunov:
     """Lyapunov exponents of one quasi-1D bar (or chain) from the transfer matrix.
 
@@ -178,7 +179,7 @@ class BarLyapunov:
         return self.xi * self.relative_error if self.gamma > 0 else math.inf
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LocalizationLength:
     """Localization length at one energy from the transfer matrix.
 
@@ -960,14 +961,15 @@ def localization_length(
         xi, err = rec.xi, rec.xi_error
         used, assumption = "none", "1D chain: xi = 1/gamma, no extrapolation needed"
     else:
-        xi, err, used, assumption, more = _extrapolate(ws, bars, h_perp, method)
+        xi, err, used, assumption, more = _extrapolate(ws, bars, h_perp, method, d)
         flags += more
     return _result(xi, err, energy, d, ws, bars, h_perp, used, assumption, flags, bnd, ss)
 
 
 def _is_map(source) -> bool:
-    return isinstance(source, np.ndarray) or (
-        isinstance(source, list | tuple) and not callable(source))
+    if callable(source):
+        return False
+    return isinstance(source, np.ndarray | list | tuple) or hasattr(source, "__array__")
 
 
 def _result(xi, err, energy, d, ws, bars, h_perp, used, assumption, flags, bnd, ss):
@@ -982,7 +984,7 @@ def _result(xi, err, energy, d, ws, bars, h_perp, used, assumption, flags, bnd, 
         seed=ss if ss.spawn_key else ss.entropy)
 
 
-def _extrapolate(ws, bars, h_perp, method):
+def _extrapolate(ws, bars, h_perp, method, ndim):
     """xi, error, method used, assumption and flags from the xi_M of several widths."""
     M = np.asarray(ws, dtype=float)
     xi_m = np.array([b.xi for b in bars])
@@ -998,8 +1000,17 @@ def _extrapolate(ws, bars, h_perp, method):
             flags.append("xi_exceeds_widths")
         return largest, le, "none", assumption, flags
     if method == "auto":
-        # Lambda_M growing with M (within 2 sigma) -> extended or critical: no finite bulk xi
-        if lam[-1] >= lam[0] - 2.0 * math.hypot(lam_err[-1], lam_err[0]):
+        # Lambda_M growing with M (within 2 sigma) -> extended or critical: no finite bulk xi.
+        # Not in 2D: H is real symmetric (orthogonal class), where every state is localized and
+        # a Lambda_M that does not fall only means xi >> M.
+        growing = lam[-1] >= lam[0] - 2.0 * math.hypot(lam_err[-1], lam_err[0])
+        if growing and ndim == 2:
+            flags.append("xi_exceeds_widths")
+            return (largest, math.inf, "none",
+                    f"2D: Lambda_M does not fall with M up to M = {ws[-1]}, so xi >> M (all "
+                    "states are localized in 2D, but xi is out of reach); xi_M is a lower "
+                    "bound", flags)
+        if growing:
             flags.append("not_localized")
             return (math.inf, math.inf, "none",
                     "Lambda_M = xi_M/M does not decrease with M: extended or critical states, "
