@@ -170,6 +170,33 @@ def test_map_mass_array_path_equals_scalar_mass():
         assert a.xi == pytest.approx(s.xi, rel=1e-10)
 
 
+@pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])
+def test_layered_mass_map_is_exact(boundary):
+    # clean strip whose mass varies across it (layers along the bar), spacing (1, 0.7):
+    # psi_n = phi exp(-kappa n) solves (A - E) phi = 2 cosh(kappa) C phi with A the slice block
+    # of the *assembled* H and -C its coupling block to the next slice; the smallest root
+    # gives xi exactly (an independent check of the position-dependent coupling path)
+    import scipy.linalg
+
+    from mottscape.hamiltonian import build_hamiltonian
+
+    L, M = 400, 6
+    m_across = np.array([1.0, 2.0, 0.5, 1.5, 1.0, 3.0])
+    mass = np.broadcast_to(m_across, (L, M)).copy()
+    V = np.zeros((L, M))
+    E = -0.3
+    res = localization_length(V, E, mass=mass, spacing=(1.0, 0.7), boundary=boundary)
+    H = build_hamiltonian(V, spacing=(1.0, 0.7), mass=mass, boundary=boundary).matrix()
+    H = H.toarray()
+    n = L // 2
+    A = H[n * M:(n + 1) * M, n * M:(n + 1) * M]
+    C = -H[n * M:(n + 1) * M, (n + 1) * M:(n + 2) * M]
+    assert np.allclose(C, np.diag(np.diag(C)))
+    lam = scipy.linalg.eigh(A - E * np.eye(M), 2.0 * C, eigvals_only=True)
+    xi_exact = 1.0 / math.acosh(lam.min())
+    assert res.xi == pytest.approx(xi_exact, rel=1e-8)
+
+
 def test_short_map_is_flagged():
     V = disorder.anderson(400, width=0.5, offset=-0.25, seed=1)  # xi ~ 400 sites
     with pytest.warns(ShortSampleWarning, match="shorter than"):
