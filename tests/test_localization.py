@@ -278,6 +278,16 @@ def test_widths_are_independent_of_each_other():
     assert one.xi_m[0] == two.xi_m[1]
 
 
+@pytest.mark.parametrize(("ndim", "W", "M"), [(2, 8.0, 8), (3, 20.0, 4)])
+def test_xi_m_is_seed_independent_within_errors(ndim, W, M):
+    E = band_centre(ndim)
+    a, b = (localization_length(W, E, ndim=ndim, widths=(M,), rel_error=0.02, seed=s)
+            for s in (21, 22))
+    assert a.xi_m[0] != b.xi_m[0]
+    assert abs(a.xi_m[0] - b.xi_m[0]) < 4 * math.hypot(a.xi_m_error[0], b.xi_m_error[0])
+    assert a.bars[0].relative_error <= 0.02 and b.bars[0].relative_error <= 0.02
+
+
 def test_3d_bar_is_fast():
     bar_lyapunov(16.5, band_centre(3), (4, 4), length=500, seed=0)  # compile
     t = time.perf_counter()
