@@ -114,15 +114,21 @@ def test_pair_and_moment_steps(sample):
 
 def test_conductivity_step_flags_and_eq_17(result):
     stats, mom = result.statistics, result.moments
-    cond = conductivity_curves(stats, mom, result.hbar_omega, (np.nan, 3.0),
+    cond = conductivity_curves(stats, mom, result.hbar_omega, {"fit": np.nan, "metric": 3.0},
                                result.sample.units, 2, Options(), sample_ok=True)
-    assert cond.xi == 3.0  # the fit is undefined: the metric estimate is used
+    assert cond.xi == 3.0  # no transfer matrix, the fit is undefined: the metric is used
+    assert cond.xi_source == "metric"
     np.testing.assert_allclose(cond.sigma_ll, sigma_ll(stats.nu, result.hbar_omega,
                                                        mom.moment, 2))
     np.testing.assert_array_equal(cond.flag_no_pairs, mom.n_pairs == 0)
-    bad = conductivity_curves(stats, mom, result.hbar_omega, (2.0, 3.0), result.sample.units,
-                              2, Options(), sample_ok=False)
+    bad = conductivity_curves(stats, mom, result.hbar_omega, {"fit": 2.0, "metric": 3.0},
+                              result.sample.units, 2, Options(xi="fit"), sample_ok=False)
     assert not bad.valid.any() and bad.xi == 2.0
+    tm = conductivity_curves(stats, mom, result.hbar_omega, {"fit": 2.0, "metric": 3.0,
+                                                             "transfer_matrix": 1.5},
+                             result.sample.units, 2, Options(), sample_ok=True)
+    assert tm.xi == 1.5 and tm.xi_source == "transfer_matrix"
+    np.testing.assert_allclose(tm.sigma_mb / bad.sigma_mb, (1.5 / 2.0) ** 4)  # xi^(d+2)
 
 
 def test_xi_from_pairs_recovers_a_uniform_metric():

@@ -41,8 +41,11 @@ class Conductivity:
     sigma_mb
         eq. (1) with ``xi`` (NaN where hbar omega >= 2 Delta_xi).
     xi
-        The localization length used by eq. (1) (``options.xi``); ``xi_fit`` and
-        ``xi_metric`` are both estimates.
+        The localization length used by eq. (1) (``options.xi``).
+    xi_source
+        Which estimate ``xi`` is: ``"transfer_matrix"``, ``"fit"`` or ``"metric"``.
+    xi_estimates
+        Every estimate computed, by name (the transfer matrix only when selected).
     mott_length
         R_omega = xi ln(2 Delta_xi / hbar omega) (eq. 18).
     flag_rho_omega_small, flag_sigma_omega_tiny, flag_no_pairs
@@ -55,8 +58,8 @@ class Conductivity:
     sigma_ll: np.ndarray
     sigma_mb: np.ndarray
     xi: float
-    xi_fit: float
-    xi_metric: float
+    xi_source: str
+    xi_estimates: dict[str, float]
     mott_length: np.ndarray
     flag_rho_omega_small: np.ndarray
     flag_sigma_omega_tiny: np.ndarray
@@ -65,7 +68,7 @@ class Conductivity:
 
 
 def conductivity_curves(stats: LevelStatistics, moments: ShellMoments, hbar_omega: np.ndarray,
-                        xi: tuple[float, float], units: UnitSystem, ndim: int,
+                        xi: dict[str, float], units: UnitSystem, ndim: int,
                         options: Options, *, sample_ok: bool) -> Conductivity:
     """sigma_LL (eq. 17) and sigma_MB (eq. 1) with their flags.
 
@@ -78,11 +81,15 @@ def conductivity_curves(stats: LevelStatistics, moments: ShellMoments, hbar_omeg
     hbar_omega
         Photon energies.
     xi
-        ``(xi_fit, xi_metric)``, the two estimates of the localization length.
+        The estimates of the localization length by name (``"fit"``, ``"metric"`` and, when
+        computed, ``"transfer_matrix"``).
     units, ndim
         Unit system and dimension (sigma's output unit).
     options
-        ``xi`` picks the estimate used by eq. (1) (the fit falls back on the metric).
+        ``xi`` picks the estimate used by eq. (1); an undefined fit falls back on the
+        metric, a transfer-matrix xi not computed (a given landscape has no Hamiltonian of
+        its own) or undefined (a map too short, or not localized) on the fit; ``xi_source``
+        says which was used.
     sample_ok
         False when the basins percolate or the landscape did not converge: no bin is valid.
 
@@ -90,8 +97,12 @@ def conductivity_curves(stats: LevelStatistics, moments: ShellMoments, hbar_omeg
     -------
     Conductivity
     """
-    xi_fit, xi_metric = xi
-    xi_val = xi_fit if (options.xi == "fit" and np.isfinite(xi_fit)) else xi_metric
+    source = options.xi
+    if source == "transfer_matrix" and not np.isfinite(xi.get("transfer_matrix", np.nan)):
+        source = "fit"
+    if source == "fit" and not np.isfinite(xi["fit"]):
+        source = "metric"
+    xi_val = xi[source]
     factor = units.sigma_factor(ndim)
     rho_w = moments.rho_omega
     s_ll = sigma_ll(stats.nu, hbar_omega, moments.moment, ndim) * factor
@@ -101,8 +112,8 @@ def conductivity_curves(stats: LevelStatistics, moments: ShellMoments, hbar_omeg
     flag_empty = moments.n_states_used < 2
     flag_pairs = moments.n_pairs == 0
     valid = ~(flag_rho | flag_empty | flag_pairs) & sample_ok
-    return Conductivity(sigma_ll=s_ll, sigma_mb=s_mb, xi=xi_val, xi_fit=xi_fit,
-                        xi_metric=xi_metric,
+    return Conductivity(sigma_ll=s_ll, sigma_mb=s_mb, xi=xi_val, xi_source=source,
+                        xi_estimates=dict(xi),
                         mott_length=mott_length(xi_val, moments.rho_omega_log),
                         flag_rho_omega_small=flag_rho, flag_sigma_omega_tiny=flag_empty,
                         flag_no_pairs=flag_pairs, valid=valid)

@@ -25,9 +25,11 @@ evidence behind each default):
     Sigma_omega at each omega, eq. 14 literally) or ``"window"`` (every pair of states with
     |E_i - E_F| <= ``pair_window`` at every omega, default hbar omega_max).
 ``xi``
-    The localization length of the classical formula (eq. 1): ``"fit"`` (slope of r_ij
-    against rho_ij over the Agmon pairs) or ``"metric"`` (1 / mean Agmon metric outside the
-    basins).
+    The localization length of the classical formula (eq. 1): ``"transfer_matrix"`` (default:
+    the sample's own xi from the transfer matrix of H, independent of the landscape, so that
+    the comparison with the classical formula is fair), ``"fit"`` (slope of r_ij against
+    rho_ij over the Agmon pairs; about 2x the transfer-matrix xi in 2D) or ``"metric"``
+    (1 / mean Agmon metric outside the basins).
 ``effective``
     The effective potential of the basins and of the Agmon metric: ``"vu"`` (V_u, the paper)
     or ``"scaled"`` (W_u = (1 + d/4) V_u, our extension).
@@ -67,7 +69,7 @@ DosMethod = Literal["landscape", "basins"]
 Center = Literal["weighted", "centroid", "minimum"]
 Split = Literal["components", "watershed"]
 PairSet = Literal["sigma_omega", "window"]
-XiMethod = Literal["fit", "metric"]
+XiMethod = Literal["transfer_matrix", "fit", "metric"]
 Effective = Literal["vu", "scaled"]
 #: Landscape solvers: ``"scipy-cg"`` is scipy's CG with a Jacobi preconditioner on the
 #: assembled matrix, ``"stencil-cg"`` the matrix-free fused Jacobi-CG of mottscape.
@@ -102,7 +104,7 @@ class Options:
     split: Split = "components"
     pair_set: PairSet = "window"
     pair_window: float | None = None
-    xi: XiMethod = "fit"
+    xi: XiMethod = "transfer_matrix"
     effective: Effective = "vu"
     solver: LandscapeSolver = "auto"
     tol: float = 1e-10

@@ -41,7 +41,13 @@ from .mott import mott_scale
 from .options import Options
 from .sample import Sample
 from .shell import PairSample, ShellMoments, pair_sample, shell_moments
-from .statistics import LevelStatistics, level_statistics, xi_from_metric, xi_from_pairs
+from .statistics import (
+    LevelStatistics,
+    level_statistics,
+    xi_from_metric,
+    xi_from_pairs,
+    xi_transfer_matrix,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -201,7 +207,12 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
     with clock.step("moments"):
         moments = shell_moments(pairs, stats, hw, rho_w, rho_log, sample.grid.volume, opts)
     with clock.step("conductivity"):
-        xi = (xi_from_pairs(pairs.r, pairs.distances.rho), xi_from_metric(metric, basins, ef))
+        xi = {"fit": xi_from_pairs(pairs.r, pairs.distances.rho),
+              "metric": xi_from_metric(metric, basins, ef)}
+        if opts.xi == "transfer_matrix" and landscape.solver != "given":
+            tm = xi_transfer_matrix(sample, ef)
+            xi["transfer_matrix"] = tm.xi
+            xi["transfer_matrix_error"] = tm.xi_error
         curves = conductivity_curves(stats, moments, hw, xi, sample.units, sample.ndim, opts,
                                      sample_ok=landscape.converged and not basins.percolating)
     return PipelineResult(sample=sample, options=opts, fermi_energy=ef, omega=w, hbar_omega=hw,
@@ -210,16 +221,22 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
                           conductivity=curves, timings=clock.seconds)
 
 
+#: hbar omega beyond this many spectral widths of H is refused (no transition can absorb it,
+#: and sigma would overflow); below, a large omega is flagged (rho_omega <= 1), not refused.
+SPECTRAL_MARGIN = 100.0
+
+
 def _check_spectrum(landscape: Landscape, ef: float, hbar_omega: np.ndarray) -> None:
     """E_F above the bottom of the spectrum; hbar omega within the spectral width of H."""
     ham = landscape.sample.hamiltonian
     width = float(ham.diagonal.max() - ham.diagonal.min()) + 2.0 * float(
         sum(np.max(c) for c in ham.couplings) * 2)
-    if float(hbar_omega.max()) > width:
+    if float(hbar_omega.max()) > SPECTRAL_MARGIN * width:
         raise InputError(
-            f"omega: hbar omega = {float(hbar_omega.max()):.3g} exceeds the whole spectral width "
-            f"of H ({width:.3g}, Gershgorin): no pair of states can absorb it; the LL formula "
-            "is a low-frequency law, use omega well below Delta_xi")
+            f"omega: hbar omega = {float(hbar_omega.max()):.3g} is more than {SPECTRAL_MARGIN:g}"
+            f" times the whole spectral width of H ({width:.3g}, Gershgorin): no pair of states "
+            "can absorb it; the LL formula is a low-frequency law, use omega well below "
+            "Delta_xi")
     vu_min = float(landscape.effective_potential.min())
     if ef <= vu_min:
         raise InputError(

@@ -85,11 +85,18 @@ def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
         "delta_xi": _var(s, stats.delta_xi, "mean level spacing 1/(V_F nu) (eq. A14)", e_unit),
         "localization_volume": _var(s, stats.localization_volume, "V_F, mean basin volume "
                                     "near E_F", f"{l_unit}^{d}"),
-        "xi": _var(s, cond.xi, f"localization length used by eq. 1 ({opts.xi})", l_unit),
-        "xi_fit": _var(s, cond.xi_fit, "xi fitted to r_ij = xi rho_ij over the Agmon pairs",
-                       l_unit),
-        "xi_metric": _var(s, cond.xi_metric, "1 / mean Agmon metric outside the basins",
-                          l_unit),
+        "xi": _var(s, cond.xi, f"localization length used by eq. 1 ({cond.xi_source})",
+                   l_unit),
+        "xi_fit": _var(s, cond.xi_estimates["fit"], "xi fitted to r_ij = xi rho_ij over the "
+                       "Agmon pairs", l_unit),
+        "xi_metric": _var(s, cond.xi_estimates["metric"], "1 / mean Agmon metric outside the "
+                          "basins", l_unit),
+        "xi_transfer_matrix": _var(s, cond.xi_estimates.get("transfer_matrix", np.nan),
+                                   "xi of the sample's own transfer matrix (NaN: not "
+                                   "computed)", l_unit),
+        "xi_transfer_matrix_error": _var(s, cond.xi_estimates.get("transfer_matrix_error",
+                                                                  np.nan),
+                                         "statistical error of xi_transfer_matrix", l_unit),
         "n_basins": _var(s, basins.n, "basins of the effective potential at E_F", "1"),
         "n_sources": _var(s, stats.sources.size, "states whose pairs estimate f (Sigma_omega "
                           "at the largest omega, or the pair window)", "1"),
@@ -114,6 +121,7 @@ def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
         "landscape_solver": land.solver,
         "spin_factor": 2,
         "mottscape_version": _version(),
+        "xi_source": cond.xi_source,
         **opts.to_attrs(),
     }
     return xr.Dataset(data_vars=data, coords=coords, attrs=attrs)
