@@ -36,7 +36,8 @@ def test_npy_round_trip(tmp_path):
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out, V.astype(float))
     assert meta["format"] == "npy"
-    assert "spacing" not in meta
+    assert meta["spacing"] is None
+    assert meta["energy_unit"] is None and meta["length_unit"] is None
 
 
 def test_npy_object_array_is_refused_without_unpickling(tmp_path, monkeypatch):
@@ -89,6 +90,7 @@ def test_netcdf_round_trip_with_spacing_and_units(tmp_path):
     assert meta["units"] == "eV"
     assert meta["spacing"] == pytest.approx((0.25, 0.25))
     assert meta["length_units"] == "nm"
+    assert meta["energy_unit"] == "eV" and meta["length_unit"] == "nm"
     assert meta["dims"] == ("x", "y")
 
 
@@ -97,7 +99,7 @@ def test_netcdf_single_variable_and_choice(tmp_path):
     io.write_netcdf(ds, tmp_path / "w.nc")
     V, meta = io.load_potential(tmp_path / "w.nc")
     assert meta["variable"] == "W"
-    assert "spacing" not in meta  # no coordinates
+    assert meta["spacing"] is None  # no coordinates
     np.testing.assert_array_equal(V, np.arange(5.0))
 
 
@@ -159,14 +161,14 @@ def test_netcdf_safe_attrs():
                                  "d": {"x": 1, "y": np.float64(2.5)}, "s": ["a", "b"],
                                  "f": (1, 2), "p": Path("/a/b"), "i": 3,
                                  "mask": np.array([True, False])})
-    assert safe["b"] == 1 and isinstance(safe["b"], int)
+    assert safe["b"] == 1 and safe["b"].dtype == np.int8
     assert safe["nb"] == 0
     assert safe["n"] == "none"
     assert json.loads(safe["d"]) == {"x": 1, "y": 2.5}
     assert json.loads(safe["s"]) == ["a", "b"]
     np.testing.assert_array_equal(safe["f"], [1, 2])
     assert safe["p"] == "/a/b"
-    assert safe["i"] == 3
+    assert safe["i"] == 3 and safe["i"].dtype == np.int32
     assert safe["mask"].dtype == np.int8
 
 
@@ -198,23 +200,25 @@ def test_overwrite(tmp_path):
     np.testing.assert_array_equal(io.read_netcdf(tmp_path / "a.nc")["V"].values, 7.0)
 
 
-def _failing_to_netcdf(written: list):
-    def fail(self, path=None, *args, **kwargs):
-        written.append(Path(path))
-        with open(path, "wb") as fh:  # a partial file, then a crash
-            fh.write(b"CDF\x02 partial")
+def _failing_write(written: list):
+    """An os.write that writes a partial block to the temporary file, then crashes."""
+    real_write = os.write
+
+    def fail(fd, data):
+        written.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_write(fd, bytes(data)[:10])
         raise RuntimeError("simulated crash while writing")
 
     return fail
 
 
 def test_atomic_write_new_file(tmp_path, monkeypatch):
-    written: list[Path] = []
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", _failing_to_netcdf(written))
+    written: list[str] = []
+    monkeypatch.setattr(io.os, "write", _failing_write(written))
     target = tmp_path / "out.nc"
     with pytest.raises(RuntimeError, match="simulated crash"):
         io.write_netcdf(make_dataset(), target)
-    assert written and written[0] != target and written[0].parent == tmp_path
+    assert written and Path(written[0]) != target and Path(written[0]).parent == tmp_path
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []  # the partial temporary file was removed
 
@@ -223,7 +227,7 @@ def test_atomic_write_keeps_old_file(tmp_path, monkeypatch):
     target = tmp_path / "out.nc"
     io.write_netcdf(make_dataset(), target)
     before = target.read_bytes()
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", _failing_to_netcdf([]))
+    monkeypatch.setattr(io.os, "write", _failing_write([]))
     with pytest.raises(RuntimeError):
         io.write_netcdf(xr.Dataset({"V": (("x",), np.zeros(2))}), target)
     assert target.read_bytes() == before
