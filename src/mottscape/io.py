@@ -246,6 +246,7 @@ def _not_npy(p: Path, head: bytes, what: str, kind: str) -> InputError:
 def _read_npy_header(fh, p: Path, where: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from the header of a .npy stream (nothing of the data is read)."""
     fmt = np.lib.format
+    prefix = f"cannot read {where} in {str(p)!r} as a .npy file"
     try:
         version = fmt.read_magic(fh)
         if version == (1, 0):
@@ -254,21 +255,21 @@ def _read_npy_header(fh, p: Path, where: str) -> tuple[tuple[int, ...], np.dtype
             reader = fmt.read_array_header_2_0
             shape, _, dtype = reader(fh, max_header_size=_MAX_HEADER)
         else:
-            raise InputError(f"{where} in {str(p)!r} has .npy format version {version}, "
-                             "which numpy cannot read; save it again with np.save")
+            raise InputError(f"{prefix}: format version {version} is not one numpy writes; "
+                             "save the array again with np.save")
     except InputError:
         raise
     except ValueError as exc:
         if "header" in str(exc).lower() and "large" in str(exc).lower():
             raise InputError(
-                f"{where} in {str(p)!r} has a .npy header longer than {_MAX_HEADER} bytes, "
-                "which numpy refuses as unsafe; the file is damaged or was not written by "
-                "np.save: save the array again") from None
-        raise InputError(f"{where} in {str(p)!r} has a damaged .npy header ({exc}); save the "
-                         "array again with np.save") from None
+                f"{prefix}: its header is longer than {_MAX_HEADER} bytes, which numpy refuses "
+                "as unsafe; the file is damaged or was not written by np.save: save the "
+                "array again") from None
+        raise InputError(f"{prefix}: its header is damaged ({exc}); save the array again "
+                         "with np.save") from None
     except (OSError, EOFError) as exc:
-        raise InputError(f"{where} in {str(p)!r} has a truncated .npy header ({exc}); save "
-                         "the array again with np.save") from None
+        raise InputError(f"{prefix}: its header is truncated ({exc}); save the array again "
+                         "with np.save") from None
     return tuple(int(n) for n in shape), np.dtype(dtype)
 
 
@@ -278,13 +279,13 @@ def _check_declared_size(shape, dtype, available: int, p: Path, where: str,
     if dtype.hasobject:
         raise _pickle_error(p, what)
     n = math.prod(shape)
+    check_memory(n, _LOAD_BYTES_PER_POINT, f"{where} in {str(p)!r}")
     need = n * dtype.itemsize
     if need > available:
         raise InputError(
             f"{where} in {str(p)!r} declares shape {tuple(shape)} ({need:,} bytes) but the "
             f"file holds only {available:,} bytes of data: it is truncated or damaged; save "
             "the array again")
-    check_memory(n, _LOAD_BYTES_PER_POINT, f"{where} in {str(p)!r}")
 
 
 def _np_load(p: Path, what: str) -> np.ndarray:
