@@ -73,6 +73,9 @@ class OutputError(MottscapeError, OSError):
     is raised nothing partial is left under the target name, and the temporary file is gone.
     """
 
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "cannot write the results"
+
 NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf", ".netcdf")
 _ARRAY_SUFFIXES = (".npy", ".npz", *NETCDF_SUFFIXES)
 #: Relative tolerance on the steps of a coordinate for it to count as uniformly spaced.
@@ -769,9 +772,12 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
 
     Notes
     -----
-    A file larger than a third of the available memory is written by the NetCDF library
-    directly to the temporary file instead of through memory; a write error is still an
-    :class:`OutputError`, but it then comes from the HDF5 library.
+    A file larger than a third of the available memory is not serialised in memory but
+    written by the NetCDF library to the temporary file through a Python file object (so that
+    a write error surfaces as an :class:`OutputError`; HDF5 writing to a path can lose it),
+    after checking that the disk has room for it. Only if the disk fills up during such a
+    write (another process taking the space) can the HDF5 library still crash the process
+    when it exits; the target is not touched even then.
     """
     if not isinstance(ds, xr.Dataset):
         raise InputError(f"write_netcdf needs an xarray.Dataset, got {type(ds).__name__}")
@@ -805,6 +811,8 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
     except OSError as exc:
         raise _output_error(exc, target, n_bytes) from exc
     mode = _file_mode(target)
+    if data is None:
+        _check_free_space(target, n_bytes)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
                                         dir=target.parent)
@@ -812,16 +820,15 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
         raise _output_error(exc, target, n_bytes) from exc
     tmp = Path(tmp_name)
     try:
-        try:
+        with os.fdopen(fd, "wb+") as fh:
             if data is not None:
-                _write_all(fd, data)
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        if data is None:
-            _serialise(prepared, engine, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+                _write_all(fh.fileno(), data)
+            else:
+                # Through a Python file object, so that a write error (a full disk) is raised
+                # here: HDF5 writing to a path by itself can fail silently and crash later.
+                _serialise(prepared, engine, fh)
+                fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException as exc:
@@ -834,11 +841,24 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
     return target
 
 
-def _serialise(ds: xr.Dataset, engine: str, path: Path | None):
-    """The file's bytes (``path`` None) or the file written at ``path``."""
+def _serialise(ds: xr.Dataset, engine: str, target=None):
+    """The file's bytes (``target`` None) or the file written to the file object ``target``."""
     if engine == "h5netcdf":
-        return ds.to_netcdf(path, engine="h5netcdf", invalid_netcdf=False)
-    return ds.to_netcdf(path, engine="scipy", format="NETCDF3_64BIT")
+        return ds.to_netcdf(target, engine="h5netcdf", invalid_netcdf=False)
+    return ds.to_netcdf(target, engine="scipy", format="NETCDF3_64BIT")
+
+
+def _check_free_space(target: Path, n_bytes: int) -> None:
+    """OutputError (ENOSPC) if the target's file system lacks room for ``n_bytes`` + 5 %."""
+    try:
+        st = os.statvfs(target.parent)
+    except (OSError, AttributeError):
+        return
+    free = st.f_bavail * st.f_frsize
+    need = int(1.05 * n_bytes) + (16 << 20)
+    if st.f_blocks and free < need:
+        exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise _output_error(exc, target, n_bytes)
 
 
 def _write_all(fd: int, data) -> None:
