@@ -267,3 +267,99 @@ def test_hdf5_file_without_h5py_gives_clear_error(tmp_path, monkeypatch):
 def test_write_requires_dataset(tmp_path):
     with pytest.raises(InputError, match=r"needs an xarray\.Dataset"):
         io.write_netcdf(np.zeros(3), tmp_path / "a.nc")
+
+
+# ---------------------------------------------------------------------- units of map files
+def map_file(tmp_path, name="m.nc", *, units="meV", length="angstrom", step=2.5,
+             extra=None, lattice=False):
+    V = np.arange(12.0).reshape(3, 4) * 10.0
+    vattrs = {"units": "1", "lattice_units": "t"} if lattice else {"units": units}
+    cattrs = {"units": "1", "lattice_units": "a"} if lattice else {"units": length}
+    data = {"V": (("x", "y"), V, vattrs), **(extra or {})}
+    ds = xr.Dataset(data, coords={"x": ("x", step * np.arange(3), cattrs),
+                                  "y": ("y", step * np.arange(4), cattrs)})
+    return io.write_netcdf(ds, tmp_path / name), V
+
+
+def test_netcdf_map_in_mev_and_angstrom_converts_to_semiconductor_units(tmp_path):
+    path, V0 = map_file(tmp_path)
+    V, info = io.load_potential(path)
+    assert info["energy_unit"] == "meV" and info["length_unit"] == "angstrom"
+    assert info["spacing"] == pytest.approx((2.5, 2.5))
+    np.testing.assert_array_equal(V, V0)  # as stored
+    Vs, spacing = io.map_in_units(V, info, "semiconductor")
+    np.testing.assert_allclose(Vs, V0 * 1e-3)
+    assert spacing == pytest.approx((0.25, 0.25))
+
+
+@pytest.mark.parametrize("length,factor", [("nm", 1.0), ("m", 1e9), ("um", 1e3),
+                                           ("\u00c5", 0.1), ("angstrom", 0.1)])
+def test_length_units_of_coordinates(tmp_path, length, factor):
+    path, _ = map_file(tmp_path, units="eV", length=length, step=2.0)
+    V, info = io.load_potential(path)
+    _, spacing = io.map_in_units(V, info, "semiconductor")
+    assert spacing == pytest.approx((2.0 * factor,) * 2)
+
+
+def test_lattice_map_written_by_mottscape_reads_back_in_lattice_units(tmp_path):
+    path, V0 = map_file(tmp_path, lattice=True, step=1.0)
+    V, info = io.load_potential(path)
+    assert info["energy_unit"] == "t" and info["length_unit"] == "a"
+    Vl, spacing = io.map_in_units(V, info, "lattice")
+    np.testing.assert_array_equal(Vl, V0)
+    assert spacing == (1.0, 1.0)
+    with pytest.raises(InputError, match=r"lattice energy unit 't' but the study uses "
+                                         r"semiconductor units"):
+        io.map_in_units(V, info, "semiconductor")
+
+
+def test_physical_map_in_a_lattice_study_is_refused(tmp_path):
+    path, _ = map_file(tmp_path, units="eV", length="nm")
+    V, info = io.load_potential(path)
+    with pytest.raises(InputError, match=r"energy unit 'eV', a physical unit, but the study "
+                                         r"uses lattice units.*\[grid\] units"):
+        io.map_in_units(V, info, "lattice")
+
+
+def test_map_without_units_is_in_the_study_units(tmp_path):
+    ds = xr.Dataset({"V": (("x",), np.arange(4.0))}, coords={"x": ("x", 0.5 * np.arange(4))})
+    path = io.write_netcdf(ds, tmp_path / "plain.nc")
+    V, info = io.load_potential(path)
+    assert info["energy_unit"] is None and info["length_unit"] is None
+    for system in ("lattice", "semiconductor"):
+        Vc, spacing = io.map_in_units(V, info, system)
+        np.testing.assert_array_equal(Vc, V)
+        assert spacing == (0.5,)
+
+
+def test_reconcile_spacing():
+    assert io.reconcile_spacing(None, None) == 1.0
+    assert io.reconcile_spacing(None, 0.5) == 0.5
+    assert io.reconcile_spacing((0.25, 0.5), None) == (0.25, 0.5)
+    assert io.reconcile_spacing((0.25, 0.25), 0.25) == (0.25, 0.25)
+    assert io.reconcile_spacing((0.25, 0.5), [0.25, 0.5 * (1 + 1e-9)]) == (0.25, 0.5)
+    with pytest.raises(InputError) as info:
+        io.reconcile_spacing((0.25, 0.25), 1.0, source="m.nc")
+    message = str(info.value)
+    assert "[grid] spacing = [1.0, 1.0]" in message and "m.nc" in message
+    assert "drop [grid] spacing" in message
+
+
+def test_mass_map_file_holding_V_and_mass_reads_mass(tmp_path):
+    mass = np.full((3, 4), 0.2)
+    path, _ = map_file(tmp_path, extra={"mass": (("x", "y"), mass, {"units": "1"})})
+    arr, info = io.load_array(path, what="mass map")
+    assert info["variable"] == "mass"
+    np.testing.assert_array_equal(arr, mass)
+    V, info = io.load_potential(path)  # and the potential is still V
+    assert info["variable"] == "V"
+
+
+def test_mottscape_results_read_as_a_potential_map(tmp_path):
+    """A results file holds 'potential' among other maps: it is the one read."""
+    ds = xr.Dataset({"u": (("x",), np.ones(4)), "potential": (("x",), np.arange(4.0)),
+                     "effective_potential": (("x",), np.ones(4))})
+    path = io.write_netcdf(ds, tmp_path / "results.nc")
+    V, info = io.load_potential(path)
+    assert info["variable"] == "potential"
+    np.testing.assert_array_equal(V, np.arange(4.0))

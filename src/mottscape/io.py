@@ -551,8 +551,8 @@ def reconcile_spacing(file_spacing: Sequence[float] | None,
             f"axis of {source!r})") from None
     if not np.allclose(ss, fs, rtol=rtol, atol=0.0):
         raise InputError(
-            f"[grid] spacing = {list(ss)} but the coordinates of {source!r} give a spacing of "
-            f"{list(fs)} (in the study's length unit); drop [grid] spacing to use the file's, "
+            f"[grid] spacing = {[float(h) for h in ss]} but the coordinates of {source!r} give "
+            f"a spacing of {list(fs)} (in the study's length unit); drop [grid] spacing to use the file's, "
             "or fix one of them")
     return fs
 
