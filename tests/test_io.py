@@ -351,7 +351,7 @@ def test_mass_map_file_holding_V_and_mass_reads_mass(tmp_path):
     arr, info = io.load_array(path, what="mass map")
     assert info["variable"] == "mass"
     np.testing.assert_array_equal(arr, mass)
-    V, info = io.load_potential(path)  # and the potential is still V
+    _, info = io.load_potential(path)  # and the potential is still V
     assert info["variable"] == "V"
 
 

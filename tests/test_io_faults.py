@@ -322,3 +322,10 @@ def test_store_file_follows_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_write_below_a_regular_file(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(io.OutputError) as info:
+        io.write_netcdf(dataset(10), tmp_path / "out" / "results.nc")
+    assert "a file is in the way" in str(info.value) and "move the file away" in str(info.value)

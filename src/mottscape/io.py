@@ -552,8 +552,8 @@ def reconcile_spacing(file_spacing: Sequence[float] | None,
     if not np.allclose(ss, fs, rtol=rtol, atol=0.0):
         raise InputError(
             f"[grid] spacing = {[float(h) for h in ss]} but the coordinates of {source!r} give "
-            f"a spacing of {list(fs)} (in the study's length unit); drop [grid] spacing to use the file's, "
-            "or fix one of them")
+            f"a spacing of {list(fs)} (in the study's length unit); drop [grid] spacing to use "
+            "the file's, or fix one of them")
     return fs
 
 
@@ -900,6 +900,10 @@ _OUTPUT_REASONS = {
                    "write to a directory you own, or give yourself write permission on it"),
     errno.EPERM: ("operation not permitted",
                   "write to a directory you own, or give yourself write permission on it"),
+    errno.EEXIST: ("a file is in the way of a directory on that path",
+                   "choose another output directory or move the file away"),
+    errno.ENOTDIR: ("a file is in the way of a directory on that path",
+                    "choose another output directory or move the file away"),
 }
 
 
