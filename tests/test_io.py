@@ -363,3 +363,18 @@ def test_mottscape_results_read_as_a_potential_map(tmp_path):
     V, info = io.load_potential(path)
     assert info["variable"] == "potential"
     np.testing.assert_array_equal(V, np.arange(4.0))
+
+
+def test_load_potential_in_units(tmp_path):
+    path, V0 = map_file(tmp_path)  # meV, angstrom, step 2.5
+    V, spacing, info = io.load_potential_in_units(path, units="semiconductor")
+    np.testing.assert_allclose(V, V0 * 1e-3)
+    assert spacing == pytest.approx((0.25, 0.25)) and info["energy_unit"] == "meV"
+    V, spacing, _ = io.load_potential_in_units(path, units="semiconductor", spacing=0.25)
+    assert spacing == pytest.approx((0.25, 0.25))
+    with pytest.raises(InputError, match=r"\[grid\] spacing = \[0.5, 0.5\]"):
+        io.load_potential_in_units(path, units="semiconductor", spacing=0.5)
+    np.save(tmp_path / "plain.npy", V0)
+    V, spacing, _ = io.load_potential_in_units(tmp_path / "plain.npy", units="lattice")
+    assert spacing == 1.0
+    np.testing.assert_array_equal(V, V0)

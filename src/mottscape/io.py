@@ -53,6 +53,7 @@ __all__ = [
     "check_output_dir",
     "load_array",
     "load_potential",
+    "load_potential_in_units",
     "map_in_units",
     "netcdf_engines",
     "netcdf_safe_attrs",
@@ -507,6 +508,44 @@ def map_in_units(V: np.ndarray, info: Mapping[str, Any], units: str | UnitSystem
     if spacing is not None:
         spacing = tuple(float(h) * fl for h in spacing)
     return out, spacing
+
+
+def load_potential_in_units(path: str | os.PathLike, variable: str | None = None, *,
+                            units: str | UnitSystem,
+                            spacing: float | Sequence[float] | None = None
+                            ) -> tuple[np.ndarray, float | tuple[float, ...], dict[str, Any]]:
+    """Load a potential map for a study: read, convert to ``units``, settle the spacing.
+
+    :func:`load_potential`, then :func:`map_in_units` and :func:`reconcile_spacing` in one
+    call.
+
+    Parameters
+    ----------
+    path, variable
+        As for :func:`load_potential`.
+    units
+        The study's unit system.
+    spacing
+        The spacing the study sets explicitly (``[grid] spacing``), or None when it sets none.
+
+    Returns
+    -------
+    V : numpy.ndarray
+        The potential in the energy unit of ``units``.
+    spacing : float or tuple of float
+        The grid spacing to use, in the length unit of ``units`` (the file's when the study
+        sets none; 1.0 when neither gives one).
+    info : dict
+        As returned by :func:`load_potential` (units as found in the file).
+
+    Raises
+    ------
+    InputError
+        As the three functions it calls; a spacing that conflicts with the file's coordinates.
+    """
+    V, info = load_potential(path, variable)
+    V, file_spacing = map_in_units(V, info, units)
+    return V, reconcile_spacing(file_spacing, spacing, source=info["source"]), info
 
 
 def reconcile_spacing(file_spacing: Sequence[float] | None,
