@@ -96,6 +96,9 @@ def check_cf_file(path: Path, system: str | None) -> dict[str, dict]:
     """Open ``path`` with netCDF4 and check the CF rules; return the variables' attributes."""
     with netCDF4.Dataset(path) as nc:
         assert nc.getncattr("Conventions") == "CF-1.10"
+        assert "units" not in nc.ncattrs()  # CF: units is a variable attribute
+        if system is not None:
+            assert nc.getncattr("units_system") == system
         check_attribute_types(nc, "global")
         if system == "lattice":
             assert "lattice_units" in nc.getncattr("lattice_units_convention")

@@ -715,7 +715,9 @@ def cf_dataset(ds: xr.Dataset, units: str | UnitSystem | None = None) -> xr.Data
     """A copy of ``ds`` that follows the CF-1.10 conventions, as :func:`write_netcdf` writes it.
 
     * the global attribute ``Conventions = "CF-1.10"``; for a dataset in lattice units also
-      ``lattice_units_convention``, a sentence explaining the convention below;
+      ``lattice_units_convention``, a sentence explaining the convention below. A global
+      ``units`` naming the unit system becomes ``units_system`` (CF reserves ``units`` for
+      variables);
     * every numeric variable and coordinate gets ``units``: its unit translated by
       :func:`mottscape.units.cf_unit_attrs` (lattice units become ``units = "1"`` plus
       ``lattice_units``; a variable without a unit gets ``"1"``). String and date variables
@@ -745,6 +747,10 @@ def cf_dataset(ds: xr.Dataset, units: str | UnitSystem | None = None) -> xr.Data
     system = _dataset_system(ds, units)
     out = ds.copy(deep=False)
     attrs = netcdf_safe_attrs(ds.attrs)
+    if system is not None and str(attrs.get("units", "")).lower() == system:
+        # CF reserves 'units' for variables: the unit system goes under another name.
+        del attrs["units"]
+        attrs.setdefault("units_system", system)
     attrs["Conventions"] = CF_CONVENTIONS
     if system == "lattice":
         attrs["lattice_units_convention"] = _LATTICE_NOTE
