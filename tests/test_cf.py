@@ -332,3 +332,12 @@ def test_dimensional_variables_carry_their_units(tmp_path):
     V = np.repeat(np.random.default_rng(3).random(8) * 4.0, 2)
     dos = io.write_netcdf(exact.exact_dos(V, [0.5, 1.0, 2.0]), tmp_path / "dos.nc")
     assert check_cf_file(dos, "lattice")["energy"][LATTICE_UNITS_ATTR] == "t"
+
+
+def test_display_unit_reads_both_conventions():
+    from mottscape.units import display_unit
+
+    assert display_unit(LATTICE.cf_units("sigma", 3)) == "e^2/(hbar a)"
+    assert display_unit(SEMICONDUCTOR.cf_units("sigma", 3)) == "S/m"
+    assert display_unit({"units": "hopping t"}) == "hopping t"
+    assert display_unit({}) == ""

@@ -51,6 +51,7 @@ __all__ = [
     "SEMICONDUCTOR",
     "UnitSystem",
     "cf_unit_attrs",
+    "display_unit",
     "energy_factor",
     "get_units",
     "length_factor",
@@ -393,6 +394,23 @@ def cf_unit_attrs(unit: str | None, system: str | UnitSystem | None = None) -> d
     if symbols <= set(_PHYSICAL_SYMBOLS):
         return {"units": _format_unit(powers, _PHYSICAL_SYMBOLS)}
     return {"units": unit}
+
+
+def display_unit(attrs) -> str:
+    """The unit to show for a variable with these attributes (plot labels, tables).
+
+    ``lattice_units`` when present (a variable written with ``units = "1"`` in lattice units),
+    else ``units``, else ``""``.
+
+    Examples
+    --------
+    >>> display_unit({"units": "1", "lattice_units": "e^2/hbar"})
+    'e^2/hbar'
+    >>> display_unit({"units": "S/m"})
+    'S/m'
+    """
+    value = attrs.get(LATTICE_UNITS_ATTR) or attrs.get("units") or ""
+    return str(value)
 
 
 # ---------------------------------------------------------------------- input conversion
