@@ -378,3 +378,15 @@ def test_load_potential_in_units(tmp_path):
     V, spacing, _ = io.load_potential_in_units(tmp_path / "plain.npy", units="lattice")
     assert spacing == 1.0
     np.testing.assert_array_equal(V, V0)
+
+
+@pytest.mark.parametrize("engine", io.netcdf_engines())
+def test_large_file_path_writes_the_same_file(tmp_path, monkeypatch, engine):
+    """Files too large for memory go through a file object; the result reads back the same."""
+    ds = make_dataset()
+    small = io.read_netcdf(io.write_netcdf(ds, tmp_path / "mem.nc", engine=engine))
+    monkeypatch.setattr(io, "_available_memory", lambda: 1)
+    path = io.write_netcdf(ds, tmp_path / "direct.nc", engine=engine)
+    monkeypatch.undo()
+    xr.testing.assert_identical(io.read_netcdf(path), small)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["direct.nc", "mem.nc"]
