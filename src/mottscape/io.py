@@ -157,8 +157,8 @@ def load_array(path: str | os.PathLike, variable: str | None = None, *,
         As :func:`load_potential`; also for boolean, string, date, complex or object arrays.
     """
     if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
-        raise InputError(f"path={path!r} must be a file name (str or pathlib.Path) of a "
-                         f"{what} map")
+        raise InputError(f"path={path!r} must be a file name (str or pathlib.Path) of the "
+                         f"{what} file")
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in _ARRAY_SUFFIXES:
