@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from mottscape import disorder, io
 from mottscape.errors import InputError
@@ -507,3 +510,53 @@ def test_cli_expectations(tmp_path, capsys, cid, study, argv, code, fragments):
     err = capsys.readouterr().err
     for fragment in fragments:
         assert fragment in err, f"{fragment!r} not in {err!r}"
+
+
+# ---------------------------------------------------------------------- properties
+# Any array, any spacing: a valid result or an InputError naming the argument, nothing else.
+
+ANY_DTYPE = st.one_of(hnp.boolean_dtypes(), hnp.integer_dtypes(), hnp.unsigned_integer_dtypes(),
+                      hnp.floating_dtypes(), hnp.complex_number_dtypes(),
+                      hnp.unicode_string_dtypes(max_len=3), hnp.byte_string_dtypes(max_len=3),
+                      hnp.datetime64_dtypes(), hnp.timedelta64_dtypes())
+ANY_ARRAY = hnp.arrays(ANY_DTYPE, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0,
+                                                   max_side=3))
+SETTINGS = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(ANY_ARRAY)
+def test_any_array_is_a_potential_or_an_input_error(V):
+    try:
+        out = as_potential(V)
+    except InputError as exc:
+        assert "V " in str(exc) or str(exc).startswith("V")
+        return
+    assert out.dtype == np.float64 and 1 <= out.ndim <= 3 and np.all(np.isfinite(out))
+    assert V.dtype.kind in "iuf"
+
+
+@SETTINGS
+@given(ANY_ARRAY)
+def test_any_array_is_a_mass_or_an_input_error(m):
+    shape = m.shape if 1 <= m.ndim <= 3 and m.size else (2,)
+    try:
+        out = as_mass(m, shape)
+    except InputError as exc:
+        assert "mass" in str(exc)
+        return
+    assert out.shape == shape and np.all(out > 0) and m.dtype.kind in "iuf"
+
+
+@SETTINGS
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(),
+                 st.booleans(), st.text(max_size=3), st.none(),
+                 st.lists(st.floats(), max_size=4), st.complex_numbers()))
+def test_any_spacing_is_a_grid_or_an_input_error(spacing):
+    try:
+        grid = make_grid((4, 4), spacing)
+    except InputError as exc:
+        assert "spacing" in str(exc)
+        return
+    assert all(1e-30 <= h <= 1e30 for h in grid.spacing)
