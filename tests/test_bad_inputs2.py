@@ -468,9 +468,8 @@ def test_the_datetime_module_values_are_refused():
 #: Expectations for ``mottscape run`` (exit code 2 and fragments of the one stderr line): (id,
 #: study text, extra argv, exit code, fragments). ``{tmp}`` in argv is the test's temporary
 #: directory, which holds ``file`` (a regular file) and ``m.nc`` (a 4 x 4 map in meV with
-#: coordinates in angstrom, step 2.5 A = 0.25 nm). They need the CLI/study wiring of
-#: io.check_output_dir, io.map_in_units and io.reconcile_spacing (see docs/errors.md): until
-#: then they are strict xfails, so that the wiring shows up as an XPASS to remove the mark.
+#: coordinates in angstrom, step 2.5 A = 0.25 nm). The study file reads a map
+#: through io.load_potential_in_units at load time; ``mottscape run`` checks ``--out`` first.
 SMALL = ("[potential]\nmodel = 'block'\nshape = [16, 16]\n[conductivity]\nfermi_energy = 1.0\n"
          "n_omega = 2\n[output]\nfigures = false\n")
 CLI_CASES = [
@@ -493,8 +492,6 @@ def _cli_map(tmp: Path) -> None:
     io.write_netcdf(ds, tmp / "m.nc")
 
 
-@pytest.mark.xfail(strict=True, reason="needs the CLI/study wiring of check_output_dir, "
-                                       "map_in_units and reconcile_spacing")
 @pytest.mark.parametrize("cid,study,argv,code,fragments", CLI_CASES,
                          ids=[c[0] for c in CLI_CASES])
 def test_cli_expectations(tmp_path, capsys, cid, study, argv, code, fragments):

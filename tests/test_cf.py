@@ -308,7 +308,7 @@ realizations = 2
 
 
 def test_validation_file_is_cf(tmp_path):
-    from mottscape.validate import validate
+    from mottscape.validation import validate
 
     path = tmp_path / "v.toml"
     path.write_text(VALIDATION)
@@ -317,11 +317,8 @@ def test_validation_file_is_cf(tmp_path):
     assert "omega" in found
 
 
-@pytest.mark.xfail(strict=True, reason="validate.py, exact.exact_dos and conductivity.py build "
-                                       "some variables without units (lead: use "
-                                       "UnitSystem.cf_units when building them)")
 def test_dimensional_variables_carry_their_units(tmp_path):
-    from mottscape.validate import validate
+    from mottscape.validation import validate
 
     path = tmp_path / "v.toml"
     path.write_text(VALIDATION)
@@ -329,6 +326,13 @@ def test_dimensional_variables_carry_their_units(tmp_path):
     found = check_cf_file(tmp_path / "out" / "validation.nc", None)
     for name in ("sigma_exact", "sigma_ll", "nu", "xi", "omega", "delta_xi"):
         assert LATTICE_UNITS_ATTR in found[name], name
+    assert found["xi"][LATTICE_UNITS_ATTR] == "a"
+    assert found["sigma_exact"][LATTICE_UNITS_ATTR] == "e^2 a/hbar"  # 1D: e^2/hbar L^(2-d)
+
+
+@pytest.mark.xfail(strict=True, reason="exact.exact_dos builds its energy coordinate without "
+                                       "units (lead: UnitSystem.cf_units when building it)")
+def test_exact_dos_energy_carries_its_unit(tmp_path):
     V = np.repeat(np.random.default_rng(3).random(8) * 4.0, 2)
     dos = io.write_netcdf(exact.exact_dos(V, [0.5, 1.0, 2.0]), tmp_path / "dos.nc")
     assert check_cf_file(dos, "lattice")["energy"][LATTICE_UNITS_ATTR] == "t"

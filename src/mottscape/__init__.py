@@ -17,7 +17,7 @@ from .conductivity import ac_conductivity, run_pipeline
 from .config import Study, StudyError, default_study, load_study, study_from_dict
 from .disorder import generate
 from .ensemble import run_ensemble
-from .errors import ConvergenceError, InputError, MottscapeError, ValidityError
+from .errors import ConvergenceError, InputError, MottscapeError, OutputError, ValidityError
 from .exact import exact_dos, exact_eigenstates, kubo_greenwood, lowest_eigenvalues
 from .grid import Grid, make_grid
 from .hamiltonian import Hamiltonian, build_hamiltonian
@@ -48,6 +48,7 @@ __all__ = [
     "InputError",
     "Landscape",
     "MottscapeError",
+    "OutputError",
     "Options",
     "PairDistances",
     "Pipeline",

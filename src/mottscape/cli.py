@@ -59,7 +59,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
 class _Parser(argparse.ArgumentParser):
     """Usage errors on one line (exit 2), like every other error of the command line."""
 
-    def error(self, message: str):  # noqa: D102 - argparse's hook
+    def error(self, message: str):
         _error(f"{self.prog}: {message} (see '{self.prog} --help')")
         raise SystemExit(EXIT_INPUT)
 
@@ -169,7 +169,7 @@ def _cmd_validate(args) -> int:
 
     study = _study(args) if args.study is not None or args.option else None
     if args.out is not None:
-        from .study import check_output_dir
+        from .io import check_output_dir
 
         check_output_dir(args.out)
     res = validate(study, realizations=args.realizations, out=args.out,

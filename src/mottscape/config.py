@@ -280,9 +280,10 @@ class Study:
         """
         pot = self.potential
         if pot.model == "file":
-            from .io import load_potential
+            from .io import load_potential_in_units
 
-            V, _ = load_potential(pot.file, pot.variable)
+            V, _, _ = load_potential_in_units(pot.file, pot.variable, units=self.grid.units,
+                                              spacing=self.grid.spacing)
             if pot.shape is not None and V.shape != pot.shape:
                 raise StudyError(
                     f"{self.source}: [potential] shape = {list(pot.shape)} but the map in "
@@ -637,6 +638,8 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
     grid = _grid_section(ctx, section("grid"), dict(defaults.get("grid", {})), base_dir)
     potential = _potential_section(ctx, section("potential"),
                                    dict(defaults.get("potential", {})), base_dir, grid)
+    if potential.model == "file":
+        grid = _file_grid(ctx, potential, grid, section("grid").get("spacing"))
     conductivity = _conductivity_section(ctx, section("conductivity"),
                                          dict(defaults.get("conductivity", {})))
     ensemble = _ensemble_section(ctx, section("ensemble"), dict(defaults.get("ensemble", {})))
@@ -789,6 +792,26 @@ def _file_potential(ctx: _Ctx, merged: dict, base_dir: Path, shape, seed: int
     if variable is not None:
         variable = _check_kind(ctx, "potential", "variable", variable, "str")
     return PotentialSection(model="file", shape=shape, seed=seed, file=fpath, variable=variable)
+
+
+def _file_grid(ctx: _Ctx, potential: PotentialSection, grid: GridSection,
+               user_spacing: Any) -> GridSection:
+    """The grid of a study whose potential is a map: the map's units and spacing honoured.
+
+    The map is read once here (:func:`mottscape.io.load_potential_in_units`) so that a unit
+    of the other system, or a ``[grid] spacing`` that contradicts the file's coordinates, is a
+    :class:`StudyError` at load time, before anything is computed. The spacing is the file's
+    when the study sets none.
+    """
+    from .io import load_potential_in_units
+
+    study_spacing = None if user_spacing is None else grid.spacing
+    try:
+        _, spacing, _ = load_potential_in_units(potential.file, potential.variable,
+                                                units=grid.units, spacing=study_spacing)
+    except InputError as exc:
+        raise ctx.error(str(exc), "potential", "file") from None
+    return dataclasses.replace(grid, spacing=spacing)
 
 
 def _model_params(ctx: _Ctx, model: str, merged: dict, accepted: dict, shape,

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .errors import InputError, MottscapeError
+from .errors import InputError, MottscapeError, OutputError
 from .grid import _available_memory, as_potential, check_memory
 from .units import (
     LATTICE_UNITS_ATTR,
@@ -66,16 +66,6 @@ __all__ = [
 CF_CONVENTIONS = "CF-1.10"
 
 
-class OutputError(MottscapeError, OSError):
-    """Results could not be written (disk full, read-only file system, no permission...).
-
-    An :class:`OSError` (``.errno`` and ``.filename`` are set when known) and a
-    :class:`~mottscape.errors.MottscapeError`; the message names the file and the fix. When it
-    is raised nothing partial is left under the target name, and the temporary file is gone.
-    """
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "cannot write the results"
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf", ".netcdf")
 _ARRAY_SUFFIXES = (".npy", ".npz", *NETCDF_SUFFIXES)

@@ -20,6 +20,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from .units import display_unit
+
 __all__ = [
     "plot_agmon_shell",
     "plot_conductivity",
@@ -227,8 +229,8 @@ def plot_conductivity(ds, ax=None, exact=None) -> Figure:
         good = se > 0
         ax.loglog(exact.omega.values[good], se[good], "s-", color="k", ms=3, lw=0.8,
                   label="exact (Kubo-Greenwood)")
-    ax.set_xlabel(rf"$\omega$ [{ds.omega.attrs.get('units', '')}]")
-    ax.set_ylabel(rf"$\sigma$ [{ds['sigma_ll'].attrs.get('units', '')}]")
+    ax.set_xlabel(rf"$\omega$ [{display_unit(ds.omega.attrs)}]")
+    ax.set_ylabel(rf"$\sigma$ [{display_unit(ds['sigma_ll'].attrs)}]")
     n = ds.sizes.get("realization")
     if n:
         ax.set_title(f"ensemble of {n} realizations (band: +- 1 standard error)", fontsize=9)

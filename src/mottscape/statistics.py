@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .basins import Basins
+from .errors import InputError
 from .landscape import Landscape
 from .mott import level_spacing
-from .errors import InputError
 from .options import Options
 from .sample import Sample, make_sample
 
@@ -140,7 +140,7 @@ def xi_from_pairs(r: np.ndarray, rho: np.ndarray) -> float:
 
 
 def xi_transfer_matrix(sample: Sample, energy: float) -> TransferMatrixXi:
-    """xi at ``energy`` from the transfer matrix of the sample's own Hamiltonian (eq. 3).
+    """Xi at ``energy`` from the transfer matrix of the sample's own Hamiltonian (eq. 3).
 
     Independent of the landscape (MacKinnon-Kramer, :mod:`mottscape.localization`): the bar
     runs along the longest axis of the map; across it, at most ``TM_CHANNELS`` cells are kept

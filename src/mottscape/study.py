@@ -13,8 +13,7 @@ import xarray as xr
 
 from .config import Study, default_study, load_study
 from .ensemble import run_ensemble
-from .errors import InputError
-from .io import write_netcdf
+from .io import check_output_dir, write_netcdf
 from .pipeline import PipelineResult, run
 from .results import maps_dataset
 from .runner import single_threaded
@@ -109,15 +108,3 @@ def run_study(
             files += paths
             say("wrote figures " + ", ".join(p.name for p in paths))
     return StudyResult(dataset=ds, pipeline=first, files=files)
-
-
-def check_output_dir(path: Path) -> Path:
-    """Check, before computing, that results can be written to the directory ``path``."""
-    from . import io
-
-    checker = getattr(io, "check_output_dir", None)
-    if checker is not None:
-        return checker(path)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"--out {str(path)!r} is an existing file; give a directory")
-    return path

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import InputError
+from .units import display_unit
 
 __all__ = ["conductivity_table", "report_store"]
 
@@ -35,7 +36,7 @@ def conductivity_table(ds: xr.Dataset) -> str:
             f"{int(perc.sum())}/{perc.size}")
     if n:
         head = f"ensemble of {n} realizations (n_failed = {int(ds.get('n_failed', 0))})\n" + head
-    unit = ds["sigma_ll"].attrs.get("units", "")
+    unit = display_unit(ds["sigma_ll"].attrs)
     lines = [head, f"{'omega':>11} {'rho_omega':>9} {'states':>7} {'pairs':>7} "
                    f"{'sigma_LL':>11} {'+-':>9} {'sigma_MB':>11}  valid   [sigma in {unit}]"]
     for k in range(ds.sizes["omega"]):

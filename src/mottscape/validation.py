@@ -33,6 +33,7 @@ from .io import write_netcdf
 from .landscape import landscape_of
 from .pairs import pair_conductivity
 from .pipeline import run
+from .units import get_units
 
 __all__ = ["DEFAULT_VARIANTS", "default_validation_study", "summarize", "validate",
            "validation_table"]
@@ -270,16 +271,39 @@ def validate(
     per = [report.results[r] for r in range(n)]
     ds = xr.concat(per, dim="realization").assign_coords(realization=np.arange(n))
     ds = ds.assign_coords(omega_lower=("omega", edges[:-1]), omega_upper=("omega", edges[1:]))
-    res = summarize(ds)
+    res = _with_units(summarize(ds), study)
     res.attrs.update(study=study.to_dict(), study_source=str(study.source), realizations=n,
                      fermi_energy=study.conductivity.fermi_energy,
                      variants={k: str(v) for k, v in variants.items()})
     if out is not None:
         target = Path(out)
-        write_netcdf(res, target / "validation.nc")
+        write_netcdf(res, target / "validation.nc", units=study.grid.units)
         from .plot import plot_validation
 
         plot_validation(res).savefig(target / "validation.png", dpi=130)
+    return res
+
+
+#: The physical quantity of each validation variable (by name, else by prefix), for its unit.
+_QUANTITY = {"sigma": "sigma", "nu": "dos", "delta_xi": "energy", "eig": "energy",
+             "xi": "length", "localization_volume": "volume", "omega": "omega"}
+
+
+def _with_units(res: xr.Dataset, study: Study) -> xr.Dataset:
+    """Give every numeric variable its unit in the study's system (dimensionless ones "1")."""
+    system = get_units(study.grid.units)
+    shape = study.potential.shape
+    ndim = len(shape) if shape is not None else study.make_potential(0).ndim
+    for name in res.variables:
+        if res[name].dtype.kind not in "biuf":
+            continue
+        key = str(name)
+        quantity = _QUANTITY.get(key) or next(
+            (q for prefix, q in _QUANTITY.items() if key.startswith(prefix + "_")),
+            "dimensionless")
+        if key.startswith(("ratio_", "score_", "slope_", "n_", "rho_")):
+            quantity = "dimensionless"
+        res[name].attrs["units"] = system.unit_of(quantity, ndim)
     return res
 
 
