@@ -80,7 +80,10 @@ samples are cropped with wrapped indices.
 from __future__ import annotations
 
 import itertools
+import os
+import queue
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,8 +114,29 @@ FLOOR = 1e-6
 #: outside cell, i.e. at the centres of the source's boundary cells.
 _PHI_IN = 1e-6
 
-#: Sources per compiled call of :func:`basin_distances` when a progress bar is shown.
-_BATCH = 256
+#: Sources per compiled call of :func:`basin_distances` (a task of its threads).
+_BATCH = 64
+
+#: Most threads :func:`basin_distances` uses by default.
+MAX_THREADS = 4
+
+#: Default threads only while their scratch arrays (17 bytes per cell and thread) stay below
+#: this many bytes in total.
+THREAD_MEMORY = 2 << 30
+
+
+def _search_threads(workers: int | None, n_sources: int, n_cells: int) -> int:
+    """Threads for the searches: ``workers`` if given, else the CPUs available (at most
+    :data:`MAX_THREADS`, at least one batch of sources each, within :data:`THREAD_MEMORY`)."""
+    if workers is not None:
+        return int(workers)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    by_memory = THREAD_MEMORY // max(17 * n_cells, 1)
+    by_work = -(-n_sources // _BATCH)
+    return int(max(1, min(cpus, MAX_THREADS, by_memory, by_work)))
 
 #: First window of a bounded search: the source's box padded by _PAD_FACTOR * bound / mean(w).
 _PAD_FACTOR = 3.0
@@ -529,9 +553,11 @@ def basin_distances(
     progress
         Show a progress bar (tqdm, on stderr) over the searches.
     workers
-        Accepted for compatibility and ignored (a positive int or None): the searches run in
-        one compiled call on the calling thread (they used to run on forked processes).
-        The result does not depend on it.
+        Threads that run the compiled searches side by side (batches of :data:`_BATCH`
+        sources; the kernel releases the GIL; each thread holds scratch arrays of 17 bytes per
+        cell). Default: the CPUs available, at most :data:`MAX_THREADS`, one per batch of
+        sources, within :data:`THREAD_MEMORY`. 1D samples use one thread. The result does not
+        depend on it.
 
     Returns
     -------
@@ -597,10 +623,10 @@ def basin_distances(
 
     bar = tqdm(total=src.size, desc="Agmon searches", unit="basin", disable=not progress,
                file=sys.stderr, leave=False, mininterval=0.5)
-    # one compiled call per batch of sources (batches only feed the progress bar)
-    step = _BATCH if progress else max(src.size, 1)
     I, J, R = [], [], []
     if grid.ndim == 1:
+        # exact cumulative sums along the line: cheap, one call (batches feed the bar)
+        step = _BATCH if progress else max(src.size, 1)
         for k in range(0, src.size, step):
             got = _kernels.walk_pairs_1d(wf, labels, cells, start, src[k:k + step],
                                          bounds[k:k + step], wanted, periodic,
@@ -614,17 +640,39 @@ def basin_distances(
         shape3[3 - grid.ndim:] = grid.shape
         h3 = np.ones(3)
         h3[3 - grid.ndim:] = grid.spacing
-        dist = np.full(wf.size, np.inf)
-        flag = np.zeros(wf.size, np.uint8)
-        pos = np.full(wf.size, -1, np.int64)
-        for k in range(0, src.size, step):
-            got = _kernels.march_pairs(wf, labels, cells, start, src[k:k + step],
-                                       bounds[k:k + step], wanted, shape3, periodic, h3, order,
-                                       dist, flag, pos)
-            I.append(got[0])
-            J.append(got[1])
-            R.append(got[2])
-            bar.update(min(step, src.size - k))
+        threads = _search_threads(workers, src.size, wf.size)
+        pool: queue.SimpleQueue = queue.SimpleQueue()  # scratch arrays, one set per thread
+        for _ in range(threads):
+            pool.put((np.full(wf.size, np.inf), np.zeros(wf.size, np.uint8),
+                      np.full(wf.size, -1, np.int64)))
+
+        def run(k: int):
+            scratch = pool.get()
+            try:
+                return _kernels.march_pairs(wf, labels, cells, start, src[k:k + _BATCH],
+                                            bounds[k:k + _BATCH], wanted, shape3, periodic,
+                                            h3, order, *scratch)
+            finally:
+                pool.put(scratch)
+
+        starts = range(0, src.size, _BATCH)
+        if threads > 1:
+            # the kernel releases the GIL: threads run the batches side by side
+            with ThreadPoolExecutor(threads) as ex:
+                results = ex.map(run, starts)
+                for k, got in zip(starts, results, strict=True):
+                    I.append(got[0])
+                    J.append(got[1])
+                    R.append(got[2])
+                    bar.update(min(_BATCH, src.size - k))
+        else:
+            for k in starts:
+                got = run(k)
+                I.append(got[0])
+                J.append(got[1])
+                R.append(got[2])
+                bar.update(min(_BATCH, src.size - k))
+        del pool
     bar.close()
     if I and sum(x.size for x in I):
         a = np.concatenate(I)
