@@ -109,14 +109,11 @@ def _sift_down(hv, hi, pos, size, k):  # pragma: no cover - compiled
 
 @njit(inline="always", **_JIT)
 def _heap_push(hv, hi, pos, size, value, cell):  # pragma: no cover - compiled
-    """Insert ``cell`` (not in the heap) with ``value``; return the (possibly grown) arrays."""
-    if size == hv.size:
-        hv = _grow_f(hv)
-        hi = _grow_i(hi)
+    """Insert ``cell`` (not in the heap) with ``value``; the caller ensured ``size < hv.size``
+    (returning grown arrays from here would cost reference counting on every push)."""
     hv[size] = value
     hi[size] = cell
     _sift_up(hv, hi, pos, size)
-    return hv, hi
 
 
 @njit(inline="always", **_JIT)
@@ -153,26 +150,45 @@ def _coords(cell, shape, strides):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _nb(cell, cc, a, step, shape, strides, periodic):  # pragma: no cover - compiled
-    """Flat index of the cell ``step`` cells from ``cell`` (coordinates ``cc``) along axis
-    ``a``; -1 if outside the grid (or if the axis has length 1)."""
+def _target(cc, a, step, shape, periodic):  # pragma: no cover - compiled
+    """Coordinate along axis ``a`` of the cell ``step`` (|step| <= 2) cells from coordinates
+    ``cc``; -1 if outside the grid or if the axis has length 1. No integer division (a 64-bit
+    division costs tens of cycles; the updates need hundreds of neighbours per cell)."""
     n = shape[a]
     if n == 1:
         return -1
-    c = cc[a]
-    t = c + step
+    t = cc[a] + step
     if t < 0 or t >= n:
         if not periodic:
             return -1
-        t %= n
-    return cell + (t - c) * strides[a]
+        t = t + n if t < 0 else t - n
+    return t
+
+
+@njit(inline="always", **_JIT)
+def _nb(cell, cc, a, step, shape, strides, periodic):  # pragma: no cover - compiled
+    """Flat index of the cell ``step`` cells from ``cell`` (coordinates ``cc``) along axis
+    ``a``; -1 if outside the grid (or if the axis has length 1)."""
+    t = _target(cc, a, step, shape, periodic)
+    if t < 0:
+        return -1
+    return cell + (t - cc[a]) * strides[a]
+
+
+@njit(inline="always", **_JIT)
+def _with(cc, a, t):  # pragma: no cover - compiled
+    """Coordinates ``cc`` with axis ``a`` set to ``t``."""
+    if a == 0:
+        return (t, cc[1], cc[2])
+    if a == 1:
+        return (cc[0], t, cc[2])
+    return (cc[0], cc[1], t)
 
 
 # ---------------------------------------------------------------------- point updates
 @njit(inline="always", **_JIT)
-def _update1(cell, dist, flag, w, shape, strides, periodic, i2):  # pragma: no cover
+def _update1(cell, cc, dist, flag, w, shape, strides, periodic, i2):  # pragma: no cover
     """First-order update (skfmm ``updatePointOrderOne`` with the travel-time quadratic)."""
-    cc = _coords(cell, shape, strides)
     a = 0.0
     b = 0.0
     c = 0.0
@@ -194,10 +210,9 @@ def _update1(cell, dist, flag, w, shape, strides, periodic, i2):  # pragma: no c
 
 
 @njit(inline="always", **_JIT)
-def _quad2(cell, used, dist, flag, w, shape, strides, periodic, i2, labels,
+def _quad2(cell, cc, used, dist, flag, w, shape, strides, periodic, i2, labels,
            lab):  # pragma: no cover - compiled
     """Second-order quadratic over the axes in bit mask ``used``; NaN if no real root."""
-    cc = _coords(cell, shape, strides)
     a = 0.0
     b = 0.0
     c = 0.0
@@ -232,7 +247,7 @@ def _quad2(cell, used, dist, flag, w, shape, strides, periodic, i2, labels,
 
 
 @njit(**_JIT)
-def _fallback2(cell, dist, flag, w, shape, strides, periodic, i2, labels,
+def _fallback2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels,
                lab):  # pragma: no cover - compiled
     """skfmm's recursion when the second-order quadratic over all axes has no real root.
 
@@ -252,7 +267,7 @@ def _fallback2(cell, dist, flag, w, shape, strides, periodic, i2, labels,
                 continue
             r = np.nan
             if used != 7:
-                r = _quad2(cell, used, dist, flag, w, shape, strides, periodic, i2, labels, lab)
+                r = _quad2(cell, cc, used, dist, flag, w, shape, strides, periodic, i2, labels, lab)
             if r == r:
                 if r < best:
                     best = r
@@ -263,34 +278,37 @@ def _fallback2(cell, dist, flag, w, shape, strides, periodic, i2, labels,
     if best < np.inf:
         return best
     # every partial update undefined (skfmm: NaN): first order for this cell
-    return _update1(cell, dist, flag, w, shape, strides, periodic, i2)
+    return _update1(cell, cc, dist, flag, w, shape, strides, periodic, i2)
 
 
 @njit(inline="always", **_JIT)
-def _update2(cell, dist, flag, w, shape, strides, periodic, i2, labels, lab):  # pragma: no cover
+def _update2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels,
+             lab):  # pragma: no cover - compiled
     """Second-order update (skfmm travel-time ``updatePointOrderTwo``)."""
-    r = _quad2(cell, 7, dist, flag, w, shape, strides, periodic, i2, labels, lab)
+    r = _quad2(cell, cc, 7, dist, flag, w, shape, strides, periodic, i2, labels, lab)
     if r == r:
         return r
-    return _fallback2(cell, dist, flag, w, shape, strides, periodic, i2, labels, lab)
+    return _fallback2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels, lab)
 
 
 @njit(inline="always", **_JIT)
-def _update(cell, order, dist, flag, w, shape, strides, periodic, i2, labels,
+def _update(cell, cc, order, dist, flag, w, shape, strides, periodic, i2, labels,
             lab):  # pragma: no cover - compiled
     if order == 2:
-        return _update2(cell, dist, flag, w, shape, strides, periodic, i2, labels, lab)
-    return _update1(cell, dist, flag, w, shape, strides, periodic, i2)
+        return _update2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels, lab)
+    return _update1(cell, cc, dist, flag, w, shape, strides, periodic, i2)
 
 
 # ---------------------------------------------------------------------- one search
 @njit(**_JIT)
 def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, dist, flag,
-            pos, touched, hv, hi):  # pragma: no cover - compiled
+            pos, touched, hv, hi, batch):  # pragma: no cover - compiled
     """March from the cells ``cells`` (all of label ``lab``) until a value exceeds ``narrow``.
 
     ``dist`` / ``flag`` must be inf / far on entry except nowhere; on return the frozen cells
-    hold their distances. Returns ``(n_touched, touched, hv, hi)``; the caller resets the
+    hold their distances. ``touched``, ``hv``, ``hi`` and ``batch`` are work arrays of the
+    grid's size (never grown: reassigning arrays in the loop would cost reference counting).
+    Returns the number of cells touched, listed in ``touched``; the caller resets the
     touched cells.
     """
     nt = 0
@@ -302,8 +320,6 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
         q = cells[k]
         dist[q] = 0.0
         flag[q] = _FROZEN
-        if nt == touched.size:
-            touched = _grow_i(touched)
         touched[nt] = q
         nt += 1
     ns = nt
@@ -343,8 +359,6 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
                             break  # skfmm keeps the smaller d of the two sides (equal here)
                 dist[m] = np.sqrt(1.0 / dsum) * w[m]
                 flag[m] = _FROZEN
-                if nt == touched.size:
-                    touched = _grow_i(touched)
                 touched[nt] = m
                 nt += 1
     # narrow band: far cells next to frozen ones (skfmm initalizeNarrow)
@@ -355,21 +369,21 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
         cq = _coords(q, shape, strides)
         for ax in range(3):
             for step in (-1, 1):
-                m = _nb(q, cq, ax, step, shape, strides, periodic)
-                if m < 0 or flag[m] != _FAR:
+                t = _target(cq, ax, step, shape, periodic)
+                if t < 0:
                     continue
-                d = _update(m, order, dist, flag, w, shape, strides, periodic, i2, labels,
-                            lab)
+                m = q + (t - cq[ax]) * strides[ax]
+                if flag[m] != _FAR:
+                    continue
+                d = _update(m, _with(cq, ax, t), order, dist, flag, w, shape, strides,
+                            periodic, i2, labels, lab)
                 dist[m] = d
                 flag[m] = _NARROW
-                if nt == touched.size:
-                    touched = _grow_i(touched)
                 touched[nt] = m
                 nt += 1
-                hv, hi = _heap_push(hv, hi, pos, size, d, m)
+                _heap_push(hv, hi, pos, size, d, m)
                 size += 1
     # main loop (skfmm baseMarcher::solve)
-    batch = np.empty(16, np.int64)
     while size > 0:
         value = hv[0]
         q = hi[0]
@@ -386,8 +400,6 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
             _heap_pop(hv, hi, pos, size)
             size -= 1
             flag[q2] = _FROZEN
-            if nb_ == batch.size:
-                batch = _grow_i(batch)
             batch[nb_] = q2
             nb_ += 1
         for k in range(nb_):
@@ -395,27 +407,31 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
             cq = _coords(q, shape, strides)
             for ax in range(3):
                 for step in (-1, 1):
-                    m = _nb(q, cq, ax, step, shape, strides, periodic)
-                    if m >= 0 and flag[m] != _FROZEN:
-                        d = _update(m, order, dist, flag, w, shape, strides, periodic, i2,
-                                    labels, lab)
+                    t = _target(cq, ax, step, shape, periodic)
+                    if t < 0:
+                        continue
+                    m = q + (t - cq[ax]) * strides[ax]
+                    if flag[m] != _FROZEN:
+                        d = _update(m, _with(cq, ax, t), order, dist, flag, w, shape, strides,
+                                    periodic, i2, labels, lab)
                         if d != 0.0:
                             dist[m] = d
                             if flag[m] == _FAR:
                                 flag[m] = _NARROW
-                                if nt == touched.size:
-                                    touched = _grow_i(touched)
                                 touched[nt] = m
                                 nt += 1
-                                hv, hi = _heap_push(hv, hi, pos, size, d, m)
+                                _heap_push(hv, hi, pos, size, d, m)
                                 size += 1
                             else:
                                 _heap_set(hv, hi, pos, size, m, d)
-                    if order == 2 and m >= 0 and flag[m] == _FROZEN:
-                        m2 = _nb(q, cq, ax, 2 * step, shape, strides, periodic)
-                        if m2 >= 0 and flag[m2] == _NARROW:
-                            d = _update(m2, order, dist, flag, w, shape, strides, periodic,
-                                        i2, labels, lab)
+                    elif order == 2:
+                        t2 = _target(cq, ax, 2 * step, shape, periodic)
+                        if t2 < 0:
+                            continue
+                        m2 = q + (t2 - cq[ax]) * strides[ax]
+                        if flag[m2] == _NARROW:
+                            d = _update(m2, _with(cq, ax, t2), order, dist, flag, w, shape,
+                                        strides, periodic, i2, labels, lab)
                             if d != 0.0:
                                 dist[m2] = d
                                 _heap_set(hv, hi, pos, size, m2, d)
@@ -427,7 +443,7 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
         q = touched[k]
         if flag[q] != _FROZEN:
             dist[q] = np.inf
-    return nt, touched, hv, hi
+    return nt
 
 
 @njit(**_JIT)
@@ -475,11 +491,12 @@ def march_field(w, labels, lab, shape, periodic, h, order, bound):  # pragma: no
     dist = np.full(w.size, np.inf)
     flag = np.zeros(w.size, np.uint8)
     pos = np.full(w.size, -1, np.int64)
-    touched = np.empty(1024, np.int64)
-    hv = np.empty(1024)
-    hi = np.empty(1024, np.int64)
-    nt, touched, hv, hi = _search(lab, cells, labels, w, shape, strides, periodic, h, order,
-                                  _narrow_of(bound), dist, flag, pos, touched, hv, hi)
+    touched = np.empty(w.size, np.int64)
+    hv = np.empty(w.size)
+    hi = np.empty(w.size, np.int64)
+    batch = np.empty(w.size, np.int64)
+    nt = _search(lab, cells, labels, w, shape, strides, periodic, h, order,
+                                  _narrow_of(bound), dist, flag, pos, touched, hv, hi, batch)
     for k in range(nt):
         if dist[touched[k]] > bound:
             dist[touched[k]] = np.inf
@@ -490,22 +507,20 @@ def march_field(w, labels, lab, shape, periodic, h, order, bound):  # pragma: no
 
 @njit(**_JIT)
 def march_pairs(w, labels, cells, start, sources, bounds, wanted, shape, periodic, h,
-                order, dist, flag, pos):  # pragma: no cover - compiled
+                order, dist, flag, pos, touched, hv, hi, batch):  # pragma: no cover - compiled
     """Bounded searches from every basin in ``sources`` (0-based); pairs closer than the bound.
 
     For source basin i (label i + 1) and every other labelled cell with ``wanted[label]``
     reached at a distance <= ``bounds[k]``, the minimum distance per basin j. Returns
     ``(i, j, rho)`` arrays, grouped by source, j in the order first reached. ``dist`` (inf) and
     ``flag`` (0) and ``pos`` (-1) are scratch arrays of the grid's size, left as they were
-    given.
+    given; ``touched``, ``hv``, ``hi``, ``batch`` are work arrays of the grid's size (np.empty:
+    only the pages a search touches are ever written).
     """
     strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
     nl = wanted.size
     best = np.full(nl, np.inf)
     hits = np.empty(64, np.int64)
-    touched = np.empty(4096, np.int64)
-    hv = np.empty(4096)
-    hi = np.empty(4096, np.int64)
     oi = np.empty(256, np.int64)
     oj = np.empty(256, np.int64)
     orho = np.empty(256)
@@ -515,8 +530,8 @@ def march_pairs(w, labels, cells, start, sources, bounds, wanted, shape, periodi
         lab = b + 1
         bound = bounds[s]
         cs = cells[start[b]:start[b + 1]]
-        nt, touched, hv, hi = _search(lab, cs, labels, w, shape, strides, periodic, h, order,
-                                      _narrow_of(bound), dist, flag, pos, touched, hv, hi)
+        nt = _search(lab, cs, labels, w, shape, strides, periodic, h, order,
+                                      _narrow_of(bound), dist, flag, pos, touched, hv, hi, batch)
         nh = 0
         for k in range(nt):
             q = touched[k]

@@ -644,7 +644,9 @@ def basin_distances(
         pool: queue.SimpleQueue = queue.SimpleQueue()  # scratch arrays, one set per thread
         for _ in range(threads):
             pool.put((np.full(wf.size, np.inf), np.zeros(wf.size, np.uint8),
-                      np.full(wf.size, -1, np.int64)))
+                      np.full(wf.size, -1, np.int64), np.empty(wf.size, np.int64),
+                      np.empty(wf.size), np.empty(wf.size, np.int64),
+                      np.empty(wf.size, np.int64)))
 
         def run(k: int):
             scratch = pool.get()
