@@ -262,7 +262,8 @@ def estimate_cg_iterations(ham: Hamiltonian, tol: float = 1e-10) -> float:
 
 def choose_method(ham: Hamiltonian, tol: float = 1e-10) -> str:
     """The ``"auto"`` rule: ``"cg"`` if the Jacobi-CG estimate is below
-    :data:`AUTO_CG_MAX_ITERATIONS` or the grid is tiny, else ``"mg"``."""
+    :data:`AUTO_CG_MAX_ITERATIONS` or the grid is tiny, else ``"mg"``.
+    """
     if ham.size <= 4096:
         return "cg"
     est = estimate_cg_iterations(ham, tol)
