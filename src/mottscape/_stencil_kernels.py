@@ -38,6 +38,21 @@ def _tile_rows(n1, n2):  # pragma: no cover - compiled
     return max(1, min(16384 // max(n2, 1), n1 // 8))
 
 
+
+@njit(inline="always", cache=True)
+def _serial_sum(part):  # pragma: no cover - compiled
+    """Sum of the per-row (or per-tile) partial sums in a fixed order.
+
+    A ``prange`` reduction (``total += ...``) adds the threads' partial sums in an order set by
+    the thread count, so the last bits of every dot product, and through CG every result,
+    would change with the number of threads. Each iteration writes its own slot instead and
+    this plain loop (never parallelized) adds them: the same bits on any number of threads.
+    """
+    s = 0.0
+    for q in range(part.size):
+        s += part[q]
+    return s
+
 @njit(**_JIT)
 def _apply_uniform(D, c, cw, x, y):  # pragma: no cover - compiled
     """y = H x for scalar couplings c[a] (interior) and cw[a] (wrap, 0 for Dirichlet)."""
@@ -143,8 +158,8 @@ def _sum8(t, n):  # pragma: no cover - compiled
 def _cg_direction_uniform(S, c, cw, r, p_old, p_new, beta):  # pragma: no cover - compiled
     n0, n1, n2 = r.shape
     c2 = c[2]
-    total = 0.0
     jb = _tile_rows(n1, n2)
+    part = np.zeros((n1 + jb - 1) // jb)
     for tile in prange((n1 + jb - 1) // jb):
         t = np.empty(n2)
         for i in range(n0):
@@ -188,16 +203,16 @@ def _cg_direction_uniform(S, c, cw, r, p_old, p_new, beta):  # pragma: no cover 
                           + a2p * sr[kp] * (rr_[kp] + beta * pr[kp]))
                     out[k] = pk
                     t[k] = pk * (pk - sr[k] * nb)
-                total += _sum8(t, n2)
-    return total
+                part[tile] += _sum8(t, n2)
+    return _serial_sum(part)
 
 
 @njit(**_JIT)
 def _cg_update_uniform(S, c, cw, p, y, r, alpha):  # pragma: no cover - compiled
     n0, n1, n2 = r.shape
     c2 = c[2]
-    total = 0.0
     jb = _tile_rows(n1, n2)
+    part = np.zeros((n1 + jb - 1) // jb)
     for tile in prange((n1 + jb - 1) // jb):
         t = np.empty(n2)
         for i in range(n0):
@@ -238,8 +253,8 @@ def _cg_update_uniform(S, c, cw, p, y, r, alpha):  # pragma: no cover - compiled
                     rk = rr_[k] - alpha * q
                     rr_[k] = rk
                     t[k] = rk * rk
-                total += _sum8(t, n2)
-    return total
+                part[tile] += _sum8(t, n2)
+    return _serial_sum(part)
 
 
 # ---------------------------------------------------------------- Jacobi-CG, variable couplings
@@ -272,7 +287,7 @@ def _offdiag_dir(T0, T1, T2, r, p, beta, i, j, k, n0, n1, n2):  # pragma: no cov
 @njit(**_JIT)
 def _cg_direction_var(T0, T1, T2, r, p_old, p_new, beta):  # pragma: no cover - compiled
     n0, n1, n2 = r.shape
-    total = 0.0
+    part = np.empty(n0 * n1)
     for rr in prange(n0 * n1):
         i = rr // n1
         j = rr - i * n1
@@ -281,14 +296,14 @@ def _cg_direction_var(T0, T1, T2, r, p_old, p_new, beta):  # pragma: no cover - 
             pk = r[i, j, k] + beta * p_old[i, j, k]
             p_new[i, j, k] = pk
             acc += pk * (pk - _offdiag_dir(T0, T1, T2, r, p_old, beta, i, j, k, n0, n1, n2))
-        total += acc
-    return total
+        part[rr] = acc
+    return _serial_sum(part)
 
 
 @njit(**_JIT)
 def _cg_update_var(T0, T1, T2, p, y, r, alpha):  # pragma: no cover - compiled
     n0, n1, n2 = r.shape
-    total = 0.0
+    part = np.empty(n0 * n1)
     for rr in prange(n0 * n1):
         i = rr // n1
         j = rr - i * n1
@@ -299,8 +314,8 @@ def _cg_update_var(T0, T1, T2, p, y, r, alpha):  # pragma: no cover - compiled
             rk = r[i, j, k] - alpha * q
             r[i, j, k] = rk
             acc += rk * rk
-        total += acc
-    return total
+        part[rr] = acc
+    return _serial_sum(part)
 
 
 # ---------------------------------------------------------------- multigrid kernels
@@ -366,7 +381,7 @@ def _prolong_add(x, ec, f0, f1, f2):  # pragma: no cover - compiled
 def _apply_var_dot(D, W0, W1, W2, x, y):  # pragma: no cover - compiled
     """y = H x and return <x, y> (one pass)."""
     n0, n1, n2 = x.shape
-    total = 0.0
+    part = np.empty(n0 * n1)
     for r in prange(n0 * n1):
         i = r // n1
         j = r - i * n1
@@ -375,15 +390,15 @@ def _apply_var_dot(D, W0, W1, W2, x, y):  # pragma: no cover - compiled
             v = _row_var(D, W0, W1, W2, x, i, j, k, n0, n1, n2)
             y[i, j, k] = v
             t[k] = v * x[i, j, k]
-        total += _sum8(t, n2)
-    return total
+        part[r] = _sum8(t, n2)
+    return _serial_sum(part)
 
 
 @njit(**_JIT)
 def _cg_step(x, r, p, q, alpha):  # pragma: no cover - compiled
     """x += alpha p, r -= alpha q; return <r, r> (one pass)."""
     n0, n1, n2 = x.shape
-    total = 0.0
+    part = np.empty(n0 * n1)
     for rr in prange(n0 * n1):
         i = rr // n1
         j = rr - i * n1
@@ -394,14 +409,14 @@ def _cg_step(x, r, p, q, alpha):  # pragma: no cover - compiled
             v = rr_[k] - alpha * qr[k]
             rr_[k] = v
             t[k] = v * v
-        total += _sum8(t, n2)
-    return total
+        part[rr] = _sum8(t, n2)
+    return _serial_sum(part)
 
 
 @njit(**_JIT)
 def _dot(a, b):  # pragma: no cover - compiled
     n0, n1, n2 = a.shape
-    total = 0.0
+    part = np.empty(n0 * n1)
     for rr in prange(n0 * n1):
         i = rr // n1
         j = rr - i * n1
@@ -409,8 +424,8 @@ def _dot(a, b):  # pragma: no cover - compiled
         t = np.empty(n2)
         for k in range(n2):
             t[k] = ar[k] * br[k]
-        total += _sum8(t, n2)
-    return total
+        part[rr] = _sum8(t, n2)
+    return _serial_sum(part)
 
 
 @njit(**_JIT)
