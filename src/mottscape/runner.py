@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from .errors import InputError, MottscapeError
 from .store import Store
@@ -43,9 +44,10 @@ __all__ = ["Failure", "RunReport", "run_tasks"]
 
 Task = Callable[[int], xr.Dataset]
 
-#: Environment of every worker process: one thread per library, so that a task's numbers do
-#: not depend on the number of tasks sharing a machine (numba's parallel reductions sum in
-#: thread-count-dependent order).
+#: Environment of every worker process: one thread per library. N workers then share N cores
+#: without oversubscription. The numbers do not depend on numba's thread count (its kernels
+#: sum in a fixed order, see mottscape._stencil_kernels) but they do on BLAS's (a threaded
+#: dot product adds in thread-count-dependent order), so BLAS runs one thread everywhere.
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
 
@@ -225,22 +227,12 @@ def _has_dashboard() -> bool:
 
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
-    """One numba and BLAS thread in this process while the block runs (see WORKER_ENV)."""
-    import numba
+    """One BLAS thread in this process while the block runs, as in a worker (see WORKER_ENV).
 
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scipy's stack
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(1)
-    try:
-        with limits:
-            yield
-    finally:
-        numba.set_num_threads(before)
+    numba keeps its threads: its kernels give the same bits on any number of threads.
+    """
+    with threadpool_limits(1):
+        yield
 
 
 @contextlib.contextmanager
