@@ -51,9 +51,9 @@ def test_options_validate_in_one_place():
     o = Options(effective="scaled")
     assert o.replace(pairs="sigma_omega").pair_set == "sigma_omega"  # old spelling
     assert o.replace(solver="cg").solver == "scipy-cg"  # old name of scipy's CG
-    with pytest.raises(ms.InputError, match="effective='scald'.*did you mean 'scaled'"):
+    with pytest.raises(ms.InputError, match=r"effective='scald'.*did you mean 'scaled'"):
         Options(effective="scald")
-    with pytest.raises(ms.InputError, match="unknown option 'efective'.*'effective'"):
+    with pytest.raises(ms.InputError, match=r"unknown option 'efective'.*'effective'"):
         Options.from_mapping({"efective": "vu"})
     with pytest.raises(ms.InputError, match="pair_window"):
         Options(pair_window=-1.0)

@@ -136,7 +136,7 @@ def test_a_killed_worker_is_survived(tmp_path):
 def test_a_physics_failure_is_recorded_not_retried(tmp_path):
     study = ms.load_study(write_study(tmp_path, STUDY.replace("fermi_energy = 0.8",
                                                               "fermi_energy = -5.0")))
-    with pytest.raises(ms.InputError, match="every realization failed.*below the bottom"):
+    with pytest.raises(ms.InputError, match=r"every realization failed.*below the bottom"):
         ensemble.run_ensemble(study, 2)
 
 

@@ -110,7 +110,8 @@ def _sift_down(hv, hi, pos, size, k):  # pragma: no cover - compiled
 @njit(inline="always", **_JIT)
 def _heap_push(hv, hi, pos, size, value, cell):  # pragma: no cover - compiled
     """Insert ``cell`` (not in the heap) with ``value``; the caller ensured ``size < hv.size``
-    (returning grown arrays from here would cost reference counting on every push)."""
+    (returning grown arrays from here would cost reference counting on every push).
+    """
     hv[size] = value
     hi[size] = cell
     _sift_up(hv, hi, pos, size)
@@ -153,7 +154,8 @@ def _coords(cell, shape, strides):  # pragma: no cover - compiled
 def _target(cc, a, step, shape, periodic):  # pragma: no cover - compiled
     """Coordinate along axis ``a`` of the cell ``step`` (|step| <= 2) cells from coordinates
     ``cc``; -1 if outside the grid or if the axis has length 1. No integer division (a 64-bit
-    division costs tens of cycles; the updates need hundreds of neighbours per cell)."""
+    division costs tens of cycles; the updates need hundreds of neighbours per cell).
+    """
     n = shape[a]
     if n == 1:
         return -1
@@ -168,7 +170,8 @@ def _target(cc, a, step, shape, periodic):  # pragma: no cover - compiled
 @njit(inline="always", **_JIT)
 def _nb(cell, cc, a, step, shape, strides, periodic):  # pragma: no cover - compiled
     """Flat index of the cell ``step`` cells from ``cell`` (coordinates ``cc``) along axis
-    ``a``; -1 if outside the grid (or if the axis has length 1)."""
+    ``a``; -1 if outside the grid (or if the axis has length 1).
+    """
     t = _target(cc, a, step, shape, periodic)
     if t < 0:
         return -1
@@ -465,7 +468,8 @@ def _narrow_of(bound):  # pragma: no cover - compiled
 @njit(**_JIT)
 def basin_cells(labels, n):  # pragma: no cover - compiled
     """Flat cell indices grouped by label (counting sort): cells of label b+1 are
-    ``cells[start[b]:start[b + 1]]``, in increasing flat order."""
+    ``cells[start[b]:start[b + 1]]``, in increasing flat order.
+    """
     start = np.zeros(n + 1, np.int64)
     for q in range(labels.size):
         lab = labels[q]

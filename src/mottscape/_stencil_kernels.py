@@ -34,7 +34,8 @@ def _tile_rows(n1, n2):  # pragma: no cover - compiled
     """Rows (axis 1) per tile: each thread sweeps all planes (axis 0) of its tiles, so the
     three planes a 3D stencil touches stay in cache (measured ~20 % faster on 256^3 than
     distributing rows, which re-reads the neighbouring planes from memory); at least 8 tiles
-    for load balance. In 2D (one plane) a tile is a block of consecutive rows."""
+    for load balance. In 2D (one plane) a tile is a block of consecutive rows.
+    """
     return max(1, min(16384 // max(n2, 1), n1 // 8))
 
 

@@ -79,6 +79,7 @@ samples are cropped with wrapped indices.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import queue
@@ -126,8 +127,11 @@ THREAD_MEMORY = 2 << 30
 
 
 def _search_threads(workers: int | None, n_sources: int, n_cells: int) -> int:
-    """Threads for the searches: ``workers`` if given, else the CPUs available (at most
-    :data:`MAX_THREADS`, at least one batch of sources each, within :data:`THREAD_MEMORY`)."""
+    """Threads for the searches: ``workers`` if given, else from the CPUs available.
+
+    At most :data:`MAX_THREADS`, at least one batch of sources each, within
+    :data:`THREAD_MEMORY`.
+    """
     if workers is not None:
         return int(workers)
     try:
@@ -579,6 +583,32 @@ def basin_distances(
                                 or workers < 1):
         raise InputError(f"workers={workers!r} must be a positive int or None")
     nb = basins.n
+    src, bounds, given_bound = _sources_and_bounds(sources, bound, nb)
+    grid = land.grid
+    metric = land.agmon_metric(energy)
+    wf = np.ascontiguousarray(floored_metric(metric, grid), dtype=np.float64).ravel()
+    labels = np.ascontiguousarray(basins.labels).astype(np.int64, copy=False).ravel()
+    wanted = np.zeros(nb + 1, np.bool_)
+    wanted[src + 1] = True
+    cells, start = _kernels.basin_cells(labels, nb)
+    from tqdm import tqdm
+
+    bar = tqdm(total=src.size, desc="Agmon searches", unit="basin", disable=not progress,
+               file=sys.stderr, leave=False, mininterval=0.5)
+    args = (wf, labels, cells, start, src, bounds, wanted, grid, order)
+    try:
+        found = (_walk_1d(*args, bar, progress) if grid.ndim == 1 else
+                 _march_nd(*args, bar, _search_threads(workers, src.size, wf.size)))
+    finally:
+        bar.close()
+    lo, hi, r = _unique_pairs(found, nb)
+    out_bound = given_bound if given_bound is not None else bounds.copy()
+    return PairDistances(i=lo, j=hi, rho=r, n=nb, bound=out_bound, sources=src, energy=energy)
+
+
+def _sources_and_bounds(sources, bound, nb: int
+                        ) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Checked, sorted source basins, their bounds, and the scalar bound if one was given."""
     if sources is None:
         src = np.arange(nb)
     else:
@@ -601,96 +631,84 @@ def basin_distances(
     except (TypeError, ValueError):
         raise InputError(f"bound={bound!r} must be a number >= 0 or one per source") from None
     if barr.ndim == 0:
-        bounds = np.full(src.size, _check_bound(barr))
-    else:
-        if barr.shape != given.shape:
-            raise InputError(
-                f"bound has shape {barr.shape}; pass a scalar or one value per source "
-                f"({given.size} sources)"
-            )
-        for b in barr:
-            _check_bound(b)
-        bounds = barr[first]  # aligned with the sorted sources
-    grid = land.grid
-    metric = land.agmon_metric(energy)
-    wf = np.ascontiguousarray(floored_metric(metric, grid), dtype=np.float64).ravel()
-    labels = np.ascontiguousarray(basins.labels).astype(np.int64, copy=False).ravel()
-    wanted = np.zeros(nb + 1, np.bool_)
-    wanted[src + 1] = True
-    cells, start = _kernels.basin_cells(labels, nb)
+        return src, np.full(src.size, _check_bound(barr)), float(barr)
+    if barr.shape != given.shape:
+        raise InputError(
+            f"bound has shape {barr.shape}; pass a scalar or one value per source "
+            f"({given.size} sources)"
+        )
+    for b in barr:
+        _check_bound(b)
+    return src, barr[first], None  # bounds aligned with the sorted sources
+
+
+def _walk_1d(wf, labels, cells, start, src, bounds, wanted, grid: Grid, order: int, bar,
+             progress: bool) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """1D: exact cumulative sums along the line, one call (batches only feed the bar)."""
+    step = _BATCH if progress else max(src.size, 1)
+    found = []
+    for k in range(0, src.size, step):
+        found.append(_kernels.walk_pairs_1d(wf, labels, cells, start, src[k:k + step],
+                                            bounds[k:k + step], wanted, bool(grid.periodic),
+                                            float(grid.spacing[0]), order))
+        bar.update(min(step, src.size - k))
+    return found
+
+
+def _march_nd(wf, labels, cells, start, src, bounds, wanted, grid: Grid, order: int, bar,
+              threads: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """2D/3D: bounded multi-source fast marching, batches of sources on ``threads`` threads.
+
+    The compiled kernel releases the GIL, so threads run batches side by side; each holds
+    its own scratch arrays. Results are collected in batch order (deterministic).
+    """
+    shape3 = np.ones(3, np.int64)
+    shape3[3 - grid.ndim:] = grid.shape
+    h3 = np.ones(3)
+    h3[3 - grid.ndim:] = grid.spacing
     periodic = bool(grid.periodic)
-    from tqdm import tqdm
+    pool: queue.SimpleQueue = queue.SimpleQueue()  # scratch arrays, one set per thread
+    for _ in range(threads):
+        pool.put((np.full(wf.size, np.inf), np.zeros(wf.size, np.uint8),
+                  np.full(wf.size, -1, np.int64), np.empty(wf.size, np.int64),
+                  np.empty(wf.size), np.empty(wf.size, np.int64),
+                  np.empty(wf.size, np.int64)))
 
-    bar = tqdm(total=src.size, desc="Agmon searches", unit="basin", disable=not progress,
-               file=sys.stderr, leave=False, mininterval=0.5)
-    I, J, R = [], [], []
-    if grid.ndim == 1:
-        # exact cumulative sums along the line: cheap, one call (batches feed the bar)
-        step = _BATCH if progress else max(src.size, 1)
-        for k in range(0, src.size, step):
-            got = _kernels.walk_pairs_1d(wf, labels, cells, start, src[k:k + step],
-                                         bounds[k:k + step], wanted, periodic,
-                                         float(grid.spacing[0]), order)
-            I.append(got[0])
-            J.append(got[1])
-            R.append(got[2])
-            bar.update(min(step, src.size - k))
-    else:
-        shape3 = np.ones(3, np.int64)
-        shape3[3 - grid.ndim:] = grid.shape
-        h3 = np.ones(3)
-        h3[3 - grid.ndim:] = grid.spacing
-        threads = _search_threads(workers, src.size, wf.size)
-        pool: queue.SimpleQueue = queue.SimpleQueue()  # scratch arrays, one set per thread
-        for _ in range(threads):
-            pool.put((np.full(wf.size, np.inf), np.zeros(wf.size, np.uint8),
-                      np.full(wf.size, -1, np.int64), np.empty(wf.size, np.int64),
-                      np.empty(wf.size), np.empty(wf.size, np.int64),
-                      np.empty(wf.size, np.int64)))
+    def run(k: int):
+        scratch = pool.get()
+        try:
+            return _kernels.march_pairs(wf, labels, cells, start, src[k:k + _BATCH],
+                                        bounds[k:k + _BATCH], wanted, shape3, periodic,
+                                        h3, order, *scratch)
+        finally:
+            pool.put(scratch)
 
-        def run(k: int):
-            scratch = pool.get()
-            try:
-                return _kernels.march_pairs(wf, labels, cells, start, src[k:k + _BATCH],
-                                            bounds[k:k + _BATCH], wanted, shape3, periodic,
-                                            h3, order, *scratch)
-            finally:
-                pool.put(scratch)
-
-        starts = range(0, src.size, _BATCH)
+    starts = range(0, src.size, _BATCH)
+    found = []
+    with contextlib.ExitStack() as stack:
         if threads > 1:
-            # the kernel releases the GIL: threads run the batches side by side
-            with ThreadPoolExecutor(threads) as ex:
-                results = ex.map(run, starts)
-                for k, got in zip(starts, results, strict=True):
-                    I.append(got[0])
-                    J.append(got[1])
-                    R.append(got[2])
-                    bar.update(min(_BATCH, src.size - k))
+            results = stack.enter_context(ThreadPoolExecutor(threads)).map(run, starts)
         else:
-            for k in starts:
-                got = run(k)
-                I.append(got[0])
-                J.append(got[1])
-                R.append(got[2])
-                bar.update(min(_BATCH, src.size - k))
-        del pool
-    bar.close()
-    if I and sum(x.size for x in I):
-        a = np.concatenate(I)
-        b = np.concatenate(J)
-        r = np.concatenate(R)
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        key = lo.astype(np.int64) * nb + hi
-        srt = np.lexsort((r, key))
-        key, lo, hi, r = key[srt], lo[srt], hi[srt], r[srt]
-        first = np.concatenate([[True], key[1:] != key[:-1]])
-        lo, hi, r = lo[first].astype(int), hi[first].astype(int), r[first]
-    else:
-        lo = hi = np.zeros(0, int)
-        r = np.zeros(0)
-    out_bound = float(barr) if barr.ndim == 0 else bounds.copy()
-    return PairDistances(i=lo, j=hi, rho=r, n=nb, bound=out_bound, sources=src, energy=energy)
+            results = map(run, starts)
+        for k, got in zip(starts, results, strict=True):
+            found.append(got)
+            bar.update(min(_BATCH, src.size - k))
+    return found
+
+
+def _unique_pairs(found, nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Undirected pairs i < j with the smaller of the two directed distances."""
+    if not found or not sum(f[0].size for f in found):
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    a = np.concatenate([f[0] for f in found])
+    b = np.concatenate([f[1] for f in found])
+    r = np.concatenate([f[2] for f in found])
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    key = lo.astype(np.int64) * nb + hi
+    srt = np.lexsort((r, key))
+    key, lo, hi, r = key[srt], lo[srt], hi[srt], r[srt]
+    first = np.concatenate([[True], key[1:] != key[:-1]])
+    return lo[first].astype(int), hi[first].astype(int), r[first]
 
 
 # ---------------------------------------------------------------------- geodesics

@@ -857,6 +857,21 @@ def _check_spacing_dims(ctx: _Ctx, grid: GridSection, shape) -> None:
             "grid", "spacing")
 
 
+def _omega_defaults(ctx: _Ctx, user: dict, default: dict) -> dict:
+    """The defaults of [conductivity] without the frequency form the user did not choose."""
+    grid_keys = ("omega_min", "omega_max", "n_omega")
+    if "omega" in user:
+        given = [k for k in grid_keys if k in user]
+        if given:
+            raise ctx.error(
+                f"[conductivity] give either omega = [...] or omega_min/omega_max/n_omega, not "
+                f"both (found omega and {', '.join(given)})", "conductivity", given[0])
+        return {k: x for k, x in default.items() if k not in grid_keys}
+    if any(k in user for k in grid_keys):
+        return {k: x for k, x in default.items() if k != "omega"}
+    return default
+
+
 def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivitySection:
     for key in user:
         if key not in _SCHEMA["conductivity"]:
@@ -865,17 +880,7 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
         raise ctx.error("[conductivity] fermi_energy is required but missing; add "
                         "'fermi_energy = <E_F>' under [conductivity] (energy unit of "
                         "grid.units)", "conductivity")
-    grid_keys = ("omega_min", "omega_max", "n_omega")
-    if "omega" in user:
-        given = [k for k in grid_keys if k in user]
-        if given:
-            raise ctx.error(
-                f"[conductivity] give either omega = [...] or omega_min/omega_max/n_omega, not "
-                f"both (found omega and {', '.join(given)})", "conductivity", given[0])
-        default = {k: x for k, x in default.items() if k not in grid_keys}
-    elif any(k in user for k in grid_keys):
-        default = {k: x for k, x in default.items() if k != "omega"}
-    v = _checked(ctx, "conductivity", user, default)
+    v = _checked(ctx, "conductivity", user, _omega_defaults(ctx, user, default))
     ef = _require(ctx, "conductivity", "fermi_energy", v)
     mott = _choice(ctx, "conductivity", "mott_scale",
                    _require(ctx, "conductivity", "mott_scale", v), MOTT_SCALES)

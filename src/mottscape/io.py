@@ -364,28 +364,32 @@ def _units_of(attrs: Mapping[str, Any]) -> str | None:
     return None if unit in ("", "1") else unit
 
 
-def _load_netcdf_variable(p: Path, variable: str | None, what: str,
-                          meta: dict[str, Any]) -> np.ndarray:
-    ds = read_netcdf(p)
-    names = [str(k) for k in ds.data_vars]
+def _pick_variable(names: list[str], variable: str | None, what: str, p: Path) -> str:
+    """The data variable to read: ``variable``, else ``what``'s default name, else the only one."""
     if variable is None:
         preferred = [n for n in _DEFAULT_NAMES.get(what, ("V",)) if n in names]
         if preferred:
-            variable = preferred[0]
-        elif len(names) == 1:
-            variable = names[0]
-        else:
-            defaults = " or ".join(repr(n) for n in _DEFAULT_NAMES.get(what, ("V",)))
-            raise InputError(
-                f"{str(p)!r} holds {len(names)} data variables ({', '.join(names) or 'none'}) "
-                f"and none is named {defaults}; "
-                f"{_CHOOSE_HINT.get(what, 'say which one with variable=<name>')}"
-            )
-    elif variable not in names:
+            return preferred[0]
+        if len(names) == 1:
+            return names[0]
+        defaults = " or ".join(repr(n) for n in _DEFAULT_NAMES.get(what, ("V",)))
+        raise InputError(
+            f"{str(p)!r} holds {len(names)} data variables ({', '.join(names) or 'none'}) "
+            f"and none is named {defaults}; "
+            f"{_CHOOSE_HINT.get(what, 'say which one with variable=<name>')}"
+        )
+    if variable not in names:
         raise InputError(
             f"variable={variable!r} is not in {str(p)!r}; available data variables: "
             f"{', '.join(names) or 'none'}"
         )
+    return variable
+
+
+def _load_netcdf_variable(p: Path, variable: str | None, what: str,
+                          meta: dict[str, Any]) -> np.ndarray:
+    ds = read_netcdf(p)
+    variable = _pick_variable([str(k) for k in ds.data_vars], variable, what, p)
     da = ds[variable]
     meta["variable"] = variable
     meta["dims"] = tuple(str(d) for d in da.dims)
@@ -816,18 +820,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
     """
     if not isinstance(ds, xr.Dataset):
         raise InputError(f"write_netcdf needs an xarray.Dataset, got {type(ds).__name__}")
-    available = netcdf_engines()
-    if engine is None:
-        if not available:
-            raise InputError("no NetCDF engine is usable: install h5netcdf and h5py, or scipy")
-        engine = available[0]
-    elif engine not in ("h5netcdf", "scipy"):
-        raise InputError(f"engine={engine!r} is not supported; use 'h5netcdf' or 'scipy'")
-    elif engine not in available:
-        raise InputError(
-            f"engine={engine!r} is not usable here (available: {', '.join(available) or 'none'})"
-            "; h5netcdf needs the h5py package"
-        )
+    engine = _write_engine(engine)
     if isinstance(path, bytes) or not isinstance(path, str | os.PathLike) or not str(path):
         raise InputError(f"path={path!r} must be a file name such as 'results.nc'")
     target = Path(path)
@@ -874,6 +867,23 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
         raise
     _fsync_dir(target.parent)
     return target
+
+
+def _write_engine(engine: str | None) -> str:
+    """The NetCDF engine to write with: ``engine`` checked, or the first usable one."""
+    available = netcdf_engines()
+    if engine is None:
+        if not available:
+            raise InputError("no NetCDF engine is usable: install h5netcdf and h5py, or scipy")
+        return available[0]
+    if engine not in ("h5netcdf", "scipy"):
+        raise InputError(f"engine={engine!r} is not supported; use 'h5netcdf' or 'scipy'")
+    if engine not in available:
+        raise InputError(
+            f"engine={engine!r} is not usable here (available: {', '.join(available) or 'none'})"
+            "; h5netcdf needs the h5py package"
+        )
+    return engine
 
 
 def _serialise(ds: xr.Dataset, engine: str, target=None):

@@ -261,8 +261,10 @@ def estimate_cg_iterations(ham: Hamiltonian, tol: float = 1e-10) -> float:
 
 
 def choose_method(ham: Hamiltonian, tol: float = 1e-10) -> str:
-    """The ``"auto"`` rule: ``"cg"`` if the Jacobi-CG estimate is below
-    :data:`AUTO_CG_MAX_ITERATIONS` or the grid is tiny, else ``"mg"``.
+    """The ``"auto"`` rule: Jacobi-CG when it converges fast enough, else multigrid.
+
+    ``"cg"`` if the Jacobi-CG estimate is below :data:`AUTO_CG_MAX_ITERATIONS` or the grid is
+    tiny, else ``"mg"``.
     """
     if ham.size <= 4096:
         return "cg"
@@ -277,20 +279,13 @@ def _default_maxiter(ham: Hamiltonian) -> int:
     return 20 * round(ham.size ** (1.0 / ham.grid.ndim)) + 200
 
 
-def _cg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float,
-        maxiter: int) -> tuple[np.ndarray, int, float]:
-    """Jacobi-CG as plain CG on S H S; returns (x, iterations, true relative residual)."""
-    shape3 = _shape3(ham.shape)
-    D = np.ascontiguousarray(ham.diagonal, dtype=float).reshape(shape3)
-    if np.any(D <= 0):
-        raise InputError("H has a non-positive diagonal; it is not positive definite")
-    S = 1.0 / np.sqrt(D)
-    b3 = np.ascontiguousarray(b, dtype=float).reshape(shape3)
-    bnorm = float(np.linalg.norm(b3))
-    if bnorm == 0.0:
-        return np.zeros(ham.shape), 0, 0.0
-    uniform = _is_uniform(ham)
-    if uniform:
+def _cg_operators(ham: Hamiltonian, D: np.ndarray, S: np.ndarray):
+    """The fused kernels of Jacobi-CG for ``ham``: (direction, update, apply).
+
+    Uniform couplings use the tiled scalar-coefficient kernels; otherwise the scaled couplings
+    W~_a = S W_a S_{-e_a} are precomputed and the variable-coefficient kernels stream them.
+    """
+    if _is_uniform(ham):
         c, cw = _uniform_coefficients(ham)
 
         def direction(r, p_old, p_new, beta):
@@ -320,6 +315,22 @@ def _cg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float,
         def apply(x, out):
             _apply_var(D, W[0], W[1], W[2], x, out)
 
+    return direction, update, apply
+
+
+def _cg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float,
+        maxiter: int) -> tuple[np.ndarray, int, float]:
+    """Jacobi-CG as plain CG on S H S; returns (x, iterations, true relative residual)."""
+    shape3 = _shape3(ham.shape)
+    D = np.ascontiguousarray(ham.diagonal, dtype=float).reshape(shape3)
+    if np.any(D <= 0):
+        raise InputError("H has a non-positive diagonal; it is not positive definite")
+    S = 1.0 / np.sqrt(D)
+    b3 = np.ascontiguousarray(b, dtype=float).reshape(shape3)
+    bnorm = float(np.linalg.norm(b3))
+    if bnorm == 0.0:
+        return np.zeros(ham.shape), 0, 0.0
+    direction, update, apply = _cg_operators(ham, D, S)
     x = (b3 / D) if x0 is None else np.array(x0, dtype=float).reshape(shape3)
     work = np.empty(shape3)
     iterations = 0
@@ -424,46 +435,53 @@ def _coarsen(lev: _Level, f: tuple[int, int, int]) -> _Level:
     Blo: list = []
     Bhi: list = []
     for a in range(3):
-        n = shape[a]
-        nc = cshape[a]
-        if nc == 1 or lev.W[a] is _DUMMY:
-            Wc.append(_DUMMY)
-        else:
-            W = lev.W[a]
-            if f[a] == 2:
-                h = _half_internal(W, a, n)  # shape with nc along a
-                cross = _take(W, a, slice(0, None, 2))  # low face of fine cell 2I
-                hprev = np.roll(h, 1, axis=a)  # aggregate I-1 (I=0 wraps to the last)
-                R = hprev + _safe_inv(cross) + h
-                G = np.where(cross > 0, 1.0 / np.where(cross > 0, R, 1.0), 0.0)
-            else:
-                G = W.copy()
-            for b_ in range(3):
-                if b_ != a:
-                    G = _agg_sum(G, b_, f[b_])
-            Wc.append(np.ascontiguousarray(G))
-        # Dirichlet ghost couplings, in series with the half internal link.
-        lo, hi = lev.Blo[a], lev.Bhi[a]
-        if lo is None:
-            Blo.append(None)
-            Bhi.append(None)
-            continue
-        if f[a] == 2:
-            h = _half_internal(lev.W[a] if lev.W[a] is not _DUMMY else np.zeros(shape), a, n)
-            h0 = _take(h, a, slice(0, 1))
-            hl = _take(h, a, slice(nc - 1, nc))
-            glo = 1.0 / (h0 + 1.0 / lo)
-            ghi = 1.0 / (hl + 1.0 / hi)
-        else:
-            glo, ghi = lo, hi
-        for b_ in range(3):
-            if b_ != a:
-                glo = _agg_sum(glo, b_, f[b_])
-                ghi = _agg_sum(ghi, b_, f[b_])
+        Wc.append(_coarse_coupling(lev, f, a, cshape[a]))
+        glo, ghi = _coarse_ghosts(lev, f, a, cshape[a])
         Blo.append(glo)
         Bhi.append(ghi)
     D = _assemble_diagonal(Vp, Wc, Blo, Bhi)
     return _Level(D=D, W=Wc, Vp=Vp, Blo=Blo, Bhi=Bhi)
+
+
+def _coarse_coupling(lev: _Level, f: tuple[int, int, int], a: int, nc: int):
+    """Coarse couplings along axis ``a``: fine links in series across, summed along faces."""
+    if nc == 1 or lev.W[a] is _DUMMY:
+        return _DUMMY
+    W = lev.W[a]
+    if f[a] == 2:
+        h = _half_internal(W, a, W.shape[a])  # shape with nc along a
+        cross = _take(W, a, slice(0, None, 2))  # low face of fine cell 2I
+        hprev = np.roll(h, 1, axis=a)  # aggregate I-1 (I=0 wraps to the last)
+        R = hprev + _safe_inv(cross) + h
+        G = np.where(cross > 0, 1.0 / np.where(cross > 0, R, 1.0), 0.0)
+    else:
+        G = W.copy()
+    for b_ in range(3):
+        if b_ != a:
+            G = _agg_sum(G, b_, f[b_])
+    return np.ascontiguousarray(G)
+
+
+def _coarse_ghosts(lev: _Level, f: tuple[int, int, int], a: int, nc: int):
+    """Dirichlet ghost couplings along axis ``a``, in series with the half internal link."""
+    lo, hi = lev.Blo[a], lev.Bhi[a]
+    if lo is None:
+        return None, None
+    if f[a] == 2:
+        shape = lev.D.shape
+        h = _half_internal(lev.W[a] if lev.W[a] is not _DUMMY else np.zeros(shape), a,
+                           shape[a])
+        h0 = _take(h, a, slice(0, 1))
+        hl = _take(h, a, slice(nc - 1, nc))
+        glo = 1.0 / (h0 + 1.0 / lo)
+        ghi = 1.0 / (hl + 1.0 / hi)
+    else:
+        glo, ghi = lo, hi
+    for b_ in range(3):
+        if b_ != a:
+            glo = _agg_sum(glo, b_, f[b_])
+            ghi = _agg_sum(ghi, b_, f[b_])
+    return glo, ghi
 
 
 def _assemble_diagonal(Vp, W, Blo, Bhi) -> np.ndarray:

@@ -140,7 +140,7 @@ def xi_from_pairs(r: np.ndarray, rho: np.ndarray) -> float:
 
 
 def xi_transfer_matrix(sample: Sample, energy: float) -> TransferMatrixXi:
-    """Xi at ``energy`` from the transfer matrix of the sample's own Hamiltonian (eq. 3).
+    """xi at ``energy`` from the transfer matrix of the sample's own Hamiltonian (eq. 3).
 
     Independent of the landscape (MacKinnon-Kramer, :mod:`mottscape.localization`): the bar
     runs along the longest axis of the map; across it, at most ``TM_CHANNELS`` cells are kept
@@ -152,12 +152,12 @@ def xi_transfer_matrix(sample: Sample, energy: float) -> TransferMatrixXi:
     V = np.moveaxis(np.asarray(sample.potential), int(np.argmax(sample.shape)), 0)
     axis = int(np.argmax(sample.shape))
     d = sample.ndim
-    m = int(math.floor(TM_CHANNELS ** (1.0 / (d - 1)) + 1e-9)) if d > 1 else 1
-    cut = (slice(None),) + (slice(0, m),) * (d - 1)
+    m = math.floor(TM_CHANNELS ** (1.0 / (d - 1)) + 1e-9) if d > 1 else 1
+    cut = (slice(None), *((slice(0, m),) * (d - 1)))
     bar = np.ascontiguousarray(V[cut])
     mass = np.ascontiguousarray(np.moveaxis(np.asarray(sample.mass), axis, 0)[cut])
-    spacing = (sample.grid.spacing[axis],) + tuple(
-        h for a, h in enumerate(sample.grid.spacing) if a != axis)
+    spacing = (sample.grid.spacing[axis],
+               *(h for a, h in enumerate(sample.grid.spacing) if a != axis))
     whole = bar.shape == V.shape
     boundary = sample.grid.boundary if whole else "dirichlet"
     bar_sample = make_sample(bar, spacing, float(mass.flat[0]) if sample.uniform_mass else mass,
@@ -174,7 +174,7 @@ def xi_transfer_matrix(sample: Sample, energy: float) -> TransferMatrixXi:
 
 
 def xi_from_metric(land: Landscape, basins: Basins, energy: float) -> float:
-    """Xi = 1 / mean Agmon metric (eq. 9) over the cells outside the basins; NaN if none."""
+    """xi = 1 / mean Agmon metric (eq. 9) over the cells outside the basins; NaN if none."""
     metric = land.agmon_metric(energy)
     outside = basins.labels == 0
     if not outside.any():

@@ -252,6 +252,8 @@ def parse_unit(text: str) -> dict[str, int] | None:
             return None
         pos = m.end()
         kind = m.lastgroup
+        if kind is None:  # every alternative of _TOKEN is a named group
+            return None
         tokens.append((kind, m.group(kind)))
     try:
         result, rest = _parse_product(tokens)
