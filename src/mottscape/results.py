@@ -28,30 +28,14 @@ def _var(dims, values, long_name: str, units: str | None = None) -> tuple:
     return (dims, values, attrs)
 
 
-def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
-    """The results of one run of the workflow as a Dataset on coordinate ``omega``.
-
-    Parameters
-    ----------
-    result
-        A :class:`~mottscape.pipeline.PipelineResult`.
-
-    Returns
-    -------
-    xarray.Dataset
-        sigma_ll (eq. 17), sigma_mb (eq. 1), rho_omega (eq. 12), the shell moments and counts,
-        the flags, and the scalars nu, delta_xi, xi, V_F with their diagnostics.
-    """
-    sample, opts = result.sample, result.options
-    units, d = sample.units, sample.ndim
-    stats, mom, cond = result.statistics, result.moments, result.conductivity
-    land, basins = result.landscape, result.basins
+def _omega_variables(result: PipelineResult) -> dict:
+    """Variables along omega: sigma_ll, sigma_mb, rho_omega, the moments, counts and flags."""
+    opts, units, d = result.options, result.sample.units, result.sample.ndim
+    mom, cond = result.moments, result.conductivity
     e_unit, l_unit = units.energy_unit, units.length_unit
     sigma_unit = units.sigma_unit(d)
-    nu_unit = f"1/({e_unit} {l_unit}^{d})"
     w = ("omega",)
-    s = ()
-    data = {
+    return {
         "sigma_ll": _var(w, cond.sigma_ll, "LL-generalized Mott-Berezinskii conductivity "
                          "(eq. 17)", sigma_unit),
         "sigma_mb": _var(w, cond.sigma_mb, "classical Mott-Berezinskii conductivity (eq. 1)",
@@ -76,6 +60,18 @@ def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
                                       "estimate f from (Sigma_omega, or the pair window)"),
         "flag_no_pairs": _var(w, cond.flag_no_pairs, "no pair in the Agmon shell (sigma_ll = "
                               "0 is a sampling limit, not a result)"),
+    }
+
+
+def _sample_variables(result: PipelineResult) -> dict:
+    """Scalars of the sample: E_F, the DOS, Delta_xi, xi and its estimates, diagnostics."""
+    opts, units, d = result.options, result.sample.units, result.sample.ndim
+    stats, cond = result.statistics, result.conductivity
+    land, basins = result.landscape, result.basins
+    e_unit, l_unit = units.energy_unit, units.length_unit
+    nu_unit = f"1/({e_unit} {l_unit}^{d})"
+    s = ()
+    return {
         "fermi_energy": _var(s, result.fermi_energy, "Fermi energy E_F", e_unit),
         "nu": _var(s, stats.nu, f"density of states at E_F per volume and spin ({opts.dos})",
                    nu_unit),
@@ -113,6 +109,25 @@ def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
         "landscape_residual": _var(s, land.residual, "relative residual of the landscape "
                                    "solve", "1"),
     }
+
+
+def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
+    """The results of one run of the workflow as a Dataset on coordinate ``omega``.
+
+    Parameters
+    ----------
+    result
+        A :class:`~mottscape.pipeline.PipelineResult`.
+
+    Returns
+    -------
+    xarray.Dataset
+        sigma_ll (eq. 17), sigma_mb (eq. 1), rho_omega (eq. 12), the shell moments and counts,
+        the flags, and the scalars nu, delta_xi, xi, V_F with their diagnostics.
+    """
+    data = {**_omega_variables(result), **_sample_variables(result)}
+    sample, opts, land = result.sample, result.options, result.landscape
+    units, cond = sample.units, result.conductivity
     coords = {"omega": ("omega", result.omega, {"long_name": "angular frequency",
                                                 "units": units.omega_unit})}
     attrs = {
