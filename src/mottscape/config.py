@@ -218,7 +218,8 @@ class Study:
     Attributes
     ----------
     potential, grid, conductivity, ensemble, output
-        The sections (see their classes).
+        The sections (see their classes). For a study with a ``[sweep]``, those of its first
+        parameter point.
     options
         The ``[options]`` table as :class:`~mottscape.options.Options` (the conductivity
         section's ``mott_scale`` is folded in).
@@ -226,6 +227,12 @@ class Study:
         The study file's path, or ``"<dict>"``/``"<default>"``.
     base_dir
         Directory against which relative file names were resolved.
+    sweep
+        The ``[sweep]`` table: ``(("conductivity.fermi_energy", (0.5, 0.6)), ...)``, in file
+        order; empty without a sweep.
+    points
+        One study per parameter point of the sweep (the Cartesian product of its lists, the
+        last key varying fastest), each validated like a study file; empty without a sweep.
     """
 
     potential: PotentialSection
@@ -237,6 +244,8 @@ class Study:
     base_dir: Path
     options: Options = dataclasses.field(default_factory=Options)
     cluster: ClusterSection = dataclasses.field(default_factory=ClusterSection)
+    sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    points: tuple[Study, ...] = ()
 
     # -------------------------------------------------------------- derived values
     @property
@@ -335,6 +344,17 @@ class Study:
                 "(e.g. make_potential().shape)")
         return make_grid(shape, self.grid.spacing, self.grid.boundary)
 
+    def point_labels(self) -> list[dict[str, Any]]:
+        """The swept values of each parameter point (one empty dict without a sweep).
+
+        E.g. ``[{"conductivity.fermi_energy": 0.5}, {"conductivity.fermi_energy": 0.6}]``.
+        """
+        if not self.sweep:
+            return [{}]
+        keys = [k for k, _ in self.sweep]
+        return [dict(zip(keys, combo, strict=True))
+                for combo in itertools.product(*(vals for _, vals in self.sweep))]
+
     def omegas(self) -> np.ndarray:
         """Angular frequencies (in ``unit_system.omega_unit``), strictly increasing."""
         c = self.conductivity
@@ -346,7 +366,11 @@ class Study:
         """The study as plain TOML-like data (paths as strings), e.g. for result attributes."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ("source", "base_dir"):
+            if f.name in ("source", "base_dir", "points"):
+                continue
+            if f.name == "sweep":
+                if self.sweep:
+                    out["sweep"] = {k: [_plain(v) for v in vals] for k, vals in self.sweep}
                 continue
             if f.name == "cluster":
                 out["cluster"] = {k: v for k, v in dataclasses.asdict(self.cluster).items()
@@ -615,7 +639,7 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
         raise ctx.error(f"a study must be a table of sections, got {_tname(data)}")
     # ---- sections and keys
     for name, value in data.items():
-        if name not in _SCHEMA:
+        if name not in _SCHEMA and name != "sweep":
             if not isinstance(value, Mapping):
                 owner = [s for s, keys in _SCHEMA.items() if name in keys]
                 hint = (f"; put it under [{owner[0]}]" if owner else
@@ -631,6 +655,8 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
             raise ctx.error(f"{name} must be a section ([{name}]), got {_tname(value)}",
                             None, name)
     defaults = defaults or {}
+    if "sweep" in data:
+        return _build_sweep(ctx, data, source, base_dir, text, defaults)
 
     def section(name: str) -> dict[str, Any]:
         return dict(data.get(name, {}))
@@ -651,6 +677,67 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
     return Study(potential=potential, grid=grid, conductivity=conductivity, ensemble=ensemble,
                  output=output, source=source, base_dir=base_dir, options=options,
                  cluster=cluster)
+
+
+#: Keys a ``[sweep]`` may vary: E_F, the grid spacing and a number mass, and any parameter of
+#: the potential model (its disorder strength, shape, seed, ...), not the model itself.
+SWEEP_FIXED = {"potential": ("model", "file", "variable")}
+SWEEPABLE = {"conductivity": ("fermi_energy",), "grid": ("spacing", "mass")}
+MAX_SWEEP_POINTS = 10_000
+
+
+def _sweep_items(ctx: _Ctx, table: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """``[sweep]`` as (``"section.key"``, values) pairs, checked for form (not for values)."""
+    if not isinstance(table, Mapping) or not table:
+        raise ctx.error("[sweep] must be a table of 'section.key = [values]', e.g. "
+                        "conductivity.fermi_energy = [0.5, 0.6]", "sweep")
+    items = []
+    for sec, sub in table.items():
+        pairs = sub.items() if isinstance(sub, Mapping) else [(None, sub)]
+        for key, values in pairs:
+            name = f"{sec}.{key}" if key is not None else str(sec)
+            section, _, param = name.partition(".")
+            if section not in ("potential", *SWEEPABLE) or not param or \
+                    param in SWEEP_FIXED.get(section, ()) or \
+                    (section in SWEEPABLE and param not in SWEEPABLE[section]):
+                raise ctx.error(
+                    f"[sweep] {name} cannot be swept; sweep conductivity.fermi_energy, "
+                    "grid.spacing, grid.mass or a parameter of the potential model (e.g. "
+                    "potential.width, potential.shape, potential.seed)", "sweep", key or sec)
+            if not isinstance(values, list) or not values:
+                raise ctx.error(f"[sweep] {name} = {values!r} must be a non-empty list of the "
+                                "values to run", "sweep", key or sec)
+            if len({repr(v) for v in values}) != len(values):
+                raise ctx.error(f"[sweep] {name} lists a value twice", "sweep", key or sec)
+            items.append((name, tuple(_plain_tuple(v) for v in values)))
+    return items
+
+
+def _build_sweep(ctx: _Ctx, data: Mapping[str, Any], source: str, base_dir: Path,
+                 text: str | None, defaults: Mapping[str, Any]) -> Study:
+    """A study with a ``[sweep]``: every parameter point built and validated as a study."""
+    items = _sweep_items(ctx, data["sweep"])
+    n_points = math.prod(len(vals) for _, vals in items)
+    if n_points > MAX_SWEEP_POINTS:
+        raise ctx.error(f"[sweep] has {n_points} parameter points (the product of its lists), "
+                        f"more than {MAX_SWEEP_POINTS}; split the study", "sweep")
+    base = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()
+            if k != "sweep"}
+    points = []
+    for combo in itertools.product(*(vals for _, vals in items)):
+        point = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+        for (name, _), value in zip(items, combo, strict=True):
+            section, _, param = name.partition(".")
+            point.setdefault(section, {})[param] = list(value) if isinstance(value, tuple) \
+                else value
+        try:
+            points.append(_build(point, source, base_dir, text, defaults))
+        except StudyError as exc:
+            label = ", ".join(f"{n} = {_plain(v)!r}" for (n, _), v in
+                              zip(items, combo, strict=True))
+            raise StudyError(f"{exc} (at the sweep point {label})", path=exc.path,
+                             line=exc.line, section=exc.section, key=exc.key) from None
+    return dataclasses.replace(points[0], sweep=tuple(items), points=tuple(points))
 
 
 def _checked(ctx: _Ctx, name: str, user: dict, default: dict) -> dict:

@@ -9,6 +9,7 @@ reused by a rerun of the same study (:mod:`mottscape.store`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -25,7 +26,8 @@ from .options import Options
 from .runner import Failure, RunReport, run_tasks
 from .store import Store
 
-__all__ = ["aggregate", "combine", "realization_task", "run_ensemble", "study_description"]
+__all__ = ["aggregate", "combine", "combine_points", "realization_task", "run_ensemble",
+           "study_description", "sweep_task"]
 
 #: The estimators whose ensemble mean and standard error are reported when present.
 ESTIMATORS = ("sigma_ll", "sigma_mb", "sigma_pairs", "sigma_exact")
@@ -52,6 +54,11 @@ def study_description(study: Study, kind: str, extra: Mapping[str, Any] | None =
             "version": __version__}
 
 
+#: Task id of (parameter point p, realization r) of a sweep: ``p * POINT_STRIDE + r``; a
+#: study without a sweep has one point and its task ids are its realization indices.
+POINT_STRIDE = 1_000_000
+
+
 def realization_task(study: Study, realization: int) -> xr.Dataset:
     """The LL workflow on one realization of a study, as a Dataset (one runner task)."""
     from .pipeline import run
@@ -59,6 +66,19 @@ def realization_task(study: Study, realization: int) -> xr.Dataset:
     c = study.conductivity
     result = run(study.make_sample(realization), c.fermi_energy, study.omegas(), study.options)
     return result.to_dataset()
+
+
+def sweep_task(study: Study, task: int) -> xr.Dataset:
+    """Task ``p * POINT_STRIDE + r``: realization r at parameter point p of a sweep."""
+    point, realization = divmod(task, POINT_STRIDE)
+    return realization_task(study.points[point] if study.points else study, realization)
+
+
+def task_ids(study: Study, index: list[int]) -> list[int]:
+    """The runner's task ids of the realizations ``index`` at every parameter point."""
+    if max(index) >= POINT_STRIDE:
+        raise InputError(f"realization indices must be below {POINT_STRIDE}")
+    return [p * POINT_STRIDE + r for p in range(max(len(study.points), 1)) for r in index]
 
 
 def run_ensemble(
@@ -106,10 +126,54 @@ def run_ensemble(
     index = realization_indices(study, realizations)
     if option_values:
         study = _with_options(study, study.options.replace(**option_values))
-    report = run_study_tasks(study, "pipeline", functools.partial(realization_task, study),
-                             index, workers=workers, scheduler=scheduler, store=store, log=log,
-                             progress=progress, precomputed=precomputed)
-    return combine(report, index)
+    report = run_study_tasks(study, "pipeline", functools.partial(sweep_task, study),
+                             task_ids(study, index), workers=workers, scheduler=scheduler,
+                             store=store, log=log, progress=progress, precomputed=precomputed)
+    return combine_points(report, index, study.point_labels())
+
+
+def combine_points(report: RunReport, index: list[int],
+                   labels: list[dict[str, Any]]) -> xr.Dataset:
+    """:func:`combine` per parameter point, stacked along ``point`` for a sweep.
+
+    Each swept parameter becomes a coordinate ``sweep_<name>`` along ``point`` (a shape as
+    text, e.g. ``"256x256"``). Without a sweep (one point and no label) this is
+    :func:`combine`.
+    """
+    if labels == [{}]:
+        return combine(report, index)
+    parts = []
+    for p in range(len(labels)):
+        sub = RunReport()
+        for r in index:
+            if p * POINT_STRIDE + r in report.results:
+                sub.results[r] = report.results[p * POINT_STRIDE + r]
+        sub.failures = [dataclasses.replace(f, task=f.task - p * POINT_STRIDE)
+                        for f in report.failures if f.task // POINT_STRIDE == p]
+        parts.append(combine(sub, index) if sub.results else None)
+    if all(part is None for part in parts):
+        why = "; ".join(f"{f.task}: {f.message}" for f in report.failures[:3])
+        raise InputError(f"every task failed ({why})")
+    template = next(part for part in parts if part is not None)
+    filled = [part if part is not None else xr.full_like(template, np.nan)
+              for part in parts]
+    out = xr.concat(filled, dim="point", data_vars="all", coords="minimal",
+                    compat="override", combine_attrs="drop_conflicts", join="outer")
+    for key in labels[0]:
+        name = "sweep_" + key.partition(".")[2]
+        values = [_label(lab[key]) for lab in labels]
+        out = out.assign_coords({name: ("point", values, {"long_name": f"swept {key}"})})
+    out = out.assign_coords(point=("point", np.arange(len(labels)),
+                                   {"long_name": "parameter point of the sweep", "units": "1"}))
+    out.attrs["failures"] = json.dumps([_failure_dict(f) for f in report.failures])
+    return out
+
+
+def _label(value: Any) -> Any:
+    """A swept value as a coordinate value: numbers stay numbers, a shape becomes text."""
+    if isinstance(value, tuple | list):
+        return "x".join(str(v) for v in value)
+    return value
 
 
 def run_study_tasks(study: Study, kind: str, task: Callable[[int], xr.Dataset],
@@ -206,6 +270,5 @@ def _failure_dict(f: Failure) -> dict[str, Any]:
 
 
 def _with_options(study: Study, options: Options) -> Study:
-    import dataclasses
-
-    return dataclasses.replace(study, options=options)
+    points = tuple(dataclasses.replace(p, options=options) for p in study.points)
+    return dataclasses.replace(study, options=options, points=points)

@@ -27,6 +27,7 @@ __all__ = [
     "plot_conductivity",
     "plot_landscape",
     "plot_network",
+    "plot_sweep",
     "plot_validation",
     "save_figures",
 ]
@@ -201,8 +202,11 @@ def plot_conductivity(ds, ax=None, exact=None) -> Figure:
     Points outside the theory's validity (``valid`` false; for ensembles, false in most
     realizations) are drawn hollow. ``exact`` may be a Dataset from
     :func:`mottscape.kubo_greenwood` (variable ``sigma``) or an ensemble with
-    ``sigma_exact``.
+    ``sigma_exact``. A sweep (dimension ``point``) draws one pair of curves per parameter
+    point (:func:`plot_sweep`).
     """
+    if "point" in ds.dims:
+        return plot_sweep(ds, ax=ax)
     fig, ax = _axes(ax)
     w = ds.omega.values
     valid = ds["valid"].values.astype(bool)
@@ -235,6 +239,38 @@ def plot_conductivity(ds, ax=None, exact=None) -> Figure:
     if n:
         ax.set_title(f"ensemble of {n} realizations (band: +- 1 standard error)", fontsize=9)
     ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def plot_sweep(ds, ax=None) -> Figure:
+    """sigma_LL and sigma_MB at each parameter point of a sweep, one colour per point.
+
+    sigma_LL (eq. 17) solid with a band of +- one standard error, sigma_MB (eq. 1) dashed; the
+    legend gives each point's swept values.
+    """
+    fig, ax = _axes(ax)
+    w = ds.omega.values
+    names = [str(c) for c in ds.coords if str(c).startswith("sweep_")]
+    for p in range(ds.sizes["point"]):
+        one = ds.isel(point=p)
+        color = f"C{p % 10}"
+        label = ", ".join(f"{n[len('sweep_'):]} = {one[n].item()}" for n in names)
+        for name, style in (("sigma_ll", "o-"), ("sigma_mb", "--")):
+            mean, sem = _curve(one, name)
+            pos = np.isfinite(mean) & (mean > 0)
+            ax.loglog(w[pos], mean[pos], style, color=color, lw=1, ms=3,
+                      label=label if name == "sigma_ll" else None)
+            if sem is not None and name == "sigma_ll":
+                err = np.nan_to_num(sem)
+                ax.fill_between(w[pos], np.maximum(mean[pos] - err[pos], mean[pos] * 1e-3),
+                                mean[pos] + err[pos], color=color, alpha=0.2, lw=0)
+    ax.set_xlabel(rf"$\omega$ [{display_unit(ds.omega.attrs)}]")
+    ax.set_ylabel(rf"$\sigma$ [{display_unit(ds['sigma_ll'].attrs)}]")
+    n = ds.sizes.get("realization", 1)
+    ax.set_title(rf"sweep: $\sigma_{{LL}}$ (eq. 17, solid) and $\sigma_{{MB}}$ (eq. 1, dashed),"
+                 f" {n} realizations per point", fontsize=9)
+    ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     return fig
 

@@ -66,7 +66,9 @@ def run_study(
     StudyResult
         ``dataset`` holds the results of every realization along ``realization`` (with the
         ensemble means and standard errors when there are several) and the maps of
-        realization 0.
+        realization 0. A study with a ``[sweep]`` adds the dimension ``point`` (one per
+        parameter point, with coordinates ``sweep_<name>``); the maps are those of the first
+        point.
     """
     if study is None:
         study = default_study()
@@ -83,7 +85,7 @@ def run_study(
     with single_threaded():  # the same numbers as on a worker (see mottscape.runner)
         first = run(study.make_sample(0), c.fermi_energy, study.omegas(), study.options,
                     progress=progress and n == 1)
-    if n == 1 and store is None:
+    if n == 1 and store is None and not study.points:
         ds = first.to_dataset()
     else:
         ds = run_ensemble(study, n, workers=workers, scheduler=scheduler, store=store, log=log,

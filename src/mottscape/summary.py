@@ -5,6 +5,7 @@ Kept out of :mod:`mottscape.cli` so that the command line only parses, calls and
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -26,7 +27,23 @@ def _scalar(ds: xr.Dataset, name: str) -> str:
 
 
 def conductivity_table(ds: xr.Dataset) -> str:
-    """sigma(omega) as a text table, for one realization or an ensemble (mean +- s.e.)."""
+    """sigma(omega) as a text table, for one realization or an ensemble (mean +- s.e.).
+
+    A sweep (dimension ``point``) gives one table per parameter point, headed by its values.
+    """
+    if "point" in ds.dims:
+        names = [str(c) for c in ds.coords if str(c).startswith("sweep_")]
+        blocks = []
+        for p in range(ds.sizes["point"]):
+            one = ds.isel(point=p)
+            label = ", ".join(f"{n[len('sweep_'):]} = {one[n].item()}" for n in names)
+            blocks.append(f"--- point {p}: {label}\n" + _point_table(one))
+        return "\n\n".join(blocks)
+    return _point_table(ds)
+
+
+def _point_table(ds: xr.Dataset) -> str:
+    """The table of one parameter point."""
     n = ds.sizes.get("realization")
     perc = np.asarray(ds["percolating"].values, dtype=bool) if "percolating" in ds else \
         np.zeros(1, bool)
@@ -70,7 +87,7 @@ def report_store(store: str | Path, out: str | Path | None = None
     -------
     (dataset, files)
     """
-    from .ensemble import combine
+    from .ensemble import POINT_STRIDE, combine_points
     from .io import read_netcdf, write_netcdf
     from .plot import plot_conductivity
     from .runner import RunReport
@@ -93,7 +110,12 @@ def report_store(store: str | Path, out: str | Path | None = None
     if manifest.get("description", {}).get("kind") != "pipeline":
         raise InputError(f"store={str(path)!r} holds a validation run; its summary is "
                          "validation.nc, written by mottscape validate")
-    ds = combine(report, sorted(report.results))
+    description = manifest.get("description", {})
+    sweep = description.get("study", {}).get("sweep", {})
+    labels = [dict(zip(sweep, combo, strict=True))
+              for combo in itertools.product(*sweep.values())] if sweep else [{}]
+    index = sorted({t % POINT_STRIDE for t in report.results})
+    ds = combine_points(report, index, labels)
     target = Path(out) if out is not None else path
     files = [write_netcdf(ds, target / "ensemble.nc")]
     fig = plot_conductivity(ds)

@@ -245,6 +245,9 @@ def validate(
         study = default_validation_study()
     elif not isinstance(study, Study):
         study = load_study(study)
+    if study.points:
+        raise InputError(f"{study.source}: validate runs one parameter point; remove [sweep] "
+                         "(or validate each point as its own study)")
     say = log or (lambda _m: None)
     n = realizations if realizations is not None else study.ensemble.realizations
     if not isinstance(n, int) or n < 1:
