@@ -10,87 +10,19 @@ one module per step. See the README for a tour and ``docs/`` for the conventions
 
 from __future__ import annotations
 
-from . import disorder
-from .agmon import PairDistances, agmon_distance, basin_distances, distance_field, geodesic
-from .basins import Basins, find_basins
-from .conductivity import ac_conductivity, run_pipeline
-from .config import Study, StudyError, default_study, load_study, study_from_dict
-from .disorder import generate
-from .ensemble import run_ensemble
-from .errors import ConvergenceError, InputError, MottscapeError, OutputError, ValidityError
-from .exact import exact_dos, exact_eigenstates, kubo_greenwood, lowest_eigenvalues
-from .grid import Grid, make_grid
-from .hamiltonian import Hamiltonian, build_hamiltonian
-from .io import load_potential, read_netcdf, write_netcdf
-from .landscape import Landscape, solve_landscape
-from .mott import mott_scale, sigma_mott_berezinskii
-from .network import conduction_network, network_matrix
-from .options import Options
-from .pairs import pair_conductivity, pair_parameters
-from .pipeline import PipelineResult
-from .sample import Sample, make_sample
-from .study import StudyResult, run_study
-from .units import LATTICE, SEMICONDUCTOR, UnitSystem, get_units
-from .validation import validate
+import lazy_loader as _lazy
 
 __version__ = "0.1.0"
 
-#: The old name of :class:`PipelineResult` (kept for users' scripts).
-Pipeline = PipelineResult
+# The public names are imported on first use (PEP 562, scientific-python's lazy_loader, as in
+# scikit-image): `import mottscape` costs little more than numpy's import, and a command that
+# needs only part of the package (the study parser, `mottscape example`) does not load numba,
+# xarray or matplotlib. The names live in __init__.pyi, read here and by type checkers.
+_getattr, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)
+__all__ = [*__all__, "Pipeline", "__version__"]
 
-__all__ = [
-    "LATTICE",
-    "SEMICONDUCTOR",
-    "Basins",
-    "ConvergenceError",
-    "Grid",
-    "Hamiltonian",
-    "InputError",
-    "Landscape",
-    "MottscapeError",
-    "Options",
-    "OutputError",
-    "PairDistances",
-    "Pipeline",
-    "PipelineResult",
-    "Sample",
-    "Study",
-    "StudyError",
-    "StudyResult",
-    "UnitSystem",
-    "ValidityError",
-    "__version__",
-    "ac_conductivity",
-    "agmon_distance",
-    "basin_distances",
-    "build_hamiltonian",
-    "conduction_network",
-    "default_study",
-    "disorder",
-    "distance_field",
-    "exact_dos",
-    "exact_eigenstates",
-    "find_basins",
-    "generate",
-    "geodesic",
-    "get_units",
-    "kubo_greenwood",
-    "load_potential",
-    "load_study",
-    "lowest_eigenvalues",
-    "make_grid",
-    "make_sample",
-    "mott_scale",
-    "network_matrix",
-    "pair_conductivity",
-    "pair_parameters",
-    "read_netcdf",
-    "run_ensemble",
-    "run_pipeline",
-    "run_study",
-    "sigma_mott_berezinskii",
-    "solve_landscape",
-    "study_from_dict",
-    "validate",
-    "write_netcdf",
-]
+
+def __getattr__(name: str):
+    if name == "Pipeline":  # the old name of PipelineResult (kept for users' scripts)
+        return _getattr("PipelineResult")
+    return _getattr(name)
