@@ -27,7 +27,6 @@ from .study import StudyResult, run_study
 from .units import LATTICE, SEMICONDUCTOR, UnitSystem, get_units
 from .validation import validate
 
-
 __version__: str
 
 #: The old name of :class:`PipelineResult` (kept for users' scripts).
