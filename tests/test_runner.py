@@ -207,3 +207,53 @@ def test_workers_zero_is_a_usage_error(tmp_path, capsys):
         main(["run", "--workers", "0"])
     assert exc.value.code == 2
     assert "must be >= 1" in capsys.readouterr().err
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc; Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_parent_leaves_no_worker_running(tmp_path, sig):
+    text = STUDY.replace("shape = [64, 64]", "shape = [256, 256]").replace(
+        "realizations = 3", "realizations = 400")
+    study = write_study(tmp_path, text)
+    proc = _run_cli(["run", str(study), "--workers", "2", "--out", str(tmp_path / "o"), "-q"])
+    deadline = time.time() + 120
+    workers: list[int] = []
+    while time.time() < deadline and len(workers) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+        workers = _descendants(proc.pid)
+    assert len(workers) >= 2, "the local cluster did not start"
+    time.sleep(2.0)  # tasks running
+    workers = _descendants(proc.pid)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"worker processes {left} outlived the killed parent"
