@@ -329,3 +329,41 @@ def test_write_below_a_regular_file(tmp_path):
     with pytest.raises(io.OutputError) as info:
         io.write_netcdf(dataset(10), tmp_path / "out" / "results.nc")
     assert "a file is in the way" in str(info.value) and "move the file away" in str(info.value)
+
+
+def test_a_figure_that_fails_to_draw_leaves_no_output(tmp_path, monkeypatch):
+    """Every figure is drawn before anything is written (results.nc included)."""
+    import mottscape as ms
+    from mottscape import plot
+
+    def broken(*_args, **_kw):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(plot, "plot_network", broken)
+    study = ms.study_from_dict({
+        "potential": {"model": "block", "shape": [32, 32], "block": 4, "width": 4.0},
+        "conductivity": {"fermi_energy": 0.8, "n_omega": 3},
+        "output": {"figures": True},
+    })
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        ms.run_study(study, out=tmp_path / "out")
+    assert not (tmp_path / "out" / "results.nc").exists()
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.png"))
+
+
+def test_write_bytes_is_atomic_and_keeps_the_umask(tmp_path, monkeypatch):
+    target = tmp_path / "sub" / "a.png"
+    assert io.write_bytes(b"new", target) == target
+    assert target.read_bytes() == b"new"
+    old = os.umask(0o022)
+    os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~old
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io, "_write_all", full)
+    with pytest.raises(io.OutputError, match="disk is full"):
+        io.write_bytes(b"newer", target)
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in target.parent.iterdir()] == ["a.png"]

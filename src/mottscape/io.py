@@ -59,6 +59,7 @@ __all__ = [
     "netcdf_safe_attrs",
     "read_netcdf",
     "reconcile_spacing",
+    "write_bytes",
     "write_netcdf",
 ]
 
@@ -834,12 +835,37 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
     if avail is None or 3 * n_bytes < avail:
         data = _serialise(prepared, engine, None)
         n_bytes = len(data)
+    if data is not None:
+        return write_bytes(data, target)
+
+    def stream(fh) -> None:
+        # Through a Python file object, so that a write error (a full disk) is raised here:
+        # HDF5 writing to a path by itself can fail silently and crash later.
+        _serialise(prepared, engine, fh)
+        fh.flush()
+
+    return _atomic_write(target, n_bytes, stream, check_space=True)
+
+
+def write_bytes(data: bytes, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` atomically, as :func:`write_netcdf` writes its files.
+
+    A temporary file in the target's directory, flushed to disk, renamed over ``path``; the
+    user's umask; parent directories created. Any :class:`OSError` becomes an
+    :class:`OutputError` naming the path and the fix, and nothing partial is left.
+    """
+    target = Path(path)
+    return _atomic_write(target, len(data), lambda fh: _write_all(fh.fileno(), data))
+
+
+def _atomic_write(target: Path, n_bytes: int, fill, check_space: bool = False) -> Path:
+    """Temporary file + fsync + rename (see :func:`write_netcdf`); ``fill(fh)`` writes."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _output_error(exc, target, n_bytes) from exc
     mode = _file_mode(target)
-    if data is None:
+    if check_space:
         _check_free_space(target, n_bytes)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
@@ -849,13 +875,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb+") as fh:
-            if data is not None:
-                _write_all(fh.fileno(), data)
-            else:
-                # Through a Python file object, so that a write error (a full disk) is raised
-                # here: HDF5 writing to a path by itself can fail silently and crash later.
-                _serialise(prepared, engine, fh)
-                fh.flush()
+            fill(fh)
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)

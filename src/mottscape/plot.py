@@ -16,6 +16,8 @@ chosen basin.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
@@ -29,7 +31,9 @@ __all__ = [
     "plot_network",
     "plot_sweep",
     "plot_validation",
+    "render_figures",
     "save_figures",
+    "write_images",
 ]
 
 
@@ -361,25 +365,39 @@ def plot_validation(res, variant: str = "default") -> Figure:
     return fig
 
 
-def save_figures(pipeline, outdir, exact=None, dpi: int = 130, results=None) -> list:
-    """Write the standard figures of a study as PNG files into ``outdir``; return the paths.
+def render_figures(pipeline, exact=None, dpi: int = 130, results=None) -> dict[str, bytes]:
+    """The standard figures of a study as PNG bytes, by file name (nothing is written).
 
     ``results`` (default: the pipeline's own) is the Dataset whose sigma(omega) is drawn, e.g.
     an ensemble's with its error band.
     """
-    from pathlib import Path
+    import io
 
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, fig in (
-        ("landscape.png", plot_landscape(pipeline)),
-        ("agmon_shell.png", plot_agmon_shell(pipeline)),
-        ("conductivity.png", plot_conductivity(pipeline.dataset if results is None
-                                               else results, exact=exact)),
-        ("network.png", plot_network(pipeline)),
+    images = {}
+    for name, draw in (
+        ("landscape.png", lambda: plot_landscape(pipeline)),
+        ("agmon_shell.png", lambda: plot_agmon_shell(pipeline)),
+        ("conductivity.png", lambda: plot_conductivity(
+            pipeline.dataset if results is None else results, exact=exact)),
+        ("network.png", lambda: plot_network(pipeline)),
     ):
-        path = out / name
-        fig.savefig(path, dpi=dpi)
-        paths.append(path)
-    return paths
+        buf = io.BytesIO()
+        draw().savefig(buf, dpi=dpi, format="png")
+        images[name] = buf.getvalue()
+    return images
+
+
+def write_images(images: dict[str, bytes], outdir) -> list:
+    """Write rendered images into ``outdir``, each atomically (temporary file + rename)."""
+    from .io import write_bytes
+
+    return [write_bytes(data, Path(outdir) / name) for name, data in images.items()]
+
+
+def save_figures(pipeline, outdir, exact=None, dpi: int = 130, results=None) -> list:
+    """Write the standard figures of a study as PNG files into ``outdir``; return the paths.
+
+    ``results`` (default: the pipeline's own) is the Dataset whose sigma(omega) is drawn, e.g.
+    an ensemble's with its error band. Every figure is drawn before any file is written.
+    """
+    return write_images(render_figures(pipeline, exact, dpi, results), outdir)

@@ -100,13 +100,20 @@ def run_study(
     )
     files = []
     if target is not None:
+        # Every figure is drawn before anything is written: a failure while drawing leaves no
+        # output at all. Each file is written atomically; only a fault of the file system
+        # between the writes (a full disk) can leave results.nc without the figures after it.
+        images = {}
+        if study.output.figures if figures is None else figures:
+            from .plot import render_figures
+
+            images = render_figures(first, results=ds)
         files.append(write_netcdf(ds, target / "results.nc"))
         say(f"wrote {files[-1]}")
-        do_figures = study.output.figures if figures is None else figures
-        if do_figures:
-            from .plot import save_figures
+        if images:
+            from .plot import write_images
 
-            paths = save_figures(first, target, results=ds)
+            paths = write_images(images, target)
             files += paths
             say("wrote figures " + ", ".join(p.name for p in paths))
     return StudyResult(dataset=ds, pipeline=first, files=files)
