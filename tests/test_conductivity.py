@@ -59,7 +59,14 @@ def test_uniform_metric_reproduces_mott_limit(d, L, n, V0):
     # eq. 17 exactly, and eq. 1 up to the documented prefactor S_d/(4d) and shell correction.
     nu = float(ds.nu)
     np.testing.assert_allclose(ds.sigma_ll, math.pi / (2 * d) * nu**2 * hw**2 * ds.moment)
-    eq21_used = mott.mott_limit_moment(float(ds.xi), rho_targets, d)
+    # eq. 1 is self-contained: its level spacing is 1/(nu xi^d) with its own xi (not the
+    # landscape's 1/(nu V_F)), in the logarithm and in the Mott length R_omega (eq. 18).
+    xi = float(ds.xi)
+    delta_mb = float(ds.delta_xi_mb)
+    assert delta_mb == pytest.approx(1.0 / (nu * xi**d), rel=1e-12)
+    log_mb = np.log(2 * delta_mb / hw)
+    np.testing.assert_allclose(ds.mott_length, xi * log_mb, rtol=1e-12)
+    eq21_used = mott.mott_limit_moment(xi, log_mb, d)
     ratio = ds.sigma_ll / ds.sigma_mb / (S / (4 * d))
     np.testing.assert_allclose(ratio, ds.moment / eq21_used, rtol=1e-9)
 

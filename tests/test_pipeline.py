@@ -8,7 +8,7 @@ from mottscape import disorder
 from mottscape.basins import find_basins
 from mottscape.conductivity import conductivity_curves
 from mottscape.landscape import landscape_of, metric_landscape
-from mottscape.mott import mott_scale, sigma_ll
+from mottscape.mott import mott_scale, sigma_ll, sigma_mott_berezinskii
 from mottscape.options import Options, allowed
 from mottscape.pipeline import run
 from mottscape.shell import pair_sample, shell_moments
@@ -128,7 +128,11 @@ def test_conductivity_step_flags_and_eq_17(result):
                                                              "transfer_matrix": 1.5},
                              result.sample.units, 2, Options(), sample_ok=True)
     assert tm.xi == 1.5 and tm.xi_source == "transfer_matrix"
-    np.testing.assert_allclose(tm.sigma_mb / bad.sigma_mb, (1.5 / 2.0) ** 4)  # xi^(d+2)
+    # eq. 1 with its own level spacing 1/(nu xi^d), whichever xi is used
+    for c, xi in ((tm, 1.5), (bad, 2.0)):
+        assert c.delta_xi_mb == pytest.approx(1.0 / (stats.nu * xi**2))
+        np.testing.assert_allclose(c.sigma_mb, sigma_mott_berezinskii(
+            stats.nu, xi, result.hbar_omega, 1.0 / (stats.nu * xi**2), 2))
 
 
 def test_xi_from_pairs_recovers_a_uniform_metric():

@@ -9,12 +9,13 @@ points of the whole workflow, thin wrappers over :func:`mottscape.pipeline.run`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .mott import mott_length, sigma_ll, sigma_mott_berezinskii
+from .mott import level_spacing, mott_length, sigma_ll, sigma_mott_berezinskii
 from .options import Options
 
 if TYPE_CHECKING:
@@ -46,8 +47,11 @@ class Conductivity:
         Which estimate ``xi`` is: ``"transfer_matrix"``, ``"fit"`` or ``"metric"``.
     xi_estimates
         Every estimate computed, by name (the transfer matrix only when selected).
+    delta_xi_mb
+        The level spacing of eq. (1), Delta_xi = 1/(nu xi^d) with ``xi``.
     mott_length
-        R_omega = xi ln(2 Delta_xi / hbar omega) (eq. 18).
+        R_omega = xi ln(2 Delta_xi / hbar omega) (eq. 18) with ``xi`` and ``delta_xi_mb``:
+        the classical Mott length (NaN where the logarithm is not positive).
     flag_rho_omega_small, flag_sigma_omega_tiny, flag_no_pairs
         Per omega: rho_omega <= 1 (omega not small against Delta_xi); fewer than two states
         to estimate f; no pair in the shell (sigma_ll = 0 is then a sampling limit).
@@ -60,6 +64,7 @@ class Conductivity:
     xi: float
     xi_source: str
     xi_estimates: dict[str, float]
+    delta_xi_mb: float
     mott_length: np.ndarray
     flag_rho_omega_small: np.ndarray
     flag_sigma_omega_tiny: np.ndarray
@@ -107,14 +112,19 @@ def conductivity_curves(stats: LevelStatistics, moments: ShellMoments, hbar_omeg
     rho_w = moments.rho_omega
     s_ll = sigma_ll(stats.nu, hbar_omega, moments.moment, ndim) * factor
     s_ll = np.where(np.isfinite(rho_w), s_ll, np.nan)
-    s_mb = sigma_mott_berezinskii(stats.nu, xi_val, hbar_omega, stats.delta_xi, ndim) * factor
+    # The classical formula is self-contained: its level spacing is that of eq. 1,
+    # Delta_xi = 1/(nu xi^d) with its own xi, not the landscape's 1/(nu V_F) (eq. A14).
+    delta_mb = level_spacing(stats.nu, xi_val**ndim) if np.isfinite(xi_val) else math.nan
+    s_mb = sigma_mott_berezinskii(stats.nu, xi_val, hbar_omega, delta_mb, ndim) * factor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_mb = np.log(2.0 * delta_mb / np.asarray(hbar_omega, dtype=float))
     flag_rho = ~(np.isfinite(rho_w) & (rho_w > 1.0))
     flag_empty = moments.n_states_used < 2
     flag_pairs = moments.n_pairs == 0
     valid = ~(flag_rho | flag_empty | flag_pairs) & sample_ok
     return Conductivity(sigma_ll=s_ll, sigma_mb=s_mb, xi=xi_val, xi_source=source,
-                        xi_estimates=dict(xi),
-                        mott_length=mott_length(xi_val, moments.rho_omega_log),
+                        xi_estimates=dict(xi), delta_xi_mb=delta_mb,
+                        mott_length=mott_length(xi_val, np.where(log_mb > 0, log_mb, np.nan)),
                         flag_rho_omega_small=flag_rho, flag_sigma_omega_tiny=flag_empty,
                         flag_no_pairs=flag_pairs, valid=valid)
 

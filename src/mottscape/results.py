@@ -43,8 +43,8 @@ def _omega_variables(result: PipelineResult) -> dict:
         "rho_omega": _var(w, mom.rho_omega, f"LL-generalized Mott scale ({opts.mott_scale})",
                           "1"),
         "rho_omega_log": _var(w, mom.rho_omega_log, "ln(2 Delta_xi / hbar omega) (eq. 12)", "1"),
-        "mott_length": _var(w, cond.mott_length, "Mott length R_omega = xi ln(2 Delta_xi/hbar "
-                            "omega) (eq. 18)", l_unit),
+        "mott_length": _var(w, cond.mott_length, "classical Mott length R_omega = xi ln(2 "
+                            "Delta_xi/hbar omega) (eq. 18, with xi and delta_xi_mb)", l_unit),
         "hbar_omega": _var(w, result.hbar_omega, "photon energy", e_unit),
         "moment": _var(w, mom.moment, "E_omega(X^2) (eq. 16)", f"{l_unit}^{d + 2}"),
         "n_states": _var(w, mom.n_states, "|Sigma_omega| (states with |E_i - E_F| <= hbar "
@@ -79,6 +79,8 @@ def _sample_variables(result: PipelineResult) -> dict:
                              nu_unit),
         "nu_basins": _var(s, stats.nu_basins, "DOS from basin energy estimates", nu_unit),
         "delta_xi": _var(s, stats.delta_xi, "mean level spacing 1/(V_F nu) (eq. A14)", e_unit),
+        "delta_xi_mb": _var(s, cond.delta_xi_mb, "level spacing of the classical formula "
+                            "1/(nu xi^d) (eq. 1)", e_unit),
         "localization_volume": _var(s, stats.localization_volume, "V_F, mean basin volume "
                                     "near E_F", f"{l_unit}^{d}"),
         "xi": _var(s, cond.xi, f"localization length used by eq. 1 ({cond.xi_source})",
