@@ -150,3 +150,36 @@ def test_basin_cells_groups_cells_by_label():
     cells, start = K.basin_cells(labels, 3)
     np.testing.assert_array_equal(start, [0, 2, 5, 6])
     np.testing.assert_array_equal(cells, [2, 6, 1, 3, 7, 5])
+
+
+@pytest.mark.parametrize("shape,boundary", [((48, 48), "periodic"), ((15, 15, 15), "dirichlet")])
+def test_march_pairs_never_reads_unset_scratch(shape, boundary):
+    """dist and pos may come from np.empty (basin_distances allocates them so, to keep the
+    pages a search never reaches out of memory): filled with garbage, the pairs are the same."""
+    land, basins = _block(shape, 3, boundary, 6)
+    grid = land.grid
+    wf = floored_metric(land.agmon_metric(basins.level), grid).ravel()
+    labels = basins.labels.astype(np.int64).ravel()
+    cells, start = K.basin_cells(labels, basins.n)
+    src = np.arange(basins.n)
+    bounds = np.full(src.size, 4.0)
+    wanted = np.ones(basins.n + 1, np.bool_)
+    s3 = np.ones(3, np.int64)
+    s3[3 - grid.ndim:] = grid.shape
+    h3 = np.ones(3)
+    h3[3 - grid.ndim:] = grid.spacing
+    n = wf.size
+    rng = np.random.default_rng(0)
+
+    def scratch(garbage):
+        dist = rng.uniform(-5, 5, n) if garbage else np.full(n, np.inf)
+        pos = rng.integers(-5, n, n) if garbage else np.full(n, -1, np.int64)
+        return (dist, np.zeros(n, np.uint8), pos, np.empty(n, np.int64), np.empty(n),
+                np.empty(n, np.int64), np.empty(n, np.int64))
+
+    args = (wf, labels, cells, start, src, bounds, wanted, s3, bool(grid.periodic), h3, 2)
+    clean = K.march_pairs(*args, *scratch(False))
+    dirty = K.march_pairs(*args, *scratch(True))
+    assert clean[0].size >= 5
+    for a, b in zip(clean, dirty, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -516,10 +516,11 @@ def march_pairs(w, labels, cells, start, sources, bounds, wanted, shape, periodi
 
     For source basin i (label i + 1) and every other labelled cell with ``wanted[label]``
     reached at a distance <= ``bounds[k]``, the minimum distance per basin j. Returns
-    ``(i, j, rho)`` arrays, grouped by source, j in the order first reached. ``dist`` (inf) and
-    ``flag`` (0) and ``pos`` (-1) are scratch arrays of the grid's size, left as they were
-    given; ``touched``, ``hv``, ``hi``, ``batch`` are work arrays of the grid's size (np.empty:
-    only the pages a search touches are ever written).
+    ``(i, j, rho)`` arrays, grouped by source, j in the order first reached. ``flag`` (0 on
+    entry, and again on return) and ``dist``, ``pos``, ``touched``, ``hv``, ``hi``, ``batch``
+    are work arrays of the grid's size; only ``flag`` needs initial values: ``dist`` and
+    ``pos`` are read only at cells whose flag says they were set in the current search, so
+    they may come from np.empty and only the pages a search touches are ever written.
     """
     strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
     nl = wanted.size

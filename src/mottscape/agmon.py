@@ -667,10 +667,14 @@ def _march_nd(wf, labels, cells, start, src, bounds, wanted, grid: Grid, order: 
     h3 = np.ones(3)
     h3[3 - grid.ndim:] = grid.spacing
     periodic = bool(grid.periodic)
-    pool: queue.SimpleQueue = queue.SimpleQueue()  # scratch arrays, one set per thread
+    # Scratch arrays, one set per thread, allocated without writing them (np.empty, and
+    # np.zeros for the flags, which the OS gives as untouched zero pages): the kernel reads
+    # dist and pos only where flag says the cell was set in this search, so only the pages a
+    # search reaches become resident (the bounded searches reach a small part of the grid).
+    pool: queue.SimpleQueue = queue.SimpleQueue()
     for _ in range(threads):
-        pool.put((np.full(wf.size, np.inf), np.zeros(wf.size, np.uint8),
-                  np.full(wf.size, -1, np.int64), np.empty(wf.size, np.int64),
+        pool.put((np.empty(wf.size), np.zeros(wf.size, np.uint8),
+                  np.empty(wf.size, np.int64), np.empty(wf.size, np.int64),
                   np.empty(wf.size), np.empty(wf.size, np.int64),
                   np.empty(wf.size, np.int64)))
 
