@@ -119,7 +119,8 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
     out["valid_ll"] = (("variant", "omega"), valid)
     out["sigma_mb"] = ("omega", ds0["sigma_mb"].values)
     out["sigma_pairs"] = ("omega", pair_conductivity(base, edges)["sigma_pairs"].values)
-    for name in ("nu", "nu_landscape", "nu_basins", "delta_xi", "xi", "localization_volume"):
+    for name in ("nu", "nu_landscape", "nu_basins", "delta_xi", "delta_xi_mb", "xi",
+                 "localization_volume"):
         out[name] = ((), float(ds0[name]))
     out["rho_omega"] = ("omega", ds0["rho_omega"].values)
     out["percolating"] = ((), int(base.basins.percolating))
