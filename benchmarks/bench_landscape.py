@@ -38,13 +38,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from mottscape.bench import (  # one baseline and traffic model for both runners
+from mottscape.hamiltonian import build_hamiltonian
+from mottscape.solvers import choose_method, estimate_cg_iterations, solve_stencil
+from run import (  # one baseline and traffic model for both runners (benchmarks/run.py)
     copy_bandwidth,
     kron_csr,
     traffic_bytes,
 )
-from mottscape.hamiltonian import build_hamiltonian
-from mottscape.solvers import choose_method, estimate_cg_iterations, solve_stencil
 
 ROOT = Path(__file__).resolve().parent
 TOL = 1e-10

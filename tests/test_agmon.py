@@ -345,6 +345,20 @@ def _brute_pairs(land, basins, sources, bound):
     return out
 
 
+#: basin_distances (compiled kernel) against distance_field (scikit-fmm): the same scheme, so
+#: the same values to rounding (module notes of mottscape.agmon); 1D: the same cumulative sums.
+RTOL_KERNEL = 1e-7
+
+
+def _assert_same_pairs(got, ref, bound, rtol=RTOL_KERNEL):
+    """Same pairs (up to those within rtol of the bound) and the same rho within rtol."""
+    edge = {k for k, r in ref.items() if abs(r - bound) <= rtol * bound + 1e-12}
+    edge |= {k for k, r in got.items() if abs(r - bound) <= rtol * bound + 1e-12}
+    assert set(got) - edge == set(ref) - edge
+    for k in set(got) & set(ref):
+        assert got[k] == pytest.approx(ref[k], rel=rtol, abs=1e-9)
+
+
 def test_basin_distances_match_brute_force(block):
     land, basins = block
     bound = 5.0
@@ -353,9 +367,8 @@ def test_basin_distances_match_brute_force(block):
     assert isinstance(pd, PairDistances)
     brute = _brute_pairs(land, basins, src, bound)
     got = {(int(a), int(b)): float(r) for a, b, r in zip(pd.i, pd.j, pd.rho, strict=True)}
-    assert set(got) == set(brute)
-    for k, r in brute.items():
-        assert got[k] == pytest.approx(r, rel=1e-12, abs=1e-12)
+    assert len(brute) >= 5
+    _assert_same_pairs(got, brute, bound)
     assert np.all(pd.i < pd.j) and np.all(pd.rho <= bound)
     assert set(np.unique(np.concatenate([pd.i, pd.j]))) <= set(src.tolist())
     S = pd.to_sparse()
@@ -378,9 +391,9 @@ def test_basin_distances_1d_and_3d(boundary):
         pd = basin_distances(land, basins, bound=bound)
         brute = _brute_pairs(land, basins, range(basins.n), bound)
         got = {(int(a), int(b)): float(r) for a, b, r in zip(pd.i, pd.j, pd.rho, strict=True)}
-        assert set(got) == set(brute)
-        for k, r in brute.items():
-            assert got[k] == pytest.approx(r, rel=1e-12, abs=1e-12)
+        assert brute  # at least one pair within the bound
+        # 1D: the same exact sums as distance_field; 3D: the same scheme as scikit-fmm
+        _assert_same_pairs(got, brute, bound, rtol=1e-12 if V.ndim == 1 else RTOL_KERNEL)
 
 
 def test_basin_distances_periodic_and_per_source_bounds(block_periodic):

@@ -104,3 +104,24 @@ def test_bad_options_raise_input_error():
         ms.find_basins(land, 1.0, center="nope")
     with pytest.raises(ms.InputError, match="energy"):
         ms.find_basins(land, float("nan"))
+
+
+def _periodic_landscape(vu):
+    return ms.Landscape.from_effective_potential(vu, boundary="periodic")
+
+
+@pytest.mark.parametrize("roll", [0, 5, 17, 31])
+def test_periodic_percolation_does_not_depend_on_where_the_faces_cut(roll):
+    """A cluster is judged on its unwrapped extent, wherever it crosses the faces."""
+    n = 40
+    short = np.full((n, n), 2.0)
+    short[10:12, 0:24] = 0.5  # spans 60 % of the length: not percolating
+    wrap = np.full((n, n), 2.0)
+    wrap[20:22, :] = 0.5  # a band around the torus: percolating
+    span = np.full((n, n), 2.0)
+    span[5:7, 0:36] = 0.5  # 90 % of the length, not wrapping: percolating
+    for vu, expected in ((short, False), (wrap, True), (span, True)):
+        rolled = np.roll(np.roll(vu, roll, axis=1), 3 * roll, axis=0)
+        b = ms.find_basins(_periodic_landscape(rolled), 1.0)
+        assert b.percolating is expected, (roll, expected)
+        assert b.n == 1  # the pieces cut by the faces are one basin

@@ -45,8 +45,10 @@ def test_default_study_values():
     assert s.grid.boundary == "dirichlet" and s.grid.units == "lattice"
     assert s.conductivity.fermi_energy == pytest.approx(0.6)
     assert s.conductivity.mott_scale == "log"
-    assert s.ensemble.realizations == 1
+    assert s.ensemble.realizations == 16 and s.cluster.workers == 2  # a small ensemble
     assert s.output.figures is True
+    user = study_from_dict({"conductivity": {"fermi_energy": 0.6}})
+    assert user.ensemble.realizations == 1 and user.cluster.workers is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.potential.seed = 3  # type: ignore[misc]
 
@@ -68,7 +70,13 @@ def test_default_file_is_a_complete_study():
 
     text = resources.files("mottscape").joinpath("data/default_study.toml").read_text()
     data = tomllib.loads(text)
-    assert set(data) == {"potential", "grid", "conductivity", "ensemble", "output"}
+    assert set(data) == {"potential", "grid", "conductivity", "options", "ensemble", "cluster",
+                         "output"}
+    # every option but pair_window (no TOML null) is documented with its default
+    from mottscape.options import Options
+
+    assert set(data["options"]) == set(Options.names()) - {"pair_window", "mott_scale"}
+    assert Options.from_mapping(data["options"]) == Options()
     assert "fermi_energy" in data["conductivity"]
 
 

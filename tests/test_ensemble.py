@@ -24,12 +24,12 @@ def test_workers_do_not_change_the_numbers():
 def test_store_resumes(tmp_path, monkeypatch):
     study = ms.study_from_dict(STUDY)
     first = ensemble.run_ensemble(study, [0, 1], store=tmp_path)
-    assert ensemble.realization_path(tmp_path, 1).exists()
+    assert (tmp_path / "realization_00001.nc").exists()
 
     def boom(*args, **kwargs):
         raise AssertionError("a stored realization was recomputed")
 
-    monkeypatch.setattr(ensemble, "_run_one", boom)
+    monkeypatch.setattr(ensemble, "realization_task", boom)
     again = ensemble.run_ensemble(study, [0, 1], store=tmp_path)
     np.testing.assert_array_equal(first.sigma_ll, again.sigma_ll)
 

@@ -689,7 +689,7 @@ def test_cli_unconverged_landscape_is_flagged_not_hidden(tmp_path, capsys, monke
     code, _ = run_cli(capsys, "run", str(path), "--out", str(tmp_path / "out"))
     assert code == 0
     ds = ms.read_netcdf(tmp_path / "out" / "results.nc")
-    assert ds.attrs["landscape_converged"] == 0 and ds.attrs["landscape_residual"] > 1e-6
+    assert not bool(ds["landscape_converged"]) and float(ds["landscape_residual"]) > 1e-6
     assert not ds.valid.any()
 
 
@@ -697,7 +697,7 @@ def test_cli_internal_error_exit_1(tmp_path, capsys, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("boom in the pipeline")
 
-    monkeypatch.setattr("mottscape.study.run_pipeline", boom)
+    monkeypatch.setattr("mottscape.study.run", boom)
     path = write(tmp_path, SMALL)
     code, err = run_cli(capsys, "run", str(path))
     assert code == EXIT_INTERNAL == 1
@@ -709,7 +709,7 @@ def test_cli_out_of_memory_exit_2(tmp_path, capsys, monkeypatch):
     def oom(*args, **kwargs):
         raise MemoryError("Unable to allocate 80 GiB")
 
-    monkeypatch.setattr("mottscape.study.run_pipeline", oom)
+    monkeypatch.setattr("mottscape.study.run", oom)
     code, err = run_cli(capsys, "run", str(write(tmp_path, SMALL)))
     assert code == 2 and "out of memory: Unable to allocate 80 GiB" in one_line(err)
 
@@ -718,7 +718,7 @@ def test_cli_multiline_message_is_one_line(tmp_path, capsys, monkeypatch):
     def two_lines(*args, **kwargs):
         raise ms.InputError("first line\nsecond line")
 
-    monkeypatch.setattr("mottscape.study.run_pipeline", two_lines)
+    monkeypatch.setattr("mottscape.study.run", two_lines)
     code, err = run_cli(capsys, "run", str(write(tmp_path, SMALL)))
     assert code == 2 and one_line(err).endswith("first line second line")
 
@@ -728,7 +728,7 @@ def test_cli_debug_reraises(tmp_path, monkeypatch, where):
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("mottscape.study.run_pipeline", boom)
+    monkeypatch.setattr("mottscape.study.run", boom)
     path = str(write(tmp_path, SMALL))
     argv = ["--debug", "run", path] if where == "before" else ["run", "--debug", path]
     with pytest.raises(RuntimeError, match="boom"):
@@ -785,7 +785,7 @@ def test_flag_no_pairs_marks_zero_sigma_as_a_sampling_limit():
 def test_valid_is_the_conjunction_of_the_flags():
     ds = flagged_dataset()
     clear = ~(ds.flag_rho_omega_small | ds.flag_sigma_omega_tiny | ds.flag_no_pairs)
-    expected = clear & (not ds.attrs["percolating"]) & bool(ds.attrs["landscape_converged"])
+    expected = clear & (not bool(ds["percolating"])) & bool(ds["landscape_converged"])
     np.testing.assert_array_equal(ds.valid, expected)
     assert ds.valid.any()  # the middle frequencies are inside the theory
 
@@ -793,12 +793,12 @@ def test_valid_is_the_conjunction_of_the_flags():
 def test_percolating_flag():
     V = disorder.block((64, 64), block=4, width=4.0, seed=3)
     ds = ms.ac_conductivity(V, 3.0, OMEGA)  # V_u <= E_F spans the sample
-    assert ds.attrs["percolating"] == 1 and not ds.valid.any()
-    assert flagged_dataset().attrs["percolating"] == 0
+    assert bool(ds["percolating"]) and not ds.valid.any()
+    assert not bool(flagged_dataset()["percolating"])
 
 
 def test_landscape_converged_flag():
     V = disorder.block((64, 64), block=4, width=4.0, seed=3)
     land_ = solve(V, solver="stencil-cg", maxiter=3, on_failure="flag")
     ds = ms.run_pipeline(None, 0.7, OMEGA, landscape=land_).dataset
-    assert ds.attrs["landscape_converged"] == 0 and not ds.valid.any()
+    assert not bool(ds["landscape_converged"]) and not ds.valid.any()

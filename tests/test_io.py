@@ -36,7 +36,8 @@ def test_npy_round_trip(tmp_path):
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out, V.astype(float))
     assert meta["format"] == "npy"
-    assert "spacing" not in meta
+    assert meta["spacing"] is None
+    assert meta["energy_unit"] is None and meta["length_unit"] is None
 
 
 def test_npy_object_array_is_refused_without_unpickling(tmp_path, monkeypatch):
@@ -89,6 +90,7 @@ def test_netcdf_round_trip_with_spacing_and_units(tmp_path):
     assert meta["units"] == "eV"
     assert meta["spacing"] == pytest.approx((0.25, 0.25))
     assert meta["length_units"] == "nm"
+    assert meta["energy_unit"] == "eV" and meta["length_unit"] == "nm"
     assert meta["dims"] == ("x", "y")
 
 
@@ -97,7 +99,7 @@ def test_netcdf_single_variable_and_choice(tmp_path):
     io.write_netcdf(ds, tmp_path / "w.nc")
     V, meta = io.load_potential(tmp_path / "w.nc")
     assert meta["variable"] == "W"
-    assert "spacing" not in meta  # no coordinates
+    assert meta["spacing"] is None  # no coordinates
     np.testing.assert_array_equal(V, np.arange(5.0))
 
 
@@ -159,14 +161,14 @@ def test_netcdf_safe_attrs():
                                  "d": {"x": 1, "y": np.float64(2.5)}, "s": ["a", "b"],
                                  "f": (1, 2), "p": Path("/a/b"), "i": 3,
                                  "mask": np.array([True, False])})
-    assert safe["b"] == 1 and isinstance(safe["b"], int)
+    assert safe["b"] == 1 and safe["b"].dtype == np.int8
     assert safe["nb"] == 0
     assert safe["n"] == "none"
     assert json.loads(safe["d"]) == {"x": 1, "y": 2.5}
     assert json.loads(safe["s"]) == ["a", "b"]
     np.testing.assert_array_equal(safe["f"], [1, 2])
     assert safe["p"] == "/a/b"
-    assert safe["i"] == 3
+    assert safe["i"] == 3 and safe["i"].dtype == np.int32
     assert safe["mask"].dtype == np.int8
 
 
@@ -198,23 +200,25 @@ def test_overwrite(tmp_path):
     np.testing.assert_array_equal(io.read_netcdf(tmp_path / "a.nc")["V"].values, 7.0)
 
 
-def _failing_to_netcdf(written: list):
-    def fail(self, path=None, *args, **kwargs):
-        written.append(Path(path))
-        with open(path, "wb") as fh:  # a partial file, then a crash
-            fh.write(b"CDF\x02 partial")
+def _failing_write(written: list):
+    """An os.write that writes a partial block to the temporary file, then crashes."""
+    real_write = os.write
+
+    def fail(fd, data):
+        written.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_write(fd, bytes(data)[:10])
         raise RuntimeError("simulated crash while writing")
 
     return fail
 
 
 def test_atomic_write_new_file(tmp_path, monkeypatch):
-    written: list[Path] = []
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", _failing_to_netcdf(written))
+    written: list[str] = []
+    monkeypatch.setattr(io.os, "write", _failing_write(written))
     target = tmp_path / "out.nc"
     with pytest.raises(RuntimeError, match="simulated crash"):
         io.write_netcdf(make_dataset(), target)
-    assert written and written[0] != target and written[0].parent == tmp_path
+    assert written and Path(written[0]) != target and Path(written[0]).parent == tmp_path
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []  # the partial temporary file was removed
 
@@ -223,7 +227,7 @@ def test_atomic_write_keeps_old_file(tmp_path, monkeypatch):
     target = tmp_path / "out.nc"
     io.write_netcdf(make_dataset(), target)
     before = target.read_bytes()
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", _failing_to_netcdf([]))
+    monkeypatch.setattr(io.os, "write", _failing_write([]))
     with pytest.raises(RuntimeError):
         io.write_netcdf(xr.Dataset({"V": (("x",), np.zeros(2))}), target)
     assert target.read_bytes() == before
@@ -263,3 +267,126 @@ def test_hdf5_file_without_h5py_gives_clear_error(tmp_path, monkeypatch):
 def test_write_requires_dataset(tmp_path):
     with pytest.raises(InputError, match=r"needs an xarray\.Dataset"):
         io.write_netcdf(np.zeros(3), tmp_path / "a.nc")
+
+
+# ---------------------------------------------------------------------- units of map files
+def map_file(tmp_path, name="m.nc", *, units="meV", length="angstrom", step=2.5,
+             extra=None, lattice=False):
+    V = np.arange(12.0).reshape(3, 4) * 10.0
+    vattrs = {"units": "1", "lattice_units": "t"} if lattice else {"units": units}
+    cattrs = {"units": "1", "lattice_units": "a"} if lattice else {"units": length}
+    data = {"V": (("x", "y"), V, vattrs), **(extra or {})}
+    ds = xr.Dataset(data, coords={"x": ("x", step * np.arange(3), cattrs),
+                                  "y": ("y", step * np.arange(4), cattrs)})
+    return io.write_netcdf(ds, tmp_path / name), V
+
+
+def test_netcdf_map_in_mev_and_angstrom_converts_to_semiconductor_units(tmp_path):
+    path, V0 = map_file(tmp_path)
+    V, info = io.load_potential(path)
+    assert info["energy_unit"] == "meV" and info["length_unit"] == "angstrom"
+    assert info["spacing"] == pytest.approx((2.5, 2.5))
+    np.testing.assert_array_equal(V, V0)  # as stored
+    Vs, spacing = io.map_in_units(V, info, "semiconductor")
+    np.testing.assert_allclose(Vs, V0 * 1e-3)
+    assert spacing == pytest.approx((0.25, 0.25))
+
+
+@pytest.mark.parametrize("length,factor", [("nm", 1.0), ("m", 1e9), ("um", 1e3),
+                                           ("\u00c5", 0.1), ("angstrom", 0.1)])
+def test_length_units_of_coordinates(tmp_path, length, factor):
+    path, _ = map_file(tmp_path, units="eV", length=length, step=2.0)
+    V, info = io.load_potential(path)
+    _, spacing = io.map_in_units(V, info, "semiconductor")
+    assert spacing == pytest.approx((2.0 * factor,) * 2)
+
+
+def test_lattice_map_written_by_mottscape_reads_back_in_lattice_units(tmp_path):
+    path, V0 = map_file(tmp_path, lattice=True, step=1.0)
+    V, info = io.load_potential(path)
+    assert info["energy_unit"] == "t" and info["length_unit"] == "a"
+    Vl, spacing = io.map_in_units(V, info, "lattice")
+    np.testing.assert_array_equal(Vl, V0)
+    assert spacing == (1.0, 1.0)
+    with pytest.raises(InputError, match=r"lattice energy unit 't' but the study uses "
+                                         r"semiconductor units"):
+        io.map_in_units(V, info, "semiconductor")
+
+
+def test_physical_map_in_a_lattice_study_is_refused(tmp_path):
+    path, _ = map_file(tmp_path, units="eV", length="nm")
+    V, info = io.load_potential(path)
+    with pytest.raises(InputError, match=r"energy unit 'eV', a physical unit, but the study "
+                                         r"uses lattice units.*\[grid\] units"):
+        io.map_in_units(V, info, "lattice")
+
+
+def test_map_without_units_is_in_the_study_units(tmp_path):
+    ds = xr.Dataset({"V": (("x",), np.arange(4.0))}, coords={"x": ("x", 0.5 * np.arange(4))})
+    path = io.write_netcdf(ds, tmp_path / "plain.nc")
+    V, info = io.load_potential(path)
+    assert info["energy_unit"] is None and info["length_unit"] is None
+    for system in ("lattice", "semiconductor"):
+        Vc, spacing = io.map_in_units(V, info, system)
+        np.testing.assert_array_equal(Vc, V)
+        assert spacing == (0.5,)
+
+
+def test_reconcile_spacing():
+    assert io.reconcile_spacing(None, None) == 1.0
+    assert io.reconcile_spacing(None, 0.5) == 0.5
+    assert io.reconcile_spacing((0.25, 0.5), None) == (0.25, 0.5)
+    assert io.reconcile_spacing((0.25, 0.25), 0.25) == (0.25, 0.25)
+    assert io.reconcile_spacing((0.25, 0.5), [0.25, 0.5 * (1 + 1e-9)]) == (0.25, 0.5)
+    with pytest.raises(InputError) as info:
+        io.reconcile_spacing((0.25, 0.25), 1.0, source="m.nc")
+    message = str(info.value)
+    assert "[grid] spacing = [1.0, 1.0]" in message and "m.nc" in message
+    assert "drop [grid] spacing" in message
+
+
+def test_mass_map_file_holding_V_and_mass_reads_mass(tmp_path):
+    mass = np.full((3, 4), 0.2)
+    path, _ = map_file(tmp_path, extra={"mass": (("x", "y"), mass, {"units": "1"})})
+    arr, info = io.load_array(path, what="mass map")
+    assert info["variable"] == "mass"
+    np.testing.assert_array_equal(arr, mass)
+    _, info = io.load_potential(path)  # and the potential is still V
+    assert info["variable"] == "V"
+
+
+def test_mottscape_results_read_as_a_potential_map(tmp_path):
+    """A results file holds 'potential' among other maps: it is the one read."""
+    ds = xr.Dataset({"u": (("x",), np.ones(4)), "potential": (("x",), np.arange(4.0)),
+                     "effective_potential": (("x",), np.ones(4))})
+    path = io.write_netcdf(ds, tmp_path / "results.nc")
+    V, info = io.load_potential(path)
+    assert info["variable"] == "potential"
+    np.testing.assert_array_equal(V, np.arange(4.0))
+
+
+def test_load_potential_in_units(tmp_path):
+    path, V0 = map_file(tmp_path)  # meV, angstrom, step 2.5
+    V, spacing, info = io.load_potential_in_units(path, units="semiconductor")
+    np.testing.assert_allclose(V, V0 * 1e-3)
+    assert spacing == pytest.approx((0.25, 0.25)) and info["energy_unit"] == "meV"
+    V, spacing, _ = io.load_potential_in_units(path, units="semiconductor", spacing=0.25)
+    assert spacing == pytest.approx((0.25, 0.25))
+    with pytest.raises(InputError, match=r"\[grid\] spacing = \[0.5, 0.5\]"):
+        io.load_potential_in_units(path, units="semiconductor", spacing=0.5)
+    np.save(tmp_path / "plain.npy", V0)
+    V, spacing, _ = io.load_potential_in_units(tmp_path / "plain.npy", units="lattice")
+    assert spacing == 1.0
+    np.testing.assert_array_equal(V, V0)
+
+
+@pytest.mark.parametrize("engine", io.netcdf_engines())
+def test_large_file_path_writes_the_same_file(tmp_path, monkeypatch, engine):
+    """Files too large for memory go through a file object; the result reads back the same."""
+    ds = make_dataset()
+    small = io.read_netcdf(io.write_netcdf(ds, tmp_path / "mem.nc", engine=engine))
+    monkeypatch.setattr(io, "_available_memory", lambda: 1)
+    path = io.write_netcdf(ds, tmp_path / "direct.nc", engine=engine)
+    monkeypatch.undo()
+    xr.testing.assert_identical(io.read_netcdf(path), small)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["direct.nc", "mem.nc"]

@@ -13,11 +13,11 @@ from __future__ import annotations
 from . import disorder
 from .agmon import PairDistances, agmon_distance, basin_distances, distance_field, geodesic
 from .basins import Basins, find_basins
-from .conductivity import Pipeline, ac_conductivity, run_pipeline
+from .conductivity import ac_conductivity, run_pipeline
 from .config import Study, StudyError, default_study, load_study, study_from_dict
 from .disorder import generate
 from .ensemble import run_ensemble
-from .errors import ConvergenceError, InputError, MottscapeError, ValidityError
+from .errors import ConvergenceError, InputError, MottscapeError, OutputError, ValidityError
 from .exact import exact_dos, exact_eigenstates, kubo_greenwood, lowest_eigenvalues
 from .grid import Grid, make_grid
 from .hamiltonian import Hamiltonian, build_hamiltonian
@@ -25,12 +25,18 @@ from .io import load_potential, read_netcdf, write_netcdf
 from .landscape import Landscape, solve_landscape
 from .mott import mott_scale, sigma_mott_berezinskii
 from .network import conduction_network, network_matrix
+from .options import Options
 from .pairs import pair_conductivity, pair_parameters
+from .pipeline import PipelineResult
+from .sample import Sample, make_sample
 from .study import StudyResult, run_study
 from .units import LATTICE, SEMICONDUCTOR, UnitSystem, get_units
-from .validate import validate
+from .validation import validate
 
 __version__ = "0.1.0"
+
+#: The old name of :class:`PipelineResult` (kept for users' scripts).
+Pipeline = PipelineResult
 
 __all__ = [
     "LATTICE",
@@ -42,8 +48,12 @@ __all__ = [
     "InputError",
     "Landscape",
     "MottscapeError",
+    "Options",
+    "OutputError",
     "PairDistances",
     "Pipeline",
+    "PipelineResult",
+    "Sample",
     "Study",
     "StudyError",
     "StudyResult",
@@ -69,6 +79,7 @@ __all__ = [
     "load_study",
     "lowest_eigenvalues",
     "make_grid",
+    "make_sample",
     "mott_scale",
     "network_matrix",
     "pair_conductivity",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["label_box_arrays", "label_boxes", "label_stats", "weighted_offsets"]
+__all__ = ["label_box_arrays", "label_stats", "weighted_offsets"]
 
 
 def _as3(a: np.ndarray) -> np.ndarray:
@@ -134,25 +134,12 @@ def label_stats(labels: np.ndarray, values: np.ndarray, n: int):
 def label_box_arrays(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Inclusive bounding-box corners ``lo``, ``hi`` (n, d) of labels 1..n (hi = -1 if absent).
 
-    Cheaper than :func:`label_boxes` when only a few boxes are needed: no Python object per
-    label.
+    Cheaper than :func:`scipy.ndimage.find_objects` when only a few boxes are needed: no
+    Python object per label.
     """
     d = labels.ndim
     lo, hi = _boxes3(_as3(labels), int(n))
     return lo[:, 3 - d:], hi[:, 3 - d:]
-
-
-def label_boxes(labels: np.ndarray, n: int) -> list[tuple[slice, ...] | None]:
-    """Bounding boxes as slices, like :func:`scipy.ndimage.find_objects` (None if absent)."""
-    d = labels.ndim
-    lo, hi = label_box_arrays(labels, n)
-    out: list[tuple[slice, ...] | None] = []
-    for b in range(int(n)):
-        if hi[b, 0] < 0:
-            out.append(None)
-        else:
-            out.append(tuple(slice(int(lo[b, a]), int(hi[b, a]) + 1) for a in range(d)))
-    return out
 
 
 def weighted_offsets(labels: np.ndarray, weight: np.ndarray, n: int, origin: np.ndarray,

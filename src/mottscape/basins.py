@@ -15,14 +15,16 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from ._labels import label_stats, weighted_offsets
+from ._watershed import watershed, watershed_minima
 from .errors import InputError
 from .grid import Grid
 from .landscape import Landscape
+from .options import allowed
 
-__all__ = ["Basins", "find_basins", "watershed_minima"]
+__all__ = ["Basins", "find_basins", "watershed_minima"]  # watershed_minima: re-export
 
-CENTERS = ("weighted", "centroid", "minimum")
-SPLITS = ("components", "watershed")
+CENTERS = allowed("center")
+SPLITS = allowed("split")
 
 
 @dataclass(frozen=True)
@@ -114,34 +116,20 @@ def find_basins(
     -------
     Basins
     """
-    if split not in SPLITS:
-        raise InputError(f"split={split!r} is not known; use one of {SPLITS}")
-    if energy_rule not in ("landscape", "minimum"):
-        raise InputError(f"energy_rule={energy_rule!r} must be 'landscape' or 'minimum'")
-    if center not in CENTERS:
-        raise InputError(f"center={center!r} is not known; use one of {CENTERS}")
-    if not isinstance(land, Landscape):
-        raise InputError(
-            f"land must be a Landscape (from mottscape.solve_landscape), got "
-            f"{type(land).__name__}")
-    try:
-        energy = float(energy)
-    except (TypeError, ValueError):
-        raise InputError(f"energy={energy!r} must be a finite number (the level E, e.g. E_F)") \
-            from None
-    if not np.isfinite(energy):
-        raise InputError(f"energy={energy!r} must be a finite number (the level E, e.g. E_F)")
+    energy = _check_arguments(land, energy, split, center, energy_rule)
     grid = land.grid
     vu = land.effective_potential
     mask = vu <= energy
     structure = ndi.generate_binary_structure(grid.ndim, 1)
     comp, ncomp = ndi.label(mask, structure=structure)
     comp_stats = label_stats(comp, vu, ncomp)  # one compiled pass: counts, minima, boxes
-    percolating = _spans_boxes(comp_stats[3], comp_stats[4], comp.shape)
     if grid.periodic:
-        comp, ncomp = _merge_periodic(comp, grid.ndim)
+        comp, ncomp, percolating = _merge_periodic(comp, grid.ndim, comp_stats[3],
+                                                   comp_stats[4])
+    else:
+        percolating = _spans_boxes(comp_stats[3], comp_stats[4], comp.shape)
     if split == "watershed" and ncomp:
-        labels = _watershed(vu, mask)
+        labels = watershed(vu, mask)
         # A component whose minimum is shallower than the round-off depth (or perfectly flat)
         # gets no marker: keep its cells as one basin instead of losing them.
         missing = mask & (labels == 0)
@@ -180,40 +168,25 @@ def find_basins(
     )
 
 
-def watershed_minima(values: np.ndarray) -> np.ndarray:
-    """Minimum of ``values`` over each watershed catchment basin (one per local minimum)."""
-    values = np.asarray(values, dtype=float)
-    labels = _watershed(values)
-    index = np.unique(labels)
-    index = index[index > 0]
-    if index.size == 0:  # a flat map (scikit-image finds no minimum): one catchment basin
-        return np.array([float(values.min())]) if values.size else np.zeros(0)
-    return np.asarray(ndi.minimum(values, labels, index), dtype=float)
-
-
-# ---------------------------------------------------------------------- helpers
-#: Local minima shallower than this fraction of the scale of the values are round-off (e.g.
-#: between cells that are equal by symmetry), not wells: they get no basin of their own.
-ROUNDOFF_DEPTH = 1e-10
-
-
-def _watershed(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Watershed labels of ``values`` (face connectivity), one per minimum deeper than
-    round-off: the markers are the h-minima with h = ROUNDOFF_DEPTH * scale, so that the
-    segmentation does not depend on the last bits of the values (without this, V and V + c
-    could give different basins). 0 where no marker is reached (flat maps)."""
-    from skimage.morphology import h_minima
-    from skimage.segmentation import watershed
-
-    face = ndi.generate_binary_structure(values.ndim, 1)
-    h = ROUNDOFF_DEPTH * (1.0 + float(np.max(np.abs(values))))
-    minima = h_minima(values, h, footprint=face).astype(bool)
-    if mask is not None:
-        minima &= mask
-    markers, n = ndi.label(minima, structure=face)
-    if n == 0:
-        return np.zeros(values.shape, dtype=int)
-    return watershed(values, markers=markers, mask=mask, connectivity=1)
+def _check_arguments(land, energy, split: str, center: str, energy_rule: str) -> float:
+    """Check the arguments of :func:`find_basins`; return the level as a float."""
+    if split not in SPLITS:
+        raise InputError(f"split={split!r} is not known; use one of {SPLITS}")
+    if energy_rule not in ("landscape", "minimum"):
+        raise InputError(f"energy_rule={energy_rule!r} must be 'landscape' or 'minimum'")
+    if center not in CENTERS:
+        raise InputError(f"center={center!r} is not known; use one of {CENTERS}")
+    if not isinstance(land, Landscape):
+        raise InputError(
+            f"land must be a Landscape (from mottscape.solve_landscape), got "
+            f"{type(land).__name__}")
+    try:
+        value = float(energy)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value):
+        raise InputError(f"energy={energy!r} must be a finite number (the level E, e.g. E_F)")
+    return value
 
 
 def _centers(land: Landscape, labels, n, argmin, center):
@@ -255,42 +228,79 @@ def _spans_boxes(lo: np.ndarray, hi: np.ndarray, shape: tuple[int, ...]) -> bool
     return bool(np.any((n >= 2) & (extent >= PERCOLATION_SPAN * n)))
 
 
-def _spans(comp: np.ndarray, ndim: int) -> bool:
-    """True if one component spans PERCOLATION_SPAN of the sample along some axis."""
-    for sl in ndi.find_objects(comp):
-        if sl is None:
-            continue
-        for a in range(ndim):
-            n = comp.shape[a]
-            if n >= 2 and (sl[a].stop - sl[a].start) >= PERCOLATION_SPAN * n:
-                return True
-    return False
+def _merge_periodic(comp: np.ndarray, ndim: int, lo: np.ndarray, hi: np.ndarray):
+    """Merge components that touch across periodic faces; tell whether a cluster percolates.
 
+    A union-find over the component labels that also carries, for each component, its
+    translation (in periods, per axis) into the unwrapped frame of its cluster's root. Two
+    components glued across a face of axis a sit one period apart along a; a glue between
+    components already in one cluster with another translation means the cluster wraps
+    around the torus (it percolates). Otherwise the cluster percolates when its unwrapped
+    extent spans ``PERCOLATION_SPAN`` of the sample, so the verdict does not depend on where
+    the cluster crosses the faces. Written by hand: scipy.ndimage and scikit-image label
+    periodic images only by merging, without the translations.
 
-def _merge_periodic(comp: np.ndarray, ndim: int):
-    """Merge components that touch across periodic faces (union-find on the label pairs)."""
-    parent = np.arange(int(comp.max()) + 1)
+    Parameters
+    ----------
+    comp
+        Component labels (0 outside), labels 1..n.
+    ndim
+        Dimension.
+    lo, hi
+        Inclusive bounding boxes of the components, shape (n, d).
 
-    def find(i):
+    Returns
+    -------
+    (labels, n, percolating)
+    """
+    n = int(comp.max())
+    parent = np.arange(n + 1)
+    offset = np.zeros((n + 1, ndim), dtype=np.int64)  # translation relative to the parent
+    wraps = False
+
+    def find(i: int) -> tuple[int, np.ndarray]:
+        shift = np.zeros(ndim, dtype=np.int64)
         while parent[i] != i:
-            parent[i] = parent[parent[i]]
+            shift += offset[i]
             i = parent[i]
-        return i
+        return i, shift
 
     for a in range(ndim):
         if comp.shape[a] < 2:
             continue
-        lo = np.take(comp, 0, axis=a).ravel()
-        hi = np.take(comp, -1, axis=a).ravel()
-        both = (lo > 0) & (hi > 0)
-        for x, y in set(zip(lo[both].tolist(), hi[both].tolist(), strict=True)):
-            rx, ry = find(x), find(y)
-            if rx != ry:
-                parent[max(rx, ry)] = min(rx, ry)
-    roots = np.array([find(i) for i in range(parent.size)])
+        low = np.take(comp, 0, axis=a).ravel()
+        high = np.take(comp, -1, axis=a).ravel()
+        both = (low > 0) & (high > 0)
+        step = np.zeros(ndim, dtype=np.int64)
+        step[a] = 1
+        for x, y in sorted(set(zip(low[both].tolist(), high[both].tolist(), strict=True))):
+            # cell of x at index 0 neighbours cell of y at index -1 when x is one period up
+            rx, fx = find(x)
+            ry, fy = find(y)
+            if rx == ry:
+                wraps |= bool(np.any(fx != fy + step))
+            else:
+                parent[rx] = ry
+                offset[rx] = fy + step - fx
+    roots = np.zeros(n + 1, dtype=np.int64)
+    shifts = np.zeros((n + 1, ndim), dtype=np.int64)
+    for i in range(1, n + 1):
+        roots[i], shifts[i] = find(i)
+    percolating = wraps
+    if not percolating and n:
+        size = np.asarray(comp.shape)
+        ulo = lo + shifts[1:] * size
+        uhi = hi + shifts[1:] * size
+        r = roots[1:]
+        for root in np.unique(r):
+            sel = r == root
+            extent = uhi[sel].max(axis=0) - ulo[sel].min(axis=0) + 1
+            if np.any((size >= 2) & (extent >= PERCOLATION_SPAN * size)):
+                percolating = True
+                break
     merged = roots[comp]
     relabelled, _, _ = _relabel(merged)
-    return relabelled, int(relabelled.max())
+    return relabelled, int(relabelled.max()), percolating
 
 
 def _relabel(labels: np.ndarray):

@@ -24,6 +24,8 @@ A study file has up to five sections; every key is optional except
     n_omega = 12
     # omega = [1e-3, 1e-2]   # ... or an explicit list (then no omega_min/omega_max/n_omega)
     mott_scale = "log"       # or "lambertw"
+    [options]                # every field of mottscape.Options (the open choices)
+    effective = "scaled"     # e.g.; see mottscape.options for names and values
     [ensemble]
     realizations = 1
     [output]
@@ -59,9 +61,12 @@ import numpy as np
 from . import disorder
 from .errors import InputError
 from .grid import BYTES_PER_POINT_PIPELINE, Grid, check_memory, make_grid
+from .options import Options
+from .sample import Sample, make_sample
 from .units import UnitSystem, get_units
 
 __all__ = [
+    "ClusterSection",
     "ConductivitySection",
     "EnsembleSection",
     "GridSection",
@@ -79,6 +84,8 @@ POTENTIAL_MODELS = (*disorder.MODELS, "file")
 BOUNDARIES = ("dirichlet", "periodic")
 UNIT_SYSTEMS = ("lattice", "semiconductor")
 MOTT_SCALES = ("lambertw", "log")
+#: Most frequencies a study may ask for (each costs a pass over the pairs).
+MAX_OMEGAS = 10_000
 
 # Generator parameters a study file may not set in [potential]: they come from elsewhere.
 _INJECTED = {"shape": "potential.shape", "n": "potential.shape", "seed": "potential.seed",
@@ -93,6 +100,8 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "conductivity": {"fermi_energy": "real", "omega_min": "real", "omega_max": "real",
                      "n_omega": "int", "omega": "real_list", "mott_scale": "str"},
     "ensemble": {"realizations": "int"},
+    "cluster": {"scheduler": "str", "workers": "int"},
+    "options": {name: "any" for name in Options.names()},
     "output": {"dir": "str", "figures": "bool"},
 }
 
@@ -183,6 +192,18 @@ class EnsembleSection:
 
 
 @dataclass(frozen=True)
+class ClusterSection:
+    """``[cluster]``: where the realizations run (see :mod:`mottscape.runner`).
+
+    ``scheduler`` is the address of an existing dask scheduler (``tcp://host:port``), None
+    for this machine; ``workers`` the local worker processes (None: the command line's).
+    """
+
+    scheduler: str | None = None
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
 class OutputSection:
     """``[output]``: result directory (resolved against the study file's directory), figures."""
 
@@ -197,11 +218,21 @@ class Study:
     Attributes
     ----------
     potential, grid, conductivity, ensemble, output
-        The sections (see their classes).
+        The sections (see their classes). For a study with a ``[sweep]``, those of its first
+        parameter point.
+    options
+        The ``[options]`` table as :class:`~mottscape.options.Options` (the conductivity
+        section's ``mott_scale`` is folded in).
     source
         The study file's path, or ``"<dict>"``/``"<default>"``.
     base_dir
         Directory against which relative file names were resolved.
+    sweep
+        The ``[sweep]`` table: ``(("conductivity.fermi_energy", (0.5, 0.6)), ...)``, in file
+        order; empty without a sweep.
+    points
+        One study per parameter point of the sweep (the Cartesian product of its lists, the
+        last key varying fastest), each validated like a study file; empty without a sweep.
     """
 
     potential: PotentialSection
@@ -211,6 +242,10 @@ class Study:
     output: OutputSection
     source: str
     base_dir: Path
+    options: Options = dataclasses.field(default_factory=Options)
+    cluster: ClusterSection = dataclasses.field(default_factory=ClusterSection)
+    sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    points: tuple[Study, ...] = ()
 
     # -------------------------------------------------------------- derived values
     @property
@@ -254,9 +289,10 @@ class Study:
         """
         pot = self.potential
         if pot.model == "file":
-            from .io import load_potential
+            from .io import load_potential_in_units
 
-            V, _ = load_potential(pot.file, pot.variable)
+            V, _, _ = load_potential_in_units(pot.file, pot.variable, units=self.grid.units,
+                                              spacing=self.grid.spacing)
             if pot.shape is not None and V.shape != pot.shape:
                 raise StudyError(
                     f"{self.source}: [potential] shape = {list(pot.shape)} but the map in "
@@ -293,6 +329,12 @@ class Study:
             return arr
         return self.grid.mass
 
+    def make_sample(self, realization: int = 0) -> Sample:
+        """The finalized :class:`~mottscape.sample.Sample` of realization ``realization``."""
+        V = self.make_potential(realization)
+        return make_sample(V, self.grid.spacing, self.make_mass(V.shape), self.grid.boundary,
+                           self.grid.units)
+
     def make_grid(self, shape: tuple[int, ...] | None = None) -> Grid:
         """The :class:`~mottscape.grid.Grid` of the study; ``shape`` defaults to the potential's."""
         shape = shape if shape is not None else self.potential.shape
@@ -301,6 +343,17 @@ class Study:
                 f"{self.source}: the sample shape comes from the potential file; pass shape= "
                 "(e.g. make_potential().shape)")
         return make_grid(shape, self.grid.spacing, self.grid.boundary)
+
+    def point_labels(self) -> list[dict[str, Any]]:
+        """The swept values of each parameter point (one empty dict without a sweep).
+
+        E.g. ``[{"conductivity.fermi_energy": 0.5}, {"conductivity.fermi_energy": 0.6}]``.
+        """
+        if not self.sweep:
+            return [{}]
+        keys = [k for k, _ in self.sweep]
+        return [dict(zip(keys, combo, strict=True))
+                for combo in itertools.product(*(vals for _, vals in self.sweep))]
 
     def omegas(self) -> np.ndarray:
         """Angular frequencies (in ``unit_system.omega_unit``), strictly increasing."""
@@ -313,7 +366,19 @@ class Study:
         """The study as plain TOML-like data (paths as strings), e.g. for result attributes."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ("source", "base_dir"):
+            if f.name in ("source", "base_dir", "points"):
+                continue
+            if f.name == "sweep":
+                if self.sweep:
+                    out["sweep"] = {k: [_plain(v) for v in vals] for k, vals in self.sweep}
+                continue
+            if f.name == "cluster":
+                out["cluster"] = {k: v for k, v in dataclasses.asdict(self.cluster).items()
+                                  if v is not None}
+                continue
+            if f.name == "options":
+                out["options"] = {k: v for k, v in self.options.to_dict().items()
+                                  if v is not None}
                 continue
             sec = dataclasses.asdict(getattr(self, f.name))
             if f.name == "potential":
@@ -407,7 +472,8 @@ def study_from_dict(d: Mapping[str, Any], source: str = "<dict>",
 
 def default_study() -> Study:
     """The packaged default study (``mottscape/data/default_study.toml``)."""
-    return _build(_default_data(), "<default>", Path.cwd(), _default_text(), defaults=None)
+    return _build(tomllib.loads(_default_text()), "<default>", Path.cwd(), _default_text(),
+                  defaults=None)
 
 
 def _default_text() -> str:
@@ -415,7 +481,15 @@ def _default_text() -> str:
 
 
 def _default_data() -> dict[str, Any]:
-    return tomllib.loads(_default_text())
+    """The defaults a study file inherits: the default study, but one realization in place.
+
+    The built-in study is a small ensemble on a local cluster; a user's study runs one
+    realization in this process unless it says otherwise.
+    """
+    data = tomllib.loads(_default_text())
+    data["ensemble"] = {"realizations": 1}
+    data.pop("cluster", None)
+    return data
 
 
 # ---------------------------------------------------------------------- validation
@@ -487,51 +561,49 @@ def _is_real(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+_NONE = object()
+
+
+def _list_of(value, item_ok, cast):
+    """``value`` as a tuple of ``cast`` items if it is a non-empty list of valid items."""
+    if isinstance(value, list | tuple) and len(value) > 0 and all(item_ok(x) for x in value):
+        return tuple(cast(x) for x in value)
+    return _NONE
+
+
+def _scalar_or_list(value, item_ok, cast):
+    return cast(value) if item_ok(value) else _list_of(value, item_ok, cast)
+
+
+def _shape(value):
+    ok = (isinstance(value, list | tuple) and 1 <= len(value) <= 3
+          and all(_is_int(n) and n >= 1 for n in value))
+    return tuple(int(n) for n in value) if ok else _NONE
+
+
+#: Per kind of study value: normalise it (lists -> tuples, reals -> float) or return _NONE.
+_KIND_CHECKS = {
+    "str": lambda v: v if isinstance(v, str) else _NONE,
+    "int": lambda v: v if _is_int(v) else _NONE,
+    "real": lambda v: float(v) if _is_real(v) else _NONE,
+    "bool": lambda v: v if isinstance(v, bool) else _NONE,
+    "shape": _shape,
+    "real_or_list": lambda v: _scalar_or_list(v, _is_real, float),
+    "int_or_list": lambda v: _scalar_or_list(v, _is_int, int),
+    "real_or_str": lambda v: float(v) if _is_real(v) else (v if isinstance(v, str) else _NONE),
+    "real_list": lambda v: _list_of(v, _is_real, float),
+}
+
+
 def _check_kind(ctx: _Ctx, section: str, key: str, value, kind: str):
     """Check ``value`` against ``kind`` and return it normalised (lists -> tuples)."""
-    ok = True
-    out = value
-    if kind == "str":
-        ok = isinstance(value, str)
-    elif kind == "int":
-        ok = _is_int(value)
-    elif kind == "real":
-        ok = _is_real(value)
-        out = float(value) if ok else value
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    elif kind == "shape":
-        ok = (isinstance(value, list | tuple) and 1 <= len(value) <= 3
-              and all(_is_int(n) and n >= 1 for n in value))
-        out = tuple(int(n) for n in value) if ok else value
-    elif kind == "real_or_list":
-        if _is_real(value):
-            out = float(value)
-        else:
-            ok = (isinstance(value, list | tuple) and len(value) > 0
-                  and all(_is_real(x) for x in value))
-            out = tuple(float(x) for x in value) if ok else value
-    elif kind == "int_or_list":
-        if not _is_int(value):
-            ok = (isinstance(value, list | tuple) and len(value) > 0
-                  and all(_is_int(x) for x in value))
-            out = tuple(int(x) for x in value) if ok else value
-    elif kind == "real_or_str":
-        ok = _is_real(value) or isinstance(value, str)
-        out = float(value) if _is_real(value) else value
-    elif kind == "real_list":
-        ok = (isinstance(value, list | tuple) and len(value) > 0
-              and all(_is_real(x) for x in value))
-        out = tuple(float(x) for x in value) if ok else value
-    if not ok:
+    out = _KIND_CHECKS[kind](value)
+    if out is _NONE:
         raise ctx.error(
             f"[{section}] {key} must be {_KIND_TEXT[kind]}, got {_tname(value)}", section, key)
-    if kind in ("real", "real_or_list", "real_list") or (kind == "real_or_str"
-                                                          and _is_real(value)):
-        vals = out if isinstance(out, tuple) else (out,)
-        if not all(math.isfinite(x) for x in vals):
-            raise ctx.error(f"[{section}] {key} must be finite, got {_tname(value)}",
-                            section, key)
+    vals = out if isinstance(out, tuple) else (out,)
+    if any(isinstance(x, float) and not math.isfinite(x) for x in vals):
+        raise ctx.error(f"[{section}] {key} must be finite, got {_tname(value)}", section, key)
     return out
 
 
@@ -567,7 +639,7 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
         raise ctx.error(f"a study must be a table of sections, got {_tname(data)}")
     # ---- sections and keys
     for name, value in data.items():
-        if name not in _SCHEMA:
+        if name not in _SCHEMA and name != "sweep":
             if not isinstance(value, Mapping):
                 owner = [s for s, keys in _SCHEMA.items() if name in keys]
                 hint = (f"; put it under [{owner[0]}]" if owner else
@@ -583,6 +655,8 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
             raise ctx.error(f"{name} must be a section ([{name}]), got {_tname(value)}",
                             None, name)
     defaults = defaults or {}
+    if "sweep" in data:
+        return _build_sweep(ctx, data, source, base_dir, text, defaults)
 
     def section(name: str) -> dict[str, Any]:
         return dict(data.get(name, {}))
@@ -590,13 +664,80 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
     grid = _grid_section(ctx, section("grid"), dict(defaults.get("grid", {})), base_dir)
     potential = _potential_section(ctx, section("potential"),
                                    dict(defaults.get("potential", {})), base_dir, grid)
+    if potential.model == "file":
+        grid = _file_grid(ctx, potential, grid, section("grid").get("spacing"))
     conductivity = _conductivity_section(ctx, section("conductivity"),
                                          dict(defaults.get("conductivity", {})))
     ensemble = _ensemble_section(ctx, section("ensemble"), dict(defaults.get("ensemble", {})))
     output = _output_section(ctx, section("output"), dict(defaults.get("output", {})),
                              base_dir)
+    options = _options_section(ctx, section("options"), dict(defaults.get("options", {})),
+                               section("conductivity"))
+    cluster = _cluster_section(ctx, section("cluster"))
     return Study(potential=potential, grid=grid, conductivity=conductivity, ensemble=ensemble,
-                 output=output, source=source, base_dir=base_dir)
+                 output=output, source=source, base_dir=base_dir, options=options,
+                 cluster=cluster)
+
+
+#: Keys a ``[sweep]`` may vary: E_F, the grid spacing and a number mass, and any parameter of
+#: the potential model (its disorder strength, shape, seed, ...), not the model itself.
+SWEEP_FIXED = {"potential": ("model", "file", "variable")}
+SWEEPABLE = {"conductivity": ("fermi_energy",), "grid": ("spacing", "mass")}
+MAX_SWEEP_POINTS = 10_000
+
+
+def _sweep_items(ctx: _Ctx, table: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """``[sweep]`` as (``"section.key"``, values) pairs, checked for form (not for values)."""
+    if not isinstance(table, Mapping) or not table:
+        raise ctx.error("[sweep] must be a table of 'section.key = [values]', e.g. "
+                        "conductivity.fermi_energy = [0.5, 0.6]", "sweep")
+    items = []
+    for sec, sub in table.items():
+        pairs = sub.items() if isinstance(sub, Mapping) else [(None, sub)]
+        for key, values in pairs:
+            name = f"{sec}.{key}" if key is not None else str(sec)
+            section, _, param = name.partition(".")
+            if section not in ("potential", *SWEEPABLE) or not param or \
+                    param in SWEEP_FIXED.get(section, ()) or \
+                    (section in SWEEPABLE and param not in SWEEPABLE[section]):
+                raise ctx.error(
+                    f"[sweep] {name} cannot be swept; sweep conductivity.fermi_energy, "
+                    "grid.spacing, grid.mass or a parameter of the potential model (e.g. "
+                    "potential.width, potential.shape, potential.seed)", "sweep", key or sec)
+            if not isinstance(values, list) or not values:
+                raise ctx.error(f"[sweep] {name} = {values!r} must be a non-empty list of the "
+                                "values to run", "sweep", key or sec)
+            if len({repr(v) for v in values}) != len(values):
+                raise ctx.error(f"[sweep] {name} lists a value twice", "sweep", key or sec)
+            items.append((name, tuple(_plain_tuple(v) for v in values)))
+    return items
+
+
+def _build_sweep(ctx: _Ctx, data: Mapping[str, Any], source: str, base_dir: Path,
+                 text: str | None, defaults: Mapping[str, Any]) -> Study:
+    """A study with a ``[sweep]``: every parameter point built and validated as a study."""
+    items = _sweep_items(ctx, data["sweep"])
+    n_points = math.prod(len(vals) for _, vals in items)
+    if n_points > MAX_SWEEP_POINTS:
+        raise ctx.error(f"[sweep] has {n_points} parameter points (the product of its lists), "
+                        f"more than {MAX_SWEEP_POINTS}; split the study", "sweep")
+    base = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()
+            if k != "sweep"}
+    points = []
+    for combo in itertools.product(*(vals for _, vals in items)):
+        point = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+        for (name, _), value in zip(items, combo, strict=True):
+            section, _, param = name.partition(".")
+            point.setdefault(section, {})[param] = list(value) if isinstance(value, tuple) \
+                else value
+        try:
+            points.append(_build(point, source, base_dir, text, defaults))
+        except StudyError as exc:
+            label = ", ".join(f"{n} = {_plain(v)!r}" for (n, _), v in
+                              zip(items, combo, strict=True))
+            raise StudyError(f"{exc} (at the sweep point {label})", path=exc.path,
+                             line=exc.line, section=exc.section, key=exc.key) from None
+    return dataclasses.replace(points[0], sweep=tuple(items), points=tuple(points))
 
 
 def _checked(ctx: _Ctx, name: str, user: dict, default: dict) -> dict:
@@ -656,22 +797,43 @@ def _grid_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path) -> GridS
 
 def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
                        grid: GridSection) -> PotentialSection:
-    fixed = _SCHEMA["potential"]
-    model_raw = user.get("model", default.get("model"))
-    model = _check_kind(ctx, "potential", "model", model_raw, "str")
+    model = _check_kind(ctx, "potential", "model", user.get("model", default.get("model")),
+                        "str")
     _choice(ctx, "potential", "model", model, POTENTIAL_MODELS)
+    accepted = _accepted_params(model)
+    _check_potential_keys(ctx, user, model, accepted)
     # Inherit the defaults' model parameters only when the model is the defaults' model.
-    if model == default.get("model"):
-        merged = {k: x for k, x in default.items() if k not in ("model",)}
-    else:
-        merged = {k: x for k, x in default.items() if k in ("shape", "seed")}
+    inherit = (lambda k: k != "model") if model == default.get("model") else \
+        (lambda k: k in ("shape", "seed"))
+    merged = {k: x for k, x in default.items() if inherit(k)}
     if model == "file":
         merged = {k: x for k, x in merged.items() if k == "seed"}
-        accepted: dict[str, inspect.Parameter] = {}
-    else:
-        accepted = {k: p for k, p in disorder.model_parameters(model).items()
-                    if k not in _INJECTED}
-    valid = set(fixed) | set(accepted)
+    merged.update(user)
+    merged.pop("model", None)
+    shape = _potential_shape(ctx, merged.pop("shape", None))
+    seed = _check_kind(ctx, "potential", "seed", merged.pop("seed", 0), "int")
+    if seed < 0:
+        raise ctx.error(f"[potential] seed = {seed} must be >= 0", "potential", "seed")
+    _check_spacing_dims(ctx, grid, shape)
+    if model == "file":
+        return _file_potential(ctx, merged, base_dir, shape, seed)
+    if shape is None:
+        raise ctx.error("[potential] shape is required", "potential")
+    params = _model_params(ctx, model, merged, accepted, shape, grid)
+    items = tuple(sorted((k, _plain_tuple(x)) for k, x in params.items()))
+    return PotentialSection(model=model, shape=shape, seed=seed, params=items)
+
+
+def _accepted_params(model: str) -> dict[str, inspect.Parameter]:
+    """Parameters of a model's generator that a study file may set."""
+    if model == "file":
+        return {}
+    return {k: p for k, p in disorder.model_parameters(model).items() if k not in _INJECTED}
+
+
+def _check_potential_keys(ctx: _Ctx, user: dict, model: str,
+                          accepted: dict[str, inspect.Parameter]) -> None:
+    valid = set(_SCHEMA["potential"]) | set(accepted)
     if model != "file":
         valid -= {"file", "variable"}
     for key in user:
@@ -686,40 +848,61 @@ def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
         extra = (f" (model {model!r} takes {', '.join(accepted) or 'no parameters'};"
                  f" see mottscape.disorder.{model})" if model != "file" else "")
         raise _unknown_key(ctx, "potential", key, valid, extra + ("." if extra else ""))
-    merged.update(user)
-    merged.pop("model", None)
-    # Fixed keys.
-    shape = merged.pop("shape", None)
-    if shape is not None:
-        shape = _check_kind(ctx, "potential", "shape", shape, "shape")
-        try:
-            check_memory(math.prod(shape), BYTES_PER_POINT_PIPELINE,
-                         f"a sample of shape {list(shape)}")
-        except InputError as exc:
-            raise ctx.error(f"[potential] shape = {list(shape)}: {exc}", "potential",
-                            "shape") from None
-    seed = _check_kind(ctx, "potential", "seed", merged.pop("seed", 0), "int")
-    if seed < 0:
-        raise ctx.error(f"[potential] seed = {seed} must be >= 0", "potential", "seed")
-    if model == "file":
-        fname = merged.pop("file", None)
-        if fname is None:
-            raise ctx.error("[potential] model = 'file' needs file = '<path>' (.npy, .npz or "
-                            "NetCDF), relative to the study file's directory", "potential")
-        fname = _check_kind(ctx, "potential", "file", fname, "str")
-        fpath = (base_dir / fname).resolve()
-        if not fpath.is_file():
-            raise ctx.error(f"[potential] file = {fname!r}: {str(fpath)!r} does not exist "
-                            "(relative names are taken from the study file's directory)",
-                            "potential", "file")
-        variable = merged.pop("variable", None)
-        if variable is not None:
-            variable = _check_kind(ctx, "potential", "variable", variable, "str")
-        _check_spacing_dims(ctx, grid, shape)
-        return PotentialSection(model=model, shape=shape, seed=seed, file=fpath,
-                                variable=variable)
+
+
+def _potential_shape(ctx: _Ctx, shape) -> tuple[int, ...] | None:
     if shape is None:
-        raise ctx.error("[potential] shape is required", "potential")
+        return None
+    shape = _check_kind(ctx, "potential", "shape", shape, "shape")
+    try:
+        check_memory(math.prod(shape), BYTES_PER_POINT_PIPELINE,
+                     f"a sample of shape {list(shape)}")
+    except InputError as exc:
+        raise ctx.error(f"[potential] shape = {list(shape)}: {exc}", "potential",
+                        "shape") from None
+    return shape
+
+
+def _file_potential(ctx: _Ctx, merged: dict, base_dir: Path, shape, seed: int
+                    ) -> PotentialSection:
+    fname = merged.pop("file", None)
+    if fname is None:
+        raise ctx.error("[potential] model = 'file' needs file = '<path>' (.npy, .npz or "
+                        "NetCDF), relative to the study file's directory", "potential")
+    fname = _check_kind(ctx, "potential", "file", fname, "str")
+    fpath = (base_dir / fname).resolve()
+    if not fpath.is_file():
+        raise ctx.error(f"[potential] file = {fname!r}: {str(fpath)!r} does not exist "
+                        "(relative names are taken from the study file's directory)",
+                        "potential", "file")
+    variable = merged.pop("variable", None)
+    if variable is not None:
+        variable = _check_kind(ctx, "potential", "variable", variable, "str")
+    return PotentialSection(model="file", shape=shape, seed=seed, file=fpath, variable=variable)
+
+
+def _file_grid(ctx: _Ctx, potential: PotentialSection, grid: GridSection,
+               user_spacing: Any) -> GridSection:
+    """The grid of a study whose potential is a map: the map's units and spacing honoured.
+
+    The map is read once here (:func:`mottscape.io.load_potential_in_units`) so that a unit
+    of the other system, or a ``[grid] spacing`` that contradicts the file's coordinates, is a
+    :class:`StudyError` at load time, before anything is computed. The spacing is the file's
+    when the study sets none.
+    """
+    from .io import load_potential_in_units
+
+    study_spacing = None if user_spacing is None else grid.spacing
+    try:
+        _, spacing, _ = load_potential_in_units(potential.file, potential.variable,
+                                                units=grid.units, spacing=study_spacing)
+    except InputError as exc:
+        raise ctx.error(str(exc), "potential", "file") from None
+    return dataclasses.replace(grid, spacing=spacing)
+
+
+def _model_params(ctx: _Ctx, model: str, merged: dict, accepted: dict, shape,
+                  grid: GridSection) -> dict:
     params = {}
     for key, value in merged.items():
         kind = _param_kind(accepted[key])
@@ -731,7 +914,6 @@ def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
         raise ctx.error(
             f"[potential] model {model!r} needs {', '.join(missing)} (it takes "
             f"{', '.join(accepted)}; see mottscape.disorder.{model})", "potential")
-    _check_spacing_dims(ctx, grid, shape)
     if model == "white_noise" and len(shape) != 1:
         raise ctx.error(f"[potential] model 'white_noise' is 1D but shape = {list(shape)}",
                         "potential", "shape")
@@ -745,8 +927,7 @@ def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
     except InputError as exc:
         key = next((k for k in params if f"{k}=" in str(exc)), None)
         raise ctx.error(f"[potential] {exc}", "potential", key) from None
-    items = tuple(sorted((k, _plain_tuple(x)) for k, x in params.items()))
-    return PotentialSection(model=model, shape=shape, seed=seed, params=items)
+    return params
 
 
 def _plain_tuple(v):
@@ -763,6 +944,21 @@ def _check_spacing_dims(ctx: _Ctx, grid: GridSection, shape) -> None:
             "grid", "spacing")
 
 
+def _omega_defaults(ctx: _Ctx, user: dict, default: dict) -> dict:
+    """The defaults of [conductivity] without the frequency form the user did not choose."""
+    grid_keys = ("omega_min", "omega_max", "n_omega")
+    if "omega" in user:
+        given = [k for k in grid_keys if k in user]
+        if given:
+            raise ctx.error(
+                f"[conductivity] give either omega = [...] or omega_min/omega_max/n_omega, not "
+                f"both (found omega and {', '.join(given)})", "conductivity", given[0])
+        return {k: x for k, x in default.items() if k not in grid_keys}
+    if any(k in user for k in grid_keys):
+        return {k: x for k, x in default.items() if k != "omega"}
+    return default
+
+
 def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivitySection:
     for key in user:
         if key not in _SCHEMA["conductivity"]:
@@ -771,17 +967,7 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
         raise ctx.error("[conductivity] fermi_energy is required but missing; add "
                         "'fermi_energy = <E_F>' under [conductivity] (energy unit of "
                         "grid.units)", "conductivity")
-    grid_keys = ("omega_min", "omega_max", "n_omega")
-    if "omega" in user:
-        given = [k for k in grid_keys if k in user]
-        if given:
-            raise ctx.error(
-                f"[conductivity] give either omega = [...] or omega_min/omega_max/n_omega, not "
-                f"both (found omega and {', '.join(given)})", "conductivity", given[0])
-        default = {k: x for k, x in default.items() if k not in grid_keys}
-    elif any(k in user for k in grid_keys):
-        default = {k: x for k, x in default.items() if k != "omega"}
-    v = _checked(ctx, "conductivity", user, default)
+    v = _checked(ctx, "conductivity", user, _omega_defaults(ctx, user, default))
     ef = _require(ctx, "conductivity", "fermi_energy", v)
     mott = _choice(ctx, "conductivity", "mott_scale",
                    _require(ctx, "conductivity", "mott_scale", v), MOTT_SCALES)
@@ -804,8 +990,45 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
     if n < 2:
         raise ctx.error(f"[conductivity] n_omega = {n} must be >= 2 (for a single frequency "
                         "use omega = [value])", "conductivity", "n_omega")
+    if n > MAX_OMEGAS:
+        raise ctx.error(f"[conductivity] n_omega = {n} is more than {MAX_OMEGAS} frequencies; "
+                        "sigma(omega) is smooth on a log grid: use a few dozen",
+                        "conductivity", "n_omega")
     return ConductivitySection(fermi_energy=ef, omega_min=lo, omega_max=hi, n_omega=n,
                                omega=None, mott_scale=mott)
+
+
+def _options_section(ctx: _Ctx, user: dict, default: dict, conductivity: dict) -> Options:
+    """``[options]``: the fields of :class:`~mottscape.options.Options`, checked in one place."""
+    values = {**default, **user}
+    if "mott_scale" in conductivity:
+        if "mott_scale" in user and user["mott_scale"] != conductivity["mott_scale"]:
+            raise ctx.error("mott_scale is given in [conductivity] and in [options] with "
+                            "different values; keep it in [options] only", "options",
+                            "mott_scale")
+        values["mott_scale"] = conductivity["mott_scale"]
+    for key in user:
+        name = {"pairs": "pair_set"}.get(key, key)
+        if name not in Options.names():
+            raise _unknown_key(ctx, "options", key, Options.names(),
+                               " (see mottscape.options).")
+    try:
+        return Options.from_mapping(values, where="[options]")
+    except InputError as exc:
+        key = next((k for k in user if f"{k}=" in str(exc) or repr(k) in str(exc)), None)
+        raise ctx.error(f"[options] {exc}", "options", key) from None
+
+
+def _cluster_section(ctx: _Ctx, user: dict) -> ClusterSection:
+    v = _checked(ctx, "cluster", user, {})
+    scheduler = v.get("scheduler")
+    if scheduler is not None and not re.match(r"^(tcp|tls|inproc|ucx)://\S+$", scheduler):
+        raise ctx.error(f"[cluster] scheduler = {scheduler!r} must be a dask scheduler address "
+                        "such as 'tcp://127.0.0.1:8786'", "cluster", "scheduler")
+    workers = v.get("workers")
+    if workers is not None and workers < 1:
+        raise ctx.error(f"[cluster] workers = {workers} must be >= 1", "cluster", "workers")
+    return ClusterSection(scheduler=scheduler, workers=workers)
 
 
 def _ensemble_section(ctx: _Ctx, user: dict, default: dict) -> EnsembleSection:

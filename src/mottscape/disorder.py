@@ -37,7 +37,7 @@ import scipy.fft
 import scipy.ndimage as ndi
 
 from .errors import InputError
-from .grid import check_memory
+from .grid import ENERGY_MAX, SPACING_BOUNDS, check_memory
 
 __all__ = [
     "MODELS",
@@ -56,6 +56,10 @@ SeedLike = int | np.random.SeedSequence | np.random.Generator
 #: Memory per point of a generator (the Gaussian field's FFT work arrays dominate; the padding
 #: of non-periodic fields comes on top), checked before anything is allocated.
 _BYTES_PER_POINT = 64
+
+#: Largest smoothing or correlation length, in grid cells, that a generator accepts: beyond it
+#: the kernel (or the padding of a non-periodic field) alone would need gigabytes.
+_MAX_CELLS = 1e6
 
 #: Padding of non-periodic Gaussian fields, in correlation lengths: wrap-around correlations
 #: are below exp(-_PAD**2 / 2) ~ 1.5e-8 of the variance.
@@ -110,13 +114,22 @@ def _shape(shape, where: str) -> tuple[int, ...]:
 
 
 def _real(value, name: str, where: str, *, minimum: float | None = None,
-          strict: bool = False) -> float:
-    """A finite real number, optionally bounded below (``> minimum`` if ``strict``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+          strict: bool = False, bound: float | None = None) -> float:
+    """A finite real number, optionally bounded below (``> minimum`` if ``strict``).
+
+    ``bound`` caps ``|value|`` (energies: :data:`mottscape.grid.ENERGY_MAX`).
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise InputError(f"{where}: {name}={value!r} must be a real number")
     x = float(value)
     if not math.isfinite(x):
         raise InputError(f"{where}: {name}={value!r} must be finite")
+    if bound is not None and abs(x) > bound:
+        raise InputError(
+            f"{where}: {name}={value!r} is larger in magnitude than the accepted {bound:g}; "
+            "express energies in a larger unit")
     if minimum is not None:
         if strict and not x > minimum:
             raise InputError(f"{where}: {name}={value!r} must be > {minimum:g}")
@@ -126,15 +139,39 @@ def _real(value, name: str, where: str, *, minimum: float | None = None,
 
 
 def _per_axis(value, name: str, ndim: int, where: str, *, strict: bool = True) -> np.ndarray:
-    """A positive (or non-negative) scalar or one value per axis, as an array of ``ndim``."""
-    items = list(value) if isinstance(value, Sequence | np.ndarray) else [value]
+    """A positive (or non-negative) length, scalar or one value per axis, as an array of ``ndim``.
+
+    Positive values must lie in :data:`mottscape.grid.SPACING_BOUNDS`.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        items = [value.item()]
+    elif isinstance(value, Sequence | np.ndarray) and not isinstance(value, str | bytes):
+        items = list(value)
+    else:
+        items = [value]
     if len(items) not in (1, ndim):
         raise InputError(
             f"{where}: {name}={value!r} must be a scalar or a sequence of {ndim} values "
             f"(one per axis)"
         )
     vals = [_real(v, name, where, minimum=0.0, strict=strict) for v in items]
+    lo, hi = SPACING_BOUNDS
+    if any(v != 0.0 and not lo <= v <= hi for v in vals):
+        raise InputError(
+            f"{where}: {name}={value!r} is outside the accepted range [{lo:g}, {hi:g}] of "
+            "lengths; express lengths in a unit that brings it into the range")
     return np.broadcast_to(np.asarray(vals, dtype=float), (ndim,)).copy()
+
+
+def _cells(length: np.ndarray, h: np.ndarray, name: str, where: str, fix: str) -> np.ndarray:
+    """``length / h`` per axis, refused above :data:`_MAX_CELLS` cells."""
+    cells = length / h
+    if np.any(cells > _MAX_CELLS):
+        raise InputError(
+            f"{where}: {name} spans up to {float(cells.max()):.3g} grid cells (length "
+            f"{list(length)} over spacing {list(h)}), more than the accepted {_MAX_CELLS:g}; "
+            f"{fix}")
+    return cells
 
 
 # ---------------------------------------------------------------------- generators
@@ -171,8 +208,8 @@ def anderson(
     """
     where = "disorder.anderson"
     shape = _shape(shape, where)
-    width = _real(width, "width", where, minimum=0.0)
-    offset = _real(offset, "offset", where)
+    width = _real(width, "width", where, minimum=0.0, bound=ENERGY_MAX)
+    offset = _real(offset, "offset", where, bound=ENERGY_MAX)
     rng = _rng(seed, where)
     return offset + width * rng.random(shape)
 
@@ -219,17 +256,25 @@ def block(
     where = "disorder.block"
     shape = _shape(shape, where)
     ndim = len(shape)
-    items = list(block) if isinstance(block, Sequence | np.ndarray) else [block]
+    if isinstance(block, np.ndarray) and block.ndim == 0:
+        items = [block.item()]
+    elif isinstance(block, Sequence | np.ndarray) and not isinstance(block, str | bytes):
+        items = list(block)
+    else:
+        items = [block]
     if len(items) not in (1, ndim) or any(
-        isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1 for b in items
+        isinstance(b, bool | np.bool_) or not isinstance(b, numbers.Integral) or b < 1
+        for b in items
     ):
         raise InputError(
             f"{where}: block={block!r} is not valid; give an int >= 1 (sites per block) or "
             f"one such int per axis ({ndim} values)"
         )
-    sizes = tuple(int(b) for b in np.broadcast_to(np.asarray(items, dtype=int), (ndim,)))
-    width = _real(width, "width", where, minimum=0.0)
-    offset = _real(offset, "offset", where)
+    # A block longer than the sample is one block along that axis.
+    sizes = tuple(min(int(b), n) for b, n in zip(items * ndim if len(items) == 1 else items,
+                                                  shape, strict=True))
+    width = _real(width, "width", where, minimum=0.0, bound=ENERGY_MAX)
+    offset = _real(offset, "offset", where, bound=ENERGY_MAX)
     rng = _rng(seed, where)
     coarse_shape = tuple(-(-n // b) for n, b in zip(shape, sizes, strict=True))
     V = offset + width * rng.random(coarse_shape)
@@ -303,18 +348,22 @@ def gaussian(
     ndim = len(shape)
     ell = _per_axis(correlation_length, "correlation_length", ndim, where)
     h = _per_axis(spacing, "spacing", ndim, where)
-    amplitude = _real(amplitude, "amplitude", where, minimum=0.0)
-    mean = _real(mean, "mean", where)
+    amplitude = _real(amplitude, "amplitude", where, minimum=0.0, bound=ENERGY_MAX / 16)
+    mean = _real(mean, "mean", where, bound=ENERGY_MAX / 2)
     if not isinstance(periodic, bool | np.bool_):
         raise InputError(f"{where}: periodic={periodic!r} must be True or False")
     rng = _rng(seed, where)
     if periodic:
         box = shape
     else:
+        cells = _cells(ell, h, "correlation_length", where,
+                       "use periodic=True (no padding) or a smaller correlation_length")
         box = tuple(
-            scipy.fft.next_fast_len(n + math.ceil(_PAD * l / hh), real=True)
-            for n, l, hh in zip(shape, ell, h, strict=True)
+            scipy.fft.next_fast_len(n + math.ceil(_PAD * c), real=True)
+            for n, c in zip(shape, cells, strict=True)
         )
+        check_memory(math.prod(box), _BYTES_PER_POINT,
+                     f"{where}: the padded box {box} of a non-periodic field")
     noise = rng.standard_normal(box)
     # sqrt of the Gaussian spectrum on the rfft grid; constant factors cancel in the scaling.
     log_filter = np.zeros([*box[:-1], box[-1] // 2 + 1])
@@ -395,10 +444,13 @@ def binary_alloy(
             f"{where}: concentration={concentration!r} must be a fraction in [0, 1] "
             "(probability that a site holds an A atom)"
         )
-    v_a = _real(v_a, "v_a", where)
-    v_b = _real(v_b, "v_b", where)
+    v_a = _real(v_a, "v_a", where, bound=ENERGY_MAX / 2)
+    v_b = _real(v_b, "v_b", where, bound=ENERGY_MAX / 2)
     h = _per_axis(spacing, "spacing", ndim, where)
     sl = _real(smoothing_length, "smoothing_length", where, minimum=0.0)
+    _cells(np.full(ndim, sl), h, "smoothing_length", where,
+           "a smoothing length of that many cells leaves a uniform composition: use a "
+           "smaller smoothing_length")
     if not isinstance(periodic, bool | np.bool_):
         raise InputError(f"{where}: periodic={periodic!r} must be True or False")
     rng = _rng(seed, where)
@@ -455,8 +507,12 @@ def white_noise(
             "(give the number of cells)"
         )
     strength = _real(strength, "strength", where, minimum=0.0)
-    h = _real(spacing, "spacing", where, minimum=0.0, strict=True)
-    mean = _real(mean, "mean", where)
+    h = float(_per_axis(spacing, "spacing", 1, where)[0])
+    mean = _real(mean, "mean", where, bound=ENERGY_MAX / 2)
+    if strength / h > (ENERGY_MAX / 16) ** 2:
+        raise InputError(
+            f"{where}: strength/spacing = {strength / h:.3g} gives values of standard deviation "
+            f"above {ENERGY_MAX / 16:g}; use a smaller strength or a larger spacing")
     rng = _rng(seed, where)
     return mean + math.sqrt(strength / h) * rng.standard_normal(shape)
 

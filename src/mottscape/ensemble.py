@@ -1,48 +1,84 @@
-"""Ensembles over disorder realizations: parallel, reproducible and resumable.
+"""Ensembles over disorder realizations: tasks on the runner, stacked, with error bars.
 
 Realization r of a study always uses the seed ``SeedSequence(seed, spawn_key=(r,))``
-(:meth:`mottscape.config.Study.realization_seed`), so the numbers do not depend on the number
-of workers or on the order in which realizations finish. With a ``store`` directory each
-finished realization is written to ``store/realization_XXXXX.nc`` (atomically) and skipped when
-the ensemble is run again: an interrupted ensemble resumes where it stopped.
-
-Workers are processes of :class:`concurrent.futures.ProcessPoolExecutor` by default, or the
-workers of a ``dask.distributed.Client`` passed as ``executor`` (any object with the
-``concurrent.futures.Executor`` interface works: ``Client.submit`` returns futures with
-``.result()``).
+(:meth:`mottscape.config.Study.realization_seed`), and every task runs with one thread, so
+the numbers are bit-identical whatever the engine or the number of workers (see
+:mod:`mottscape.runner`). With a ``store`` each finished realization is written at once and
+reused by a rerun of the same study (:mod:`mottscape.store`).
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-from collections.abc import Callable, Iterable
+import dataclasses
+import functools
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from .config import Study
 from .errors import InputError
-from .io import read_netcdf, write_netcdf
+from .options import Options
+from .runner import Failure, RunReport, run_tasks
+from .store import Store
 
-__all__ = ["realization_path", "run_ensemble"]
+__all__ = ["aggregate", "combine", "combine_points", "realization_task", "run_ensemble",
+           "study_description", "sweep_task"]
+
+#: The estimators whose ensemble mean and standard error are reported when present.
+ESTIMATORS = ("sigma_ll", "sigma_mb", "sigma_pairs", "sigma_exact")
 
 
-def realization_path(store: str | Path, realization: int) -> Path:
-    """File of one realization in a resumable store."""
-    return Path(store) / f"realization_{realization:05d}.nc"
+def study_description(study: Study, kind: str, extra: Mapping[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """What identifies the numbers of a study's tasks (the key of its store).
+
+    Everything that changes the numbers: the study without its output section and number of
+    realizations, the bytes of a potential or mass map file, the kind of run and its extra
+    parameters, and the package version.
+    """
+    from . import __version__
+
+    d = study.to_dict()
+    d.pop("output", None)
+    d.get("ensemble", {}).pop("realizations", None)
+    files = {}
+    for key, path in (("potential", study.potential.file), ("mass", study.grid.mass)):
+        if isinstance(path, Path):
+            files[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"study": d, "files": files, "kind": kind, "extra": dict(extra or {}),
+            "version": __version__}
 
 
-def _run_one(study: Study, realization: int, kwargs: dict) -> xr.Dataset:
-    from .conductivity import run_pipeline
+#: Task id of (parameter point p, realization r) of a sweep: ``p * POINT_STRIDE + r``; a
+#: study without a sweep has one point and its task ids are its realization indices.
+POINT_STRIDE = 1_000_000
 
-    V = study.make_potential(realization)
+
+def realization_task(study: Study, realization: int) -> xr.Dataset:
+    """The LL workflow on one realization of a study, as a Dataset (one runner task)."""
+    from .pipeline import run
+
     c = study.conductivity
-    pipe = run_pipeline(V, c.fermi_energy, study.omegas(), study.grid.spacing,
-                        study.make_mass(V.shape), study.grid.boundary, study.grid.units,
-                        mott_scale_method=c.mott_scale, **kwargs)
-    ds = pipe.dataset
-    ds.attrs["realization"] = realization
-    return ds
+    result = run(study.make_sample(realization), c.fermi_energy, study.omegas(), study.options)
+    return result.to_dataset()
+
+
+def sweep_task(study: Study, task: int) -> xr.Dataset:
+    """Task ``p * POINT_STRIDE + r``: realization r at parameter point p of a sweep."""
+    point, realization = divmod(task, POINT_STRIDE)
+    return realization_task(study.points[point] if study.points else study, realization)
+
+
+def task_ids(study: Study, index: list[int]) -> list[int]:
+    """The runner's task ids of the realizations ``index`` at every parameter point."""
+    if max(index) >= POINT_STRIDE:
+        raise InputError(f"realization indices must be below {POINT_STRIDE}")
+    return [p * POINT_STRIDE + r for p in range(max(len(study.points), 1)) for r in index]
 
 
 def run_ensemble(
@@ -50,97 +86,189 @@ def run_ensemble(
     realizations: Iterable[int] | int | None = None,
     *,
     workers: int = 1,
-    executor: cf.Executor | None = None,
+    scheduler: str | None = None,
     store: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
     precomputed: dict[int, xr.Dataset] | None = None,
-    **pipeline_kwargs,
+    **option_values: Any,
 ) -> xr.Dataset:
-    """Run :func:`mottscape.run_pipeline` over realizations of a study and stack the results.
+    """Run the LL workflow over realizations of a study; stack them, with error bars.
 
     Parameters
     ----------
     study
-        The study (potential model, grid, E_F, frequencies).
+        The study (potential model, grid, E_F, frequencies, options).
     realizations
-        An int n (realizations 0..n-1), an iterable of realization indices, or None for the
-        study's ``ensemble.realizations``.
+        A count n (realizations 0..n-1), an iterable of realization indices, or None for the
+        study's ``ensemble.realizations``. A string is refused (``"3"`` is not 3).
     workers
-        Number of worker processes (1: run in this process).
-    executor
-        An executor to use instead (e.g. a ``dask.distributed.Client``).
+        Worker processes of a local dask cluster (1: this process).
+    scheduler
+        Address of an existing dask scheduler (``tcp://host:port``).
     store
-        Directory of a resumable store (see the module docstring).
+        Directory of a resumable store keyed to this study (see :mod:`mottscape.store`).
     log
-        Called with one line per finished realization.
+        Called with one line per event.
+    progress
+        Progress bar over the finished realizations.
     precomputed
-        Results already at hand, by realization index (not recomputed).
-    **pipeline_kwargs
-        Passed to :func:`mottscape.run_pipeline` (e.g. ``pairs``, ``pair_window``).
+        Results already at hand, by realization (not recomputed).
+    **option_values
+        Options that override the study's ``[options]`` (e.g. ``effective="scaled"``).
 
     Returns
     -------
     xarray.Dataset
-        The per-realization results stacked along ``realization``, with ``sigma_ll_mean``,
-        ``sigma_mb_mean`` and their standard deviations over realizations.
+        The per-realization results along ``realization`` and the aggregates of
+        :func:`aggregate`.
     """
+    index = realization_indices(study, realizations)
+    if option_values:
+        study = _with_options(study, study.options.replace(**option_values))
+    report = run_study_tasks(study, "pipeline", functools.partial(sweep_task, study),
+                             task_ids(study, index), workers=workers, scheduler=scheduler,
+                             store=store, log=log, progress=progress, precomputed=precomputed)
+    return combine_points(report, index, study.point_labels())
+
+
+def combine_points(report: RunReport, index: list[int],
+                   labels: list[dict[str, Any]]) -> xr.Dataset:
+    """:func:`combine` per parameter point, stacked along ``point`` for a sweep.
+
+    Each swept parameter becomes a coordinate ``sweep_<name>`` along ``point`` (a shape as
+    text, e.g. ``"256x256"``). Without a sweep (one point and no label) this is
+    :func:`combine`.
+    """
+    if labels == [{}]:
+        return combine(report, index)
+    parts = []
+    for p in range(len(labels)):
+        sub = RunReport()
+        for r in index:
+            if p * POINT_STRIDE + r in report.results:
+                sub.results[r] = report.results[p * POINT_STRIDE + r]
+        sub.failures = [dataclasses.replace(f, task=f.task - p * POINT_STRIDE)
+                        for f in report.failures if f.task // POINT_STRIDE == p]
+        parts.append(combine(sub, index) if sub.results else None)
+    if all(part is None for part in parts):
+        why = "; ".join(f"{f.task}: {f.message}" for f in report.failures[:3])
+        raise InputError(f"every task failed ({why})")
+    template = next(part for part in parts if part is not None)
+    filled = [part if part is not None else xr.full_like(template, np.nan)
+              for part in parts]
+    out = xr.concat(filled, dim="point", data_vars="all", coords="minimal",
+                    compat="override", combine_attrs="drop_conflicts", join="outer")
+    for key in labels[0]:
+        name = "sweep_" + key.partition(".")[2]
+        values = [_label(lab[key]) for lab in labels]
+        out = out.assign_coords({name: ("point", values, {"long_name": f"swept {key}"})})
+    out = out.assign_coords(point=("point", np.arange(len(labels)),
+                                   {"long_name": "parameter point of the sweep", "units": "1"}))
+    out.attrs["failures"] = json.dumps([_failure_dict(f) for f in report.failures])
+    return out
+
+
+def _label(value: Any) -> Any:
+    """A swept value as a coordinate value: numbers stay numbers, a shape becomes text."""
+    if isinstance(value, tuple | list):
+        return "x".join(str(v) for v in value)
+    return value
+
+
+def run_study_tasks(study: Study, kind: str, task: Callable[[int], xr.Dataset],
+                    index: list[int], *, extra: Mapping[str, Any] | None = None,
+                    store: str | Path | None = None, **engine: Any) -> RunReport:
+    """:func:`mottscape.runner.run_tasks` with the study's store opened (and locked)."""
+    if store is None:
+        return run_tasks(task, index, **engine)
+    with Store(store, study_description(study, kind, extra), log=engine.get("log")) as st:
+        return run_tasks(task, index, store=st, **engine)
+
+
+def realization_indices(study: Study, realizations: Iterable[int] | int | None) -> list[int]:
+    """The realization indices of a run: a count, an iterable, or the study's number."""
     if realizations is None:
         realizations = study.ensemble.realizations
-    index = list(range(realizations)) if isinstance(realizations, int) else \
-        [int(r) for r in realizations]
-    if not index or min(index) < 0 or len(set(index)) != len(index):
-        raise InputError(f"realizations={realizations!r} must be a positive count or distinct "
-                         "indices >= 0")
-    if not isinstance(workers, int) or workers < 1:
-        raise InputError(f"workers={workers!r} must be an integer >= 1")
-    say = log or (lambda _m: None)
-    results: dict[int, xr.Dataset] = dict(precomputed or {})
-    todo = []
-    for r in index:
-        if r in results:
-            continue
-        path = realization_path(store, r) if store is not None else None
-        if path is not None and path.exists():
-            results[r] = read_netcdf(path)
-            say(f"realization {r}: loaded from {path}")
-        else:
-            todo.append(r)
-
-    def done(r: int, ds: xr.Dataset) -> None:
-        if store is not None:
-            write_netcdf(ds, realization_path(store, r))
-        results[r] = ds
-        say(f"realization {r}: done ({len(results)}/{len(index)})")
-
-    if todo and executor is None and workers == 1:
-        for r in todo:
-            done(r, _run_one(study, r, pipeline_kwargs))
-    elif todo:
-        own = executor is None
-        pool = executor or cf.ProcessPoolExecutor(max_workers=workers)
-        try:
-            futures = {pool.submit(_run_one, study, r, pipeline_kwargs): r for r in todo}
-            for fut in _as_completed(futures):
-                done(futures[fut], fut.result())
-        finally:
-            if own:
-                pool.shutdown(cancel_futures=True)
-    stacked = xr.concat([results[r] for r in index], dim="realization", data_vars="all",
-                        coords="minimal", compat="override", combine_attrs="drop_conflicts")
-    stacked = stacked.assign_coords(realization=index)
-    for name in ("sigma_ll", "sigma_mb"):
-        stacked[f"{name}_mean"] = stacked[name].mean("realization")
-        stacked[f"{name}_mean"].attrs = dict(stacked[name].attrs)
-        stacked[f"{name}_std"] = stacked[name].std("realization")
-        stacked[f"{name}_std"].attrs = dict(stacked[name].attrs)
-    return stacked
-
-
-def _as_completed(futures):
-    """Futures in completion order, for concurrent.futures or dask futures alike."""
+    if isinstance(realizations, str | bytes | bool):
+        raise InputError(f"realizations={realizations!r} must be a count (int >= 1) or a list "
+                         "of realization indices")
+    if isinstance(realizations, int):
+        if realizations < 1:
+            raise InputError(f"realizations={realizations!r} must be >= 1")
+        return list(range(realizations))
     try:
-        yield from cf.as_completed(futures)
-    except TypeError:  # dask futures are not concurrent.futures.Future
-        from distributed import as_completed
+        index = [int(r) for r in realizations]
+    except (TypeError, ValueError):
+        raise InputError(f"realizations={realizations!r} must be a count or a list of "
+                         "realization indices") from None
+    if not index or min(index) < 0 or len(set(index)) != len(index):
+        raise InputError(f"realizations={realizations!r} must be distinct indices >= 0")
+    return index
 
-        yield from as_completed(list(futures))
+
+def combine(report: RunReport, index: list[int]) -> xr.Dataset:
+    """Stack the finished realizations along ``realization`` and add the aggregates.
+
+    Raises
+    ------
+    InputError
+        When every realization failed (the messages say why).
+    """
+    done = [r for r in index if r in report.results]
+    if not done:
+        why = "; ".join(f"{f.task}: {f.message}" for f in report.failures[:3])
+        raise InputError(f"every realization failed ({why})")
+    stacked = xr.concat([report.results[r] for r in done], dim="realization",
+                        data_vars="all", coords="minimal", compat="override",
+                        combine_attrs="drop_conflicts")
+    stacked = stacked.assign_coords(realization=("realization", np.asarray(done),
+                                                 {"long_name": "disorder realization index",
+                                                  "units": "1"}))
+    for name in ("realization", "store_hash", "checksum"):
+        stacked.attrs.pop(name, None)
+    out = aggregate(stacked)
+    out["n_failed"] = ((), len(report.failures), {"long_name": "realizations that failed "
+                                                 "(see the attribute failures)", "units": "1"})
+    out.attrs["failures"] = json.dumps([_failure_dict(f) for f in report.failures])
+    return out
+
+
+def aggregate(stacked: xr.Dataset) -> xr.Dataset:
+    """Ensemble mean and standard error of every estimator present, per frequency.
+
+    For each of ``sigma_ll``, ``sigma_mb``, ``sigma_pairs``, ``sigma_exact`` in ``stacked``
+    (dimension ``realization``): ``<name>_mean`` (over the realizations where it is finite),
+    ``<name>_sem`` (standard error of that mean, NaN with fewer than two) and
+    ``<name>_count``; and ``n_pairs_total`` when ``n_pairs`` is present.
+    """
+    out = stacked.copy()
+    for name in ESTIMATORS:
+        if name not in stacked or "realization" not in stacked[name].dims:
+            continue
+        arr = stacked[name]
+        count = arr.notnull().sum("realization")
+        mean = arr.mean("realization", skipna=True)
+        std = arr.std("realization", ddof=1, skipna=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sem = std / np.sqrt(count.where(count > 1))
+        attrs = dict(arr.attrs)
+        long = attrs.get("long_name", name)
+        out[f"{name}_mean"] = mean.assign_attrs({**attrs, "long_name": f"ensemble mean of {long}"})
+        out[f"{name}_sem"] = sem.assign_attrs({**attrs, "long_name": f"standard error of the "
+                                               f"ensemble mean of {long}"})
+        out[f"{name}_count"] = count.assign_attrs({"long_name": f"realizations with a finite "
+                                                  f"{name}", "units": "1"})
+    if "n_pairs" in stacked and "realization" in stacked["n_pairs"].dims:
+        out["n_pairs_total"] = stacked["n_pairs"].sum("realization").assign_attrs(
+            {"long_name": "pairs in the Agmon shell, summed over realizations", "units": "1"})
+    return out
+
+
+def _failure_dict(f: Failure) -> dict[str, Any]:
+    return {"realization": f.task, "kind": f.kind, "message": f.message}
+
+
+def _with_options(study: Study, options: Options) -> Study:
+    points = tuple(dataclasses.replace(p, options=options) for p in study.points)
+    return dataclasses.replace(study, options=options, points=points)

@@ -8,7 +8,7 @@ cannot be defined at all.
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceError", "InputError", "MottscapeError", "ValidityError"]
+__all__ = ["ConvergenceError", "InputError", "MottscapeError", "OutputError", "ValidityError"]
 
 
 class MottscapeError(Exception):
@@ -29,3 +29,15 @@ class ConvergenceError(MottscapeError, RuntimeError):
     def __init__(self, message: str, residual: float | None = None) -> None:
         super().__init__(message)
         self.residual = residual
+
+
+class OutputError(MottscapeError, OSError):
+    """Results could not be written (disk full, read-only file system, no permission...).
+
+    An :class:`OSError` (``.errno`` and ``.filename`` are set when known) and a
+    :class:`MottscapeError`; the message names the file and the fix. When it
+    is raised nothing partial is left under the target name, and the temporary file is gone.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "cannot write the results"

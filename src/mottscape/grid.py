@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,10 @@ __all__ = [
     "BYTES_PER_POINT_HAMILTONIAN",
     "BYTES_PER_POINT_LANDSCAPE",
     "BYTES_PER_POINT_PIPELINE",
+    "ENERGY_MAX",
+    "MASS_BOUNDS",
+    "MAX_POINTS",
+    "SPACING_BOUNDS",
     "Grid",
     "as_mass",
     "as_potential",
@@ -30,6 +34,19 @@ __all__ = [
 ]
 
 BOUNDARIES = ("dirichlet", "periodic")
+
+#: Accepted range of a grid spacing (any length unit). Outside it the kinetic term
+#: hbar^2/(2 m h^2) and the volumes h^d, h^(d+2) of the results leave the range of float64
+#: (1/h^2 overflows near h = 1e-154); 1e-30 to 1e30 keeps every such product finite with
+#: a wide margin and covers every physical grid in any unit system. Rescale the length unit
+#: for a grid outside it.
+SPACING_BOUNDS = (1e-30, 1e30)
+#: Accepted range of an effective mass (units of the reference mass), for the same reason.
+MASS_BOUNDS = (1e-30, 1e30)
+#: Largest accepted |V| (energy unit of the study): squares of energies stay finite.
+ENERGY_MAX = 1e150
+#: Largest number of grid points a Grid may describe (before any memory check).
+MAX_POINTS = 2**62
 
 #: Peak memory per grid point, measured (peak RSS over the input, 2D block potential):
 #: building the Hamiltonian copies V into its diagonal (9 bytes/point measured, plus the mass
@@ -122,10 +139,13 @@ def make_grid(
     boundary
         ``"dirichlet"`` or ``"periodic"``.
     """
+    if isinstance(shape, str | bytes):
+        raise InputError(f"shape={shape!r} must be a sequence of 1 to 3 ints, e.g. (64, 64)")
     try:
         items = list(shape)
     except TypeError:
-        raise InputError(f"shape={shape!r} must be a sequence of 1 to 3 ints") from None
+        raise InputError(f"shape={shape!r} must be a sequence of 1 to 3 ints, e.g. (64, 64)"
+                         ) from None
     if any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in items):
         raise InputError(f"shape={tuple(items)!r} must hold integers (cells per axis)")
     shape = tuple(int(n) for n in items)
@@ -136,24 +156,80 @@ def make_grid(
         )
     if min(shape) < 1:
         raise InputError(f"V has shape {shape}; every axis needs at least one cell")
-    try:
-        spacing_arr = np.atleast_1d(np.asarray(spacing, dtype=float))
-    except (TypeError, ValueError):
-        raise InputError(
-            f"spacing={spacing!r} must be a positive number or a sequence of {len(shape)} "
-            "positive numbers (one per axis)") from None
-    if spacing_arr.ndim != 1 or spacing_arr.size not in (1, len(shape)):
+    if math.prod(shape) > MAX_POINTS:
+        raise InputError(f"shape={shape} has {math.prod(shape):.3g} cells, more than any "
+                         f"machine can hold (limit {MAX_POINTS:.3g}); use a smaller sample")
+    spacing_t = _spacing(spacing, shape)
+    if not isinstance(boundary, str) or boundary.lower() not in BOUNDARIES:
+        raise InputError(f"boundary={boundary!r} is not supported; use one of {BOUNDARIES}")
+    boundary = boundary.lower()
+    return Grid(shape=shape, spacing=spacing_t, boundary=boundary)
+
+
+def _spacing(spacing, shape: tuple[int, ...]) -> tuple[float, ...]:
+    """Validate a spacing (scalar or one value per axis) against :data:`SPACING_BOUNDS`."""
+    def bad(why: str) -> InputError:
+        return InputError(
+            f"spacing={spacing!r} {why}; give a positive number or a sequence of {len(shape)} "
+            "positive numbers (cell size per axis, length unit of the study)")
+
+    if isinstance(spacing, np.ndarray) and spacing.ndim == 0:
+        items = [spacing.item()]
+    elif isinstance(spacing, list | tuple | np.ndarray):
+        items = list(spacing)
+    else:
+        items = [spacing]
+    if any(isinstance(h, bool | np.bool_) or not isinstance(h, numbers.Real) for h in items):
+        raise bad("is not a number (booleans, strings and nested lists are refused)")
+    spacing_arr = np.asarray([float(h) for h in items], dtype=float)
+    if spacing_arr.size not in (1, len(shape)):
         raise InputError(
             f"spacing={spacing!r} must be a scalar or a sequence of {len(shape)} values "
             f"(one per axis of V with shape {shape})"
         )
     if not np.all(np.isfinite(spacing_arr)) or np.any(spacing_arr <= 0):
         raise InputError(f"spacing={spacing!r} must be finite and > 0 along every axis")
-    spacing_t = tuple(float(h) for h in np.broadcast_to(spacing_arr, (len(shape),)))
-    if not isinstance(boundary, str) or boundary.lower() not in BOUNDARIES:
-        raise InputError(f"boundary={boundary!r} is not supported; use one of {BOUNDARIES}")
-    boundary = boundary.lower()
-    return Grid(shape=shape, spacing=spacing_t, boundary=boundary)
+    lo, hi = SPACING_BOUNDS
+    if np.any(spacing_arr < lo) or np.any(spacing_arr > hi):
+        raise InputError(
+            f"spacing={spacing!r} is outside the accepted range [{lo:g}, {hi:g}]: the kinetic "
+            "energy ~ 1/spacing^2 and the volumes ~ spacing^d would overflow or vanish in "
+            "float64; express lengths in a unit that brings the spacing into the range "
+            "(e.g. nm instead of m)")
+    return tuple(float(h) for h in np.broadcast_to(spacing_arr, (len(shape),)))
+
+
+def _check_dtype(raw: np.ndarray, name: str, what: str, fix: str) -> None:
+    """InputError for arrays of booleans, text, dates, records or non-numeric objects."""
+    kind = raw.dtype.kind
+    why = {
+        "b": f"booleans, not {what}; convert a mask to values first, e.g. "
+             f"np.where(mask, high, low)",
+        "U": f"strings, not {what}; convert them to numbers first "
+             f"(np.asarray({name}, dtype=float) if they are numerals)",
+        "S": f"byte strings, not {what}; convert them to numbers first",
+        "M": f"dates (datetime64), not {what}",
+        "m": f"time differences (timedelta64), not {what}",
+        "V": f"structured records, not {what}; pass one numeric field",
+    }.get(kind)
+    if why is None and kind == "O":
+        for x in raw.flat:
+            if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Real):
+                why = (f"Python objects ({type(x).__name__} {x!r} among them), not {what}; "
+                       "pass a numeric array")
+                break
+    if why is not None:
+        raise InputError(f"{name} holds {why} (dtype {raw.dtype}); {fix}")
+
+
+def _check_masked(V, name: str) -> None:
+    if isinstance(V, np.ma.MaskedArray):
+        n = int(np.ma.count_masked(V))
+        if n:
+            raise InputError(
+                f"{name} is a masked array with {n} masked cells; a potential or mass needs a "
+                f"value in every cell: fill them, e.g. {name}.filled(value), or pass "
+                f"{name}.data to ignore the mask")
 
 
 def as_potential(V, name: str = "V", bytes_per_point: int | None = None) -> np.ndarray:
@@ -166,10 +242,16 @@ def as_potential(V, name: str = "V", bytes_per_point: int | None = None) -> np.n
         raise InputError(
             f"{name} must be a numeric array with 1 to 3 axes (the potential map), got "
             f"{type(V).__name__} {V!r}; load a file with mottscape.load_potential first")
+    if isinstance(V, Mapping | set | frozenset) or callable(V):
+        raise InputError(
+            f"{name} must be a numeric array with 1 to 3 axes (the potential map), got "
+            f"{type(V).__name__}; pass a numpy array")
     if bytes_per_point is not None:
         check_shape_memory(V, bytes_per_point)
+    _check_masked(V, name)
     try:
         raw = np.asarray(V)
+        _check_dtype(raw, name, "energies", "a potential is an array of real energies")
         if raw.dtype.kind == "c":
             raise InputError(
                 f"{name} is complex (dtype {raw.dtype}); a potential is real: pass "
@@ -192,17 +274,34 @@ def as_potential(V, name: str = "V", bytes_per_point: int | None = None) -> np.n
             f"{name} contains {int(bad.sum())} NaN or infinite values (first at index {first}); "
             "replace them with finite energies"
         )
+    big = float(np.max(np.abs(arr)))
+    if big > ENERGY_MAX:
+        raise InputError(
+            f"{name} has values up to |V| = {big:.3g}, above the accepted {ENERGY_MAX:g}: "
+            "energies of that size overflow float64 in the solvers; express V in a larger "
+            "energy unit")
     return arr
 
 
 def as_mass(mass, shape: tuple[int, ...]) -> np.ndarray:
     """Validate an effective mass (scalar or array of ``shape``) and broadcast it to ``shape``."""
-    if mass is None or isinstance(mass, str | bytes) or np.iscomplexobj(mass):
+    if (mass is None or isinstance(mass, str | bytes | bool | np.bool_ | Mapping | set)
+            or callable(mass)):
         raise InputError(
             f"mass={mass!r} must be a positive number or an array of V's shape {tuple(shape)} "
             "(units of the reference mass)")
+    _check_masked(mass, "mass")
     try:
-        arr = np.asarray(mass, dtype=float)
+        raw = np.asarray(mass)
+        _check_dtype(raw, "mass", "masses",
+                     "an effective mass is a positive number or an array of them")
+        if raw.dtype.kind == "c":
+            raise InputError(
+                f"mass is complex (dtype {raw.dtype}); an effective mass is a positive real "
+                "number: pass mass.real if the imaginary part is round-off")
+        arr = np.asarray(raw, dtype=float)
+    except InputError:
+        raise
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"mass must be a number or an array, got {type(mass).__name__}: {exc}") from None
@@ -218,6 +317,12 @@ def as_mass(mass, shape: tuple[int, ...]) -> np.ndarray:
             f"mass must be > 0 everywhere (minimum given: {float(arr.min()):g}); effective masses "
             "are positive multiples of the reference mass"
         )
+    lo, hi = MASS_BOUNDS
+    if np.any(arr < lo) or np.any(arr > hi):
+        raise InputError(
+            f"mass has values from {float(arr.min()):g} to {float(arr.max()):g}, outside the "
+            f"accepted range [{lo:g}, {hi:g}] (units of the reference mass): the kinetic term "
+            "would overflow or vanish; check the map's unit")
     return np.broadcast_to(arr, tuple(shape)).astype(float, copy=False)
 
 

@@ -62,10 +62,12 @@ class Hamiltonian:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Cells per axis."""
         return self.grid.shape
 
     @property
     def size(self) -> int:
+        """Number of cells (the matrix dimension)."""
         return self.grid.size
 
     def matvec(self, psi: np.ndarray) -> np.ndarray:

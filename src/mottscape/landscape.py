@@ -18,52 +18,47 @@ import functools
 import math
 import numbers
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 
+from ._watershed import watershed_minima
 from .errors import ConvergenceError, InputError
 from .grid import BYTES_PER_POINT_LANDSCAPE, Grid, as_potential, check_shape_memory
-from .hamiltonian import Hamiltonian, build_hamiltonian
+from .hamiltonian import Hamiltonian
+from .options import Dispersion, Effective, LandscapeSolver, Options, allowed
+from .sample import Sample, make_sample
 from .units import UnitSystem
 
-__all__ = ["Landscape", "free_idos", "solve_landscape"]
+__all__ = ["Landscape", "free_idos", "landscape_of", "solve_landscape"]
 
-DISPERSIONS = ("lattice", "continuum")
-SOLVERS = ("auto", "direct", "banded", "stencil", "mg", "stencil-cg", "cg", "amg")
 
 
 @dataclass(frozen=True)
 class Landscape:
-    """Result of the landscape solve (eq. 2) on one sample.
+    """Result of the landscape solve (eq. 2) on one :class:`~mottscape.sample.Sample`.
 
     Attributes
     ----------
-    hamiltonian
-        The Hamiltonian of the *shifted* potential ``V + shift`` that was inverted.
-    potential
-        The potential V as given (unshifted).
-    shift
-        Constant added to V for the solve (default -min V, see :func:`solve_landscape`).
-        Every energy reported by this object is in the frame of the unshifted V.
+    sample
+        The system that was solved; its ``shift`` is the energy frame of the solve.
     u
-        The landscape function, solution of (H_V + shift) u = 1 with the chosen boundary.
+        The landscape function, solution of (H + shift) u = 1 with the sample's boundary.
     effective_potential
         V_u = 1/u - shift, the effective potential in the frame of V.
     residual
-        Relative residual ||1 - H u|| / ||1|| reached by the solver.
+        Relative residual ||1 - (H + shift) u|| / ||1|| reached by the solver.
     converged
         Whether ``residual`` is below the requested tolerance.
-    solver, iterations
-        The linear solver used and its iteration count (0 for direct solvers).
+    solver, iterations, tolerance
+        The linear solver used, its iteration count (0 for direct solvers) and tolerance.
     dispersion
         Free-particle IDOS used in the landscape law: ``"lattice"`` or ``"continuum"``.
     """
 
-    hamiltonian: Hamiltonian
-    potential: np.ndarray
-    shift: float
+    sample: Sample
     u: np.ndarray
     effective_potential: np.ndarray
     residual: float
@@ -98,30 +93,55 @@ class Landscape:
         if pot.shape != vu.shape:
             raise InputError(f"potential has shape {pot.shape} but effective_potential has "
                              f"shape {vu.shape}; they must match")
-        shift = -float(pot.min())
-        if np.any(vu + shift <= 0):
+        sample = make_sample(pot, spacing=spacing, mass=mass, boundary=boundary, units=units,
+                             shift=-float(pot.min()), solvable=False)
+        return cls.given(sample, vu, dispersion=dispersion)
+
+    @classmethod
+    def given(cls, sample: Sample, effective_potential: np.ndarray,
+              dispersion: str = "lattice") -> Landscape:
+        """A landscape whose V_u is given on ``sample`` (no solve; e.g. the scaled W_u)."""
+        vu = np.asarray(effective_potential, dtype=float)
+        if np.any(vu + sample.shift <= 0):
             raise InputError("effective_potential must lie above min(potential) everywhere "
                              "(V_u >= min V holds for every true landscape)")
-        ham = build_hamiltonian(pot + shift, spacing=spacing, mass=mass, boundary=boundary,
-                                units=units)
-        return cls(hamiltonian=ham, potential=pot, shift=shift, u=1.0 / (vu + shift),
-                   effective_potential=vu.copy(), residual=0.0, converged=True,
-                   solver="given", iterations=0, tolerance=0.0, dispersion=dispersion)
+        return cls(sample=sample, u=1.0 / (vu + sample.shift), effective_potential=vu.copy(),
+                   residual=0.0, converged=True, solver="given", iterations=0, tolerance=0.0,
+                   dispersion=dispersion)
+
+    @property
+    def hamiltonian(self) -> Hamiltonian:
+        """H + shift, the operator that was inverted."""
+        return self.sample.landscape_hamiltonian
+
+    @property
+    def potential(self) -> np.ndarray:
+        """The potential V as given (unshifted)."""
+        return self.sample.potential
+
+    @property
+    def shift(self) -> float:
+        """The energy frame of the solve (see :class:`~mottscape.sample.Sample`)."""
+        return self.sample.shift
 
     @property
     def grid(self) -> Grid:
-        return self.hamiltonian.grid
+        """The sample's grid."""
+        return self.sample.grid
 
     @property
     def mass(self) -> np.ndarray:
-        return self.hamiltonian.mass
+        """Effective mass per cell."""
+        return self.sample.mass
 
     @property
     def units(self) -> UnitSystem:
-        return self.hamiltonian.units
+        """The sample's unit system."""
+        return self.sample.units
 
     @property
     def ndim(self) -> int:
+        """Dimension d."""
         return self.grid.ndim
 
     def agmon_metric(self, energy: float) -> np.ndarray:
@@ -175,8 +195,6 @@ class Landscape:
         in the shifted frame and shifted back.
         """
         if "eig" not in self._cache:
-            from .basins import watershed_minima
-
             minima = watershed_minima(self.effective_potential + self.shift)
             est = (1.0 + self.ndim / 4.0) * minima - self.shift
             self._cache["eig"] = np.sort(est)
@@ -201,8 +219,9 @@ def free_idos(excess, grid: Grid, units: UnitSystem, dispersion: str = "lattice"
     ``excess`` is ``m * (E - V_u)``: a mass m rescales the free dispersion by 1/m.
     With ``derivative=True`` returns dN_0/de instead.
     """
-    if dispersion not in DISPERSIONS:
-        raise InputError(f"dispersion={dispersion!r} is not known; use one of {DISPERSIONS}")
+    if dispersion not in allowed("dispersion"):
+        raise InputError(f"dispersion={dispersion!r} is not known; use one of "
+                         f"{allowed('dispersion')}")
     x = np.asarray(excess, dtype=float)
     d = grid.ndim
     K = units.kinetic
@@ -262,11 +281,11 @@ def solve_landscape(
     boundary: str = "dirichlet",
     units: str | UnitSystem = "lattice",
     *,
-    solver: str = "auto",
+    solver: LandscapeSolver | Literal["cg"] = "auto",
     tol: float = 1e-10,
     maxiter: int | None = None,
-    dispersion: str = "lattice",
-    on_failure: str = "raise",
+    dispersion: Dispersion = "lattice",
+    on_failure: Literal["raise", "flag"] = "raise",
     shift: float | None = None,
 ) -> Landscape:
     """Solve the landscape problem H u = 1 (eq. 2) and form V_u = 1/u.
@@ -274,7 +293,9 @@ def solve_landscape(
     Parameters
     ----------
     V
-        Potential map with 1 to 3 axes (energy unit of ``units``).
+        A :class:`~mottscape.sample.Sample`, or a potential map with 1 to 3 axes (energy unit
+        of ``units``; the sample is then built by :func:`~mottscape.sample.make_sample` from
+        ``V, spacing, mass, boundary, units, shift``).
     spacing
         Cell size, scalar or one value per axis.
     mass
@@ -288,26 +309,28 @@ def solve_landscape(
         cells, else ``"stencil"``), ``"direct"`` (sparse LU), ``"banded"`` (1D Dirichlet only),
         ``"stencil"`` (matrix-free, :func:`mottscape.solvers.solve_stencil` choosing between
         its methods), ``"mg"`` (matrix-free multigrid-preconditioned CG), ``"stencil-cg"``
-        (matrix-free fused Jacobi-CG), and the assembled-matrix baselines ``"cg"`` (scipy
-        Jacobi-CG) and ``"amg"`` (CG preconditioned by pyamg smoothed aggregation).
+        (matrix-free fused Jacobi-CG), and the assembled-matrix baselines ``"scipy-cg"``
+        (scipy Jacobi-CG; ``"cg"`` is its old name) and ``"amg"`` (CG preconditioned by pyamg
+        smoothed aggregation).
     tol
         Relative residual tolerance for the iterative solvers.
+    maxiter
+        Iteration limit of the iterative solvers (default: the solver's own).
     dispersion
         Free IDOS used by the landscape law, ``"lattice"`` or ``"continuum"``.
     on_failure
         ``"raise"`` (default) raises :class:`~mottscape.errors.ConvergenceError` when the
         residual stays above ``tol``; ``"flag"`` returns the result with ``converged=False``.
+    shift
+        The energy frame: constant added to V before the solve. Default ``-min(V)``: the
+        landscape of ``V - min(V)``, so that H is positive definite and every result is
+        covariant under a constant shift of V. A float keeps another convention (e.g.
+        ``shift=0.0`` inverts V as given, V >= 0 required).
 
     Returns
     -------
     Landscape
-        With ``.u``, ``.effective_potential`` (V_u), ``.shift`` and the solver diagnostics.
-
-    shift
-        Constant added to V before the solve. Default ``-min(V)``: the landscape of
-        ``V - min(V)``, so that H is positive definite and every result is covariant under a
-        constant shift of V (V -> V + c moves every reported energy by c). A float keeps
-        another convention (e.g. ``shift=0.0`` inverts V as given, V >= 0 required).
+        With ``.u``, ``.effective_potential`` (V_u), ``.sample`` and the solver diagnostics.
 
     Notes
     -----
@@ -315,36 +338,41 @@ def solve_landscape(
     itself (u of V + c is not a shifted u of V), so the energy zero of the solve is fixed by
     ``shift``; ``effective_potential`` and every energy are reported in the frame of V.
     """
-    if solver not in SOLVERS:
-        raise InputError(f"solver={solver!r} is not known; use one of {SOLVERS}")
+    options = Options.from_mapping({"solver": solver, "tol": tol, "dispersion": dispersion},
+                                   where="solve_landscape()")
     if on_failure not in ("raise", "flag"):
         raise InputError(f"on_failure={on_failure!r} must be 'raise' or 'flag'")
-    if dispersion not in DISPERSIONS:
-        raise InputError(f"dispersion={dispersion!r} is not known; use one of {DISPERSIONS}")
-    tol = _check_tol(tol)
     maxiter = _check_maxiter(maxiter)
-    check_shape_memory(V, BYTES_PER_POINT_LANDSCAPE, "the landscape solve on a grid")
-    ham0 = build_hamiltonian(V, spacing=spacing, mass=mass, boundary=boundary, units=units)
-    V = ham0.potential
-    if shift is None:
-        shift = -float(V.min())
-    else:
-        try:
-            shift = float(shift)
-        except (TypeError, ValueError):
-            raise InputError(f"shift={shift!r} must be a number or None") from None
-        if not math.isfinite(shift) or float(V.min()) + shift < 0.0:
-            raise InputError(
-                f"shift={shift!r} leaves V + shift negative (min V = {float(V.min()):g}); "
-                f"use shift >= {-float(V.min()):g} or shift=None")
-    if ham0.grid.periodic and float(V.max()) + shift <= 0.0:
-        raise InputError(
-            "V + shift vanishes everywhere with periodic boundaries, so H is singular and "
-            "H u = 1 has no solution (a constant V is shifted to zero by default); use "
-            "boundary='dirichlet' or pass shift > 0 (for a constant V, V_u = V for any shift)")
-    ham = ham0 if shift == 0.0 else build_hamiltonian(
-        V + shift, mass=mass, units=ham0.units, grid=ham0.grid)
-    grid = ham.grid
+    if not isinstance(V, Sample):
+        check_shape_memory(V, BYTES_PER_POINT_LANDSCAPE, "the landscape solve on a grid")
+    sample = make_sample(V, spacing, mass, boundary, units, shift=shift)
+    return landscape_of(sample, options, maxiter=maxiter, on_failure=on_failure)
+
+
+def landscape_of(sample: Sample, options: Options | None = None, *, maxiter: int | None = None,
+                 on_failure: Literal["raise", "flag"] = "raise") -> Landscape:
+    """The landscape step of the workflow: solve (H + shift) u = 1 on a finalized sample.
+
+    Parameters
+    ----------
+    sample
+        The system (see :func:`~mottscape.sample.make_sample`).
+    options
+        ``solver``, ``tol`` and ``dispersion`` are used (default :class:`Options`).
+    maxiter
+        Iteration limit of the iterative solvers.
+    on_failure
+        ``"raise"`` or ``"flag"`` an unconverged solve (see :func:`solve_landscape`).
+
+    Returns
+    -------
+    Landscape
+    """
+    options = options or Options()
+    ham = sample.landscape_hamiltonian
+    grid = sample.grid
+    tol = options.tol
+    solver = options.solver
     if solver == "auto":
         if grid.ndim == 1 and not grid.periodic:
             solver = "banded"
@@ -367,29 +395,16 @@ def solve_landscape(
             "'direct', or pass on_failure='flag' to get the unconverged result",
             residual=residual)
     return Landscape(
-        hamiltonian=ham,
-        potential=V,
-        shift=shift,
+        sample=sample,
         u=u,
-        effective_potential=1.0 / u - shift,
+        effective_potential=1.0 / u - sample.shift,
         residual=residual,
         converged=converged,
         solver=solver,
         iterations=iterations,
         tolerance=tol,
-        dispersion=dispersion,
+        dispersion=options.dispersion,
     )
-
-
-def _check_tol(tol) -> float:
-    try:
-        value = float(tol)
-    except (TypeError, ValueError):
-        raise InputError(f"tol={tol!r} must be a number between 0 and 1 (relative residual)") \
-            from None
-    if not 0.0 < value < 1.0:
-        raise InputError(f"tol={tol!r} must be > 0 and < 1 (a relative residual, e.g. 1e-10)")
-    return value
 
 
 def _check_maxiter(maxiter) -> int | None:
@@ -430,7 +445,7 @@ def _solve(ham: Hamiltonian, solver: str, tol: float, maxiter: int | None):
         iters[0] += 1
 
     A = ham.matrix("csr")
-    if solver == "cg":
+    if solver == "scipy-cg":
         M = spla.LinearOperator(A.shape, matvec=lambda x: x / ham.diagonal.ravel(),
                                 dtype=float)
     else:
@@ -442,3 +457,30 @@ def _solve(ham: Hamiltonian, solver: str, tol: float, maxiter: int | None):
                       maxiter=maxiter or 20 * int(grid.size ** (1 / grid.ndim)) + 200,
                       M=M, callback=count)
     return u.reshape(grid.shape), iters[0]
+
+
+def metric_landscape(land: Landscape, effective: Effective = "vu") -> Landscape:
+    """The landscape whose effective potential defines the basins and the Agmon metric (eq. 9).
+
+    Parameters
+    ----------
+    land
+        The solved landscape.
+    effective
+        ``"vu"``: V_u itself (the paper). ``"scaled"``: W_u = (1 + d/4) V_u in the frame of the
+        solve, the landscape eigenvalue rule (ref. [30]) applied pointwise, so that a basin's
+        state energy is min W_u and a region is free for the metric only where a state at E_F
+        could live (our extension; see ``docs/theory.md``).
+
+    Returns
+    -------
+    Landscape
+    """
+    if effective == "vu":
+        return land
+    if effective != "scaled":
+        raise InputError(f"effective={effective!r} is not known; use one of "
+                         f"{allowed('effective')}")
+    d = land.ndim
+    scaled = (1.0 + d / 4.0) * (land.effective_potential + land.shift) - land.shift
+    return Landscape.given(land.sample, scaled, dispersion=land.dispersion)

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.special import lambertw
 
 from .errors import InputError
+from .options import MottScale, allowed
 
 __all__ = [
     "MOTT_SCALES",
@@ -36,7 +37,7 @@ __all__ = [
     "unit_sphere_area",
 ]
 
-MOTT_SCALES = ("lambertw", "log")
+MOTT_SCALES = allowed("mott_scale")
 
 
 def unit_sphere_area(d: int) -> float:
@@ -51,7 +52,7 @@ def level_spacing(nu: float, localization_volume: float) -> float:
     return 1.0 / (localization_volume * nu)
 
 
-def mott_scale(hbar_omega, delta_xi: float, method: str = "lambertw") -> np.ndarray:
+def mott_scale(hbar_omega, delta_xi: float, method: MottScale = "log") -> np.ndarray:
     """LL-generalized Mott scale rho_omega (eq. 12, ref. [38]).
 
     Parameters
@@ -61,7 +62,8 @@ def mott_scale(hbar_omega, delta_xi: float, method: str = "lambertw") -> np.ndar
     delta_xi
         Mean level spacing Delta_xi in a localization volume (eq. A14).
     method
-        ``"log"``: rho_omega = ln(2 Delta_xi / hbar omega) (eq. 12).
+        ``"log"`` (default, as in :class:`~mottscape.options.Options`): rho_omega =
+        ln(2 Delta_xi / hbar omega) (eq. 12).
         ``"lambertw"``: invert the resonance condition 2 t_ij = hbar omega with
         t_ij = Delta_xi rho e^{-rho} (eq. 11), giving rho_omega = -W_{-1}(-hbar omega / 2 Delta_xi)
         (ref. [38]); defined for hbar omega <= 2 Delta_xi / e, NaN above.

@@ -22,28 +22,28 @@ STATES = ("statistics", "sigma_omega")
 
 
 def _check_pipeline(pipeline) -> None:
-    from .conductivity import Pipeline
+    from .pipeline import PipelineResult
 
-    if not isinstance(pipeline, Pipeline):
+    if not isinstance(pipeline, PipelineResult):
         raise InputError(f"pipeline must be a Pipeline (from mottscape.run_pipeline), got "
                          f"{type(pipeline).__name__}")
 
 
 def _edges(pipeline, omega_index: int, width: float = 1.0, states: str = "statistics"):
     _check_pipeline(pipeline)
-    ds = pipeline.dataset
+    n_omega = pipeline.omega.size
     if isinstance(omega_index, bool) or not isinstance(omega_index, numbers.Integral):
         raise InputError(
             f"omega_index={omega_index!r} must be an int, the index of a frequency of the "
-            f"results (0 to {ds.sizes['omega'] - 1})")
+            f"results (0 to {n_omega - 1})")
     omega_index = int(omega_index)
-    if not 0 <= omega_index < ds.sizes["omega"]:
+    if not 0 <= omega_index < n_omega:
         raise InputError(
             f"omega_index={omega_index} is out of range; the results have "
-            f"{ds.sizes['omega']} frequencies (0 to {ds.sizes['omega'] - 1})")
-    rho_w = float(ds["rho_omega"][omega_index])
-    hw = float(ds["hbar_omega"][omega_index])
-    ef = float(ds["fermi_energy"])
+            f"{n_omega} frequencies (0 to {n_omega - 1})")
+    rho_w = float(pipeline.moments.rho_omega[omega_index])
+    hw = float(pipeline.hbar_omega[omega_index])
+    ef = pipeline.fermi_energy
     if states not in STATES:
         raise InputError(f"states={states!r} is not known; use one of {STATES}")
     basins = pipeline.basins
@@ -77,10 +77,10 @@ def conduction_network(pipeline, omega_index: int, width: float = 1.0,
         Nodes are basin indices with attributes ``pos`` (centre), ``energy`` and ``volume``;
         edges carry ``rho`` (Agmon distance) and ``r`` (Euclidean distance).
     """
-    members, i, j, rho, rho_w = _edges(pipeline, omega_index, width)
+    members, i, j, rho, rho_w = _edges(pipeline, omega_index, width, states)
     omega_index = int(omega_index)
     basins = pipeline.basins
-    g = nx.Graph(rho_omega=rho_w, omega=float(pipeline.dataset.omega[omega_index]))
+    g = nx.Graph(rho_omega=rho_w, omega=float(pipeline.omega[omega_index]))
     for k in members:
         g.add_node(int(k), pos=tuple(basins.centers[k]), energy=float(basins.energies[k]),
                    volume=float(basins.volumes[k]))

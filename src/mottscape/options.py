@@ -25,9 +25,11 @@ evidence behind each default):
     Sigma_omega at each omega, eq. 14 literally) or ``"window"`` (every pair of states with
     |E_i - E_F| <= ``pair_window`` at every omega, default hbar omega_max).
 ``xi``
-    The localization length of the classical formula (eq. 1): ``"fit"`` (slope of r_ij
-    against rho_ij over the Agmon pairs) or ``"metric"`` (1 / mean Agmon metric outside the
-    basins).
+    The localization length of the classical formula (eq. 1): ``"transfer_matrix"`` (default:
+    the sample's own xi from the transfer matrix of H, independent of the landscape, so that
+    the comparison with the classical formula is fair), ``"fit"`` (slope of r_ij against
+    rho_ij over the Agmon pairs; about 2x the transfer-matrix xi in 2D) or ``"metric"``
+    (1 / mean Agmon metric outside the basins).
 ``effective``
     The effective potential of the basins and of the Agmon metric: ``"vu"`` (V_u, the paper)
     or ``"scaled"`` (W_u = (1 + d/4) V_u, our extension).
@@ -62,12 +64,12 @@ __all__ = [
     "allowed",
 ]
 
-MottScale = Literal["log", "lambertw"]
+MottScale = Literal["lambertw", "log"]
 DosMethod = Literal["landscape", "basins"]
 Center = Literal["weighted", "centroid", "minimum"]
 Split = Literal["components", "watershed"]
-PairSet = Literal["window", "sigma_omega"]
-XiMethod = Literal["fit", "metric"]
+PairSet = Literal["sigma_omega", "window"]
+XiMethod = Literal["transfer_matrix", "fit", "metric"]
 Effective = Literal["vu", "scaled"]
 #: Landscape solvers: ``"scipy-cg"`` is scipy's CG with a Jacobi preconditioner on the
 #: assembled matrix, ``"stencil-cg"`` the matrix-free fused Jacobi-CG of mottscape.
@@ -102,28 +104,25 @@ class Options:
     split: Split = "components"
     pair_set: PairSet = "window"
     pair_window: float | None = None
-    xi: XiMethod = "fit"
+    xi: XiMethod = "transfer_matrix"
     effective: Effective = "vu"
     solver: LandscapeSolver = "auto"
     tol: float = 1e-10
     dispersion: Dispersion = "lattice"
 
     def __post_init__(self) -> None:
-        for name, values in _choices().items():
-            value = getattr(self, name)
-            if value not in values:
-                close = difflib.get_close_matches(str(value), list(values), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise InputError(f"{name}={value!r} is not known{hint}; use one of "
-                                 f"{', '.join(repr(v) for v in values)}")
+        for name in _choices():
+            _check_choice(name, getattr(self, name))
         if self.pair_window is not None:
             object.__setattr__(self, "pair_window",
                                _positive(self.pair_window, "pair_window",
                                          "the half-width of the window of states whose pairs "
                                          "estimate f"))
-        tol = _positive(self.tol, "tol", "a relative residual, e.g. 1e-10")
+        tol = _positive(self.tol, "tol", "a number between 0 and 1: > 0 and < 1, a relative "
+                        "residual, e.g. 1e-10")
         if tol >= 1.0:
-            raise InputError(f"tol={self.tol!r} must be < 1 (a relative residual, e.g. 1e-10)")
+            raise InputError(f"tol={self.tol!r} must be a number between 0 and 1 (> 0 and < 1, "
+                             "a relative residual, e.g. 1e-10)")
         object.__setattr__(self, "tol", tol)
 
     def replace(self, **changes: Any) -> Options:
@@ -159,8 +158,11 @@ class Options:
                                  f"{', '.join(valid)}")
             if name in kwargs:
                 raise InputError(f"option {name!r} is given twice in {where} (once as {key!r})")
-            kwargs[name] = VALUE_ALIASES.get(name, {}).get(value, value) \
-                if isinstance(value, str) else value
+            if isinstance(value, str):
+                value = VALUE_ALIASES.get(name, {}).get(value, value)
+            if name in _choices():
+                _check_choice(name, value, shown=key)
+            kwargs[name] = value
         return cls(**kwargs)
 
     def explicit(self, mapping: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -192,6 +194,17 @@ def _choices() -> dict[str, tuple[str, ...]]:
     hints = get_type_hints(Options)
     return {name: get_args(tp) for name, tp in hints.items()
             if getattr(tp, "__origin__", None) is Literal}
+
+
+def _check_choice(name: str, value: Any, shown: str | None = None) -> None:
+    """InputError naming the option (as the caller spelled it) and its allowed values."""
+    values = _choices()[name]
+    if value in values:
+        return
+    close = difflib.get_close_matches(str(value), list(values), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise InputError(f"{shown or name}={value!r} is not known{hint}; use one of "
+                     f"{', '.join(repr(v) for v in values)}")
 
 
 def _positive(value: Any, name: str, what: str) -> float:

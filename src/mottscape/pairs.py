@@ -34,9 +34,9 @@ __all__ = ["pair_conductivity", "pair_parameters"]
 
 
 def _check_pipeline(pipeline) -> None:
-    from .conductivity import Pipeline
+    from .pipeline import PipelineResult
 
-    if not isinstance(pipeline, Pipeline):
+    if not isinstance(pipeline, PipelineResult):
         raise InputError(f"pipeline must be a Pipeline (from mottscape.run_pipeline), got "
                          f"{type(pipeline).__name__}")
 
@@ -58,11 +58,10 @@ def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
     """
     _check_pipeline(pipeline)
     prefactor = _check_prefactor(prefactor)
-    ds = pipeline.dataset
     pd = pipeline.pairs
     basins = pipeline.basins
-    delta_xi = float(ds["delta_xi"])
-    ef = float(ds["fermi_energy"])
+    delta_xi = pipeline.statistics.delta_xi
+    ef = pipeline.fermi_energy
     t = prefactor * delta_xi * pd.rho * np.exp(-pd.rho)
     ei, ej = basins.energies[pd.i], basins.energies[pd.j]
     half = 0.5 * (ei - ej)

@@ -20,11 +20,14 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from .units import display_unit
+
 __all__ = [
     "plot_agmon_shell",
     "plot_conductivity",
     "plot_landscape",
     "plot_network",
+    "plot_sweep",
     "plot_validation",
     "save_figures",
 ]
@@ -38,8 +41,7 @@ def _axes(ax, figsize=(6.0, 5.0)):
 
 
 def _slice_2d(field: np.ndarray, index) -> np.ndarray:
-    """A 2D view of a field: itself in 2D, the slice through ``index`` along the last axis
-    in 3D."""
+    """A 2D view of a field: itself in 2D, the slice through ``index`` (last axis) in 3D."""
     if field.ndim == 3:
         return field[:, :, int(index[2])]
     return field
@@ -53,9 +55,8 @@ def _extent(grid):
 def _choose_basin(pipeline, omega_index):
     """The basin of Sigma_omega with the most shell pairs, nearest the centre on ties."""
     basins = pipeline.basins
-    ds = pipeline.dataset
-    hw = float(ds["hbar_omega"][omega_index])
-    members = basins.sigma_omega(float(ds["fermi_energy"]), hw)
+    hw = float(pipeline.hbar_omega[omega_index])
+    members = basins.sigma_omega(pipeline.fermi_energy, hw)
     if members.size == 0:
         members = np.arange(basins.n)
     centre = np.asarray(pipeline.landscape.grid.lengths) / 2
@@ -64,12 +65,15 @@ def _choose_basin(pipeline, omega_index):
 
 
 def plot_landscape(pipeline, omega_index: int | None = None, ax=None) -> Figure:
-    """V_u with the basins at E_F; the basins of Sigma_omega (at ``omega_index``, default the
-    largest omega) are outlined in black, the others in grey."""
-    land, basins, ds = pipeline.landscape, pipeline.basins, pipeline.dataset
-    k = ds.sizes["omega"] - 1 if omega_index is None else omega_index
-    ef = float(ds["fermi_energy"])
-    members = basins.sigma_omega(ef, float(ds["hbar_omega"][k]))
+    """V_u with the basins at E_F.
+
+    The basins of Sigma_omega (at ``omega_index``, default the largest omega) are outlined in
+    black, the others in grey.
+    """
+    land, basins = pipeline.landscape, pipeline.basins
+    k = pipeline.omega.size - 1 if omega_index is None else omega_index
+    ef = pipeline.fermi_energy
+    members = basins.sigma_omega(ef, float(pipeline.hbar_omega[k]))
     fig, ax = _axes(ax)
     vu = land.effective_potential
     grid = land.grid
@@ -124,15 +128,16 @@ def plot_agmon_shell(pipeline, omega_index: int | None = None, basin: int | None
     """
     from .agmon import agmon_distance
 
-    land, basins, ds = pipeline.landscape, pipeline.basins, pipeline.dataset
+    land, basins = pipeline.landscape, pipeline.basins
+    rho_all = pipeline.moments.rho_omega
     if omega_index is None:
-        ok = np.flatnonzero(np.isfinite(ds["rho_omega"].values) & (ds["rho_omega"].values > 1))
+        ok = np.flatnonzero(np.isfinite(rho_all) & (rho_all > 1))
         omega_index = int(ok[ok.size // 2]) if ok.size else 0
-    rho_w = float(ds["rho_omega"][omega_index])
-    R = float(ds["mott_length"][omega_index])
+    rho_w = float(rho_all[omega_index])
+    R = float(pipeline.conductivity.mott_length[omega_index])
     if basin is None:
         basin = _choose_basin(pipeline, omega_index)
-    ef = float(ds["fermi_energy"])
+    ef = pipeline.fermi_energy
     grid = land.grid
     bound = rho_w + 1.5 if np.isfinite(rho_w) else None
     rho = agmon_distance(land, ef, basins.mask(basin), bound=bound)
@@ -173,40 +178,99 @@ def plot_agmon_shell(pipeline, omega_index: int | None = None, basin: int | None
         ax.set_ylim(grid.lengths[0], 0)
         ax.set_xlabel("y")
         ax.set_ylabel("x")
-    omega = float(ds.omega[omega_index])
+    omega = float(pipeline.omega[omega_index])
     ax.set_title(rf"Agmon shell (orange) and Mott circle $R_\omega$ (blue): "
                  rf"$\omega$ = {omega:.3g}, $\rho_\omega$ = {rho_w:.3g}", fontsize=9)
     return fig
 
 
+def _curve(ds, name: str):
+    """Mean and standard error of ``name``: the ensemble aggregates when present."""
+    if f"{name}_mean" in ds:
+        return ds[f"{name}_mean"].values, ds[f"{name}_sem"].values
+    values = ds[name].values
+    if values.ndim == 2:  # stacked realizations without aggregates
+        return np.nanmean(values, axis=0), None
+    return values, None
+
+
 def plot_conductivity(ds, ax=None, exact=None) -> Figure:
     """sigma_LL (eq. 17) and sigma_MB (eq. 1) against omega on log-log axes.
 
-    Points outside the theory's validity (``ds.valid`` false) are drawn hollow. ``exact`` may
-    be a Dataset from :func:`mottscape.kubo_greenwood` (variable ``sigma``).
+    Works for one realization and for ensembles (``run_ensemble`` results, a results.nc of
+    several realizations): the ensemble mean is drawn with a band of +- one standard error.
+    Points outside the theory's validity (``valid`` false; for ensembles, false in most
+    realizations) are drawn hollow. ``exact`` may be a Dataset from
+    :func:`mottscape.kubo_greenwood` (variable ``sigma``) or an ensemble with
+    ``sigma_exact``. A sweep (dimension ``point``) draws one pair of curves per parameter
+    point (:func:`plot_sweep`).
     """
+    if "point" in ds.dims:
+        return plot_sweep(ds, ax=ax)
     fig, ax = _axes(ax)
     w = ds.omega.values
     valid = ds["valid"].values.astype(bool)
-    s_ll = ds["sigma_ll"].values
-    pos = s_ll > 0
-    ax.loglog(w[pos], s_ll[pos], "-", color="C1", lw=1)
-    ax.loglog(w[pos & valid], s_ll[pos & valid], "o", color="C1", ms=4,
-              label=r"$\sigma_{LL}$ (eq. 17)")
-    if (pos & ~valid).any():
-        ax.loglog(w[pos & ~valid], s_ll[pos & ~valid], "o", mfc="none", color="C1", ms=4,
-                  label="outside validity")
-    s_mb = ds["sigma_mb"].values
-    ok = np.isfinite(s_mb) & (s_mb > 0)
-    ax.loglog(w[ok], s_mb[ok], "--", color="C0", label=r"$\sigma_{MB}$ (eq. 1)")
+    if valid.ndim == 2:
+        valid = valid.mean(axis=0) >= 0.5
+    for name, color, style, label in (("sigma_ll", "C1", "-", r"$\sigma_{LL}$ (eq. 17)"),
+                                      ("sigma_mb", "C0", "--", r"$\sigma_{MB}$ (eq. 1)")):
+        mean, sem = _curve(ds, name)
+        pos = np.isfinite(mean) & (mean > 0)
+        ax.loglog(w[pos], mean[pos], style, color=color, lw=1,
+                  label=None if name == "sigma_ll" else label)
+        if sem is not None:
+            err = np.nan_to_num(sem)
+            ax.fill_between(w[pos], np.maximum(mean[pos] - err[pos], mean[pos] * 1e-3),
+                            mean[pos] + err[pos], color=color, alpha=0.25, lw=0)
+        if name == "sigma_ll":
+            ax.loglog(w[pos & valid], mean[pos & valid], "o", color=color, ms=4, label=label)
+            if (pos & ~valid).any():
+                ax.loglog(w[pos & ~valid], mean[pos & ~valid], "o", mfc="none", color=color,
+                          ms=4, label="outside validity")
     if exact is not None:
-        se = exact["sigma"].values
+        name = "sigma_exact" if "sigma_exact" in exact else "sigma"
+        se, _ = _curve(exact, name)
         good = se > 0
         ax.loglog(exact.omega.values[good], se[good], "s-", color="k", ms=3, lw=0.8,
                   label="exact (Kubo-Greenwood)")
-    ax.set_xlabel(rf"$\omega$ [{ds.omega.attrs.get('units', '')}]")
-    ax.set_ylabel(rf"$\sigma$ [{ds['sigma_ll'].attrs.get('units', '')}]")
+    ax.set_xlabel(rf"$\omega$ [{display_unit(ds.omega.attrs)}]")
+    ax.set_ylabel(rf"$\sigma$ [{display_unit(ds['sigma_ll'].attrs)}]")
+    n = ds.sizes.get("realization")
+    if n:
+        ax.set_title(f"ensemble of {n} realizations (band: +- 1 standard error)", fontsize=9)
     ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def plot_sweep(ds, ax=None) -> Figure:
+    """sigma_LL and sigma_MB at each parameter point of a sweep, one colour per point.
+
+    sigma_LL (eq. 17) solid with a band of +- one standard error, sigma_MB (eq. 1) dashed; the
+    legend gives each point's swept values.
+    """
+    fig, ax = _axes(ax)
+    w = ds.omega.values
+    names = [str(c) for c in ds.coords if str(c).startswith("sweep_")]
+    for p in range(ds.sizes["point"]):
+        one = ds.isel(point=p)
+        color = f"C{p % 10}"
+        label = ", ".join(f"{n[len('sweep_'):]} = {one[n].item()}" for n in names)
+        for name, style in (("sigma_ll", "o-"), ("sigma_mb", "--")):
+            mean, sem = _curve(one, name)
+            pos = np.isfinite(mean) & (mean > 0)
+            ax.loglog(w[pos], mean[pos], style, color=color, lw=1, ms=3,
+                      label=label if name == "sigma_ll" else None)
+            if sem is not None and name == "sigma_ll":
+                err = np.nan_to_num(sem)
+                ax.fill_between(w[pos], np.maximum(mean[pos] - err[pos], mean[pos] * 1e-3),
+                                mean[pos] + err[pos], color=color, alpha=0.2, lw=0)
+    ax.set_xlabel(rf"$\omega$ [{display_unit(ds.omega.attrs)}]")
+    ax.set_ylabel(rf"$\sigma$ [{display_unit(ds['sigma_ll'].attrs)}]")
+    n = ds.sizes.get("realization", 1)
+    ax.set_title(rf"sweep: $\sigma_{{LL}}$ (eq. 17, solid) and $\sigma_{{MB}}$ (eq. 1, dashed),"
+                 f" {n} realizations per point", fontsize=9)
+    ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     return fig
 
@@ -215,9 +279,8 @@ def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
     """The conduction network at one frequency over the map of V_u (2D; 3D projected)."""
     from .network import conduction_network
 
-    ds = pipeline.dataset
     if omega_index is None:
-        ok = np.flatnonzero(ds["n_pairs"].values > 0)
+        ok = np.flatnonzero(pipeline.moments.n_pairs > 0)
         omega_index = int(ok[ok.size // 2]) if ok.size else 0
     g = conduction_network(pipeline, omega_index)
     fig, ax = _axes(ax)
@@ -245,14 +308,16 @@ def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
         ax.plot(pos, np.zeros(len(pos)), "o", ms=3)
         ax.set_yticks([])
     ax.set_title(f"conduction network: {g.number_of_nodes()} states, {g.number_of_edges()} "
-                 rf"pairs, $\omega$ = {float(ds.omega[omega_index]):.3g}", fontsize=9)
+                 rf"pairs, $\omega$ = {float(pipeline.omega[omega_index]):.3g}", fontsize=9)
     return fig
 
 
 def plot_validation(res, variant: str = "default") -> Figure:
-    """Validation figure: ensemble-mean sigma_exact, sigma_LL, sigma_MB and the pair model
-    against omega (left, bands: 16-84 % bootstrap over realizations), and the ratios to the
-    exact result (right)."""
+    """Validation figure: ensemble means against omega and their ratios to exact.
+
+    Left: sigma_exact, sigma_LL, sigma_MB and the pair model (bands: 16-84 % bootstrap over
+    realizations); right: the ratios to the exact result.
+    """
     fig = Figure(figsize=(11.0, 4.5), layout="constrained")
     ax, axr = fig.subplots(1, 2)
     w = res.omega.values
@@ -296,8 +361,12 @@ def plot_validation(res, variant: str = "default") -> Figure:
     return fig
 
 
-def save_figures(pipeline, outdir, exact=None, dpi: int = 130) -> list:
-    """Write the standard figures of a study as PNG files into ``outdir``; return the paths."""
+def save_figures(pipeline, outdir, exact=None, dpi: int = 130, results=None) -> list:
+    """Write the standard figures of a study as PNG files into ``outdir``; return the paths.
+
+    ``results`` (default: the pipeline's own) is the Dataset whose sigma(omega) is drawn, e.g.
+    an ensemble's with its error band.
+    """
     from pathlib import Path
 
     out = Path(outdir)
@@ -306,7 +375,8 @@ def save_figures(pipeline, outdir, exact=None, dpi: int = 130) -> list:
     for name, fig in (
         ("landscape.png", plot_landscape(pipeline)),
         ("agmon_shell.png", plot_agmon_shell(pipeline)),
-        ("conductivity.png", plot_conductivity(pipeline.dataset, exact=exact)),
+        ("conductivity.png", plot_conductivity(pipeline.dataset if results is None
+                                               else results, exact=exact)),
         ("network.png", plot_network(pipeline)),
     ):
         path = out / name

@@ -115,6 +115,7 @@ def make_sample(
     units: str | UnitSystem = "lattice",
     *,
     shift: float | None = None,
+    solvable: bool = True,
 ) -> Sample:
     """Check a system once and return the finalized :class:`Sample`.
 
@@ -134,6 +135,9 @@ def make_sample(
     shift
         Energy frame of the landscape solve (see :class:`Sample`): default ``-min V``; a
         number keeps another convention (``shift=0`` inverts V as given, V >= 0 required).
+    solvable
+        Check that H + shift is invertible (True; False for a sample whose landscape is given,
+        not solved, see :meth:`mottscape.landscape.Landscape.from_effective_potential`).
 
     Returns
     -------
@@ -156,18 +160,18 @@ def make_sample(
     pot.flags.writeable = False
     m = np.array(m, dtype=float, copy=True)
     m.flags.writeable = False
-    frame = _frame(pot, grid, shift)
+    frame = _frame(pot, grid, shift, solvable)
     return Sample(grid=grid, potential=pot, mass=m, units=unit_system, shift=frame,
                   uniform_mass=uniform)
 
 
 def _reframed(sample: Sample, shift: float) -> Sample:
-    frame = _frame(sample.potential, sample.grid, shift)
+    frame = _frame(sample.potential, sample.grid, shift, True)
     return Sample(grid=sample.grid, potential=sample.potential, mass=sample.mass,
                   units=sample.units, shift=frame, uniform_mass=sample.uniform_mass)
 
 
-def _frame(V: np.ndarray, grid: Grid, shift: float | None) -> float:
+def _frame(V: np.ndarray, grid: Grid, shift: float | None, solvable: bool) -> float:
     """The energy frame of the solve: ``-min V`` by default, else a checked number."""
     vmin = float(V.min())
     if shift is None:
@@ -181,7 +185,7 @@ def _frame(V: np.ndarray, grid: Grid, shift: float | None) -> float:
             raise InputError(
                 f"shift={shift!r} leaves V + shift negative (min V = {vmin:g}); use "
                 f"shift >= {-vmin:g} or shift=None")
-    if grid.periodic and float(V.max()) + value <= 0.0:
+    if solvable and grid.periodic and float(V.max()) + value <= 0.0:
         raise InputError(
             "V + shift vanishes everywhere with periodic boundaries, so H is singular and "
             "H u = 1 has no solution (a constant V is shifted to zero by default); use "

@@ -17,6 +17,7 @@ Nothing is fitted to the exact result: the O(1) factors are measured, not tuned 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -24,28 +25,31 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .conductivity import run_pipeline
 from .config import Study, load_study, study_from_dict
+from .ensemble import run_study_tasks
 from .errors import InputError
 from .exact import exact_dos, kubo_greenwood, lowest_eigenvalues
 from .io import write_netcdf
-from .landscape import solve_landscape
+from .landscape import landscape_of
 from .pairs import pair_conductivity
+from .pipeline import run
+from .units import get_units
 
-__all__ = ["DEFAULT_VARIANTS", "default_validation_study", "summarize", "validate"]
+__all__ = ["DEFAULT_VARIANTS", "default_validation_study", "summarize", "validate",
+           "validation_table"]
 
 #: The variants of sigma_LL compared on every realization (keyword arguments of
 #: :func:`mottscape.run_pipeline`). The first is the package default.
 DEFAULT_VARIANTS: dict[str, dict] = {
     "default": {},
-    "mott_lambertw": {"mott_scale_method": "lambertw"},
-    "mott_log": {"mott_scale_method": "log"},
+    "mott_lambertw": {"mott_scale": "lambertw"},
+    "mott_log": {"mott_scale": "log"},
     "dos_basins": {"dos": "basins"},
     "center_centroid": {"center": "centroid"},
     "center_minimum": {"center": "minimum"},
-    "pairs_sigma_omega": {"pairs": "sigma_omega"},
+    "pairs_sigma_omega": {"pair_set": "sigma_omega"},
     "effective_scaled": {"effective": "scaled"},
-    "scaled_lambertw": {"effective": "scaled", "mott_scale_method": "lambertw"},
+    "scaled_lambertw": {"effective": "scaled", "mott_scale": "lambertw"},
 }
 
 #: Number of lowest eigenvalues compared with the landscape estimates.
@@ -75,16 +79,16 @@ def _edges(study: Study) -> np.ndarray:
 EXACT_FIELDS = ("sigma_exact", "n_pairs_exact", "nu_exact", "eig_exact")
 
 
-def _one_realization(study: Study, r: int, edges: np.ndarray, variants: dict,
-                     log: Callable[[str], None], exact_prev: xr.Dataset | None = None
-                     ) -> xr.Dataset:
+def validation_task(study: Study, edges: np.ndarray, variants: dict,
+                    previous: xr.Dataset | None, r: int) -> xr.Dataset:
+    """One realization of the validation (a runner task): exact, LL variants, MB, pairs."""
+    exact_prev = None if previous is None else previous.isel(realization=r)
     c = study.conductivity
     g = study.grid
     centres = np.sqrt(edges[:-1] * edges[1:])
-    V = study.make_potential(r)
-    mass = study.make_mass(V.shape)
-    land = solve_landscape(V, spacing=g.spacing, mass=mass, boundary=g.boundary,
-                           units=g.units)
+    sample = study.make_sample(r)
+    V, mass = sample.potential, sample.mass
+    land = landscape_of(sample, study.options)
     ef = c.fermi_energy
     if exact_prev is None:
         exact = kubo_greenwood(V, ef, edges, spacing=g.spacing, mass=mass,
@@ -100,16 +104,16 @@ def _one_realization(study: Study, r: int, edges: np.ndarray, variants: dict,
     valid = np.zeros((len(names), centres.size), dtype=bool)
     base = None
     for k, name in enumerate(names):
-        opts = dict(variants[name])
-        opts.setdefault("mott_scale_method", c.mott_scale)
-        pipe = run_pipeline(None, ef, centres, landscape=land, **opts)
-        sig[k] = pipe.dataset["sigma_ll"].values
-        npairs[k] = pipe.dataset["n_pairs"].values
-        valid[k] = pipe.dataset["valid"].values
+        pipe = run(sample, ef, centres, study.options.replace(**variants[name]),
+                   landscape=land)
+        sig[k] = pipe.conductivity.sigma_ll
+        npairs[k] = pipe.moments.n_pairs
+        valid[k] = pipe.conductivity.valid
         if base is None:
             base = pipe
-    assert base is not None
-    ds0 = base.dataset
+    if base is None:
+        raise InputError("variants must name at least one variant of sigma_LL")
+    ds0 = base.to_dataset()
     out["sigma_ll"] = (("variant", "omega"), sig)
     out["n_pairs_ll"] = (("variant", "omega"), npairs)
     out["valid_ll"] = (("variant", "omega"), valid)
@@ -118,7 +122,7 @@ def _one_realization(study: Study, r: int, edges: np.ndarray, variants: dict,
     for name in ("nu", "nu_landscape", "nu_basins", "delta_xi", "xi", "localization_volume"):
         out[name] = ((), float(ds0[name]))
     out["rho_omega"] = ("omega", ds0["rho_omega"].values)
-    out["percolating"] = ((), int(ds0.attrs["percolating"]))
+    out["percolating"] = ((), int(base.basins.percolating))
     k = N_EIGENVALUES
     if exact_prev is None:
         # Exact DOS over the window [E_F - hbar omega_max, E_F + hbar omega_max].
@@ -131,9 +135,6 @@ def _one_realization(study: Study, r: int, edges: np.ndarray, variants: dict,
         out["eig_exact"] = ("level", np.pad(ex, (0, k - ex.size), constant_values=np.nan))
     est = land.eigenvalue_estimates()[:k]
     out["eig_estimate"] = ("level", np.pad(est, (0, k - est.size), constant_values=np.nan))
-    log(f"realization {r}: nu_LL = {float(ds0.nu_landscape):.4g}, nu_exact = "
-        f"{float(out['nu_exact'][1]):.4g}, Delta_xi = {float(ds0.delta_xi):.3g}"
-        + (" (exact reused)" if exact_prev is not None else ""))
     return xr.Dataset(out, coords={"omega": centres, "variant": names,
                                    "level": np.arange(k)})
 
@@ -204,6 +205,10 @@ def validate(
     out: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     reuse_exact: str | Path | xr.Dataset | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    store: str | Path | None = None,
+    progress: bool = False,
 ) -> xr.Dataset:
     """Run the validation study: LL, MB, the pair model and the exact reference.
 
@@ -227,6 +232,9 @@ def validate(
         parts (sigma_exact, nu_exact, exact eigenvalues) are reused instead of recomputed,
         so that new variants of sigma_LL can be compared cheaply. The bins and the number of
         realizations must match (realizations are seeded, so they are the same samples).
+    workers, scheduler, store, progress
+        The engine, the resumable store and the progress bar, as for
+        :func:`mottscape.ensemble.run_ensemble`: each realization is one task.
 
     Returns
     -------
@@ -237,6 +245,9 @@ def validate(
         study = default_validation_study()
     elif not isinstance(study, Study):
         study = load_study(study)
+    if study.points:
+        raise InputError(f"{study.source}: validate runs one parameter point; remove [sweep] "
+                         "(or validate each point as its own study)")
     say = log or (lambda _m: None)
     n = realizations if realizations is not None else study.ensemble.realizations
     if not isinstance(n, int) or n < 1:
@@ -252,21 +263,79 @@ def validate(
                 or not np.allclose(prev["omega_lower"].values, edges[:-1]):
             raise InputError("reuse_exact: the previous result has other realizations or omega "
                              "bins than this study; rerun without reuse_exact")
-    per = [
-        _one_realization(study, r, edges, variants, say,
-                         None if prev is None else prev.isel(realization=r))
-        for r in range(n)
-    ]
+    task = functools.partial(validation_task, study, edges, variants, prev)
+    extra = {"edges": edges.tolist(), "variants": variants, "reuse_exact": prev is not None}
+    report = run_study_tasks(study, "validation", task, list(range(n)), extra=extra,
+                             store=store, workers=workers, scheduler=scheduler, log=say,
+                             progress=progress)
+    if report.failures:
+        f = report.failures[0]
+        raise InputError(f"validation of realization {f.task} failed: {f.message}")
+    per = [report.results[r] for r in range(n)]
     ds = xr.concat(per, dim="realization").assign_coords(realization=np.arange(n))
     ds = ds.assign_coords(omega_lower=("omega", edges[:-1]), omega_upper=("omega", edges[1:]))
-    res = summarize(ds)
+    res = _with_units(summarize(ds), study)
     res.attrs.update(study=study.to_dict(), study_source=str(study.source), realizations=n,
                      fermi_energy=study.conductivity.fermi_energy,
                      variants={k: str(v) for k, v in variants.items()})
     if out is not None:
         target = Path(out)
-        write_netcdf(res, target / "validation.nc")
+        write_netcdf(res, target / "validation.nc", units=study.grid.units)
         from .plot import plot_validation
 
         plot_validation(res).savefig(target / "validation.png", dpi=130)
     return res
+
+
+#: The physical quantity of each validation variable (by name, else by prefix), for its unit.
+_QUANTITY = {"sigma": "sigma", "nu": "dos", "delta_xi": "energy", "eig": "energy",
+             "xi": "length", "localization_volume": "volume", "omega": "omega"}
+
+
+def _with_units(res: xr.Dataset, study: Study) -> xr.Dataset:
+    """Give every numeric variable its unit in the study's system (dimensionless ones "1")."""
+    system = get_units(study.grid.units)
+    shape = study.potential.shape
+    ndim = len(shape) if shape is not None else study.make_potential(0).ndim
+    for name in res.variables:
+        if res[name].dtype.kind not in "biuf":
+            continue
+        key = str(name)
+        quantity = _QUANTITY.get(key) or next(
+            (q for prefix, q in _QUANTITY.items() if key.startswith(prefix + "_")),
+            "dimensionless")
+        if key.startswith(("ratio_", "score_", "slope_", "n_", "rho_")):
+            quantity = "dimensionless"
+        res[name].attrs["units"] = system.unit_of(quantity, ndim)
+    return res
+
+
+def validation_table(res) -> str:
+    """The validation summary as a Markdown table (ratios of ensemble means to exact)."""
+    lines = [
+        f"E_F = {res.attrs.get('fermi_energy')}, realizations = {res.sizes['realization']}, "
+        f"Delta_xi = {float(res.delta_xi.mean()):.3g}, xi = {float(res.xi.mean()):.3g}, "
+        f"nu_LL / nu_exact = {float(res.nu_landscape.mean() / res.nu_exact.mean()):.3f}",
+        "",
+        "| omega | omega/Delta_xi | sigma_exact | LL/exact | MB/exact | pairs/exact |",
+        "|---|---|---|---|---|---|",
+    ]
+    dxi = float(res.delta_xi.mean())
+    for k in range(res.sizes["omega"]):
+        def cell(name, k=k):
+            r, lo, hi = (float(res[f"ratio_{name}{s}"][k]) for s in ("", "_lo", "_hi"))
+            return f"{r:.3g} [{lo:.2g}, {hi:.2g}]" if math.isfinite(r) else "n/a"
+        w = float(res.omega[k])
+        lines.append(f"| {w:.3g} | {w / dxi:.2g} | {float(res.sigma_exact_mean[k]):.3g} | "
+                     f"{cell('ll_default')} | {cell('mb')} | {cell('pairs')} |")
+    lines += ["", "| curve | log-log slope | score |", "|---|---|---|",
+              f"| exact | {float(res.slope_exact):.2f} | - |"]
+    for name in [f"ll_{v}" for v in res.variant.values] + ["mb", "pairs"]:
+        lines.append(f"| {name} | {float(res[f'slope_{name}']):.2f} | "
+                     f"{float(res[f'score_{name}']):.2f} |")
+    est, ex = res.eig_estimate.mean("realization"), res.eig_exact.mean("realization")
+    rel = np.nanmean(np.abs(est - ex) / np.abs(ex))
+    lines += ["", f"landscape eigenvalue estimates vs the {res.sizes['level']} lowest exact "
+              f"eigenvalues: mean relative deviation {float(rel):.3f}",
+              f"best variant (lowest score): {res.attrs.get('best_variant')}"]
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Benchmark runner (issue 4): ``python -m mottscape.bench [--quick] [--sizes ...] [--out DIR]``.
+"""Benchmark runner (issue 4): ``python benchmarks/run.py [--quick] [--sizes ...] [--out DIR]``.
 
 Sections, each measured in the same run as its baselines (the machine may be shared, so every
 comparison is a ratio of times taken minutes apart, and the load average is recorded):
@@ -209,7 +209,7 @@ def anderson(shape: Sequence[int], seed: int = 0, width: float = 4.0) -> np.ndar
 
 def smooth(shape: Sequence[int], seed: int = 0) -> np.ndarray:
     """Gaussian-correlated field, unit amplitude, correlation length 1 (10 cells at h = 0.1)."""
-    from .disorder import gaussian
+    from mottscape.disorder import gaussian
 
     return gaussian(tuple(shape), correlation_length=1.0, amplitude=1.0, spacing=0.1, seed=seed)
 
@@ -244,9 +244,9 @@ def kron_csr(V: np.ndarray, spacing: float):
 # ============================================================================ landscape
 def _warm_up() -> None:
     """Compile (or load from numba's cache) the solver kernels on tiny problems."""
-    from .hamiltonian import build_hamiltonian
-    from .landscape import solve_landscape
-    from .solvers import solve_stencil
+    from mottscape.hamiltonian import build_hamiltonian
+    from mottscape.landscape import solve_landscape
+    from mottscape.solvers import solve_stencil
 
     rng = np.random.default_rng(0)
     for shape in [(40, 40), (12, 12, 12)]:
@@ -261,8 +261,8 @@ def bench_landscape_case(name: str, V: np.ndarray, spacing: float, args,
     """One landscape case: mottscape's default solve, the floor, and the three baselines."""
     import scipy.sparse.linalg as spla
 
-    from .landscape import solve_landscape
-    from .solvers import choose_method
+    from mottscape.landscape import solve_landscape
+    from mottscape.solvers import choose_method
 
     shape = V.shape
     n = V.size
@@ -356,9 +356,9 @@ def omegas() -> np.ndarray:
 
 def run_agmon(args) -> dict:
     """Time of the bounded basin-to-basin searches of the pipeline against N (2D sizes)."""
-    from .agmon import _search_workers, basin_distances
-    from .conductivity import run_pipeline
-    from .landscape import solve_landscape
+    from mottscape.agmon import _search_threads, basin_distances
+    from mottscape.conductivity import run_pipeline
+    from mottscape.landscape import solve_landscape
 
     rows = []
     for shape in [s for s in args.sizes if len(s) == 2]:
@@ -385,7 +385,7 @@ def run_agmon(args) -> dict:
                      "bound_max": float(bound.max()) if bound.size else math.nan,
                      "median_s": med, "times_s": times,
                      "us_per_cell": med / V.size * 1e6,
-                     "default_workers": _search_workers(None, int(pd.sources.size), 2),
+                     "default_threads": _search_threads(None, int(pd.sources.size), V.size),
                      "default_median_s": med_d, "default_times_s": times_d,
                      "load_average": load_average()})
         del V, land, p, pd, out
@@ -395,21 +395,10 @@ def run_agmon(args) -> dict:
 
 
 # ============================================================================ pipeline
-_STEP_RE = re.compile(r"^(?P<msg>.*) \[(?P<t>[0-9.]+) s\]$")
-
-
-def _step_key(message: str) -> str:
-    low = message.lower()
-    for key in ("landscape", "basins", "agmon"):
-        if low.startswith(key):
-            return key
-    return low.split(":")[0][:30]
-
-
 def _child_pipeline(shape: tuple[int, ...], seed: int, kind: str) -> dict:
     """One pipeline measurement in this (fresh) process: time, steps, peak RSS."""
-    from .conductivity import run_pipeline
-    from .landscape import solve_landscape
+    from mottscape.conductivity import run_pipeline
+    from mottscape.landscape import solve_landscape
 
     d = len(shape)
     width = PIPELINE_WIDTH[d]
@@ -425,20 +414,14 @@ def _child_pipeline(shape: tuple[int, ...], seed: int, kind: str) -> dict:
     del land
     gc.collect()
     rss_before, _ = peak_rss()
-    lines: list[str] = []
     t = time.perf_counter()
-    p = run_pipeline(V, ef, omegas(), log=lines.append)
+    p = run_pipeline(V, ef, omegas())
     total = time.perf_counter() - t
     peak, how = peak_rss()
-    steps: dict[str, float] = {}
-    for line in lines:
-        m = _STEP_RE.match(line)
-        if m:
-            key = _step_key(m["msg"])
-            steps[key] = steps.get(key, 0.0) + float(m["t"])
-    steps["sigma and results"] = max(0.0, total - sum(steps.values()))
+    steps = dict(p.timings)  # the staged pipeline's per-step durations
+    steps["results"] = max(0.0, total - sum(steps.values()))
     ds = p.dataset
-    return {"total_s": total, "steps_s": steps, "log": lines, "fermi_energy": ef,
+    return {"total_s": total, "steps_s": steps, "fermi_energy": ef,
             "width": width, "peak_rss_bytes": peak, "peak_rss_source": how,
             "rss_before_bytes": rss_before, "basins": int(p.basins.n),
             "percolating": bool(p.basins.percolating), "sources": int(p.sources.size),
@@ -447,8 +430,8 @@ def _child_pipeline(shape: tuple[int, ...], seed: int, kind: str) -> dict:
 
 
 def _spawn(args_list: list[str], timeout: float | None = None) -> dict:
-    """Run ``python -m mottscape.bench --child ...`` and parse its last output line (JSON)."""
-    cmd = [sys.executable, "-m", "mottscape.bench", *args_list]
+    """Run ``python benchmarks/run.py --child ...`` and parse its last output line (JSON)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args_list]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"benchmark subprocess {' '.join(args_list)} failed:\n{out.stderr}")
@@ -487,7 +470,7 @@ def run_pipeline_section(args) -> list[dict]:
                      "basins": first["basins"], "percolating": first["percolating"],
                      "sources": first["sources"], "pair_distances": first["pair_distances"],
                      "valid_omegas": first["valid_omegas"], "n_pairs_max": first["n_pairs_max"],
-                     "log": first["log"], "load_average": load_average()})
+                     "load_average": load_average()})
     return rows
 
 
@@ -507,8 +490,8 @@ def _exact_cases(quick: bool) -> list[dict]:
 
 def run_exact(args) -> list[dict]:
     """Exact Kubo-Greenwood and the LL pipeline on the same samples and frequency range."""
-    from .conductivity import run_pipeline
-    from .exact import kubo_greenwood
+    from mottscape.conductivity import run_pipeline
+    from mottscape.exact import kubo_greenwood
 
     rows = []
     for case in _exact_cases(args.quick):
@@ -565,15 +548,15 @@ def format_tables(res: dict) -> str:
     if res.get("agmon"):
         ag = res["agmon"]
         out += ["", f"Agmon distances between the basins of Sigma_omega, bounded at "
-                f"rho_omega + 1 (log-log slope of the 1-process time {ag['slope']:.2f})", "",
-                "| sample | N | basins | sources | pairs | 1 process (s) | us per cell | "
-                "default (s, processes) |",
+                f"rho_omega + 1 (log-log slope of the 1-thread time {ag['slope']:.2f})", "",
+                "| sample | N | basins | sources | pairs | 1 thread (s) | us per cell | "
+                "default (s, threads) |",
                 "|---|---|---|---|---|---|---|---|"]
         for r in ag["cases"]:
             out.append(f"| {shape_name(r['shape'])} | {r['points']:,} | {r['basins']:,} | "
                        f"{r['sources']:,} | {r['pairs']:,} | {r['median_s']:.3f} | "
                        f"{r['us_per_cell']:.3f} | {r['default_median_s']:.3f} "
-                       f"({r['default_workers']}) |")
+                       f"({r['default_threads']}) |")
     if res.get("pipeline"):
         keys = sorted({k for r in res["pipeline"] for k in r["steps_s"]},
                       key=lambda k: ["landscape", "basins", "agmon"].index(k)
@@ -695,7 +678,7 @@ def plot(res: dict, path: Path) -> None:
 # ============================================================================ main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="mottscape bench",
+        prog="python benchmarks/run.py",
         description="Benchmarks of issue 4: landscape solve against scipy and pyamg, bounded "
                     "Agmon distances, the whole pipeline (time, steps, peak memory), and the "
                     "exact reference. Medians over repeats; JSON and a plot go to --out.")
@@ -742,10 +725,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     import numba
 
-    from . import __version__
+    from mottscape import __version__
 
     t0 = time.perf_counter()
-    command = "python -m mottscape.bench " + " ".join(
+    command = "python benchmarks/run.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     bandwidth = copy_bandwidth(1 << 25 if args.quick else 1 << 28)
     res: dict[str, Any] = {"meta": {

@@ -1,0 +1,171 @@
+"""Typed results -> :class:`xarray.Dataset`, at the output edge only.
+
+Every variable carries ``units`` and ``long_name``; flags and per-sample diagnostics
+(percolation, basin filling, the landscape solver's residual) are *variables*, so they survive
+when realizations are combined (attributes are dropped then). Attributes hold the sample's
+description, the options and the provenance.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+if TYPE_CHECKING:
+    from .pipeline import PipelineResult
+
+__all__ = ["maps_dataset", "pipeline_dataset"]
+
+_AXES = ("x", "y", "z")
+
+
+def _var(dims, values, long_name: str, units: str | None = None) -> tuple:
+    attrs = {"long_name": long_name}
+    if units is not None:
+        attrs["units"] = units
+    return (dims, values, attrs)
+
+
+def _omega_variables(result: PipelineResult) -> dict:
+    """Variables along omega: sigma_ll, sigma_mb, rho_omega, the moments, counts and flags."""
+    opts, units, d = result.options, result.sample.units, result.sample.ndim
+    mom, cond = result.moments, result.conductivity
+    e_unit, l_unit = units.energy_unit, units.length_unit
+    sigma_unit = units.sigma_unit(d)
+    w = ("omega",)
+    return {
+        "sigma_ll": _var(w, cond.sigma_ll, "LL-generalized Mott-Berezinskii conductivity "
+                         "(eq. 17)", sigma_unit),
+        "sigma_mb": _var(w, cond.sigma_mb, "classical Mott-Berezinskii conductivity (eq. 1)",
+                         sigma_unit),
+        "rho_omega": _var(w, mom.rho_omega, f"LL-generalized Mott scale ({opts.mott_scale})",
+                          "1"),
+        "rho_omega_log": _var(w, mom.rho_omega_log, "ln(2 Delta_xi / hbar omega) (eq. 12)", "1"),
+        "mott_length": _var(w, cond.mott_length, "Mott length R_omega = xi ln(2 Delta_xi/hbar "
+                            "omega) (eq. 18)", l_unit),
+        "hbar_omega": _var(w, result.hbar_omega, "photon energy", e_unit),
+        "moment": _var(w, mom.moment, "E_omega(X^2) (eq. 16)", f"{l_unit}^{d + 2}"),
+        "n_states": _var(w, mom.n_states, "|Sigma_omega| (states with |E_i - E_F| <= hbar "
+                         "omega)", "1"),
+        "n_states_used": _var(w, mom.n_states_used, "states whose pairs estimate f "
+                              "(Sigma_omega, or the pair window)", "1"),
+        "n_pairs": _var(w, mom.n_pairs, "pairs in the Agmon shell [rho_omega, rho_omega + 1]",
+                        "1"),
+        "valid": _var(w, cond.valid, "inside the theory's validity (all flags clear)"),
+        "flag_rho_omega_small": _var(w, cond.flag_rho_omega_small, "rho_omega <= 1 or "
+                                     "undefined: omega not small compared with Delta_xi"),
+        "flag_sigma_omega_tiny": _var(w, cond.flag_sigma_omega_tiny, "fewer than 2 states to "
+                                      "estimate f from (Sigma_omega, or the pair window)"),
+        "flag_no_pairs": _var(w, cond.flag_no_pairs, "no pair in the Agmon shell (sigma_ll = "
+                              "0 is a sampling limit, not a result)"),
+    }
+
+
+def _sample_variables(result: PipelineResult) -> dict:
+    """Scalars of the sample: E_F, the DOS, Delta_xi, xi and its estimates, diagnostics."""
+    opts, units, d = result.options, result.sample.units, result.sample.ndim
+    stats, cond = result.statistics, result.conductivity
+    land, basins = result.landscape, result.basins
+    e_unit, l_unit = units.energy_unit, units.length_unit
+    nu_unit = f"1/({e_unit} {l_unit}^{d})"
+    s = ()
+    return {
+        "fermi_energy": _var(s, result.fermi_energy, "Fermi energy E_F", e_unit),
+        "nu": _var(s, stats.nu, f"density of states at E_F per volume and spin ({opts.dos})",
+                   nu_unit),
+        "nu_landscape": _var(s, stats.nu_landscape, "landscape-law DOS at E_F (refs. 28, 30)",
+                             nu_unit),
+        "nu_basins": _var(s, stats.nu_basins, "DOS from basin energy estimates", nu_unit),
+        "delta_xi": _var(s, stats.delta_xi, "mean level spacing 1/(V_F nu) (eq. A14)", e_unit),
+        "localization_volume": _var(s, stats.localization_volume, "V_F, mean basin volume "
+                                    "near E_F", f"{l_unit}^{d}"),
+        "xi": _var(s, cond.xi, f"localization length used by eq. 1 ({cond.xi_source})",
+                   l_unit),
+        "xi_fit": _var(s, cond.xi_estimates["fit"], "xi fitted to r_ij = xi rho_ij over the "
+                       "Agmon pairs", l_unit),
+        "xi_metric": _var(s, cond.xi_estimates["metric"], "1 / mean Agmon metric outside the "
+                          "basins", l_unit),
+        "xi_transfer_matrix": _var(s, cond.xi_estimates.get("transfer_matrix", np.nan),
+                                   "xi of the sample's own transfer matrix (NaN: not "
+                                   "computed)", l_unit),
+        "xi_transfer_matrix_error": _var(s, cond.xi_estimates.get("transfer_matrix_error",
+                                                                  np.nan),
+                                         "statistical error of xi_transfer_matrix", l_unit),
+        "n_basins": _var(s, basins.n, "basins of the effective potential at E_F", "1"),
+        "n_sources": _var(s, stats.sources.size, "states whose pairs estimate f (Sigma_omega "
+                          "at the largest omega, or the pair window)", "1"),
+        "pair_window": _var(s, stats.window, "half-width of the window of states used for V_F "
+                            "and the pair statistics", e_unit),
+        "n_pair_distances": _var(s, result.pairs.i.size, "basin pairs whose Agmon distance "
+                                 "was computed", "1"),
+        "percolating": _var(s, bool(basins.percolating), "a basin spans the sample: the "
+                            "theory's separated-basin assumption fails (mobility edge)"),
+        "basin_filling": _var(s, basins.filling, "fraction of the sample inside the basins",
+                              "1"),
+        "landscape_converged": _var(s, bool(land.converged), "the landscape solve reached its "
+                                    "tolerance"),
+        "landscape_residual": _var(s, land.residual, "relative residual of the landscape "
+                                   "solve", "1"),
+    }
+
+
+def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
+    """The results of one run of the workflow as a Dataset on coordinate ``omega``.
+
+    Parameters
+    ----------
+    result
+        A :class:`~mottscape.pipeline.PipelineResult`.
+
+    Returns
+    -------
+    xarray.Dataset
+        sigma_ll (eq. 17), sigma_mb (eq. 1), rho_omega (eq. 12), the shell moments and counts,
+        the flags, and the scalars nu, delta_xi, xi, V_F with their diagnostics.
+    """
+    data = {**_omega_variables(result), **_sample_variables(result)}
+    sample, opts, land = result.sample, result.options, result.landscape
+    units, cond = sample.units, result.conductivity
+    coords = {"omega": ("omega", result.omega, {"long_name": "angular frequency",
+                                                "units": units.omega_unit})}
+    attrs = {
+        "title": "mottscape: LL-generalized Mott-Berezinskii ac conductivity",
+        **sample.describe(),
+        "landscape_solver": land.solver,
+        "spin_factor": 2,
+        "mottscape_version": _version(),
+        "xi_source": cond.xi_source,
+        **opts.to_attrs(),
+    }
+    return xr.Dataset(data_vars=data, coords=coords, attrs=attrs)
+
+
+def maps_dataset(result: PipelineResult) -> xr.Dataset:
+    """The maps of one sample (V, u, V_u, basin labels) on coordinates x, y, z."""
+    land = result.landscape
+    grid = land.grid
+    dims = _AXES[: grid.ndim]
+    unit = land.units
+    coords = {ax: (ax, grid.coordinates(a), {"long_name": f"cell centre along {ax}",
+                                             "units": unit.length_unit})
+              for a, ax in enumerate(dims)}
+    return xr.Dataset(
+        {
+            "potential": _var(dims, land.potential, "potential V", unit.energy_unit),
+            "u": _var(dims, land.u, "landscape function, H u = 1 (eq. 2)",
+                      f"1/{unit.energy_unit}"),
+            "effective_potential": _var(dims, land.effective_potential, "V_u = 1/u",
+                                        unit.energy_unit),
+            "basin_labels": _var(dims, result.basins.labels.astype(np.int32),
+                                 "basin index + 1 at E_F (0 = outside)", "1"),
+        },
+        coords=coords,
+    )
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

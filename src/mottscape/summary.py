@@ -1,0 +1,124 @@
+"""Tables and reports of results: what the command line prints and ``mottscape report`` writes.
+
+Kept out of :mod:`mottscape.cli` so that the command line only parses, calls and reports.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import InputError
+from .units import display_unit
+
+__all__ = ["conductivity_table", "report_store"]
+
+
+def _scalar(ds: xr.Dataset, name: str) -> str:
+    """A scalar, or the ensemble mean +- spread of a per-realization scalar."""
+    values = np.asarray(ds[name].values, dtype=float)
+    if values.ndim == 0:
+        return f"{float(values):.4g}"
+    return f"{np.nanmean(values):.4g} (+- {np.nanstd(values):.2g})"
+
+
+def conductivity_table(ds: xr.Dataset) -> str:
+    """sigma(omega) as a text table, for one realization or an ensemble (mean +- s.e.).
+
+    A sweep (dimension ``point``) gives one table per parameter point, headed by its values.
+    """
+    if "point" in ds.dims:
+        names = [str(c) for c in ds.coords if str(c).startswith("sweep_")]
+        blocks = []
+        for p in range(ds.sizes["point"]):
+            one = ds.isel(point=p)
+            label = ", ".join(f"{n[len('sweep_'):]} = {one[n].item()}" for n in names)
+            blocks.append(f"--- point {p}: {label}\n" + _point_table(one))
+        return "\n\n".join(blocks)
+    return _point_table(ds)
+
+
+def _point_table(ds: xr.Dataset) -> str:
+    """The table of one parameter point."""
+    n = ds.sizes.get("realization")
+    perc = np.asarray(ds["percolating"].values, dtype=bool) if "percolating" in ds else \
+        np.zeros(1, bool)
+    head = (f"E_F = {_scalar(ds, 'fermi_energy')}   nu = {_scalar(ds, 'nu')}   "
+            f"Delta_xi = {_scalar(ds, 'delta_xi')}   xi = {_scalar(ds, 'xi')}   "
+            f"basins = {_scalar(ds, 'n_basins')}   percolating = "
+            f"{int(perc.sum())}/{perc.size}")
+    if n:
+        head = f"ensemble of {n} realizations (n_failed = {int(ds.get('n_failed', 0))})\n" + head
+    unit = display_unit(ds["sigma_ll"].attrs)
+    lines = [head, f"{'omega':>11} {'rho_omega':>9} {'states':>7} {'pairs':>7} "
+                   f"{'sigma_LL':>11} {'+-':>9} {'sigma_MB':>11}  valid   [sigma in {unit}]"]
+    for k in range(ds.sizes["omega"]):
+        row = ds.isel(omega=k)
+        mean = {}
+        for name in ("sigma_ll", "sigma_mb"):
+            mean[name] = float(row[f"{name}_mean"]) if f"{name}_mean" in row else \
+                float(np.nanmean(row[name].values))
+        sem = float(row["sigma_ll_sem"]) if "sigma_ll_sem" in row else float("nan")
+        valid = np.asarray(row["valid"].values, dtype=bool)
+        lines.append(
+            f"{float(ds.omega[k]):11.4g} {float(np.nanmean(row.rho_omega.values)):9.3f} "
+            f"{float(np.mean(row.n_states.values)):7.1f} "
+            f"{int(np.sum(row.n_pairs.values)):7d} {mean['sigma_ll']:11.4g} {sem:9.2g} "
+            f"{mean['sigma_mb']:11.4g}  {int(valid.sum())}/{valid.size}")
+    return "\n".join(lines)
+
+
+def report_store(store: str | Path, out: str | Path | None = None
+                 ) -> tuple[xr.Dataset, list[Path]]:
+    """Aggregate the records of a store: ``ensemble.nc`` and ``conductivity.png`` with bands.
+
+    Parameters
+    ----------
+    store
+        A store directory written by ``mottscape run --store`` (or ``run_ensemble``).
+    out
+        Output directory (default: the store itself).
+
+    Returns
+    -------
+    (dataset, files)
+    """
+    from .ensemble import POINT_STRIDE, combine_points
+    from .io import read_netcdf, write_netcdf
+    from .plot import plot_conductivity
+    from .runner import RunReport
+    from .store import MANIFEST, dataset_checksum
+
+    path = Path(store)
+    if not (path / MANIFEST).is_file():
+        raise InputError(f"store={str(path)!r} is not a mottscape store (no {MANIFEST}); give "
+                         "the directory passed to --store")
+    manifest = json.loads((path / MANIFEST).read_text())
+    report = RunReport()
+    for record in sorted(path.glob("realization_*.nc")):
+        ds = read_netcdf(record)
+        if ds.attrs.get("store_hash") != manifest.get("hash") or \
+                ds.attrs.get("checksum") != dataset_checksum(ds):
+            continue
+        report.results[int(record.stem.split("_")[1])] = ds
+    if not report.results:
+        raise InputError(f"store={str(path)!r} holds no finished realization")
+    if manifest.get("description", {}).get("kind") != "pipeline":
+        raise InputError(f"store={str(path)!r} holds a validation run; its summary is "
+                         "validation.nc, written by mottscape validate")
+    description = manifest.get("description", {})
+    sweep = description.get("study", {}).get("sweep", {})
+    labels = [dict(zip(sweep, combo, strict=True))
+              for combo in itertools.product(*sweep.values())] if sweep else [{}]
+    index = sorted({t % POINT_STRIDE for t in report.results})
+    ds = combine_points(report, index, labels)
+    target = Path(out) if out is not None else path
+    files = [write_netcdf(ds, target / "ensemble.nc")]
+    fig = plot_conductivity(ds)
+    files.append(target / "conductivity.png")
+    fig.savefig(files[-1], dpi=130)
+    return ds, files
