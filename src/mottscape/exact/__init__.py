@@ -43,9 +43,10 @@ They are found by windowed eigensolvers:
     each padded by ``padding`` cells (Dirichlet on the box faces) and diagonalised in the window
     only (dense ``eigh`` for small boxes, shift-invert slicing otherwise); a state is kept by
     the box whose core holds its centroid. The residual of every kept state against the full H
-    is measured and the box's padding grows until it is below ``box_tol``; pairs are summed
-    over states whose centroids are closer than ``pair_cutoff``, with matrix elements on the
-    cells common to their boxes. See :mod:`mottscape.exact._boxes` and ``docs/exact.md``.
+    is measured and the box's padding grows until it is below ``box_tol``; a state kept by two
+    boxes is merged. Pairs are summed with matrix elements on the cells common to their boxes,
+    exact for pairs up to ``padding`` apart; the part of each bin from farther pairs is
+    reported (``sigma_beyond_padding``). See :mod:`mottscape.exact._boxes`.
 ``"shift-invert"``
     Any dimension: spectrum slicing with shift-invert Lanczos (``scipy.sparse.linalg.eigsh``
     with one sparse LU factorisation of ``H - sigma`` per shift, passed as ``OPinv``). Each
@@ -67,7 +68,9 @@ the origin of x is irrelevant; for approximate ones (segments, Lanczos) we evalu
 ``<j|(x - c_ij)|i>`` with ``c_ij`` the midpoint of the two centroids, which removes the error
 ``c <j|i>`` that a far-away origin would amplify. With periodic boundaries the position operator is
 not defined; there we use the velocity form ``X_ji = <j|[H, x]|i> / (E_j - E_i)``, where the
-commutator is the lattice current (bond displacements by minimum image). For Dirichlet boundaries
+commutator is the lattice current (bond displacements by minimum image). Boxes are smaller than
+a periodic sample, so inside a box the position form is well defined (coordinates unwrapped by
+minimum image) and ``method="boxes"`` uses it with either boundary.
 
 The package is split by job: ``_counts`` (inertia counts), ``_windows`` (dense, tridiagonal and
 shift-invert window solvers), ``_segments`` (1D segments), ``_boxes`` (d-dimensional boxes, one

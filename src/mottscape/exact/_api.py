@@ -46,60 +46,17 @@ from ._windows import _solve_dense, _solve_shift_invert, _solve_tridiagonal
 def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padding,
                    progress: bool, core=None, box_tol: float = BOX_TOL):
     """Eigenstates with energies in [lo, hi] and exact counts; returns (blocks, info)."""
-    grid = ham.grid
-    d1 = grid.ndim == 1 and not grid.periodic
-    if method == "auto":
-        if d1:
-            method = "segments" if (segment is not None or ham.size > WHOLE_CHAIN_MAX) \
-                else "tridiagonal"
-        else:
-            method = "dense" if ham.size <= DENSE_MAX else "shift-invert"
-    if method == "boxes" and grid.ndim == 1 and not grid.periodic:
-        method = "segments"  # the 1D Dirichlet boxes are the (faster, tridiagonal) segments
-        segment = segment if segment is not None else core
-    if method in ("tridiagonal", "segments") and not d1:
-        raise InputError(
-            f"method={method!r} needs a 1D sample with Dirichlet boundaries (got shape "
-            f"{grid.shape}, boundary={grid.boundary!r}); use 'dense' or 'shift-invert'")
-    if method == "dense":
-        # the dense matrix, its eigenvectors and LAPACK's workspace: ~3 n^2 doubles
-        check_memory(ham.size, 24 * ham.size,
-                     "method='dense' (use 'shift-invert' for large samples) on a grid")
+    method, segment = _resolve_method(ham, method, segment, core)
     if method == "boxes":
-        padding = BOX_PADDING if padding is None else _check_cells(padding, "padding", 0)
-        core = 3 * max(padding, 1) if core is None else _check_cells(core, "core", 1)
-        check_box_geometry(grid, core, padding)
-        box_tol = _check_scalar(box_tol, "box_tol", minimum=0.0)
+        padding, core, box_tol = _check_box_args(ham, padding, core, box_tol)
     t0 = time.perf_counter()
     counts = count_eigenvalues_below(ham, [lo, hi])
     expected = int(counts[1] - counts[0])
     info: dict = {"method": method, "expected_states": expected,
                   "count_lo": int(counts[0]), "count_hi": int(counts[1]),
                   "count_seconds": time.perf_counter() - t0}
-    coords = _flat_coordinates(grid)
     if method == "segments":
-        if padding is None:
-            padding, xi = _default_padding(ham, lo, hi, expected)
-            info["xi_estimate"] = xi
-        padding = int(padding)
-        if segment is None:
-            segment = max(2 * padding, 64)
-        segment = int(segment)
-        if padding < 0 or segment < 1:
-            raise InputError(f"segment={segment} must be >= 1 and padding={padding} >= 0 cells")
-        blocks = _solve_segments(ham, lo, hi, segment, padding, progress)
-        found = sum(b.energies.size for b in blocks)
-        if found != expected:
-            # A state whose centroid sits on a core edge, or a padding too short: retry wider.
-            padding2 = 2 * padding + 16
-            blocks = _solve_segments(ham, lo, hi, max(segment, 2 * padding2), padding2, progress)
-            found = sum(b.energies.size for b in blocks)
-            if found != expected:
-                raise ConvergenceError(
-                    f"segments found {found} states in the window but the Sturm count is "
-                    f"{expected}; pass a larger padding= (cells), or method='tridiagonal'")
-            padding, segment = padding2, max(segment, 2 * padding2)
-        info.update(segment=segment, padding=padding, n_segments=math.ceil(ham.size / segment))
+        blocks = _segments_checked(ham, lo, hi, segment, padding, expected, progress, info)
     elif method == "boxes":
         blocks, binfo = solve_boxes(ham, lo, hi, core, padding, expected, box_tol, progress)
         info.update(binfo)
@@ -111,23 +68,103 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
                 f"state was lost or kept twice at a core face: pass a larger padding= (now "
                 f"{padding} cells) or a smaller box_tol=, or method='shift-invert'")
     else:
-        if method == "dense":
-            w, v = _solve_dense(ham, lo, hi)
-        elif method == "tridiagonal":
-            w, v = _solve_tridiagonal(ham, lo, hi)
-        elif method == "shift-invert":
-            w, v, nfact = _solve_shift_invert(ham, lo, hi, expected, progress)
-            info["factorisations"] = nfact
-        else:
-            raise InputError(f"method={method!r} is not known; use one of {METHODS}")
-        if w.size != expected:
-            raise ConvergenceError(
-                f"method {method!r} found {w.size} states in [{lo:g}, {hi:g}] but the inertia "
-                f"count is {expected}; try method='dense' on a small sample")
-        blocks = [_Block(0, ham.size, w, v, _centroids(v, coords))] if w.size else []
+        blocks = _global_window(ham, lo, hi, method, expected, progress, info)
     info["solve_seconds"] = time.perf_counter() - t0
     info["max_residual"] = _max_residual(ham, blocks)
     return blocks, info
+
+
+def _resolve_method(ham: Hamiltonian, method: str, segment, core) -> tuple[str, int | None]:
+    """The concrete method for ``"auto"`` and 1D Dirichlet boxes; refuses impossible ones."""
+    grid = ham.grid
+    d1 = grid.ndim == 1 and not grid.periodic
+    if method == "auto":
+        if d1:
+            method = "segments" if (segment is not None or ham.size > WHOLE_CHAIN_MAX) \
+                else "tridiagonal"
+        else:
+            method = "dense" if ham.size <= DENSE_MAX else "shift-invert"
+    if method == "boxes" and d1:
+        method = "segments"  # the 1D Dirichlet boxes are the (faster, tridiagonal) segments
+        segment = segment if segment is not None else core
+    if method in ("tridiagonal", "segments") and not d1:
+        raise InputError(
+            f"method={method!r} needs a 1D sample with Dirichlet boundaries (got shape "
+            f"{grid.shape}, boundary={grid.boundary!r}); use 'dense' or 'shift-invert'")
+    if method == "dense":
+        # the dense matrix, its eigenvectors and LAPACK's workspace: ~3 n^2 doubles
+        check_memory(ham.size, 24 * ham.size,
+                     "method='dense' (use 'shift-invert' for large samples) on a grid")
+    return method, segment
+
+
+def _box_room(ham: Hamiltonian, core: int, padding: int) -> bool:
+    """Whether boxes of this core and padding are allowed (periodic: smaller than the sample)."""
+    try:
+        check_box_geometry(ham.grid, core, padding)
+    except InputError:
+        return False
+    return True
+
+
+def _check_box_args(ham: Hamiltonian, padding, core, box_tol) -> tuple[int, int, float]:
+    """Checked ``padding``, ``core`` (default ``3 * padding``) and ``box_tol`` of the boxes."""
+    padding = BOX_PADDING if padding is None else _check_cells(padding, "padding", 0)
+    core = 3 * max(padding, 1) if core is None else _check_cells(core, "core", 1)
+    check_box_geometry(ham.grid, core, padding)
+    tol = _check_scalar(box_tol, "box_tol")
+    if not tol > 0.0:
+        raise InputError(f"box_tol={box_tol!r} must be > 0 (a residual in hopping energies); "
+                         f"the default is {BOX_TOL:g}")
+    return padding, core, tol
+
+
+def _segments_checked(ham: Hamiltonian, lo: float, hi: float, segment, padding, expected: int,
+                      progress: bool, info: dict) -> list[_Block]:
+    """1D segments, retried once with a wider padding if the Sturm count is not met."""
+    if padding is None:
+        padding, xi = _default_padding(ham, lo, hi, expected)
+        info["xi_estimate"] = xi
+    padding = int(padding)
+    if segment is None:
+        segment = max(2 * padding, 64)
+    segment = int(segment)
+    if padding < 0 or segment < 1:
+        raise InputError(f"segment={segment} must be >= 1 and padding={padding} >= 0 cells")
+    blocks = _solve_segments(ham, lo, hi, segment, padding, progress)
+    found = sum(b.energies.size for b in blocks)
+    if found != expected:
+        # A state whose centroid sits on a core edge, or a padding too short: retry wider.
+        padding2 = 2 * padding + 16
+        blocks = _solve_segments(ham, lo, hi, max(segment, 2 * padding2), padding2, progress)
+        found = sum(b.energies.size for b in blocks)
+        if found != expected:
+            raise ConvergenceError(
+                f"segments found {found} states in the window but the Sturm count is "
+                f"{expected}; pass a larger padding= (cells), or method='tridiagonal'")
+        padding, segment = padding2, max(segment, 2 * padding2)
+    info.update(segment=segment, padding=padding, n_segments=math.ceil(ham.size / segment))
+    return blocks
+
+
+def _global_window(ham: Hamiltonian, lo: float, hi: float, method: str, expected: int,
+                   progress: bool, info: dict) -> list[_Block]:
+    """One block from a solver on the whole sample (dense, tridiagonal or shift-invert)."""
+    if method == "dense":
+        w, v = _solve_dense(ham, lo, hi)
+    elif method == "tridiagonal":
+        w, v = _solve_tridiagonal(ham, lo, hi)
+    elif method == "shift-invert":
+        w, v, nfact = _solve_shift_invert(ham, lo, hi, expected, progress)
+        info["factorisations"] = nfact
+    else:
+        raise InputError(f"method={method!r} is not known; use one of {METHODS}")
+    if w.size != expected:
+        raise ConvergenceError(
+            f"method {method!r} found {w.size} states in [{lo:g}, {hi:g}] but the inertia "
+            f"count is {expected}; try method='dense' on a small sample")
+    coords = _flat_coordinates(ham.grid)
+    return [_Block(0, ham.size, w, v, _centroids(v, coords))] if w.size else []
 
 
 def _max_residual(ham: Hamiltonian, blocks: list[_Block]) -> float:
@@ -166,7 +203,6 @@ def _check_cells(value, name: str, minimum: int) -> int:
     if n != value or n < minimum:
         raise InputError(f"{name}={value!r} must be a whole number of cells >= {minimum}")
     return n
-
 
 
 def kubo_greenwood(
@@ -210,8 +246,9 @@ def kubo_greenwood(
         ``"boxes"``. ``"auto"`` picks ``"tridiagonal"`` for 1D chains up to 4000 cells and
         ``"segments"`` beyond (or whenever ``segment`` is given), ``"dense"`` for 2D/3D samples
         up to 3000 cells and ``"shift-invert"`` beyond. ``"boxes"`` (overlapping boxes, any
-        dimension; in 1D Dirichlet it is ``"segments"``) must be asked for: its accuracy is
-        set by ``padding`` and ``pair_cutoff`` (see ``docs/exact.md``).
+        dimension; in 1D Dirichlet it is ``"segments"``) must be asked for: a bin is exact
+        only when the padding exceeds the distances of the pairs that carry it, which the
+        result reports (``sigma_beyond_padding``; see :mod:`mottscape.exact._boxes`).
     segment
         Core length of a 1D segment in cells (default ``max(2 * padding, 64)``).
     padding
@@ -220,16 +257,20 @@ def kubo_greenwood(
         twice the mean distance between window states, at least 16 cells; states are paired
         only when their segments overlap (a cutoff of about ``2 * padding``). Boxes: default
         8 cells, the starting value; each box's padding grows until the residual of its states
-        against the full H is below ``box_tol``.
+        against the full H is below ``box_tol``. Pairs up to ``padding`` apart have exact
+        matrix elements; the padding must exceed the Mott length (eq. 12) of the lowest
+        frequency to be resolved.
     progress
         Show a progress bar over segments, slices or boxes.
     core
         Core edge of a box in cells per axis (default ``3 * padding``), ``method="boxes"``.
     pair_cutoff
         ``method="boxes"``: only pairs whose centroids are at most this far apart (length
-        unit, minimum image if periodic) enter the sum; default ``padding`` times the smallest
-        spacing. Pairs farther apart have ``|X|^2 ~ r^2 exp(-2 r / xi)`` and their matrix
-        elements are not resolved by the boxes (they are computed on the common cells only).
+        unit, minimum image if periodic) enter the sum. Default: no cutoff, every pair whose
+        boxes share cells enters, with its matrix element summed over the common cells (exact
+        up to the leakage for pairs at most ``padding`` apart, a partial sum beyond; that
+        part of sigma is ``sigma_beyond_padding``). Pairs left out are counted per bin in
+        ``n_pairs_left_out``.
     box_tol
         ``method="boxes"``: largest accepted residual ``||H psi - E psi||_2`` of a kept state
         against the full H, in units of the largest hopping energy (default 1e-5).
@@ -242,13 +283,16 @@ def kubo_greenwood(
         ``n_pairs`` (pairs with ``f_i > f_j`` whose frequency falls in the bin), ``n_states``
         (eigenstates in the window) and ``dos`` (``n_states / (|Omega| * window width)``, per
         unit volume, energy and spin); attrs give the units, method, window, temperature and
-        solver diagnostics.
+        solver diagnostics. ``method="boxes"`` adds ``sigma_beyond_padding`` (the part of
+        ``sigma`` from pairs farther apart than the padding, whose matrix elements are
+        partial) and ``n_pairs_left_out`` (pairs of ``n_pairs`` not summed).
 
     Raises
     ------
     InputError
-        On invalid edges, a Fermi energy outside the spectrum, a negative temperature, or an
-        unknown method.
+        On invalid edges, a Fermi energy outside the spectrum, a negative temperature, an
+        unknown method, or box parameters the boxes cannot use (``core``, ``padding``,
+        ``box_tol``, ``pair_cutoff``; each message names the argument and the fix).
     ConvergenceError
         If the windowed solver misses states (checked against an exact inertia count).
 
@@ -260,18 +304,35 @@ def kubo_greenwood(
     ``[w_k, w_{k+1})``. No broadening: the bin averages are exact for the finite sample.
     """
     ham = _as_hamiltonian(V, spacing, mass, boundary, units)
-    u = ham.units
-    grid = ham.grid
     edges = _check_edges(omega_edges)
     ef = _check_scalar(fermi_energy, "fermi_energy")
     T = _check_scalar(temperature, "temperature", minimum=0.0)
     if method not in METHODS:
         raise InputError(f"method={method!r} is not known; use one of {METHODS}")
-    e_edges = np.asarray(u.omega_to_energy(edges), dtype=float)
+    cutoff = math.inf if pair_cutoff is None \
+        else _check_scalar(pair_cutoff, "pair_cutoff", minimum=0.0)
+    e_edges = np.asarray(ham.units.omega_to_energy(edges), dtype=float)
     half = float(e_edges[-1]) + KT_WINDOW * T
     lo, hi = ef - half, ef + half
     blocks, info = _window_blocks(ham, lo, hi, method, segment, padding, progress, core=core,
                                   box_tol=box_tol)
+    _check_fermi_inside(ham, ef, blocks, info)
+    t0 = time.perf_counter()
+    acc = _Accumulator(ham, e_edges, ef, T)
+    if info["method"] == "boxes":
+        info["pair_cutoff"] = cutoff
+        near = info["box_padding"] * min(ham.grid.spacing)
+        info["box_pairs"] = box_pairs(acc, blocks, ham.grid, cutoff, near)
+    else:
+        _range_pairs(acc, blocks, _flat_coordinates(ham.grid))
+    info["pairs_seconds"] = time.perf_counter() - t0
+    all_e = np.concatenate([b.energies for b in blocks]) if blocks else np.zeros(0)
+    n_pairs = _count_pairs(all_e, e_edges, ef, T)
+    return _kg_dataset(ham, edges, acc, n_pairs, all_e.size, info, ef, T, (lo, hi))
+
+
+def _check_fermi_inside(ham: Hamiltonian, ef: float, blocks: list[_Block], info: dict) -> None:
+    """InputError unless some eigenvalue of H lies below E_F and some above."""
     # Eigenvalues below E_F = those below the window plus the window states below E_F.
     n_below_ef = info["count_lo"] + sum(int(np.count_nonzero(b.energies < ef)) for b in blocks)
     n_above_ef = (ham.size - info["count_hi"]) + sum(
@@ -282,21 +343,12 @@ def kubo_greenwood(
         raise InputError(
             f"fermi_energy={ef:g} lies {where} eigenvalue of H (spectrum within "
             f"[{glo:.4g}, {ghi:.4g}]); choose E_F inside the spectrum, e.g. in the band tail")
-    t0 = time.perf_counter()
-    acc = _Accumulator(ham, e_edges, ef, T)
-    if info["method"] == "boxes":
-        if pair_cutoff is None:
-            cutoff = info["box_padding"] * min(grid.spacing)
-        else:
-            cutoff = _check_scalar(pair_cutoff, "pair_cutoff", minimum=0.0)
-        info["pair_cutoff"] = cutoff
-        info["box_pairs"] = box_pairs(acc, blocks, grid, cutoff)
-        blocks_ranges: list[_Block] = []
-    else:
-        blocks_ranges = blocks
-    coords = _flat_coordinates(grid)
-    for bi, A in enumerate(blocks_ranges):
-        for B in blocks_ranges[bi:]:
+
+
+def _range_pairs(acc: _Accumulator, blocks: list[_Block], coords: np.ndarray) -> None:
+    """The KG pair sum over blocks on flat index ranges (whole sample or 1D segments)."""
+    for bi, A in enumerate(blocks):
+        for B in blocks[bi:]:
             s, t = max(A.start, B.start), min(A.stop, B.stop)
             if s >= t:
                 if B.start >= A.stop:
@@ -306,16 +358,28 @@ def kubo_greenwood(
             vb = B.vectors[s - B.start:t - B.start]
             acc.add(A.energies, va, A.centroids, B.energies, vb, B.centroids,
                     coords[:, s:t], same=B is A)
-    info["pairs_seconds"] = time.perf_counter() - t0
-    n_states = sum(b.energies.size for b in blocks)
-    all_e = np.concatenate([b.energies for b in blocks]) if blocks else np.zeros(0)
-    n_pairs = _count_pairs(all_e, e_edges, ef, T)
+
+
+#: Solver diagnostics copied from ``info`` into the attributes of the KG dataset.
+_INFO_ATTRS = ("segment", "padding", "n_segments", "xi_estimate", "factorisations",
+               "count_seconds", "n_boxes", "box_core", "box_padding", "box_max_padding",
+               "box_retries", "box_max_residual", "box_seconds_max", "pair_cutoff",
+               "box_pairs", "box_unconverged", "box_duplicates", "box_restarted")
+
+
+def _kg_dataset(ham: Hamiltonian, edges: np.ndarray, acc: _Accumulator, n_pairs: np.ndarray,
+                n_states: int, info: dict, ef: float, T: float, window: tuple[float, float]
+                ) -> xr.Dataset:
+    """The KG result as a Dataset: bins on ``omega`` with their bounds, units in attrs."""
+    u, grid = ham.units, ham.grid
+    lo, hi = window
     factor = u.sigma_factor(grid.ndim)
+    sigma_attrs = {"units": u.sigma_unit(grid.ndim)}
     centres = np.sqrt(edges[:-1] * edges[1:])
     ds = xr.Dataset(
         {
             "sigma": ("omega", acc.sums * factor, {
-                "units": u.sigma_unit(grid.ndim),
+                **sigma_attrs,
                 "long_name": "exact bin-averaged Re sigma (Kubo-Greenwood, eqs. 4-5)"}),
             "n_pairs": ("omega", n_pairs, {
                 "long_name": "pairs (i, j) of window states with omega_ij in the bin and "
@@ -349,10 +413,17 @@ def kubo_greenwood(
             "pairs_seconds": info["pairs_seconds"],
         },
     )
-    for key in ("segment", "padding", "n_segments", "xi_estimate", "factorisations",
-                "count_seconds", "n_boxes", "box_core", "box_padding", "box_max_padding",
-                "box_retries", "box_max_residual", "box_seconds_max", "pair_cutoff",
-                "box_pairs"):
+    if info["method"] == "boxes":
+        ds["sigma_beyond_padding"] = ("omega", acc.flagged * factor, {
+            **sigma_attrs,
+            "long_name": "part of sigma from pairs whose centroids are farther apart than the "
+                         "box padding (matrix elements partial: the bin is resolved when "
+                         "this is a small fraction of sigma)"})
+        ds["n_pairs_left_out"] = ("omega", n_pairs - acc.counted, {
+            "long_name": "pairs of n_pairs not in sigma: boxes without a common cell or "
+                         "centroids beyond pair_cutoff (at T > 0 also pairs whose "
+                         "f_i - f_j underflows)"})
+    for key in _INFO_ATTRS:
         if key in info:
             ds.attrs[key] = info[key]
     return ds

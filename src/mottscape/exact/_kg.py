@@ -91,15 +91,19 @@ class _Accumulator:
         self.T = temperature
         nb = e_edges.size - 1
         self.sums = np.zeros(nb)
+        self.counted = np.zeros(nb, dtype=np.int64)  # pairs added per bin
+        self.flagged = np.zeros(nb)  # the part of sums from pairs marked by ``flag``
         self.pref = 2.0 * math.pi / (self.d * ham.grid.volume)
         self.velocity = ham.grid.periodic
 
     def add(self, Ea, va, ca, Eb, vb, cb, coords, same: bool, allowed=None,
-            position: bool | None = None):
+            position: bool | None = None, flag=None):
         """Pairs between two state sets restricted to common cells (``coords``: (d, rows)).
 
         ``allowed`` (bool, shape (len(Ea), len(Eb))) excludes pairs (the boxes' pair cutoff);
-        ``position=True`` forces the position form (coordinates already unwrapped locally).
+        ``position=True`` forces the position form (coordinates already unwrapped locally);
+        ``flag`` (bool, same shape) marks pairs whose share of each bin is also summed into
+        ``flagged`` (the boxes' pairs farther apart than the padding).
         """
         dE = Eb[None, :] - Ea[:, None]
         w = np.abs(dE)
@@ -131,6 +135,11 @@ class _Accumulator:
         width = np.diff(self.e_edges)[k]
         self.sums += np.bincount(k, weights=self.pref * wm * wt * xm / width,
                                  minlength=self.sums.size)
+        self.counted += np.bincount(k, minlength=self.sums.size)
+        if flag is not None:
+            fm = flag[np.ix_(ia, ib)][mask]
+            self.flagged += np.bincount(k[fm], weights=(self.pref * wm * wt * xm / width)[fm],
+                                        minlength=self.sums.size)
 
 
 def _count_pairs(E: np.ndarray, e_edges: np.ndarray, fermi_energy: float,

@@ -116,8 +116,10 @@ def _gaps(intervals: list[tuple[float, float]], lo: float, hi: float
 
 
 def _merge_states(w: np.ndarray, v: np.ndarray, tol: float = 1e-9):
-    """Merge eigenpairs found more than once: within a cluster of equal energies keep an
-    orthonormal basis of the span of the vectors (its rank is the multiplicity).
+    """Merge eigenpairs found more than once.
+
+    Within a cluster of equal energies keep an orthonormal basis of the span of the vectors
+    (its rank is the multiplicity).
     """
     if w.size == 0:
         return w, v
