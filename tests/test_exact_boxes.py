@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import mottscape as ms
 from mottscape.errors import ConvergenceError, InputError
@@ -27,6 +28,13 @@ from mottscape.exact import (
 from mottscape.sample import make_sample
 
 EDGES = np.geomspace(1e-3, 0.5, 12)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """One BLAS thread: the machine is shared, and threaded eigh slows down under load."""
+    with threadpool_limits(1):
+        yield
 
 
 def tail_energy(sample, fraction):
@@ -84,18 +92,6 @@ def anderson_2d():
     return s, tail_energy(s, 0.05)
 
 
-@pytest.fixture(scope="module")
-def anderson_3d():
-    s = make_sample(ms.disorder.anderson((12, 12, 12), width=20, seed=2))
-    return s, tail_energy(s, 0.05)
-
-
-@pytest.fixture(scope="module")
-def dense_2d(anderson_2d):
-    s, ef = anderson_2d
-    return kubo_greenwood(s, ef, EDGES, method="dense")
-
-
 def _rel(a, b):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.abs(a - b) / np.abs(b)
@@ -108,12 +104,12 @@ RTOL = 1e-6
 FAR = 1e-3
 
 # (shape, boundary, W, fraction of the spectrum below E_F, padding, core): strongly localized
-# band tails (2D/3D Anderson W = 20 and 60, 1D W = 5), boxes smaller than the sample.
+# band tails (1D Anderson W = 5, 2D W = 20, 3D W = 100), boxes smaller than the sample.
 CASES = {
     "1d-periodic": ((600,), "periodic", 5, 0.1, 30, 60),
     "2d-dirichlet": ((48, 48), "dirichlet", 20, 0.05, 12, 12),
-    "2d-periodic": ((48, 48), "periodic", 20, 0.05, 12, 8),
-    "3d-dirichlet": ((14, 14, 14), "dirichlet", 60, 0.05, 4, 7),
+    "2d-periodic": ((48, 48), "periodic", 20, 0.05, 12, 12),
+    "3d-dirichlet": ((16, 16, 16), "dirichlet", 100, 0.02, 4, 5),
 }
 
 
@@ -209,7 +205,7 @@ def _corrupt(monkeypatch, duplicate: bool, drop: bool):
     monkeypatch.setattr(_boxes, "solve_box", corrupted)
 
 
-def test_state_kept_twice_is_merged(anderson_2d, dense_2d, monkeypatch):
+def test_state_kept_twice_is_merged(anderson_2d, monkeypatch):
     s, ef = anderson_2d
     clean = kubo_greenwood(s, ef, EDGES, method="boxes", padding=20, core=12)
     _corrupt(monkeypatch, duplicate=True, drop=False)
@@ -331,14 +327,15 @@ def test_padding_that_cannot_grow_is_reported():
 
 @pytest.mark.slow
 def test_boxes_3d_24_agree_with_shift_invert():
-    """24^3 Anderson W = 20 (13824 cells): boxes against global shift-invert slicing."""
-    s = make_sample(ms.disorder.anderson((24, 24, 24), width=20, seed=3))
-    ef = 5.0
-    edges = np.geomspace(1e-3, 0.1, 8)
-    si = kubo_greenwood(s, ef, edges, method="shift-invert")
-    b = kubo_greenwood(s, ef, edges, method="boxes", padding=8, core=8)
-    assert int(b.n_states) == int(si.n_states)
+    """24^3 Anderson W = 100 (13824 cells): boxes against global shift-invert slicing."""
+    s = make_sample(ms.disorder.anderson((24, 24, 24), width=100, seed=3))
+    ef = 8.0
+    si = kubo_greenwood(s, ef, EDGES, method="shift-invert")
+    b = kubo_greenwood(s, ef, EDGES, method="boxes", padding=8, core=8)
+    assert b.attrs["n_boxes"] == 27
+    assert int(b.n_states) == int(si.n_states) > 100
     np.testing.assert_array_equal(b.n_pairs.values, si.n_pairs.values)
-    top = slice(-3, None)  # the highest bins, carried by pairs within the cutoff
-    assert _rel(b.sigma.values[top], si.sigma.values[top]).max() < 1e-6
+    ok = resolved_bins(b, si)
+    assert ok.sum() >= 3
+    assert _rel(b.sigma.values[ok], si.sigma.values[ok]).max() < RTOL
     assert math.isfinite(b.attrs["box_max_residual"])
