@@ -1,0 +1,585 @@
+"""The public functions of :mod:`mottscape.exact` (eqs. 4-5)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse.linalg as spla
+import xarray as xr
+
+from ..errors import ConvergenceError, InputError
+from ..grid import check_memory
+from ..hamiltonian import Hamiltonian
+from ..units import UnitSystem
+from ._boxes import (
+    BOX_PADDING,
+    BOX_TOL,
+    _box_residual_rows,
+    box_pairs,
+    check_box_geometry,
+    solve_boxes,
+)
+from ._common import (
+    DENSE_MAX,
+    KT_WINDOW,
+    METHODS,
+    WHOLE_CHAIN_MAX,
+    _as_hamiltonian,
+    _blas_single_thread,
+    _Block,
+    _centroids,
+    _check_edges,
+    _check_scalar,
+    _flat_coordinates,
+    _gershgorin,
+    _tridiagonal,
+)
+from ._counts import _sturm_counts_vec, count_eigenvalues_below
+from ._kg import _Accumulator, _count_pairs
+from ._segments import _default_padding, _solve_segments
+from ._windows import _solve_dense, _solve_shift_invert, _solve_tridiagonal
+
+
+def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padding,
+                   progress: bool, core=None, box_tol: float = BOX_TOL):
+    """Eigenstates with energies in [lo, hi] and exact counts; returns (blocks, info)."""
+    method, segment = _resolve_method(ham, method, segment, core)
+    if method == "boxes":
+        padding, core, box_tol = _check_box_args(ham, padding, core, box_tol)
+    t0 = time.perf_counter()
+    counts = count_eigenvalues_below(ham, [lo, hi])
+    expected = int(counts[1] - counts[0])
+    info: dict = {"method": method, "expected_states": expected,
+                  "count_lo": int(counts[0]), "count_hi": int(counts[1]),
+                  "count_seconds": time.perf_counter() - t0}
+    if method == "segments":
+        blocks = _segments_checked(ham, lo, hi, segment, padding, expected, progress, info)
+    elif method == "boxes":
+        blocks, binfo = solve_boxes(ham, lo, hi, core, padding, expected, box_tol, progress)
+        info.update(binfo)
+        found = sum(b.energies.size for b in blocks)
+        if found != expected:
+            raise ConvergenceError(
+                f"boxes kept {found} states in [{lo:g}, {hi:g}] but the inertia count of the "
+                f"full H is {expected} (largest residual {info['box_max_residual']:.2g}); a "
+                f"state was lost or kept twice at a core face: pass a larger padding= (now "
+                f"{padding} cells) or a smaller box_tol=, or method='shift-invert'")
+    else:
+        blocks = _global_window(ham, lo, hi, method, expected, progress, info)
+    info["solve_seconds"] = time.perf_counter() - t0
+    info["max_residual"] = _max_residual(ham, blocks)
+    return blocks, info
+
+
+def _resolve_method(ham: Hamiltonian, method: str, segment, core) -> tuple[str, int | None]:
+    """The concrete method for ``"auto"`` and 1D Dirichlet boxes; refuses impossible ones."""
+    grid = ham.grid
+    d1 = grid.ndim == 1 and not grid.periodic
+    if method == "auto":
+        if d1:
+            method = "segments" if (segment is not None or ham.size > WHOLE_CHAIN_MAX) \
+                else "tridiagonal"
+        else:
+            method = "dense" if ham.size <= DENSE_MAX else "shift-invert"
+    if method == "boxes" and d1:
+        method = "segments"  # the 1D Dirichlet boxes are the (faster, tridiagonal) segments
+        segment = segment if segment is not None else core
+    if method in ("tridiagonal", "segments") and not d1:
+        raise InputError(
+            f"method={method!r} needs a 1D sample with Dirichlet boundaries (got shape "
+            f"{grid.shape}, boundary={grid.boundary!r}); use 'dense' or 'shift-invert'")
+    if method == "dense":
+        # the dense matrix, its eigenvectors and LAPACK's workspace: ~3 n^2 doubles
+        check_memory(ham.size, 24 * ham.size,
+                     "method='dense' (use 'shift-invert' for large samples) on a grid")
+    return method, segment
+
+
+def _box_room(ham: Hamiltonian, core: int, padding: int) -> bool:
+    """Whether boxes of this core and padding are allowed (periodic: smaller than the sample)."""
+    try:
+        check_box_geometry(ham.grid, core, padding)
+    except InputError:
+        return False
+    return True
+
+
+def _check_box_args(ham: Hamiltonian, padding, core, box_tol) -> tuple[int, int, float]:
+    """Checked ``padding``, ``core`` (default ``3 * padding``) and ``box_tol`` of the boxes."""
+    padding = BOX_PADDING if padding is None else _check_cells(padding, "padding", 0)
+    core = 3 * max(padding, 1) if core is None else _check_cells(core, "core", 1)
+    check_box_geometry(ham.grid, core, padding)
+    tol = _check_scalar(box_tol, "box_tol")
+    if not tol > 0.0:
+        raise InputError(f"box_tol={box_tol!r} must be > 0 (a residual in hopping energies); "
+                         f"the default is {BOX_TOL:g}")
+    return padding, core, tol
+
+
+def _segments_checked(ham: Hamiltonian, lo: float, hi: float, segment, padding, expected: int,
+                      progress: bool, info: dict) -> list[_Block]:
+    """1D segments, retried once with a wider padding if the Sturm count is not met."""
+    if padding is None:
+        padding, xi = _default_padding(ham, lo, hi, expected)
+        info["xi_estimate"] = xi
+    padding = int(padding)
+    if segment is None:
+        segment = max(2 * padding, 64)
+    segment = int(segment)
+    if padding < 0 or segment < 1:
+        raise InputError(f"segment={segment} must be >= 1 and padding={padding} >= 0 cells")
+    blocks = _solve_segments(ham, lo, hi, segment, padding, progress)
+    found = sum(b.energies.size for b in blocks)
+    if found != expected:
+        # A state whose centroid sits on a core edge, or a padding too short: retry wider.
+        padding2 = 2 * padding + 16
+        blocks = _solve_segments(ham, lo, hi, max(segment, 2 * padding2), padding2, progress)
+        found = sum(b.energies.size for b in blocks)
+        if found != expected:
+            raise ConvergenceError(
+                f"segments found {found} states in the window but the Sturm count is "
+                f"{expected}; pass a larger padding= (cells), or method='tridiagonal'")
+        padding, segment = padding2, max(segment, 2 * padding2)
+    info.update(segment=segment, padding=padding, n_segments=math.ceil(ham.size / segment))
+    return blocks
+
+
+def _global_window(ham: Hamiltonian, lo: float, hi: float, method: str, expected: int,
+                   progress: bool, info: dict) -> list[_Block]:
+    """One block from a solver on the whole sample (dense, tridiagonal or shift-invert)."""
+    if method == "dense":
+        w, v = _solve_dense(ham, lo, hi)
+    elif method == "tridiagonal":
+        w, v = _solve_tridiagonal(ham, lo, hi)
+    elif method == "shift-invert":
+        w, v, nfact = _solve_shift_invert(ham, lo, hi, expected, progress)
+        info["factorisations"] = nfact
+    else:
+        raise InputError(f"method={method!r} is not known; use one of {METHODS}")
+    if w.size != expected:
+        raise ConvergenceError(
+            f"method {method!r} found {w.size} states in [{lo:g}, {hi:g}] but the inertia "
+            f"count is {expected}; try method='dense' on a small sample")
+    coords = _flat_coordinates(ham.grid)
+    return [_Block(0, ham.size, w, v, _centroids(v, coords))] if w.size else []
+
+
+def _max_residual(ham: Hamiltonian, blocks: list[_Block]) -> float:
+    """Largest ``|H psi - E psi|`` entry over the states found, psi = 0 outside its block."""
+    res = 0.0
+    if ham.grid.ndim == 1 and not ham.grid.periodic:
+        d, e = _tridiagonal(ham)
+        for blk in blocks:
+            a, b = blk.start, blk.stop
+            v = blk.vectors
+            r = d[a:b, None] * v - blk.energies * v
+            r[:-1] += e[a:b - 1, None] * v[1:]
+            r[1:] += e[a:b - 1, None] * v[:-1]
+            res = max(res, float(np.abs(r).max(initial=0.0)))
+            # leakage into the cells just outside the block
+            if a > 0:
+                res = max(res, float(np.abs(e[a - 1] * v[0]).max(initial=0.0)))
+            if b < d.size:
+                res = max(res, float(np.abs(e[b - 1] * v[-1]).max(initial=0.0)))
+        return res
+    A = ham.matrix("csr")
+    for blk in blocks:
+        if blk.index is not None:  # a box: rows on the box and its halo
+            r = _box_residual_rows(A, blk.index, blk.energies, blk.vectors)
+        else:
+            r = A @ blk.vectors - blk.vectors * blk.energies
+        res = max(res, float(np.abs(r).max(initial=0.0)))
+    return res
+
+
+def _check_cells(value, name: str, minimum: int) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a whole number of cells, got {value!r}") from None
+    if n != value or n < minimum:
+        raise InputError(f"{name}={value!r} must be a whole number of cells >= {minimum}")
+    return n
+
+
+def kubo_greenwood(
+    V,
+    fermi_energy: float,
+    omega_edges,
+    spacing=1.0,
+    mass=1.0,
+    boundary: str = "dirichlet",
+    units: str | UnitSystem = "lattice",
+    temperature: float = 0.0,
+    *,
+    method: str = "auto",
+    segment: int | None = None,
+    padding: int | None = None,
+    progress: bool = False,
+    core: int | None = None,
+    pair_cutoff: float | None = None,
+    box_tol: float = BOX_TOL,
+) -> xr.Dataset:
+    """Exact bin-averaged Kubo-Greenwood conductivity of one finite sample (eqs. 4-5).
+
+    Parameters
+    ----------
+    V
+        A :class:`~mottscape.sample.Sample` (its Hamiltonian ``sample.hamiltonian`` is used),
+        a potential map (1 to 3 axes, energy unit of ``units``), or a prebuilt
+        :class:`~mottscape.hamiltonian.Hamiltonian`. With a Sample or a Hamiltonian,
+        ``spacing``, ``mass``, ``boundary`` and ``units`` are ignored.
+    fermi_energy
+        E_F, inside the spectrum of H.
+    omega_edges
+        Strictly increasing positive angular-frequency bin edges (``units.omega_unit``).
+    spacing, mass, boundary, units
+        As for :func:`~mottscape.hamiltonian.build_hamiltonian`. With ``boundary="periodic"``
+        the velocity form of the matrix elements is used (see the module notes).
+    temperature
+        kT in energy units (0: step Fermi function, with f(E_F) = 1/2).
+    method
+        ``"auto"``, ``"dense"``, ``"tridiagonal"``, ``"segments"``, ``"shift-invert"`` or
+        ``"boxes"``. ``"auto"`` picks ``"tridiagonal"`` for 1D chains up to 4000 cells and
+        ``"segments"`` beyond (or whenever ``segment`` is given), ``"dense"`` for 2D/3D samples
+        up to 3000 cells and ``"shift-invert"`` beyond. ``"boxes"`` (overlapping boxes, any
+        dimension; in 1D Dirichlet it is ``"segments"``) must be asked for: a bin is exact
+        only when the padding exceeds the distances of the pairs that carry it, which the
+        result reports (``sigma_beyond_padding``; see :mod:`mottscape.exact._boxes`).
+    segment
+        Core length of a 1D segment in cells (default ``max(2 * padding, 64)``).
+    padding
+        Cells of padding on each side of a 1D segment or of a box. Segments: default the
+        larger of 30 localization lengths (Thouless formula at the top of the window) and
+        twice the mean distance between window states, at least 16 cells; states are paired
+        only when their segments overlap (a cutoff of about ``2 * padding``). Boxes: default
+        8 cells, the starting value; each box's padding grows until the residual of its states
+        against the full H is below ``box_tol``. Pairs up to ``padding`` apart have exact
+        matrix elements; the padding must exceed the Mott length (eq. 12) of the lowest
+        frequency to be resolved.
+    progress
+        Show a progress bar over segments, slices or boxes.
+    core
+        Core edge of a box in cells per axis (default ``3 * padding``), ``method="boxes"``.
+    pair_cutoff
+        ``method="boxes"``: only pairs whose centroids are at most this far apart (length
+        unit, minimum image if periodic) enter the sum. Default: no cutoff, every pair whose
+        boxes share cells enters, with its matrix element summed over the common cells (exact
+        up to the leakage for pairs at most ``padding`` apart, a partial sum beyond; that
+        part of sigma is ``sigma_beyond_padding``). Pairs left out are counted per bin in
+        ``n_pairs_left_out``.
+    box_tol
+        ``method="boxes"``: largest accepted residual ``||H psi - E psi||_2`` of a kept state
+        against the full H, in units of the largest hopping energy (default 1e-5).
+
+    Returns
+    -------
+    xarray.Dataset
+        Coordinate ``omega`` (geometric bin centres ``sqrt(w_k w_{k+1})``, with ``omega_lower``
+        and ``omega_upper``); variables ``sigma`` (bin-averaged Re sigma, unit in its attrs),
+        ``n_pairs`` (pairs with ``f_i > f_j`` whose frequency falls in the bin), ``n_states``
+        (eigenstates in the window) and ``dos`` (``n_states / (|Omega| * window width)``, per
+        unit volume, energy and spin); attrs give the units, method, window, temperature and
+        solver diagnostics. ``method="boxes"`` adds ``sigma_beyond_padding`` (the part of
+        ``sigma`` from pairs farther apart than the padding, whose matrix elements are
+        partial) and ``n_pairs_left_out`` (pairs of ``n_pairs`` not summed).
+
+    Raises
+    ------
+    InputError
+        On invalid edges, a Fermi energy outside the spectrum, a negative temperature, an
+        unknown method, or box parameters the boxes cannot use (``core``, ``padding``,
+        ``box_tol``, ``pair_cutoff``; each message names the argument and the fix).
+    ConvergenceError
+        If the windowed solver misses states (checked against an exact inertia count).
+
+    Notes
+    -----
+    Each pair (i, j), ``E_j > E_i``, with ``omega_ij = (E_j - E_i)/hbar`` in bin k adds
+    ``(2 pi e^2 omega_ij / (d |Omega|)) (f_i - f_j) |X_ji|^2 / hbar / (w_{k+1} - w_k)``
+    (spin factor 2, isotropic average) with X from eq. (5); bins are half-open
+    ``[w_k, w_{k+1})``. No broadening: the bin averages are exact for the finite sample.
+    """
+    ham = _as_hamiltonian(V, spacing, mass, boundary, units)
+    edges = _check_edges(omega_edges)
+    ef = _check_scalar(fermi_energy, "fermi_energy")
+    T = _check_scalar(temperature, "temperature", minimum=0.0)
+    if method not in METHODS:
+        raise InputError(f"method={method!r} is not known; use one of {METHODS}")
+    cutoff = math.inf if pair_cutoff is None \
+        else _check_scalar(pair_cutoff, "pair_cutoff", minimum=0.0)
+    e_edges = np.asarray(ham.units.omega_to_energy(edges), dtype=float)
+    half = float(e_edges[-1]) + KT_WINDOW * T
+    lo, hi = ef - half, ef + half
+    blocks, info = _window_blocks(ham, lo, hi, method, segment, padding, progress, core=core,
+                                  box_tol=box_tol)
+    _check_fermi_inside(ham, ef, blocks, info)
+    t0 = time.perf_counter()
+    acc = _Accumulator(ham, e_edges, ef, T)
+    if info["method"] == "boxes":
+        info["pair_cutoff"] = cutoff
+        near = info["box_padding"] * min(ham.grid.spacing)
+        info["box_pairs"] = box_pairs(acc, blocks, ham.grid, cutoff, near)
+    else:
+        _range_pairs(acc, blocks, _flat_coordinates(ham.grid))
+    info["pairs_seconds"] = time.perf_counter() - t0
+    all_e = np.concatenate([b.energies for b in blocks]) if blocks else np.zeros(0)
+    n_pairs = _count_pairs(all_e, e_edges, ef, T)
+    return _kg_dataset(ham, edges, acc, n_pairs, all_e.size, info, ef, T, (lo, hi))
+
+
+def _check_fermi_inside(ham: Hamiltonian, ef: float, blocks: list[_Block], info: dict) -> None:
+    """InputError unless some eigenvalue of H lies below E_F and some above."""
+    # Eigenvalues below E_F = those below the window plus the window states below E_F.
+    n_below_ef = info["count_lo"] + sum(int(np.count_nonzero(b.energies < ef)) for b in blocks)
+    n_above_ef = (ham.size - info["count_hi"]) + sum(
+        int(np.count_nonzero(b.energies > ef)) for b in blocks)
+    if n_below_ef == 0 or n_above_ef == 0:
+        glo, ghi = _gershgorin(ham)
+        where = "below the lowest" if n_below_ef == 0 else "above the highest"
+        raise InputError(
+            f"fermi_energy={ef:g} lies {where} eigenvalue of H (spectrum within "
+            f"[{glo:.4g}, {ghi:.4g}]); choose E_F inside the spectrum, e.g. in the band tail")
+
+
+def _range_pairs(acc: _Accumulator, blocks: list[_Block], coords: np.ndarray) -> None:
+    """The KG pair sum over blocks on flat index ranges (whole sample or 1D segments)."""
+    for bi, A in enumerate(blocks):
+        for B in blocks[bi:]:
+            s, t = max(A.start, B.start), min(A.stop, B.stop)
+            if s >= t:
+                if B.start >= A.stop:
+                    break  # 1D segments are ordered: no later block overlaps A
+                continue
+            va = A.vectors[s - A.start:t - A.start]
+            vb = B.vectors[s - B.start:t - B.start]
+            acc.add(A.energies, va, A.centroids, B.energies, vb, B.centroids,
+                    coords[:, s:t], same=B is A)
+
+
+#: Solver diagnostics copied from ``info`` into the attributes of the KG dataset.
+_INFO_ATTRS = ("segment", "padding", "n_segments", "xi_estimate", "factorisations",
+               "count_seconds", "n_boxes", "box_core", "box_padding", "box_max_padding",
+               "box_retries", "box_max_residual", "box_seconds_max", "pair_cutoff",
+               "box_pairs", "box_unconverged", "box_duplicates", "box_restarted")
+
+
+def _kg_dataset(ham: Hamiltonian, edges: np.ndarray, acc: _Accumulator, n_pairs: np.ndarray,
+                n_states: int, info: dict, ef: float, T: float, window: tuple[float, float]
+                ) -> xr.Dataset:
+    """The KG result as a Dataset: bins on ``omega`` with their bounds, units in attrs."""
+    u, grid = ham.units, ham.grid
+    lo, hi = window
+    factor = u.sigma_factor(grid.ndim)
+    sigma_attrs = {"units": u.sigma_unit(grid.ndim)}
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    ds = xr.Dataset(
+        {
+            "sigma": ("omega", acc.sums * factor, {
+                **sigma_attrs,
+                "long_name": "exact bin-averaged Re sigma (Kubo-Greenwood, eqs. 4-5)"}),
+            "n_pairs": ("omega", n_pairs, {
+                "long_name": "pairs (i, j) of window states with omega_ij in the bin and "
+                             "f_i > f_j (T = 0: E_i <= E_F <= E_j)"}),
+            "n_states": ((), n_states, {"long_name": "eigenstates in the energy window"}),
+            "dos": ((), n_states / (grid.volume * (hi - lo)), {
+                "units": f"1/({u.energy_unit} * {u.length_unit}^{grid.ndim})",
+                "long_name": "exact DOS per unit volume and spin, averaged over the window"}),
+        },
+        coords={
+            "omega": ("omega", centres, {"units": u.omega_unit,
+                                         "long_name": "geometric bin centre"}),
+            "omega_lower": ("omega", edges[:-1], {"units": u.omega_unit}),
+            "omega_upper": ("omega", edges[1:], {"units": u.omega_unit}),
+        },
+        attrs={
+            "quantity": "exact Kubo-Greenwood conductivity (eqs. 4-5), spin factor 2",
+            "units_system": u.name,
+            "method": info["method"],
+            "fermi_energy": ef,
+            "temperature": T,
+            "window": np.array([lo, hi]),
+            "window_units": u.energy_unit,
+            "matrix_elements": "velocity form <j|[H,x]|i>/(E_j-E_i)"
+            if grid.periodic and info["method"] != "boxes" else "position form <j|x - c_ij|i>",
+            "boundary": grid.boundary,
+            "shape": np.array(grid.shape),
+            "spacing": np.array(grid.spacing),
+            "max_residual": info["max_residual"],
+            "solve_seconds": info["solve_seconds"],
+            "pairs_seconds": info["pairs_seconds"],
+        },
+    )
+    if info["method"] == "boxes":
+        ds["sigma_beyond_padding"] = ("omega", acc.flagged * factor, {
+            **sigma_attrs,
+            "long_name": "part of sigma from pairs whose centroids are farther apart than the "
+                         "box padding (matrix elements partial: the bin is resolved when "
+                         "this is a small fraction of sigma)"})
+        ds["n_pairs_left_out"] = ("omega", n_pairs - acc.counted, {
+            "long_name": "pairs of n_pairs not in sigma: boxes without a common cell or "
+                         "centroids beyond pair_cutoff (at T > 0 also pairs whose "
+                         "f_i - f_j underflows)"})
+    for key in _INFO_ATTRS:
+        if key in info:
+            ds.attrs[key] = info[key]
+    return ds
+
+
+# ============================================================================ helpers
+def exact_eigenstates(
+    ham_or_V,
+    emin: float,
+    emax: float,
+    spacing=1.0,
+    mass=1.0,
+    boundary: str = "dirichlet",
+    units: str | UnitSystem = "lattice",
+    *,
+    method: str = "auto",
+    segment: int | None = None,
+    padding: int | None = None,
+    progress: bool = False,
+    core: int | None = None,
+    box_tol: float = BOX_TOL,
+) -> tuple[np.ndarray, np.ndarray]:
+    """All eigenpairs of H with energies in ``[emin, emax]``, checked complete by inertia.
+
+    Parameters
+    ----------
+    ham_or_V
+        A :class:`~mottscape.sample.Sample`, a :class:`~mottscape.hamiltonian.Hamiltonian`
+        or a potential map (then built with ``spacing``, ``mass``, ``boundary``, ``units``).
+    emin, emax
+        The energy window.
+    method, segment, padding, progress, core, box_tol
+        As for :func:`kubo_greenwood`.
+
+    Returns
+    -------
+    energies : numpy.ndarray
+        Sorted, shape ``(m,)``.
+    vectors : numpy.ndarray
+        Shape ``(n_cells, m)`` on the row-major flattened grid, ``sum |psi|^2 = 1`` per column
+        (dense even for the segmented method: n_cells * m * 8 bytes).
+    """
+    ham = _as_hamiltonian(ham_or_V, spacing, mass, boundary, units)
+    lo = _check_scalar(emin, "emin")
+    hi = _check_scalar(emax, "emax")
+    if hi <= lo:
+        raise InputError(f"emax={hi:g} must be > emin={lo:g}")
+    if method not in METHODS:
+        raise InputError(f"method={method!r} is not known; use one of {METHODS}")
+    blocks, _ = _window_blocks(ham, lo, hi, method, segment, padding, progress, core=core,
+                               box_tol=box_tol)
+    m = sum(b.energies.size for b in blocks)
+    E = np.zeros(m)
+    vec = np.zeros((ham.size, m))
+    j = 0
+    for b in blocks:
+        k = b.energies.size
+        E[j:j + k] = b.energies
+        vec[b.rows(), j:j + k] = b.vectors
+        j += k
+    order = np.argsort(E, kind="stable")
+    return E[order], vec[:, order]
+
+
+def lowest_eigenvalues(
+    V,
+    k: int,
+    spacing=1.0,
+    mass=1.0,
+    boundary: str = "dirichlet",
+    units: str | UnitSystem = "lattice",
+) -> np.ndarray:
+    """The ``k`` lowest exact eigenvalues of H (eq. 3), sorted.
+
+    1D Dirichlet chains use bisection on the tridiagonal matrix, samples up to
+    ``DENSE_MAX`` cells dense ``eigvalsh``, larger ones shift-invert Lanczos with the shift
+    below the Gershgorin bound (so the ``k`` nearest eigenvalues are the ``k`` lowest).
+    """
+    ham = _as_hamiltonian(V, spacing, mass, boundary, units)
+    try:
+        k = int(k)
+    except (TypeError, ValueError):
+        raise InputError(f"k must be a positive integer, got {k!r}") from None
+    if not 1 <= k <= ham.size:
+        raise InputError(f"k={k} must be between 1 and the number of cells ({ham.size})")
+    if ham.grid.ndim == 1 and not ham.grid.periodic and ham.size > 1:
+        d, e = _tridiagonal(ham)
+        return sla.eigh_tridiagonal(d, e, eigvals_only=True, select="i",
+                                    select_range=(0, k - 1))
+    with _blas_single_thread():
+        if ham.size <= DENSE_MAX or k >= ham.size - 1:
+            return sla.eigvalsh(ham.matrix().toarray(), subset_by_index=(0, k - 1))
+        glo, _ = _gershgorin(ham)
+        sigma = glo - 1e-3 * max(1.0, abs(glo))
+        w = spla.eigsh(ham.matrix("csc"), k=k, sigma=sigma, which="LM",
+                       return_eigenvectors=False)
+    return np.sort(w)
+
+
+def exact_dos(
+    V,
+    energy_edges,
+    spacing=1.0,
+    mass=1.0,
+    boundary: str = "dirichlet",
+    units: str | UnitSystem = "lattice",
+) -> xr.Dataset:
+    """Exact IDOS and bin-averaged DOS per unit volume and spin from eigenvalue counts.
+
+    Parameters
+    ----------
+    V
+        A :class:`~mottscape.sample.Sample`, a potential map or a
+        :class:`~mottscape.hamiltonian.Hamiltonian`.
+    energy_edges
+        Strictly increasing energies.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``idos`` on ``energy_edge`` (eigenvalues below each edge per unit volume), ``count``
+        and ``dos`` (``count / (|Omega| dE)``) on ``energy`` (bin centres).
+
+    Notes
+    -----
+    Uses only inertia counts (Sturm sequences in 1D, unpivoted sparse LDL^T otherwise), so no
+    eigenvector is computed: comparable with the landscape-law IDOS and DOS.
+    """
+    ham = _as_hamiltonian(V, spacing, mass, boundary, units)
+    try:
+        edges = np.asarray(energy_edges, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"energy_edges must be numbers, got {energy_edges!r}") from None
+    if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)) \
+            or np.any(np.diff(edges) <= 0):
+        raise InputError("energy_edges must be a finite, strictly increasing 1D array of at "
+                         "least 2 energies")
+    if ham.grid.ndim == 1 and not ham.grid.periodic and edges.size > 4:
+        counts = _sturm_counts_vec(*_tridiagonal(ham), edges)
+    else:
+        counts = count_eigenvalues_below(ham, edges)
+    vol = ham.grid.volume
+    u = ham.units
+    nb = np.diff(counts)
+    d = ham.grid.ndim
+    return xr.Dataset(
+        {
+            "idos": ("energy_edge", counts / vol,
+                     {"units": f"1/{u.length_unit}^{d}", "long_name": "exact IDOS per volume"}),
+            "count": ("energy", nb),
+            "dos": ("energy", nb / (vol * np.diff(edges)),
+                    {"units": f"1/({u.energy_unit} * {u.length_unit}^{d})",
+                     "long_name": "exact DOS per unit volume and spin (bin average)"}),
+        },
+        coords={"energy_edge": edges, "energy": 0.5 * (edges[:-1] + edges[1:])},
+        attrs={"units_system": u.name, "energy_units": u.energy_unit},
+    )
+
+

@@ -1,0 +1,481 @@
+"""Overlapping boxes in d dimensions: the window states of a large sample, box by box.
+
+The sample is tiled by *cores* of ``core`` cells per axis; each core is padded by ``padding``
+cells on every side (clipped at a Dirichlet face of the sample, wrapped at a periodic one) and
+the box Hamiltonian (H restricted to the box, Dirichlet on the box faces) is diagonalised only
+in the energy window. A state is kept by the box whose core holds its centroid
+(``|psi|^2``-weighted, in cell indices; wrapped into the sample when periodic). Because window
+states are localized, a state kept this way is an eigenstate of the full H up to its leakage
+through the box faces, which is measured: the residual ``||H psi - E psi||`` against the *full*
+H (on the box and its one-cell halo). A box whose kept states leak more than ``tol`` times the
+hopping energy is solved again with a larger padding, so a padding that is too small is
+reported and enlarged, never silent. The caller checks the number of kept states against an
+exact inertia count of the full H.
+
+Every box is an independent task, :func:`solve_box` (a function of the Hamiltonian, the box
+and the window), so an ensemble engine can run boxes as tasks.
+
+A state whose centroid lands in two cores (it sits on a core face and its two box copies differ
+by their leakage) is detected by its overlap with the other copy and kept once
+(:func:`merge_duplicates`), before the inertia check.
+
+Pairs of states enter the Kubo-Greenwood sum (eq. 4) with matrix elements (eq. 5) computed on
+the common cells of their two boxes (each state is zero outside its box). For a pair whose
+centroids are at most ``padding`` apart, each partner's centroid lies inside the other's box
+(boxes are convex), so the cells that carry ``psi_a x psi_b`` are common to both boxes and the
+matrix element is exact up to the leakage; farther pairs get a partial sum over the common
+cells. Their share of each bin is reported (``sigma_beyond_padding``): a bin is resolved when
+that share is small, i.e. when the padding exceeds the distances of the pairs that carry it
+(in the Mott regime, the Mott length R_omega of eq. 12 at the bin's frequency). An optional
+``pair_cutoff`` leaves pairs farther apart out altogether. Measured accuracy and cost:
+``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import InputError
+from ..grid import Grid
+from ..hamiltonian import Hamiltonian
+from ._common import _blas_single_thread, _Block
+from ._kg import _Accumulator
+from ._windows import _merge_states, _solve_dense, _solve_shift_invert
+
+#: A box with at most this many cells is diagonalised densely (``eigh(subset_by_value)``).
+BOX_DENSE_MAX = 1500
+#: Default padding of a box, in cells per side (enlarged per box while the residual is large).
+BOX_PADDING = 8
+#: Default residual tolerance, in units of the largest hopping energy of H.
+BOX_TOL = 1e-5
+#: Box states whose centroid lies within this many cells of the core have their residual
+#: checked too (kept or not), see :func:`solve_box`.
+NEAR_CORE = 1.0
+#: At most this many enlargements of one box's padding.
+BOX_MAX_RETRIES = 6
+
+
+@dataclass(frozen=True)
+class Box:
+    """One box: a core of owned cells and its padded support, in cell indices per axis.
+
+    Attributes
+    ----------
+    core_lo, core_hi
+        The core is ``[core_lo[a], core_hi[a])`` along each axis.
+    padding
+        Cells added on each side of the core (clipped at Dirichlet faces).
+    """
+
+    core_lo: tuple[int, ...]
+    core_hi: tuple[int, ...]
+    padding: int
+
+    def support(self, grid: Grid) -> list[np.ndarray]:
+        """Per axis, the cell indices of the box, unwrapped (may leave ``[0, n)`` if periodic)."""
+        out = []
+        for a, n in enumerate(grid.shape):
+            lo, hi = self.core_lo[a] - self.padding, self.core_hi[a] + self.padding
+            if grid.periodic:
+                if hi - lo >= n:  # the whole axis: no padding needed, no wrap in the box
+                    lo, hi = 0, n
+            else:
+                lo, hi = max(lo, 0), min(hi, n)
+            out.append(np.arange(lo, hi))
+        return out
+
+    def enlarged(self, step: int) -> Box:
+        """The same core with ``step`` more cells of padding."""
+        return Box(self.core_lo, self.core_hi, self.padding + step)
+
+
+@dataclass
+class BoxResult:
+    """What :func:`solve_box` returns: the kept states and diagnostics of one box."""
+
+    box: Box
+    block: _Block | None
+    n_box_states: int
+    residual: float  # largest ||H psi - E psi|| of a kept state, against the full H
+    retries: int
+    seconds: float
+    factorisations: int
+    diagnostics: dict = field(default_factory=dict)
+
+
+def make_boxes(grid: Grid, core: int, padding: int) -> list[Box]:
+    """Tile the grid by cores of ``core`` cells per axis (the last one may be shorter)."""
+    per_axis = []
+    for n in grid.shape:
+        c = min(core, n)
+        per_axis.append([(k * c, min(n, (k + 1) * c)) for k in range(math.ceil(n / c))])
+    boxes = []
+    for combo in np.ndindex(*[len(p) for p in per_axis]):
+        lo = tuple(per_axis[a][k][0] for a, k in enumerate(combo))
+        hi = tuple(per_axis[a][k][1] for a, k in enumerate(combo))
+        boxes.append(Box(lo, hi, padding))
+    return boxes
+
+
+def check_box_geometry(grid: Grid, core: int, padding: int) -> None:
+    """Raise InputError for core/padding the box method cannot use on this grid."""
+    if core < 1 or padding < 0:
+        raise InputError(f"box core={core} must be >= 1 cell and padding={padding} >= 0 cells")
+    if grid.periodic:
+        for a, n in enumerate(grid.shape):
+            if min(core, n) + 2 * padding >= n:
+                raise InputError(
+                    f"with periodic boundaries a box must be smaller than the sample (the "
+                    f"position form of eq. 5 is unwrapped inside it): core + 2 * padding = "
+                    f"{min(core, n) + 2 * padding} >= {n} cells along axis {a}; pass a smaller "
+                    "core= or padding=, boundary='dirichlet', or method='shift-invert'")
+
+
+def _hopping_scale(ham: Hamiltonian) -> float:
+    return max(float(np.max(np.abs(c))) for c in ham.couplings)
+
+
+def solve_box(
+    ham: Hamiltonian,
+    box: Box,
+    lo: float,
+    hi: float,
+    *,
+    density: float = 0.0,
+    tol: float = BOX_TOL,
+    matrix: sp.csr_array | None = None,
+) -> BoxResult:
+    """Window eigenstates of H owned by one box (an independent task).
+
+    Parameters
+    ----------
+    ham
+        The full Hamiltonian (eq. 3).
+    box
+        The box (core and starting padding).
+    lo, hi
+        The energy window.
+    density
+        Expected window states per cell (sets the first shifts of spectrum slicing).
+    tol
+        Largest accepted residual ``||H psi - E psi||_2`` of a kept state against the full H,
+        in units of the largest hopping energy; the padding grows until it holds.
+    matrix
+        ``ham.matrix("csr")`` if already assembled (shared by the boxes of one sample).
+
+    Returns
+    -------
+    BoxResult
+        ``block`` holds the kept states (rows on the box's cells, ``index`` their flat grid
+        indices, centroids in the grid's coordinates), or None when the box owns none.
+    """
+    t0 = time.perf_counter()
+    grid = ham.grid
+    A = ham.matrix("csr") if matrix is None else matrix
+    scale = _hopping_scale(ham)
+    retries = 0
+    nfact = 0
+    max_pad = max(grid.shape)
+    while True:
+        res = _solve_one(ham, A, box, lo, hi, density)
+        nfact += res.factorisations
+        if res.residual <= tol * scale or retries >= BOX_MAX_RETRIES \
+                or box.padding >= max_pad or _is_whole(grid, box):
+            break
+        step = max(4, box.padding // 2)
+        if grid.periodic:
+            room = min((n - 1 - (box.core_hi[a] - box.core_lo[a])) // 2 - box.padding
+                       for a, n in enumerate(grid.shape))
+            if room <= 0:
+                break
+            step = min(step, room)
+        box = box.enlarged(step)
+        retries += 1
+    res.retries = retries
+    res.factorisations = nfact
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _is_whole(grid: Grid, box: Box) -> bool:
+    return all(s.size == n for s, n in zip(box.support(grid), grid.shape, strict=True))
+
+
+def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float,
+               density: float) -> BoxResult:
+    grid = ham.grid
+    axes = box.support(grid)
+    local = np.stack([m.ravel() for m in np.meshgrid(*axes, indexing="ij")])  # (d, m) unwrapped
+    shape = np.array(grid.shape)[:, None]
+    idx = np.ravel_multi_index(tuple(local % shape), grid.shape)
+    sub = A[idx][:, idx].tocsc()
+    m = idx.size
+    nfact = 0
+    if m <= BOX_DENSE_MAX:
+        w, v = _solve_dense(sub, lo, hi)
+    else:
+        expected = max(1, round(density * m))
+        w, v, nfact = _solve_shift_invert(sub, lo, hi, expected)
+        inside = (w > lo) & (w <= hi)
+        w, v = _merge_states(w[inside], v[:, inside])
+    n_box = int(w.size)
+    if n_box == 0:
+        return BoxResult(box, None, 0, 0.0, 0, 0.0, nfact)
+    wgt = v * v
+    cen = (local @ wgt / wgt.sum(axis=0)).T  # (k, d) in unwrapped cell indices
+    keep = _owned(grid, box, cen)
+    # The residual is checked on every state whose centroid lies within NEAR_CORE cells of the
+    # core, kept or not: a state of the full H cut by the box faces may have its centroid
+    # pushed just out of the core (and be kept by no box) while its residual is large; growing
+    # the box brings it back. A larger shift is caught by the inertia count of the caller.
+    checked = keep | _near_core(grid, box, cen, NEAR_CORE)
+    residual = float(np.max(_residuals(A, idx, w[checked], v[:, checked]), initial=0.0))
+    if not keep.any():
+        return BoxResult(box, None, n_box, residual, 0, 0.0, nfact)
+    w, v, cen = w[keep], v[:, keep], cen[keep]
+    centroids = (cen + 0.5) * np.asarray(grid.spacing)
+    block = _Block(int(idx.min()), int(idx.max()) + 1, w, np.ascontiguousarray(v), centroids,
+                   index=idx)
+    return BoxResult(box, block, n_box, residual, 0, 0.0, nfact,
+                     {"kept": int(w.size), "cells": int(m)})
+
+
+def _near_core(grid: Grid, box: Box, cen: np.ndarray, margin: float) -> np.ndarray:
+    """States whose centroid (wrapped cell indices) lies within ``margin`` cells of the core."""
+    near = np.ones(cen.shape[0], dtype=bool)
+    for a, n in enumerate(grid.shape):
+        lo, hi = box.core_lo[a] - 0.5 - margin, box.core_hi[a] - 0.5 + margin
+        c = cen[:, a]
+        if grid.periodic:  # distance to the core interval on the circle
+            mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+            near &= np.abs(np.mod(c - mid + 0.5 * n, n) - 0.5 * n) <= half
+        else:
+            near &= (c >= lo) & (c < hi)
+    return near
+
+
+def _owned(grid: Grid, box: Box, cen: np.ndarray) -> np.ndarray:
+    """States whose centroid (cell indices, wrapped in place if periodic) lies in the core.
+
+    The cores tile the sample with faces at half-integer cell indices, so every centroid
+    lies in exactly one core.
+    """
+    keep = np.ones(cen.shape[0], dtype=bool)
+    for a, n in enumerate(grid.shape):
+        c = cen[:, a]
+        if grid.periodic:
+            c = np.mod(c + 0.5, n) - 0.5
+            cen[:, a] = c
+        if box.core_lo[a] > 0:
+            keep &= c >= box.core_lo[a] - 0.5
+        if box.core_hi[a] < n:
+            keep &= c < box.core_hi[a] - 0.5
+    return keep
+
+
+def _box_residual_rows(A: sp.csr_array, idx: np.ndarray, w: np.ndarray, v: np.ndarray
+                      ) -> np.ndarray:
+    """``H psi - E psi`` of the full H on the box and its one-cell halo (psi = 0 outside)."""
+    rows = np.union1d(A[idx].indices, idx)
+    R = A[rows][:, idx] @ v
+    R[np.searchsorted(rows, idx)] -= v * w
+    return R
+
+
+def _residuals(A: sp.csr_array, idx: np.ndarray, w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``||H psi - E psi||_2`` per column against the full H (psi = 0 outside the box)."""
+    R = _box_residual_rows(A, idx, w, v)
+    return np.sqrt(np.sum(R * R, axis=0))
+
+
+def box_pairs(acc: _Accumulator, blocks: list[_Block], grid: Grid, cutoff: float,
+              near: float) -> int:
+    """Add to ``acc`` the KG terms (eq. 4) of every pair of window states from the boxes.
+
+    Parameters
+    ----------
+    acc
+        The bin accumulator of the KG sum.
+    blocks
+        The kept states of each box (rows on the box's cells, ``index`` their flat indices).
+    grid
+        The sample grid.
+    cutoff
+        Pairs whose centroids are farther apart (length unit, minimum image if periodic) are
+        left out (``inf``: every pair whose boxes share cells).
+    near
+        Pairs farther apart than this (the padding in length units) are summed also into
+        ``acc.flagged``: beyond it the partner's centroid may lie outside the owner's box, and
+        the matrix element is a partial sum over the common cells.
+
+    Returns
+    -------
+    int
+        The number of box pairs visited.
+
+    Notes
+    -----
+    Matrix elements (eq. 5) are taken on the cells common to the two states' boxes (each
+    state is zero outside its box), in the position form ``<a|x - c_ab|b>`` with coordinates
+    unwrapped around the first state of A (minimum image) when the sample is periodic (a box is
+    smaller than the sample, so the unwrapping is unique).
+    """
+    L = np.asarray(grid.shape, dtype=float) * np.asarray(grid.spacing)
+    visited = 0
+    for i, A in enumerate(blocks):
+        for B in blocks[i:]:
+            disp = B.centroids[None, :, :] - A.centroids[:, None, :]
+            if grid.periodic:
+                disp -= L * np.round(disp / L)
+            dist = np.sqrt(np.sum(disp * disp, axis=-1))
+            allowed = dist <= cutoff
+            if not allowed.any():
+                continue
+            common, ia, ib = _common_rows(A, B)
+            if common.size == 0:
+                continue
+            visited += 1
+            pos = np.stack(np.unravel_index(common, grid.shape)).astype(float)
+            pos = (pos + 0.5) * np.asarray(grid.spacing)[:, None]
+            ca, cb = A.centroids, B.centroids
+            if grid.periodic:
+                r0 = A.centroids[0]
+                pos = r0[:, None] + _wrap(pos - r0[:, None], L[:, None])
+                ca, cb = r0 + _wrap(ca - r0, L), r0 + _wrap(cb - r0, L)
+            acc.add(A.energies, A.vectors[ia], ca, B.energies, B.vectors[ib], cb, pos,
+                    same=B is A, allowed=allowed, position=True, flag=dist > near)
+    return visited
+
+
+def _common_rows(A: _Block, B: _Block) -> tuple[np.ndarray, np.ndarray | slice, np.ndarray | slice]:
+    """Flat indices of the cells of both blocks and the row positions in each."""
+    if B is A:
+        return A.rows(), slice(None), slice(None)
+    common, ia, ib = np.intersect1d(A.rows(), B.rows(), assume_unique=True,
+                                    return_indices=True)
+    return common, ia, ib
+
+
+def merge_duplicates(blocks: list[_Block], grid: Grid, scale: float) -> tuple[list[_Block], int]:
+    """Drop a state kept by two boxes (its centroid fell in both cores).
+
+    Two kept states are the same eigenstate when their energies agree within
+    ``1e-6 * scale`` and their overlap on the common cells of their boxes exceeds 1/2 (two
+    distinct eigenstates are orthogonal). The copy from the later box is dropped; the caller
+    then checks the number left against the inertia count of the full H, so a state kept
+    twice and another lost cannot cancel.
+
+    Returns
+    -------
+    blocks, n_dropped
+        The blocks without the duplicates and how many states were dropped.
+    """
+    if len(blocks) < 2:
+        return blocks, 0
+    E = np.concatenate([b.energies for b in blocks])
+    owner = np.concatenate([np.full(b.energies.size, k) for k, b in enumerate(blocks)])
+    col = np.concatenate([np.arange(b.energies.size) for b in blocks])
+    order = np.argsort(E, kind="stable")
+    drop: set[tuple[int, int]] = set()
+    for x, y in itertools.pairwise(order):
+        if owner[x] == owner[y] or E[y] - E[x] > 1e-6 * scale:
+            continue
+        A, B = blocks[owner[x]], blocks[owner[y]]
+        common, ia, ib = _common_rows(A, B)
+        if common.size and abs(float(A.vectors[ia, col[x]] @ B.vectors[ib, col[y]])) > 0.5:
+            drop.add((int(max(owner[x], owner[y])), int(col[x] if owner[x] > owner[y]
+                                                        else col[y])))
+    if not drop:
+        return blocks, 0
+    out = []
+    for k, b in enumerate(blocks):
+        keep = np.array([(k, j) not in drop for j in range(b.energies.size)], dtype=bool)
+        if keep.any():
+            out.append(_Block(b.start, b.stop, b.energies[keep], b.vectors[:, keep],
+                              b.centroids[keep], index=b.index))
+    return out, len(drop)
+
+
+def _wrap(x: np.ndarray, L: np.ndarray) -> np.ndarray:
+    return x - L * np.round(x / L)
+
+
+def solve_boxes(ham: Hamiltonian, lo: float, hi: float, core: int, padding: int,
+                expected: int, tol: float = BOX_TOL, progress: bool = False
+                ) -> tuple[list[_Block], dict]:
+    """Run :func:`solve_box` over the tiling and merge states kept twice.
+
+    Parameters
+    ----------
+    ham
+        The full Hamiltonian (eq. 3).
+    lo, hi
+        The energy window.
+    core, padding
+        Core edge and starting padding of the boxes, in cells.
+    expected
+        The inertia count of window states (sets the first shifts of spectrum slicing).
+    tol
+        Residual tolerance, see :func:`solve_box`.
+    progress
+        Show a progress bar over the boxes.
+
+    Returns
+    -------
+    blocks, info
+        The kept states per box and diagnostics (``n_boxes``, ``box_max_padding``,
+        ``box_retries``, ``box_max_residual``, ``box_duplicates``, ``box_unconverged``, ...).
+    """
+    grid = ham.grid
+    check_box_geometry(grid, core, padding)
+    A = ham.matrix("csr")
+    density = expected / ham.size
+    boxes = make_boxes(grid, core, padding)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(boxes, desc="boxes")
+    blocks, results = [], []
+    with _blas_single_thread():
+        for box in boxes if bar is None else bar:
+            r = solve_box(ham, box, lo, hi, density=density, tol=tol, matrix=A)
+            results.append(r)
+            if r.block is not None:
+                blocks.append(r.block)
+            if bar is not None:
+                bar.set_postfix(padding=r.box.padding, kept=r.diagnostics.get("kept", 0),
+                                     in_box=r.n_box_states, residual=f"{r.residual:.1e}",
+                                     seconds=f"{r.seconds:.1f}")
+    scale = _hopping_scale(ham)
+    blocks, n_dup = merge_duplicates(blocks, grid, scale)
+    bad = [r for r in results if r.residual > tol * scale]
+    if bad:
+        worst = max(bad, key=lambda r: r.residual)
+        warnings.warn(
+            f"{len(bad)} of {len(boxes)} boxes keep states whose residual against the full H "
+            f"exceeds box_tol={tol:g} (largest {worst.residual / scale:.2g} hopping energies, "
+            f"core {worst.box.core_lo}-{worst.box.core_hi}, padding {worst.box.padding} cells, "
+            "which could not grow further): their energies and matrix elements are accurate "
+            "only to about that residual; use a larger sample, boundary='dirichlet', or "
+            "method='shift-invert'", RuntimeWarning, stacklevel=3)
+    info = {
+        "n_boxes": len(boxes),
+        "box_core": core,
+        "box_padding": padding,
+        "box_max_padding": max(r.box.padding for r in results),
+        "box_retries": int(sum(r.retries for r in results)),
+        "box_max_residual": max((r.residual for r in results), default=0.0),
+        "box_seconds_max": max((r.seconds for r in results), default=0.0),
+        "factorisations": int(sum(r.factorisations for r in results)),
+        "box_unconverged": len(bad),
+        "box_duplicates": n_dup,
+    }
+    return blocks, info

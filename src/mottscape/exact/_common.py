@@ -1,0 +1,160 @@
+"""Shared pieces of the exact reference: constants, state blocks, argument checks, helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..grid import Grid
+from ..hamiltonian import Hamiltonian, build_hamiltonian
+from ..sample import Sample
+
+METHODS = ("auto", "dense", "tridiagonal", "segments", "shift-invert", "boxes")
+
+#: ``method="auto"`` diagonalises densely up to this many cells (2D and 3D).
+DENSE_MAX = 3000
+#: ``method="auto"`` diagonalises a whole 1D chain up to this many cells, then cuts segments.
+WHOLE_CHAIN_MAX = 4000
+#: Half-width of the window beyond hbar*omega_max, in units of kT (weight < e^-40 outside).
+KT_WINDOW = 40.0
+#: Default padding of a 1D segment, in localization lengths (Thouless formula at the window top).
+PADDING_XI = 30.0
+#: Target number of states per shift in spectrum slicing.
+SLICE_STATES = 60
+
+
+# ============================================================================ small helpers
+@dataclass
+class _Block:
+    """Eigenstates living on the flat index range ``[start, stop)`` or on the rows ``index``."""
+
+    start: int
+    stop: int
+    energies: np.ndarray  # (m,)
+    vectors: np.ndarray  # (stop - start, m), normalised on the whole grid
+    centroids: np.ndarray  # (m, d)
+    #: Global flat indices of the rows when they are not the range ``[start, stop)`` (boxes).
+    index: np.ndarray | None = None
+
+    def rows(self) -> np.ndarray:
+        """Global flat index of every row of ``vectors``."""
+        return np.arange(self.start, self.stop) if self.index is None else self.index
+
+
+def _as_hamiltonian(V, spacing, mass, boundary, units) -> Hamiltonian:
+    """H of eq. (3) from a Sample (built once, cached there), a Hamiltonian or a potential."""
+    if isinstance(V, Sample):
+        return V.hamiltonian
+    if isinstance(V, Hamiltonian):
+        return V
+    return build_hamiltonian(V, spacing=spacing, mass=mass, boundary=boundary, units=units)
+
+
+def _flat_coordinates(grid: Grid) -> np.ndarray:
+    """Cell-centre coordinates of the row-major flattened grid, shape ``(d, n_cells)``."""
+    mesh = np.meshgrid(*[grid.coordinates(a) for a in range(grid.ndim)], indexing="ij")
+    return np.stack([m.ravel() for m in mesh])
+
+
+def _tridiagonal(ham: Hamiltonian) -> tuple[np.ndarray, np.ndarray]:
+    n = ham.size
+    off = -np.broadcast_to(np.asarray(ham.couplings[0], dtype=float), (n - 1,))
+    return np.asarray(ham.diagonal, dtype=float).ravel(), np.ascontiguousarray(off)
+
+
+def _gershgorin(ham: Hamiltonian) -> tuple[float, float]:
+    A = ham.matrix("csr")
+    offsum = np.asarray(abs(A).sum(axis=1)).ravel() - np.abs(A.diagonal())
+    return float(np.min(A.diagonal() - offsum)), float(np.max(A.diagonal() + offsum))
+
+
+@contextlib.contextmanager
+def _blas_single_thread():
+    """Run OpenBLAS single-threaded inside the block (best effort, Linux only).
+
+    ARPACK's reverse communication issues many small BLAS-2 calls; with the OpenBLAS
+    thread pool on the 2-core development machine they ran 2-3x slower than on one thread,
+    and dense ``eigh`` of a few thousand rows 3-4x slower. We switch the
+    loaded OpenBLAS libraries (numpy's and scipy's) to one thread and restore them after,
+    through their exported ``*_set_num_threads`` symbols, as threadpoolctl would do.
+    """
+    handles = []
+    try:
+        import ctypes
+        import re
+
+        with open("/proc/self/maps") as fh:
+            libs = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", fh.read())))
+        for lib in libs:
+            cdll = ctypes.CDLL(lib)
+            for suffix in ("", "64_", "_64_"):
+                get = getattr(cdll, f"scipy_openblas_get_num_threads{suffix}", None)
+                put = getattr(cdll, f"scipy_openblas_set_num_threads{suffix}", None)
+                if get is None or put is None:
+                    get = getattr(cdll, f"openblas_get_num_threads{suffix}", None)
+                    put = getattr(cdll, f"openblas_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    handles.append((put, int(get())))
+                    put(1)
+                    break
+    except (OSError, AttributeError, ValueError):
+        pass
+    try:
+        yield
+    finally:
+        for put, n in handles:
+            put(n)
+
+
+def _fermi(E: np.ndarray, fermi_energy: float, temperature: float) -> np.ndarray:
+    """Fermi function; at T = 0 a step with f(E_F) = 1/2 (the T -> 0 limit)."""
+    E = np.asarray(E, dtype=float)
+    if temperature == 0.0:
+        return np.where(E < fermi_energy, 1.0, np.where(E > fermi_energy, 0.0, 0.5))
+    from scipy.special import expit
+
+    return expit(-(E - fermi_energy) / temperature)
+
+
+def _centroids(vectors: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    w = vectors * vectors
+    return (coords @ w / np.maximum(w.sum(axis=0), 1e-300)).T
+
+
+
+def _check_edges(omega_edges) -> np.ndarray:
+    try:
+        edges = np.asarray(omega_edges, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"omega_edges must be an array of numbers, got {omega_edges!r}") from None
+    if edges.ndim != 1 or edges.size < 2:
+        raise InputError(f"omega_edges must be a 1D array of at least 2 bin edges, got shape "
+                         f"{edges.shape}")
+    if not np.all(np.isfinite(edges)):
+        raise InputError("omega_edges contains NaN or infinite values")
+    if edges[0] <= 0:
+        raise InputError(f"omega_edges must be > 0 (first edge is {edges[0]:g}); the bins are "
+                         "angular frequencies of absorption")
+    if np.any(np.diff(edges) <= 0):
+        i = int(np.nonzero(np.diff(edges) <= 0)[0][0])
+        raise InputError(f"omega_edges must be strictly increasing (edge {i + 1} = "
+                         f"{edges[i + 1]:g} follows {edges[i]:g})")
+    return edges
+
+
+def _check_scalar(value, name: str, minimum: float | None = None) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise InputError(f"{name}={value!r} must be finite")
+    if minimum is not None and x < minimum:
+        raise InputError(f"{name}={x:g} must be >= {minimum:g}")
+    return x
+
+
