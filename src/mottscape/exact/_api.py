@@ -37,7 +37,7 @@ from ._common import (
     _gershgorin,
     _tridiagonal,
 )
-from ._counts import _sturm_counts_vec, count_eigenvalues_below
+from ._counts import _sturm_counts, count_eigenvalues_below
 from ._kg import _Accumulator, _count_pairs
 from ._segments import _default_padding, _solve_segments
 from ._windows import _solve_dense, _solve_shift_invert, _solve_tridiagonal
@@ -562,7 +562,7 @@ def exact_dos(
         raise InputError("energy_edges must be a finite, strictly increasing 1D array of at "
                          "least 2 energies")
     if ham.grid.ndim == 1 and not ham.grid.periodic and edges.size > 4:
-        counts = _sturm_counts_vec(*_tridiagonal(ham), edges)
+        counts = _sturm_counts(*_tridiagonal(ham), edges)
     else:
         counts = count_eigenvalues_below(ham, edges)
     vol = ham.grid.volume
