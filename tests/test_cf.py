@@ -330,8 +330,6 @@ def test_dimensional_variables_carry_their_units(tmp_path):
     assert found["sigma_exact"][LATTICE_UNITS_ATTR] == "e^2 a/hbar"  # 1D: e^2/hbar L^(2-d)
 
 
-@pytest.mark.xfail(strict=True, reason="exact.exact_dos builds its energy coordinate without "
-                                       "units (lead: UnitSystem.cf_units when building it)")
 def test_exact_dos_energy_carries_its_unit(tmp_path):
     V = np.repeat(np.random.default_rng(3).random(8) * 4.0, 2)
     dos = io.write_netcdf(exact.exact_dos(V, [0.5, 1.0, 2.0]), tmp_path / "dos.nc")

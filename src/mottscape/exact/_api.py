@@ -573,12 +573,15 @@ def exact_dos(
         {
             "idos": ("energy_edge", counts / vol,
                      {"units": f"1/{u.length_unit}^{d}", "long_name": "exact IDOS per volume"}),
-            "count": ("energy", nb),
+            "count": ("energy", nb, {"units": "1", "long_name": "eigenvalues in the bin"}),
             "dos": ("energy", nb / (vol * np.diff(edges)),
                     {"units": f"1/({u.energy_unit} * {u.length_unit}^{d})",
                      "long_name": "exact DOS per unit volume and spin (bin average)"}),
         },
-        coords={"energy_edge": edges, "energy": 0.5 * (edges[:-1] + edges[1:])},
+        coords={"energy_edge": ("energy_edge", edges,
+                                {"units": u.energy_unit, "long_name": "energy bin edge"}),
+                "energy": ("energy", 0.5 * (edges[:-1] + edges[1:]),
+                           {"units": u.energy_unit, "long_name": "energy bin centre"})},
         attrs={"units_system": u.name, "energy_units": u.energy_unit},
     )
 
