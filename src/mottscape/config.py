@@ -98,7 +98,8 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "grid": {"spacing": "real_or_list", "boundary": "str", "mass": "real_or_str",
              "units": "str"},
     "conductivity": {"fermi_energy": "real", "omega_min": "real", "omega_max": "real",
-                     "n_omega": "int", "omega": "real_list", "mott_scale": "str"},
+                     "n_omega": "int", "omega": "real_list", "mott_scale": "str",
+                     "exact": "bool"},
     "ensemble": {"realizations": "int"},
     "cluster": {"scheduler": "str", "workers": "int"},
     "options": {name: "any" for name in Options.names()},
@@ -170,10 +171,12 @@ class GridSection:
 
 @dataclass(frozen=True)
 class ConductivitySection:
-    """``[conductivity]``: E_F, the frequencies and the Mott-scale formula.
+    """``[conductivity]``: E_F, the frequencies, the Mott-scale formula, the exact reference.
 
     Exactly one of ``omega`` (explicit, strictly increasing) and the triple
-    ``omega_min, omega_max, n_omega`` (log-spaced) is set; the other is ``None``.
+    ``omega_min, omega_max, n_omega`` (log-spaced) is set; the other is ``None``. ``exact``
+    asks for the exact Kubo-Greenwood conductivity of every realization beside sigma_LL
+    (bin-averaged over the bins of :meth:`Study.omega_edges`).
     """
 
     fermi_energy: float
@@ -182,6 +185,7 @@ class ConductivitySection:
     n_omega: int | None
     omega: tuple[float, ...] | None
     mott_scale: str
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -354,6 +358,19 @@ class Study:
         keys = [k for k, _ in self.sweep]
         return [dict(zip(keys, combo, strict=True))
                 for combo in itertools.product(*(vals for _, vals in self.sweep))]
+
+    def omega_edges(self) -> np.ndarray:
+        """Bin edges around the frequencies (the bins of the exact reference of a run).
+
+        The geometric midpoints between neighbouring frequencies, and outer edges as far out
+        in ratio, so that each frequency is the geometric centre of its bin.
+        """
+        w = self.omegas()
+        if w.size < 2:
+            raise InputError(f"{self.source}: the exact reference needs at least two "
+                             "frequencies (its bins lie between them); set n_omega >= 2")
+        mids = np.sqrt(w[:-1] * w[1:])
+        return np.concatenate([[w[0] ** 2 / mids[0]], mids, [w[-1] ** 2 / mids[-1]]])
 
     def omegas(self) -> np.ndarray:
         """Angular frequencies (in ``unit_system.omega_unit``), strictly increasing."""
@@ -971,13 +988,17 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
     ef = _require(ctx, "conductivity", "fermi_energy", v)
     mott = _choice(ctx, "conductivity", "mott_scale",
                    _require(ctx, "conductivity", "mott_scale", v), MOTT_SCALES)
+    exact = bool(v.get("exact", False))
     if "omega" in v:
         w = v["omega"]
         if any(x <= 0 for x in w) or any(b <= a for a, b in itertools.pairwise(w)):
             raise ctx.error(f"[conductivity] omega = {list(w)} must be > 0 and strictly "
                             "increasing", "conductivity", "omega")
+        if exact and len(w) < 2:
+            raise ctx.error("[conductivity] exact = true needs at least two frequencies (the "
+                            "exact bins lie between them)", "conductivity", "exact")
         return ConductivitySection(fermi_energy=ef, omega_min=None, omega_max=None,
-                                   n_omega=None, omega=w, mott_scale=mott)
+                                   n_omega=None, omega=w, mott_scale=mott, exact=exact)
     lo = _require(ctx, "conductivity", "omega_min", v)
     hi = _require(ctx, "conductivity", "omega_max", v)
     n = _require(ctx, "conductivity", "n_omega", v)
@@ -995,7 +1016,7 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
                         "sigma(omega) is smooth on a log grid: use a few dozen",
                         "conductivity", "n_omega")
     return ConductivitySection(fermi_energy=ef, omega_min=lo, omega_max=hi, n_omega=n,
-                               omega=None, mott_scale=mott)
+                               omega=None, mott_scale=mott, exact=exact)
 
 
 def _options_section(ctx: _Ctx, user: dict, default: dict, conductivity: dict) -> Options:

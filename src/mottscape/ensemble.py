@@ -64,8 +64,33 @@ def realization_task(study: Study, realization: int) -> xr.Dataset:
     from .pipeline import run
 
     c = study.conductivity
-    result = run(study.make_sample(realization), c.fermi_energy, study.omegas(), study.options)
-    return result.to_dataset()
+    sample = study.make_sample(realization)
+    ds = run(sample, c.fermi_energy, study.omegas(), study.options).to_dataset()
+    if c.exact:
+        ds = with_exact(ds, sample, c.fermi_energy, study.omega_edges())
+    return ds
+
+
+def with_exact(ds: xr.Dataset, sample, fermi_energy: float, edges: np.ndarray) -> xr.Dataset:
+    """``ds`` with the exact Kubo-Greenwood sigma of the same sample (eqs. 4-5) beside it.
+
+    ``sigma_exact`` and ``n_pairs_exact`` on ``omega``: bin-averaged over ``edges`` (one bin
+    per frequency of ``ds``, see :meth:`mottscape.config.Study.omega_edges`), with the bin
+    bounds as coordinates ``omega_lower`` and ``omega_upper``.
+    """
+    from .exact import kubo_greenwood
+
+    kg = kubo_greenwood(sample, fermi_energy, edges)
+    sigma = kg["sigma"]
+    out = ds.assign(
+        sigma_exact=("omega", sigma.values, {**sigma.attrs, "long_name": "exact Kubo-Greenwood "
+                                              "conductivity, bin-averaged (eqs. 4-5)"}),
+        n_pairs_exact=("omega", kg["n_pairs"].values,
+                       {"long_name": "exact pairs in the bin", "units": "1"}))
+    unit = ds.omega.attrs.get("units")
+    return out.assign_coords(
+        omega_lower=("omega", edges[:-1], {"long_name": "lower bin edge", "units": unit}),
+        omega_upper=("omega", edges[1:], {"long_name": "upper bin edge", "units": unit}))
 
 
 def sweep_task(study: Study, task: int) -> xr.Dataset:

@@ -211,6 +211,8 @@ def plot_conductivity(ds, ax=None, exact=None) -> Figure:
     """
     if "point" in ds.dims:
         return plot_sweep(ds, ax=ax)
+    if exact is None and "sigma_exact" in ds:  # a run with [conductivity] exact = true
+        exact = ds
     fig, ax = _axes(ax)
     w = ds.omega.values
     valid = ds["valid"].values.astype(bool)
@@ -232,11 +234,7 @@ def plot_conductivity(ds, ax=None, exact=None) -> Figure:
                 ax.loglog(w[pos & ~valid], mean[pos & ~valid], "o", mfc="none", color=color,
                           ms=4, label="outside validity")
     if exact is not None:
-        name = "sigma_exact" if "sigma_exact" in exact else "sigma"
-        se, _ = _curve(exact, name)
-        good = se > 0
-        ax.loglog(exact.omega.values[good], se[good], "s-", color="k", ms=3, lw=0.8,
-                  label="exact (Kubo-Greenwood)")
+        _draw_exact(ax, exact, ds)
     ax.set_xlabel(rf"$\omega$ [{display_unit(ds.omega.attrs)}]")
     ax.set_ylabel(rf"$\sigma$ [{display_unit(ds['sigma_ll'].attrs)}]")
     n = ds.sizes.get("realization")
@@ -245,6 +243,31 @@ def plot_conductivity(ds, ax=None, exact=None) -> Figure:
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     return fig
+
+
+#: Exact bins carried by fewer pairs (summed over realizations) are drawn hollow: sampling
+#: noise of the exact curve, not a result.
+RESOLVED_PAIRS = 10
+
+
+def _draw_exact(ax, exact, ds) -> None:
+    """The exact curve: resolved bins filled, the others hollow; the axis kept on sigma_LL."""
+    name = "sigma_exact" if "sigma_exact" in exact else "sigma"
+    se, _ = _curve(exact, name)
+    counts = exact["n_pairs_exact" if "n_pairs_exact" in exact else "n_pairs"].values
+    pairs = counts.sum(axis=0) if counts.ndim == 2 else counts
+    w = exact.omega.values
+    good = se > 0
+    resolved = good & (pairs >= RESOLVED_PAIRS)
+    ax.loglog(w[good], se[good], "-", color="k", lw=0.8)
+    ax.loglog(w[resolved], se[resolved], "s", color="k", ms=3, label="exact (Kubo-Greenwood)")
+    if (good & ~resolved).any():
+        ax.loglog(w[good & ~resolved], se[good & ~resolved], "s", mfc="none", color="k", ms=3,
+                  label=f"exact, < {RESOLVED_PAIRS} pairs")
+    ours = np.concatenate([_curve(ds, n)[0] for n in ("sigma_ll", "sigma_mb")])
+    ours = ours[np.isfinite(ours) & (ours > 0)]
+    if ours.size and se[good].size and se[good].min() < 1e-3 * ours.min():
+        ax.set_ylim(bottom=1e-3 * ours.min())  # an unresolved bin may be ~0 (rounding)
 
 
 def plot_sweep(ds, ax=None) -> Figure:

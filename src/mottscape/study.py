@@ -12,7 +12,7 @@ from pathlib import Path
 import xarray as xr
 
 from .config import Study, default_study, load_study
-from .ensemble import run_ensemble
+from .ensemble import run_ensemble, with_exact
 from .io import check_output_dir, write_netcdf
 from .pipeline import PipelineResult, run
 from .results import maps_dataset
@@ -82,14 +82,17 @@ def run_study(
     n = study.ensemble.realizations
     scheduler = scheduler if scheduler is not None else study.cluster.scheduler
     say(f"realization 0: potential {study.potential.model}")
+    sample = study.make_sample(0)
     with single_threaded():  # the same numbers as on a worker (see mottscape.runner)
-        first = run(study.make_sample(0), c.fermi_energy, study.omegas(), study.options,
+        first = run(sample, c.fermi_energy, study.omegas(), study.options,
                     progress=progress and n == 1)
-    if n == 1 and store is None and not study.points:
         ds = first.to_dataset()
-    else:
+        if c.exact:
+            say("realization 0: exact Kubo-Greenwood reference")
+            ds = with_exact(ds, sample, c.fermi_energy, study.omega_edges())
+    if n > 1 or store is not None or study.points:
         ds = run_ensemble(study, n, workers=workers, scheduler=scheduler, store=store, log=log,
-                          progress=progress, precomputed={0: first.to_dataset()})
+                          progress=progress, precomputed={0: ds})
     ds = xr.merge([ds, maps_dataset(first)], combine_attrs="override")
     ds.attrs.update(
         study_source=str(study.source).encode("utf-8", "backslashreplace").decode("utf-8"),

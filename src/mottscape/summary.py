@@ -54,21 +54,23 @@ def _point_table(ds: xr.Dataset) -> str:
     if n:
         head = f"ensemble of {n} realizations (n_failed = {int(ds.get('n_failed', 0))})\n" + head
     unit = display_unit(ds["sigma_ll"].attrs)
+    names = ["sigma_ll", "sigma_mb"] + (["sigma_exact"] if "sigma_exact" in ds else [])
+    exact_head = f" {'sigma_exact':>11}" if "sigma_exact" in ds else ""
     lines = [head, f"{'omega':>11} {'rho_omega':>9} {'states':>7} {'pairs':>7} "
-                   f"{'sigma_LL':>11} {'+-':>9} {'sigma_MB':>11}  valid   [sigma in {unit}]"]
+                   f"{'sigma_LL':>11} {'+-':>9} {'sigma_MB':>11}{exact_head}  valid   "
+                   f"[sigma in {unit}]"]
     for k in range(ds.sizes["omega"]):
         row = ds.isel(omega=k)
-        mean = {}
-        for name in ("sigma_ll", "sigma_mb"):
-            mean[name] = float(row[f"{name}_mean"]) if f"{name}_mean" in row else \
-                float(np.nanmean(row[name].values))
+        mean = {name: float(row[f"{name}_mean"]) if f"{name}_mean" in row else
+                float(np.nanmean(row[name].values)) for name in names}
         sem = float(row["sigma_ll_sem"]) if "sigma_ll_sem" in row else float("nan")
         valid = np.asarray(row["valid"].values, dtype=bool)
+        exact = f" {mean['sigma_exact']:11.4g}" if "sigma_exact" in mean else ""
         lines.append(
             f"{float(ds.omega[k]):11.4g} {float(np.nanmean(row.rho_omega.values)):9.3f} "
             f"{float(np.mean(row.n_states.values)):7.1f} "
             f"{int(np.sum(row.n_pairs.values)):7d} {mean['sigma_ll']:11.4g} {sem:9.2g} "
-            f"{mean['sigma_mb']:11.4g}  {int(valid.sum())}/{valid.size}")
+            f"{mean['sigma_mb']:11.4g}{exact}  {int(valid.sum())}/{valid.size}")
     return "\n".join(lines)
 
 
