@@ -2,8 +2,8 @@
 
 Every error raised on bad input names the argument, says what was wrong and what would be
 accepted. Physics outside the theory's validity is *not* an error: it is reported as flags in
-the results (see ``docs/errors.md``); :class:`ValidityError` is raised only where a result
-cannot be defined at all.
+the results (see ``docs/errors.md``). :class:`ValidityError` is not raised by the package
+today (every such case is a flag); it is kept so that scripts that catch it keep working.
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ class InputError(MottscapeError, ValueError):
 
 
 class ValidityError(MottscapeError, ValueError):
-    """The requested quantity is undefined for these parameters (outside the theory)."""
+    """The requested quantity is undefined for these parameters (outside the theory).
+
+    Not raised by the package today: outside the theory's validity the results carry flags
+    (``valid``, ``percolating``, ...). Kept for scripts that catch it.
+    """
 
 
 class ConvergenceError(MottscapeError, RuntimeError):
