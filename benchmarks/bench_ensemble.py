@@ -4,9 +4,10 @@
 
 Runs the same study (2D block potential, wells of 4x4 sites, box [0, 4], E_F = 0.6) with
 ``workers=1`` (in this process: numba kernels on every core, BLAS on one thread),
-``workers=2`` (a local cluster started by the run, start-up included) and on a warm local
-cluster of 2 workers (started and warmed beforehand, as a long-lived cluster is), checks that
-all give bit-identical sigma, and reports the speed-ups as ratios measured in one run.
+``workers=2`` (a local cluster started by the run, start-up included) and on warm local
+clusters of 1 and of 2 single-threaded workers (started and warmed beforehand, as a
+long-lived cluster is: their ratio is the engine's scaling), checks that all give
+bit-identical sigma, and reports the speed-ups as ratios measured in one run.
 The engine's overhead per task is measured with a task that does nothing (a 0-d Dataset):
 (wall time on the cluster) / (number of tasks), cluster start excluded.
 """
@@ -56,6 +57,23 @@ def overhead_per_task(n_tasks: int = 200) -> dict[str, float]:
     return {"tasks": n_tasks, "seconds_per_task": wall / n_tasks}
 
 
+def _on_warm_cluster(study, n: int, n_workers: int):
+    """Wall time of the ensemble on a local cluster started and warmed beforehand."""
+    from distributed import Client, LocalCluster
+
+    from mottscape.runner import WORKER_ENV
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, env=dict(WORKER_ENV)) as cluster, \
+            Client(cluster) as client:
+        warm = _study(64, 2 * n_workers)  # imports and numba caches loaded in each worker
+        ms.run_ensemble(warm, 2 * n_workers, scheduler=cluster.scheduler_address)
+        client.run(lambda: None)
+        t0 = time.perf_counter()
+        result = ms.run_ensemble(study, n, scheduler=cluster.scheduler_address)
+        return time.perf_counter() - t0, result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--realizations", type=int, default=16)
@@ -76,21 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     times["2 (cluster started by the run)"] = time.perf_counter() - t0
     print(f"... on 2 workers, cluster started by the run: "
           f"{times['2 (cluster started by the run)']:.1f} s", flush=True)
-    from distributed import Client, LocalCluster
-
-    from mottscape.runner import WORKER_ENV
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None, env=dict(WORKER_ENV)) as cluster, \
-            Client(cluster) as client:
-        warm = _study(64, 2)  # imports and numba caches loaded in each worker
-        ms.run_ensemble(warm, 2, scheduler=cluster.scheduler_address)
-        client.run(lambda: None)
-        t0 = time.perf_counter()
-        warm_result = ms.run_ensemble(study, n, scheduler=cluster.scheduler_address)
-        times["2 (warm cluster)"] = time.perf_counter() - t0
-    print(f"... on 2 workers of a warm cluster: {times['2 (warm cluster)']:.1f} s", flush=True)
-    identical = bool(np.array_equal(results[1].sigma_ll.values, warm_result.sigma_ll.values))
+    warm_results = {}
+    for n_workers in (1, 2):
+        key = f"{n_workers} (warm cluster)"
+        times[key], warm_results[n_workers] = _on_warm_cluster(study, n, n_workers)
+        print(f"... on {n_workers} worker(s) of a warm cluster: {times[key]:.1f} s", flush=True)
+    identical = all(bool(np.array_equal(results[1].sigma_ll.values, w.sigma_ll.values))
+                    for w in warm_results.values())
     identical = identical and bool(np.array_equal(results[1].sigma_ll.values,
                                                   results[2].sigma_ll.values))
     over = overhead_per_task()
@@ -98,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([os.path.basename(sys.argv[0]), *(argv or sys.argv[1:])]),
         "realizations": n, "size": args.size, "seconds": times,
         "speedup_warm_2_over_1": times["1 (in-process)"] / times["2 (warm cluster)"],
+        "engine_scaling_2_over_1_worker": times["1 (warm cluster)"] / times["2 (warm cluster)"],
         "speedup_cold_2_over_1": times["1 (in-process)"]
         / times["2 (cluster started by the run)"],
         "bit_identical": identical,
