@@ -1,9 +1,11 @@
 """Ensembles over disorder realizations: tasks on the runner, stacked, with error bars.
 
 Realization r of a study always uses the seed ``SeedSequence(seed, spawn_key=(r,))``
-(:meth:`mottscape.config.Study.realization_seed`), and every task runs with one thread, so
-the numbers are bit-identical whatever the engine or the number of workers (see
-:mod:`mottscape.runner`). With a ``store`` each finished realization is written at once and
+(:meth:`mottscape.config.Study.realization_seed`), BLAS runs one thread in every task and
+the compiled kernels sum in a fixed order, so the numbers are bit-identical whatever the
+engine, the number of workers or of threads (see :mod:`mottscape.runner`). A ``[sweep]``
+makes the tasks (parameter point, realization), with the same seeds at every point.
+With a ``store`` each finished realization is written at once and
 reused by a rerun of the same study (:mod:`mottscape.store`).
 """
 

@@ -118,7 +118,7 @@ def pair_sample(metric_land: Landscape, basins: Basins, stats: LevelStatistics,
     else:
         need = np.maximum(stats.distance[sources], hw_ok.min())
     k = np.clip(np.searchsorted(hw_ok, need, side="left"), 0, hw_ok.size - 1)
-    # a worker process of the ensemble engine is a daemon and may not start processes
+    # a worker process of the ensemble engine (a daemon) has one core: one search thread
     workers = 1 if multiprocessing.current_process().daemon else None
     pd = basin_distances(metric_land, basins, energy=ef, sources=sources,
                          bound=rho_ok[k] + 1.0, progress=progress, workers=workers)
