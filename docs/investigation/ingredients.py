@@ -44,12 +44,6 @@ HERE = Path(__file__).resolve().parent
 DEFAULT = HERE.parents[0] / "validation" / "block_2d.toml"
 
 
-def _edges(study) -> np.ndarray:
-    w = study.omegas()
-    mids = np.sqrt(w[:-1] * w[1:])
-    return np.concatenate([[w[0] ** 2 / mids[0]], mids, [w[-1] ** 2 / mids[-1]]])
-
-
 def exact_side(sample, ef: float, edges: np.ndarray) -> dict:
     """Exact states of the window, their participation volumes, pairs by bin."""
     hw_max = float(edges[-1])
@@ -197,7 +191,7 @@ def main(argv=None) -> int:
     p.add_argument("--realizations", type=int, default=3)
     args = p.parse_args(argv)
     study = ms.load_study(args.study)
-    edges = _edges(study)
+    edges = study.omega_edges()
     centres = np.sqrt(edges[:-1] * edges[1:])
     rows = []
     for r in range(args.realizations):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .mott import level_spacing, mott_length, sigma_ll, sigma_mott_berezinskii
+from .mott import level_spacing, mott_length, mott_scale, sigma_ll, sigma_mott_berezinskii
 from .options import Options
 
 if TYPE_CHECKING:
@@ -116,8 +116,7 @@ def conductivity_curves(stats: LevelStatistics, moments: ShellMoments, hbar_omeg
     # Delta_xi = 1/(nu xi^d) with its own xi, not the landscape's 1/(nu V_F) (eq. A14).
     delta_mb = level_spacing(stats.nu, xi_val**ndim) if np.isfinite(xi_val) else math.nan
     s_mb = sigma_mott_berezinskii(stats.nu, xi_val, hbar_omega, delta_mb, ndim) * factor
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_mb = np.log(2.0 * delta_mb / np.asarray(hbar_omega, dtype=float))
+    log_mb = mott_scale(hbar_omega, delta_mb, "log")  # ln(2 Delta_xi / hbar omega), eq. 18
     flag_rho = ~(np.isfinite(rho_w) & (rho_w > 1.0))
     flag_empty = moments.n_states_used < 2
     flag_pairs = moments.n_pairs == 0

@@ -353,11 +353,7 @@ class Study:
 
         E.g. ``[{"conductivity.fermi_energy": 0.5}, {"conductivity.fermi_energy": 0.6}]``.
         """
-        if not self.sweep:
-            return [{}]
-        keys = [k for k, _ in self.sweep]
-        return [dict(zip(keys, combo, strict=True))
-                for combo in itertools.product(*(vals for _, vals in self.sweep))]
+        return sweep_points(self.sweep)
 
     def omega_edges(self) -> np.ndarray:
         """Bin edges around the frequencies (the bins of the exact reference of a run).
@@ -696,6 +692,20 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
                  cluster=cluster)
 
 
+def sweep_points(sweep) -> list[dict[str, Any]]:
+    """The parameter points of a sweep, ``(("section.key", values), ...)`` or a mapping.
+
+    The Cartesian product of the lists, the last key varying fastest; ``[{}]`` (one point,
+    nothing swept) for an empty sweep.
+    """
+    items = list(sweep.items()) if isinstance(sweep, Mapping) else list(sweep)
+    if not items:
+        return [{}]
+    keys = [k for k, _ in items]
+    return [dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(vals for _, vals in items))]
+
+
 #: Keys a ``[sweep]`` may vary: E_F, the grid spacing and a number mass, and any parameter of
 #: the potential model (its disorder strength, shape, seed, ...), not the model itself.
 SWEEP_FIXED = {"potential": ("model", "file", "variable")}
@@ -741,17 +751,16 @@ def _build_sweep(ctx: _Ctx, data: Mapping[str, Any], source: str, base_dir: Path
     base = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()
             if k != "sweep"}
     points = []
-    for combo in itertools.product(*(vals for _, vals in items)):
+    for values in sweep_points(items):
         point = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
-        for (name, _), value in zip(items, combo, strict=True):
+        for name, value in values.items():
             section, _, param = name.partition(".")
             point.setdefault(section, {})[param] = list(value) if isinstance(value, tuple) \
                 else value
         try:
             points.append(_build(point, source, base_dir, text, defaults))
         except StudyError as exc:
-            label = ", ".join(f"{n} = {_plain(v)!r}" for (n, _), v in
-                              zip(items, combo, strict=True))
+            label = ", ".join(f"{n} = {_plain(v)!r}" for n, v in values.items())
             raise StudyError(f"{exc} (at the sweep point {label})", path=exc.path,
                              line=exc.line, section=exc.section, key=exc.key) from None
     return dataclasses.replace(points[0], sweep=tuple(items), points=tuple(points))

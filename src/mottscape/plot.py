@@ -277,12 +277,13 @@ def plot_sweep(ds, ax=None) -> Figure:
     legend gives each point's swept values.
     """
     fig, ax = _axes(ax)
+    from .summary import sweep_label
+
     w = ds.omega.values
-    names = [str(c) for c in ds.coords if str(c).startswith("sweep_")]
     for p in range(ds.sizes["point"]):
         one = ds.isel(point=p)
         color = f"C{p % 10}"
-        label = ", ".join(f"{n[len('sweep_'):]} = {one[n].item()}" for n in names)
+        label = sweep_label(one)
         for name, style in (("sigma_ll", "o-"), ("sigma_mb", "--")):
             mean, sem = _curve(one, name)
             pos = np.isfinite(mean) & (mean > 0)

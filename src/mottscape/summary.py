@@ -5,7 +5,6 @@ Kept out of :mod:`mottscape.cli` so that the command line only parses, calls and
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import xarray as xr
 from .errors import InputError
 from .units import display_unit
 
-__all__ = ["conductivity_table", "report_store"]
+__all__ = ["conductivity_table", "report_store", "sweep_label"]
 
 
 def _scalar(ds: xr.Dataset, name: str) -> str:
@@ -32,14 +31,18 @@ def conductivity_table(ds: xr.Dataset) -> str:
     A sweep (dimension ``point``) gives one table per parameter point, headed by its values.
     """
     if "point" in ds.dims:
-        names = [str(c) for c in ds.coords if str(c).startswith("sweep_")]
         blocks = []
         for p in range(ds.sizes["point"]):
             one = ds.isel(point=p)
-            label = ", ".join(f"{n[len('sweep_'):]} = {one[n].item()}" for n in names)
-            blocks.append(f"--- point {p}: {label}\n" + _point_table(one))
+            blocks.append(f"--- point {p}: {sweep_label(one)}\n" + _point_table(one))
         return "\n\n".join(blocks)
     return _point_table(ds)
+
+
+def sweep_label(point: xr.Dataset) -> str:
+    """The swept values of one parameter point, ``"fermi_energy = 0.6, width = 4.0"``."""
+    names = [str(c) for c in point.coords if str(c).startswith("sweep_")]
+    return ", ".join(f"{n[len('sweep_'):]} = {point[n].item()}" for n in names)
 
 
 def _point_table(ds: xr.Dataset) -> str:
@@ -89,6 +92,7 @@ def report_store(store: str | Path, out: str | Path | None = None
     -------
     (dataset, files)
     """
+    from .config import sweep_points
     from .ensemble import POINT_STRIDE, combine_points
     from .io import read_netcdf, write_netcdf
     from .plot import plot_conductivity
@@ -113,9 +117,7 @@ def report_store(store: str | Path, out: str | Path | None = None
         raise InputError(f"store={str(path)!r} holds a validation run; its summary is "
                          "validation.nc, written by mottscape validate")
     description = manifest.get("description", {})
-    sweep = description.get("study", {}).get("sweep", {})
-    labels = [dict(zip(sweep, combo, strict=True))
-              for combo in itertools.product(*sweep.values())] if sweep else [{}]
+    labels = sweep_points(description.get("study", {}).get("sweep", {}))
     index = sorted({t % POINT_STRIDE for t in report.results})
     ds = combine_points(report, index, labels)
     target = Path(out) if out is not None else path
