@@ -84,15 +84,12 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
     """One realization of the validation (a runner task): exact, LL variants, MB, pairs."""
     exact_prev = None if previous is None else previous.isel(realization=r)
     c = study.conductivity
-    g = study.grid
     centres = np.sqrt(edges[:-1] * edges[1:])
     sample = study.make_sample(r)
-    V, mass = sample.potential, sample.mass
     land = landscape_of(sample, study.options)
     ef = c.fermi_energy
     if exact_prev is None:
-        exact = kubo_greenwood(V, ef, edges, spacing=g.spacing, mass=mass,
-                               boundary=g.boundary, units=g.units)
+        exact = kubo_greenwood(sample, ef, edges)
         out = {"sigma_exact": ("omega", exact["sigma"].values),
                "n_pairs_exact": ("omega", exact["n_pairs"].values)}
     else:
@@ -128,11 +125,9 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
     if exact_prev is None:
         # Exact DOS over the window [E_F - hbar omega_max, E_F + hbar omega_max].
         width = float(edges[-1]) * land.units.hbar
-        dos = exact_dos(V, [ef - width, ef + width], spacing=g.spacing, mass=mass,
-                        boundary=g.boundary, units=g.units)
+        dos = exact_dos(sample, [ef - width, ef + width])
         out["nu_exact"] = ((), float(np.asarray(dos["dos"]).ravel()[0]))
-        ex = lowest_eigenvalues(V, k, spacing=g.spacing, mass=mass, boundary=g.boundary,
-                                units=g.units)
+        ex = lowest_eigenvalues(sample, k)
         out["eig_exact"] = ("level", np.pad(ex, (0, k - ex.size), constant_values=np.nan))
     est = land.eigenvalue_estimates()[:k]
     out["eig_estimate"] = ("level", np.pad(est, (0, k - est.size), constant_values=np.nan))
