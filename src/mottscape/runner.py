@@ -130,7 +130,7 @@ def run_tasks(
         return report
     with _progress(len(todo), progress) as bar:
         if scheduler is None and workers == 1:
-            with single_threaded():
+            with one_blas_thread():
                 for r in todo:
                     _collect(report, store, r, _call(task, r), say)
                     bar.update()
@@ -226,7 +226,7 @@ def _has_dashboard() -> bool:
 
 
 @contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
+def one_blas_thread() -> Iterator[None]:
     """One BLAS thread in this process while the block runs, as in a worker (see WORKER_ENV).
 
     numba keeps its threads: its kernels give the same bits on any number of threads.

@@ -16,7 +16,7 @@ from .ensemble import run_ensemble, with_exact
 from .io import check_output_dir, write_netcdf
 from .pipeline import PipelineResult, run
 from .results import maps_dataset
-from .runner import single_threaded
+from .runner import one_blas_thread
 
 __all__ = ["StudyResult", "maps_dataset", "run_study"]
 
@@ -83,7 +83,7 @@ def run_study(
     scheduler = scheduler if scheduler is not None else study.cluster.scheduler
     say(f"realization 0: potential {study.potential.model}")
     sample = study.make_sample(0)
-    with single_threaded():  # the same numbers as on a worker (see mottscape.runner)
+    with one_blas_thread():  # the same numbers as on a worker (see mottscape.runner)
         first = run(sample, c.fermi_energy, study.omegas(), study.options,
                     progress=progress and n == 1)
         ds = first.to_dataset()
