@@ -34,6 +34,22 @@ evidence behind each default):
     The effective potential of the basins and of the Agmon metric: ``"vu"`` (V_u, the paper)
     or ``"scaled"`` (W_u = (1 + d/4) V_u, our extension).
 
+The pair model (App. A-B, :mod:`mottscape.pairs`), off by default:
+
+``pair_model``
+    ``True`` adds ``sigma_pairs`` (every state of every basin coupled pair by pair).
+``amplitude``
+    Its transition amplitude: ``"a13"`` (eq. A13, the paper), ``"herring"`` (Herring's
+    surface formula with the same LL states, our extension) or ``"a16"``
+    (Delta_xi rho e^{-rho}).
+``cross_section``
+    The tube's cross-section of eq. A9: ``"fronts"`` (spherical Agmon fronts, our extension)
+    or ``"landscape"`` (-Delta u / u, eqs. A19-A20).
+``state_amplitude``
+    c_a of eq. 10: ``"volume"`` (V_a^{-1/2}, the paper's estimate below eq. 10) or ``"tail"``
+    (our extension: the amplitude of the state's own exponential tail, psi_a ~ A_a e^{-rho}
+    measured on its box).
+
 Solver strategies: ``solver`` (the landscape solve, :func:`mottscape.solve_landscape`),
 ``tol`` (its relative residual), ``dispersion`` (free IDOS of the landscape law).
 """
@@ -52,7 +68,9 @@ from typing import Any, Literal, get_args, get_type_hints
 from .errors import InputError
 
 __all__ = [
+    "Amplitude",
     "Center",
+    "CrossSection",
     "DosMethod",
     "Effective",
     "LandscapeSolver",
@@ -60,6 +78,7 @@ __all__ = [
     "Options",
     "PairSet",
     "Split",
+    "StateAmplitude",
     "XiMethod",
     "allowed",
 ]
@@ -71,6 +90,9 @@ Split = Literal["components", "watershed"]
 PairSet = Literal["sigma_omega", "window"]
 XiMethod = Literal["transfer_matrix", "fit", "metric"]
 Effective = Literal["vu", "scaled"]
+Amplitude = Literal["a13", "herring", "a16"]
+CrossSection = Literal["fronts", "landscape"]
+StateAmplitude = Literal["volume", "tail"]
 #: Landscape solvers: ``"scipy-cg"`` is scipy's CG with a Jacobi preconditioner on the
 #: assembled matrix, ``"stencil-cg"`` the matrix-free fused Jacobi-CG of mottscape.
 LandscapeSolver = Literal["auto", "direct", "banded", "stencil", "mg", "stencil-cg",
@@ -91,6 +113,8 @@ class Options:
     ----------
     mott_scale, dos, center, split, pair_set, xi, effective
         The open choices of the theory (see the module docstring).
+    pair_model, amplitude, cross_section, state_amplitude
+        The pair model of App. A-B and its choices (see the module docstring).
     pair_window
         Half-width (energy) of the window of states of ``pair_set="window"``; None means the
         largest hbar omega of the run.
@@ -106,6 +130,10 @@ class Options:
     pair_window: float | None = None
     xi: XiMethod = "transfer_matrix"
     effective: Effective = "vu"
+    pair_model: bool = False
+    amplitude: Amplitude = "herring"
+    cross_section: CrossSection = "fronts"
+    state_amplitude: StateAmplitude = "tail"
     solver: LandscapeSolver = "auto"
     tol: float = 1e-10
     dispersion: Dispersion = "lattice"
@@ -113,6 +141,8 @@ class Options:
     def __post_init__(self) -> None:
         for name in _choices():
             _check_choice(name, getattr(self, name))
+        if not isinstance(self.pair_model, bool):
+            raise InputError(f"pair_model={self.pair_model!r} must be true or false")
         if self.pair_window is not None:
             object.__setattr__(self, "pair_window",
                                _positive(self.pair_window, "pair_window",
@@ -176,7 +206,8 @@ class Options:
 
     def to_attrs(self) -> dict[str, str | float]:
         """The options as NetCDF-safe attributes ``option_<name>`` (None as ``"default"``)."""
-        return {f"option_{k}": ("default" if v is None else v)
+        return {f"option_{k}": ("default" if v is None else int(v) if isinstance(v, bool)
+                                else v)
                 for k, v in self.to_dict().items()}
 
 

@@ -1,38 +1,345 @@
-"""The pair-resolved model: every basin pair as a two-level system (Appendices A and B).
+"""The pair model: every state of every basin, coupled pair by pair (sec. III, App. A and B).
 
-Instead of keeping only the pairs of the Agmon shell with |X|^2 = r^2/4 (eqs. 13-17), each pair
-(i, j) of basins near E_F is treated as the two-well Hamiltonian of sec. III:
+Instead of the binary window of eqs. 13-17 (a pair conducts when rho_ij lies in
+[rho_omega, rho_omega + 1] and then |X|^2 = r^2/4), each pair (a, b) of states near E_F is the
+two-level system of sec. III:
 
-* transition amplitude t_ij = C Delta_xi rho_ij exp(-rho_ij)                       (eq. A16)
-  with an explicit O(1) prefactor C (the theory leaves it open; default 1),
-* splitting Delta E = sqrt(4 t_ij^2 + (E_i - E_j)^2)                               (eq. 7)
-* mixing-angle matrix element |X_ij|^2 = t_ij^2 / (t_ij^2 + delta^2) * r_ij^2 / 4,
-  delta = (E_i - E_j)/2                                                             (eq. B3)
-* Kubo-Greenwood with the bonding state occupied and the antibonding state empty
-  (E_- < E_F < E_+ at T = 0), binned exactly like :func:`mottscape.kubo_greenwood`:
-  each pair adds (2 pi e^2 omega_ij / (d |Omega|)) |X_ij|^2 / hbar / (bin width) to the bin
-  of omega_ij = Delta E / hbar (eq. 4-5, spin included).
+* the states: every eigenstate of H near E_F found basin by basin
+  (:mod:`mottscape.basin_states`), with its energy E_a, centroid r_a and localization volume
+  V_a (c_a = V_a^{-1/2}, eq. 10);
+* the overlap of two LL-approximated states in basins B_i, B_j (eqs. A2-A12):
+  S_ab = c_a c_b e^{-rho_ij} (V_ij + |B_i| + |B_j|), the tube volume V_ij of eqs. A9-A10 from
+  :mod:`mottscape.tube`;
+* the transition amplitude t_ab (``amplitude``):
 
-The resonance condition (eq. 8) is thus applied pair by pair instead of through the
-rho_omega shell, and the (E_i - E_j) spread inside Sigma_omega is kept.
+  ``"a13"`` (eq. A13, the paper)
+      t = E_F S_ab. E_F depends on the zero of energy; it is measured here from min V, the
+      frame of eq. 2 (H >= 0, u > 0) in which the landscape and its Agmon metric are defined,
+      which is also the frame where eq. A1's t = <psi_j|H|psi_i> ~ E_F <psi_j|psi_i> has a
+      positive H.
+  ``"herring"`` (our extension, no free constant either)
+      Herring's formula for the tunnelling splitting, t = (hbar^2 / 2m) int_S
+      (psi_a grad psi_b - psi_b grad psi_a) . dS over the surface S that divides the two
+      wells, with the same LL states (eq. 10) and the same Laplace method across S at the
+      Agmon midpoint s* of the geodesic: t = (hbar^2 w(s*) / m) c_a c_b e^{-rho_ij}
+      (2 pi)^{(d-1)/2} / sqrt(det H_perp(s*)). It is independent of the energy frame and is
+      the textbook exact leading order for two wells (in 1D, t = (hbar^2 kappa / m) psi_a psi_b
+      at the midpoint).
+  ``"a16"``
+      t = Delta_xi rho_ij e^{-rho_ij} (eq. A16, its open O(1) prefactor set to 1).
 
-Pairs beyond the Agmon bound of the searches (not listed in ``pipeline.pairs``) have
-t_ij < hbar omega_min / 2; they would add |X|^2 suppressed by (t/delta)^2 and are neglected.
+* the splitting Delta E = sqrt(4 t^2 + (E_a - E_b)^2) (eq. 7) and the resonance
+  Delta E = hbar omega (eq. 8), one state occupied and one empty at T = 0
+  (E_- < E_F < E_+);
+* the matrix element of eq. B3, both terms:
+  X = t / (2 sqrt(t^2 + delta^2)) (r_b - r_a) + delta / sqrt(t^2 + delta^2) int psi_a x psi_b,
+  delta = (E_a - E_b)/2, with int psi_a (x - x_ab) psi_b = S_ab (x_c - x_ab) for the
+  LL-approximated states (their product sits on the tube, whose centre is x_c; x_ab is the
+  middle of the pair, the origin that makes the dipole of two overlapping states symmetric);
+* two states of the same basin are already orthogonal eigenstates of one well: they enter with
+  their own splitting |E_a - E_b| and their dipole |X_ab|^2 computed on the basin's box.
+
+sigma_pairs is the Kubo-Greenwood sum (eqs. 4-5, spin included) over these pairs, binned
+exactly like :func:`mottscape.kubo_greenwood`: each pair adds
+2 pi (Delta E) |X_ab|^2 / (d |Omega|) / (hbar * bin width) to the bin of omega_ab = Delta E / hbar.
+
+Pairs farther apart than the Agmon search bound (rho_omega at the smallest frequency plus
+:data:`BOUND_MARGIN`) are left out; ``truncated`` reports when a pair at that bound still had
+2 t >= hbar omega_min.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
+from .agmon import PairDistances, basin_distances
+from .basin_states import BasinStates, basin_states, landscape_counts
 from .errors import InputError
+from .mott import mott_scale
+from .tube import PairTubes, pair_tubes
 
-__all__ = ["pair_conductivity", "pair_parameters"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from .basins import Basins
+    from .landscape import Landscape
+    from .options import Options
+    from .statistics import LevelStatistics
+
+__all__ = ["PairModel", "mixing_x2", "omega_edges", "pair_conductivity",
+           "pair_model", "pair_parameters", "splitting"]
+
+#: Agmon distance searched beyond rho_omega(omega_min) (e^{-2 x 3}: pairs past it add < 0.3 %).
+BOUND_MARGIN = 3.0
 
 
+# ---------------------------------------------------------------------- two-level algebra
+def splitting(t, e_a, e_b) -> np.ndarray:
+    """Delta E = sqrt(4 t^2 + (E_a - E_b)^2) (eq. 7)."""
+    t = np.asarray(t, float)
+    return np.sqrt(4.0 * t**2 + (np.asarray(e_a, float) - np.asarray(e_b, float)) ** 2)
+
+
+def mixing_x2(t, delta, dr, overlap=0.0, offset=None) -> np.ndarray:
+    """|X_ab|^2 of eq. B3 (both terms), summed over the axes (eq. B4).
+
+    Parameters
+    ----------
+    t, delta
+        Transition amplitude and half the energy difference (E_a - E_b)/2, arrays of n pairs.
+    dr
+        r_b - r_a, shape ``(n, d)``.
+    overlap
+        S_ab = int psi_a psi_b (the second term is S_ab times ``offset``).
+    offset
+        x_c - x_ab, the tube centre relative to the pair's middle, shape ``(n, d)``; None: 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        |X|^2 = |t/(2 sqrt(t^2+delta^2)) dr + delta/sqrt(t^2+delta^2) S offset|^2. For
+        t >> |delta| it tends to |dr|^2/4 (eq. 13); for t << |delta| to
+        (t/(2 delta))^2 |dr|^2 + ... .
+    """
+    t = np.asarray(t, float)
+    delta = np.asarray(delta, float)
+    root = np.sqrt(t**2 + delta**2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        first = np.where(root > 0, t / (2.0 * root), 0.5)
+        second = np.where(root > 0, delta / root, 0.0) * np.asarray(overlap, float)
+    x = first[:, None] * np.asarray(dr, float)
+    if offset is not None:
+        x = x + second[:, None] * np.asarray(offset, float)
+    return np.sum(x**2, axis=1)
+
+
+def omega_edges(omega: np.ndarray) -> np.ndarray:
+    """Bin edges around increasing frequencies: geometric midpoints, outer edges as far out.
+
+    Each frequency is the geometric centre of its bin (the bins of
+    :func:`mottscape.kubo_greenwood`'s ``omega_lower``/``omega_upper`` in a study).
+    """
+    w = np.asarray(omega, float)
+    if w.ndim != 1 or w.size < 2:
+        raise InputError("omega: the pair model bins sigma between frequencies and needs at "
+                         "least two of them (e.g. n_omega >= 2)")
+    mids = np.sqrt(w[:-1] * w[1:])
+    return np.concatenate([[w[0] ** 2 / mids[0]], mids, [w[-1] ** 2 / mids[-1]]])
+
+
+def _binned(energy: np.ndarray, x2: np.ndarray, active: np.ndarray, edges_energy: np.ndarray,
+            volume: float, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Kubo-Greenwood sum per bin of hbar omega (internal units e = hbar = 1), and counts."""
+    k = np.searchsorted(edges_energy, energy, side="right") - 1
+    use = active & (k >= 0) & (k < edges_energy.size - 1)
+    contrib = 2.0 * math.pi * energy * x2 / (d * volume)
+    widths = np.diff(edges_energy)
+    sigma = np.bincount(k[use], weights=contrib[use], minlength=widths.size) / widths
+    return sigma, np.bincount(k[use], minlength=widths.size)
+
+
+# ---------------------------------------------------------------------- the model
+@dataclass(frozen=True)
+class PairModel:
+    """The pair model of one sample (see the module notes).
+
+    Attributes
+    ----------
+    states
+        The states near E_F, basin by basin.
+    distances, tubes
+        The basin pairs searched, their rho_ij and tube geometry.
+    a, b, pair
+        Inter-basin state pairs (state indices) and the basin pair of each (into
+        ``distances``).
+    t, overlap, splitting, x2, active
+        Per state pair: t_ab, S_ab, Delta E (eq. 7), |X_ab|^2 (eq. B3), E_- < E_F < E_+.
+    intra_splitting, intra_active
+        The pairs of states of one basin: |E_a - E_b| and whether E_F lies between.
+    sigma, n_pairs
+        Per bin: the conductivity (unit of ``units.sigma_unit``) and the pairs counted.
+    edges
+        Bin edges of angular frequency.
+    energy_frame
+        E_F in the frame of eq. A13 (measured from min V).
+    landscape_count
+        Landscape-law number of states in the window, per basin (refs. [28, 30]).
+    truncated
+        Some pair at the search bound still had 2 t >= hbar omega_min.
+    amplitude, cross_section
+        The choices used.
+    """
+
+    states: BasinStates
+    distances: PairDistances
+    tubes: PairTubes
+    a: np.ndarray
+    b: np.ndarray
+    pair: np.ndarray
+    t: np.ndarray
+    overlap: np.ndarray
+    splitting: np.ndarray
+    x2: np.ndarray
+    active: np.ndarray
+    intra_splitting: np.ndarray
+    intra_active: np.ndarray
+    sigma: np.ndarray
+    n_pairs: np.ndarray
+    edges: np.ndarray
+    energy_frame: float
+    landscape_count: np.ndarray
+    truncated: bool
+    amplitude: str
+    cross_section: str
+
+
+def _state_pairs(states: BasinStates, dist: PairDistances
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (state of B_i, state of B_j) for every listed basin pair (i, j)."""
+    order = np.argsort(states.basin, kind="stable")
+    count = np.bincount(states.basin, minlength=dist.n)
+    start = np.concatenate([[0], np.cumsum(count)])
+    ci, cj = count[dist.i], count[dist.j]
+    per = ci * cj
+    pair = np.repeat(np.arange(per.size), per)
+    k = np.arange(pair.size) - np.repeat(np.cumsum(per) - per, per)
+    a = order[start[dist.i][pair] + k // np.maximum(cj[pair], 1)]
+    b = order[start[dist.j][pair] + k % np.maximum(cj[pair], 1)]
+    return a, b, pair
+
+
+def _amplitude(kind: str, overlap, rho, tubes: PairTubes, pair, c_ab, frame: float,
+               delta_xi: float, kinetic: float, mass: np.ndarray) -> np.ndarray:
+    if kind == "a13":
+        return frame * overlap
+    if kind == "herring":
+        flux = 2.0 * kinetic * tubes.mid_metric[pair] / mass[pair]  # hbar^2 w / m
+        return flux * c_ab * np.exp(-rho) * tubes.mid_section[pair]
+    return delta_xi * rho * np.exp(-rho)
+
+
+def _search(metric_land: Landscape, basins: Basins, states: BasinStates, ef: float,
+            hbar_omega: np.ndarray, delta_xi: float, options: Options) -> PairDistances:
+    owners = np.unique(states.basin)
+    rho_min = mott_scale(hbar_omega[:1], delta_xi, options.mott_scale)[0]
+    bound = (float(rho_min) if np.isfinite(rho_min) and rho_min > 0 else 0.0) + BOUND_MARGIN
+    if owners.size < 2:
+        return PairDistances(i=np.zeros(0, int), j=np.zeros(0, int), rho=np.zeros(0),
+                             n=basins.n, bound=bound, sources=owners, energy=ef)
+    return basin_distances(metric_land, basins, energy=ef, sources=owners, bound=bound)
+
+
+def _state_amplitudes(states: BasinStates, kind: str) -> np.ndarray:
+    """c_a of eq. 10: V_a^{-1/2} (``"volume"``) or the measured tail amplitude (``"tail"``)."""
+    c = 1.0 / np.sqrt(states.volumes)
+    if kind == "tail":
+        c = np.where(np.isfinite(states.tails), states.tails, c)
+    return c
+
+
+def _two_level(t: np.ndarray, overlap: np.ndarray, states: BasinStates, a: np.ndarray,
+               b: np.ndarray, centre: np.ndarray, grid, ef: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Delta E (eq. 7), |X|^2 (eq. B3) and E_- < E_F < E_+ of inter-basin state pairs."""
+    ea, eb = states.energies[a], states.energies[b]
+    split = splitting(t, ea, eb)
+    dr = grid.displacement(states.centroids[a], states.centroids[b])
+    middle = states.centroids[a] + 0.5 * dr
+    x2 = mixing_x2(t, 0.5 * (ea - eb), dr, overlap, grid.displacement(middle, centre))
+    mean = 0.5 * (ea + eb)
+    return split, x2, (mean - 0.5 * split < ef) & (ef < mean + 0.5 * split)
+
+
+def _intra(states: BasinStates, ef: float) -> tuple[np.ndarray, np.ndarray]:
+    """|E_a - E_b| of the pairs of states of one basin, and whether E_F lies between."""
+    ea, eb = states.energies[states.intra_a], states.energies[states.intra_b]
+    return np.abs(ea - eb), (np.minimum(ea, eb) < ef) & (ef < np.maximum(ea, eb))
+
+
+def _sigma(model_parts: tuple, states: BasinStates, e_edges: np.ndarray, grid, units
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """sigma per bin (study units) and the pairs counted, inter- and intra-basin together."""
+    split, x2, active, intra_split, intra_active = model_parts
+    sigma, count = _binned(np.concatenate([split, intra_split]),
+                           np.concatenate([x2, states.intra_x2]),
+                           np.concatenate([active, intra_active]), e_edges, grid.volume,
+                           grid.ndim)
+    return sigma * units.sigma_factor(grid.ndim), count
+
+
+def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
+               stats: LevelStatistics, fermi_energy: float, omega: np.ndarray,
+               options: Options) -> PairModel:
+    """sigma_pairs and every ingredient of the pair model on one sample (App. A, B).
+
+    Parameters
+    ----------
+    land
+        The solved landscape (its sample's H gives the states, its u the curvature).
+    metric_land
+        The landscape of the basins and the Agmon metric (V_u, or W_u when scaled).
+    basins
+        The basins at E_F.
+    stats
+        Level statistics (Delta_xi for ``amplitude="a16"`` and the search bound).
+    fermi_energy
+        E_F in the frame of V.
+    omega
+        Increasing angular frequencies (at least two); the bins lie between them
+        (:func:`omega_edges`), and the top of the last bin sets the window of states.
+    options
+        ``amplitude``, ``cross_section``, ``mott_scale`` are used.
+
+    Returns
+    -------
+    PairModel
+    """
+    sample = land.sample
+    units, grid = sample.units, sample.grid
+    edges = omega_edges(omega)
+    e_edges = units.omega_to_energy(edges)
+    window = float(e_edges[-1])
+    states = basin_states(sample, basins, metric_land.agmon_metric(fermi_energy),
+                          fermi_energy, window)
+    dist = _search(metric_land, basins, states, fermi_energy,
+                   units.omega_to_energy(np.asarray(omega, float)), stats.delta_xi, options)
+    tubes = pair_tubes(land, metric_land, basins, dist, options.cross_section)
+    a, b, pair = _state_pairs(states, dist)
+    rho = dist.rho[pair]
+    c = _state_amplitudes(states, options.state_amplitude)
+    c_ab = c[a] * c[b]
+    overlap = c_ab * np.exp(-rho) * (tubes.volume[pair] + basins.volumes[dist.i[pair]]
+                                     + basins.volumes[dist.j[pair]])
+    frame = fermi_energy + land.shift
+    t = _amplitude(options.amplitude, overlap, rho, tubes, pair, c_ab, frame,
+                   stats.delta_xi, units.kinetic, _mid_mass(land, dist))
+    split, x2, active = _two_level(t, overlap, states, a, b, tubes.centre[pair], grid,
+                                   fermi_energy)
+    intra_split, intra_active = _intra(states, fermi_energy)
+    sigma, count = _sigma((split, x2, active, intra_split, intra_active), states, e_edges,
+                          grid, units)
+    near_bound = rho >= float(np.max(dist.bound)) - 1.0 if rho.size else np.zeros(0, bool)
+    return PairModel(states=states, distances=dist, tubes=tubes, a=a, b=b, pair=pair, t=t,
+                     overlap=overlap, splitting=split, x2=x2, active=active,
+                     intra_splitting=intra_split, intra_active=intra_active, sigma=sigma,
+                     n_pairs=count, edges=edges, energy_frame=frame,
+                     landscape_count=landscape_counts(land, basins, fermi_energy - window,
+                                                      fermi_energy + window),
+                     truncated=bool(np.any(2.0 * t[near_bound] >= e_edges[0])),
+                     amplitude=options.amplitude, cross_section=options.cross_section)
+
+
+def _mid_mass(land: Landscape, dist: PairDistances) -> np.ndarray:
+    """Effective mass per basin pair (the sample's mean mass: mass maps vary slowly)."""
+    return np.full(len(dist), float(np.mean(land.mass)))
+
+
+# ---------------------------------------------------------------------- array-first wrappers
 def _check_pipeline(pipeline) -> None:
     from .pipeline import PipelineResult
 
@@ -43,88 +350,120 @@ def _check_pipeline(pipeline) -> None:
 
 def _check_prefactor(prefactor) -> float:
     if isinstance(prefactor, bool) or not isinstance(prefactor, numbers.Real) \
-            or not (math.isfinite(prefactor) and prefactor > 0):
-        raise InputError(f"prefactor={prefactor!r} must be a finite number > 0 (the O(1) "
-                         "constant C of eq. A16, default 1)")
+            or not (math.isfinite(prefactor) and float(prefactor) > 0):
+        raise InputError(f"prefactor={prefactor!r} must be a finite number > 0 (a factor on "
+                         "every t_ab, default 1: the model as derived)")
     return float(prefactor)
 
 
-def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
-    """t_ij, splitting, |X_ij|^2 and occupations of the listed basin pairs (App. A, B).
-
-    Returns a dict of arrays over the pairs of ``pipeline.pairs``: ``i``, ``j``, ``rho``,
-    ``r``, ``t``, ``splitting`` (Delta E), ``x2`` (|X_ij|^2) and ``active`` (E_- < E_F < E_+).
-    Energies are in the study's energy unit, lengths in its length unit.
-    """
-    _check_pipeline(pipeline)
-    prefactor = _check_prefactor(prefactor)
-    pd = pipeline.pairs
-    basins = pipeline.basins
-    delta_xi = pipeline.statistics.delta_xi
-    ef = pipeline.fermi_energy
-    t = prefactor * delta_xi * pd.rho * np.exp(-pd.rho)
-    ei, ej = basins.energies[pd.i], basins.energies[pd.j]
-    half = 0.5 * (ei - ej)
-    split = np.sqrt(4.0 * t**2 + (ei - ej) ** 2)
-    r = pipeline.pair_euclidean()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        weight = np.where(t > 0, t**2 / (t**2 + half**2), 0.0)
-    x2 = weight * r**2 / 4.0
-    mid = 0.5 * (ei + ej)
-    active = (mid - split / 2 < ef) & (ef < mid + split / 2)
-    return dict(i=pd.i, j=pd.j, rho=pd.rho, r=r, t=t, splitting=split, x2=x2, active=active)
-
-
-def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Dataset:
-    """Bin-averaged conductivity of the pair-resolved model.
-
-    Parameters
-    ----------
-    pipeline
-        A :class:`mottscape.conductivity.Pipeline` whose frequencies cover ``omega_edges``
-        (its largest hbar omega sets the energy window of the states considered).
-    omega_edges
-        Increasing bin edges of angular frequency (units of the study).
-    prefactor
-        The O(1) constant C of t_ij = C Delta_xi rho e^{-rho} (eq. A16).
-
-    Returns
-    -------
-    xarray.Dataset
-        ``sigma_pairs`` on coordinate ``omega`` (geometric bin centres) and ``n_pairs``.
-    """
+def _model_of(pipeline, omega_edges_) -> PairModel:
+    """The pair model of a pipeline on bins given by their edges."""
     try:
-        edges = np.asarray(omega_edges, dtype=float)
+        edges = np.asarray(omega_edges_, dtype=float)
     except (TypeError, ValueError):
         edges = np.zeros(0)
     if (edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges))
             or np.any(edges <= 0) or np.any(np.diff(edges) <= 0)):
-        shown = (repr(omega_edges) if isinstance(omega_edges, list | tuple)
-                 and len(omega_edges) <= 6 else f"<array of shape {edges.shape}>")
+        shown = (repr(omega_edges_) if isinstance(omega_edges_, list | tuple)
+                 and len(omega_edges_) <= 6 else f"<array of shape {edges.shape}>")
         raise InputError(f"omega_edges={shown} must be a strictly increasing 1D array of at "
                          "least two finite, positive frequencies")
-    prefactor = _check_prefactor(prefactor)
     _check_pipeline(pipeline)
-    land = pipeline.landscape
-    units = land.units
-    grid = land.grid
-    d = grid.ndim
-    p = pair_parameters(pipeline, prefactor)
-    omega_p = p["splitting"] / units.hbar
-    k = np.searchsorted(edges, omega_p, side="right") - 1
-    use = p["active"] & (k >= 0) & (k < edges.size - 1)
-    contrib = 2.0 * math.pi * (omega_p * units.hbar) * p["x2"] / (d * grid.volume)
-    # Internal units (e = 1, energies for frequencies): sigma_k = 2 pi (omega_ij / bin width)
-    # |X|^2 / (d |Omega|) in e^2/hbar * length^(2-d); the frequency ratio is dimensionless.
-    widths = np.diff(edges) * units.hbar
-    sigma = np.bincount(k[use], weights=contrib[use], minlength=edges.size - 1) / widths
-    count = np.bincount(k[use], minlength=edges.size - 1)
-    centres = np.sqrt(edges[:-1] * edges[1:])
+    if pipeline.pair_model is not None and np.array_equal(pipeline.pair_model.edges, edges):
+        return pipeline.pair_model
+    # frequencies whose bins (omega_edges) are these edges: the geometric centres
+    centres = np.sqrt(edges[:-1] * edges[1:]) if edges.size > 2 else np.array(
+        [edges[0], edges[1]])
+    model = pair_model(pipeline.landscape, pipeline.metric_landscape, pipeline.basins,
+                       pipeline.statistics, pipeline.fermi_energy, centres, pipeline.options)
+    if edges.size == 2 or not np.allclose(model.edges, edges):
+        return _rebinned(model, edges, pipeline)
+    return model
+
+
+def _rebinned(model: PairModel, edges: np.ndarray, pipeline) -> PairModel:
+    """The same pairs binned on other edges."""
+    from dataclasses import replace
+
+    units, grid = pipeline.sample.units, pipeline.sample.grid
+    sigma, count = _sigma((model.splitting, model.x2, model.active, model.intra_splitting,
+                           model.intra_active), model.states, units.omega_to_energy(edges),
+                          grid, units)
+    return replace(model, sigma=sigma, n_pairs=count, edges=edges)
+
+
+def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
+    """t_ab, splitting, |X_ab|^2 and occupations of the state pairs of the pair model.
+
+    Returns a dict of arrays over the inter-basin state pairs: ``a``, ``b`` (state indices),
+    ``i``, ``j`` (their basins), ``rho``, ``r``, ``t`` (times ``prefactor``), ``splitting``
+    (Delta E), ``x2`` (|X_ab|^2) and ``active`` (E_- < E_F < E_+). Energies in the study's
+    energy unit, lengths in its length unit. The model uses the pipeline's frequencies.
+    """
+    _check_pipeline(pipeline)
+    prefactor = _check_prefactor(prefactor)
+    model = _model_of(pipeline, omega_edges(pipeline.omega)) if pipeline.omega.size > 1 \
+        else _model_of(pipeline, [pipeline.omega[0] / 2, pipeline.omega[0] * 2])
+    st, dist = model.states, model.distances
+    t = prefactor * model.t
+    split, x2, active = _two_level(t, prefactor * model.overlap, st, model.a, model.b,
+                                   model.tubes.centre[model.pair], pipeline.sample.grid,
+                                   pipeline.fermi_energy)
+    dr = pipeline.sample.grid.displacement(st.centroids[model.a], st.centroids[model.b])
+    return dict(a=model.a, b=model.b, i=dist.i[model.pair], j=dist.j[model.pair],
+                rho=dist.rho[model.pair], r=np.sqrt(np.sum(dr**2, axis=1)), t=t,
+                splitting=split, x2=x2, active=active)
+
+
+def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Dataset:
+    """Bin-averaged conductivity of the pair model on given bins.
+
+    Parameters
+    ----------
+    pipeline
+        A :class:`~mottscape.pipeline.PipelineResult` (its options choose ``amplitude`` and
+        ``cross_section``).
+    omega_edges
+        Increasing bin edges of angular frequency (units of the study); the largest sets the
+        window of states.
+    prefactor
+        A factor on every t_ab (1: the model as derived, no free constant).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``sigma_pairs`` and ``n_pairs`` on coordinate ``omega`` (geometric bin centres), with
+        ``omega_lower``/``omega_upper``.
+    """
+    import xarray as xr
+
+    prefactor = _check_prefactor(prefactor)
+    model = _model_of(pipeline, omega_edges)
+    if prefactor != 1.0:
+        model = _scaled(model, prefactor, pipeline)
+    units, d = pipeline.sample.units, pipeline.sample.ndim
+    edges = model.edges
     return xr.Dataset(
-        {"sigma_pairs": ("omega", sigma * units.sigma_factor(d),
-                         {"units": units.sigma_unit(d),
-                          "long_name": "pair-resolved model (App. A-B)"}),
-         "n_pairs": ("omega", count)},
-        coords={"omega": ("omega", centres, {"units": units.omega_unit})},
-        attrs={"prefactor": prefactor},
+        {"sigma_pairs": ("omega", model.sigma, {"units": units.sigma_unit(d),
+                                                "long_name": "pair model (App. A-B)"}),
+         "n_pairs": ("omega", model.n_pairs, {"units": "1",
+                                              "long_name": "state pairs in the bin"})},
+        coords={"omega": ("omega", np.sqrt(edges[:-1] * edges[1:]),
+                          {"units": units.omega_unit}),
+                "omega_lower": ("omega", edges[:-1], {"units": units.omega_unit}),
+                "omega_upper": ("omega", edges[1:], {"units": units.omega_unit})},
+        attrs={"prefactor": prefactor, "amplitude": model.amplitude,
+               "cross_section": model.cross_section},
     )
+
+
+def _scaled(model: PairModel, prefactor: float, pipeline) -> PairModel:
+    """The model with every t_ab multiplied by ``prefactor`` (splittings and |X|^2 redone)."""
+    from dataclasses import replace
+
+    t = prefactor * model.t
+    split, x2, active = _two_level(t, prefactor * model.overlap, model.states, model.a,
+                                   model.b, model.tubes.centre[model.pair],
+                                   pipeline.sample.grid, pipeline.fermi_energy)
+    return _rebinned(replace(model, t=t, splitting=split, x2=x2, active=active), model.edges,
+                     pipeline)

@@ -13,6 +13,7 @@ rho_omega (eq. 12)     :func:`mottscape.mott.mott_scale`            array
 rho_ij, r_ij (eq. 9)   :func:`mottscape.shell.pair_sample`          ``PairSample``
 E_omega(X^2) (14-16)   :func:`mottscape.shell.shell_moments`        ``ShellMoments``
 sigma (eqs. 17, 1)     :func:`mottscape.conductivity.conductivity_curves` ``Conductivity``
+sigma_pairs (App. A-B) :func:`mottscape.pairs.pair_model`           ``PairModel`` (option)
 =====================  ===========================================  =======================
 
 :func:`run` composes them and returns a :class:`PipelineResult` that keeps every step's result
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from .agmon import PairDistances
+    from .pairs import PairModel
 
 __all__ = ["PipelineResult", "as_omega", "run"]
 
@@ -73,9 +75,11 @@ class PipelineResult:
         The landscape whose V_u (or W_u, ``effective="scaled"``) defines basins and metric.
     basins, statistics, pair_sample, moments, conductivity
         The results of the later steps.
+    pair_model
+        The pair model (App. A-B) when ``options.pair_model`` is set, else None.
     timings
         Seconds per step: ``landscape``, ``basins``, ``statistics``, ``agmon``, ``moments``,
-        ``conductivity``.
+        ``conductivity`` (and ``pairs``).
     """
 
     sample: Sample
@@ -90,6 +94,7 @@ class PipelineResult:
     pair_sample: PairSample
     moments: ShellMoments
     conductivity: Conductivity
+    pair_model: PairModel | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -186,6 +191,9 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
     """
     opts = options or Options()
     w = as_omega(omega)
+    if opts.pair_model and w.size < 2:
+        raise InputError("omega: the pair model (pair_model=True) bins sigma_pairs between "
+                         "frequencies; give at least two")
     ef = _fermi_energy(fermi_energy)
     hw = sample.units.omega_to_energy(w)
     clock = _Timer()
@@ -215,10 +223,16 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
             xi["transfer_matrix_error"] = tm.xi_error
         curves = conductivity_curves(stats, moments, hw, xi, sample.units, sample.ndim, opts,
                                      sample_ok=landscape.converged and not basins.percolating)
+    model = None
+    if opts.pair_model:
+        from .pairs import pair_model
+
+        with clock.step("pairs"):
+            model = pair_model(landscape, metric, basins, stats, ef, w, opts)
     return PipelineResult(sample=sample, options=opts, fermi_energy=ef, omega=w, hbar_omega=hw,
                           landscape=landscape, metric_landscape=metric, basins=basins,
                           statistics=stats, pair_sample=pairs, moments=moments,
-                          conductivity=curves, timings=clock.seconds)
+                          conductivity=curves, pair_model=model, timings=clock.seconds)
 
 
 #: hbar omega beyond this many spectral widths of H is refused (no transition can absorb it,

@@ -63,6 +63,35 @@ def _omega_variables(result: PipelineResult) -> dict:
     }
 
 
+def _pair_variables(result: PipelineResult) -> dict:
+    """The pair model's sigma per bin, its counts and its diagnostics (App. A-B)."""
+    model = result.pair_model
+    if model is None:
+        return {}
+    units, d = result.sample.units, result.sample.ndim
+    st = model.states
+    w, s = ("omega",), ()
+    return {
+        "sigma_pairs": _var(w, model.sigma, f"pair model (App. A-B; amplitude "
+                            f"{model.amplitude}, cross-section {model.cross_section}), "
+                            "averaged over the bin omega_lower..omega_upper",
+                            units.sigma_unit(d)),
+        "n_pairs_model": _var(w, model.n_pairs, "state pairs of the pair model in the bin",
+                              "1"),
+        "n_states_basins": _var(s, st.n, "states near E_F found basin by basin (window of "
+                                "the pair model)", "1"),
+        "n_states_landscape_law": _var(s, float(model.landscape_count.sum()), "landscape-law "
+                                       "count of states in the same window, in the basins "
+                                       "(refs. 28, 30)", "1"),
+        "max_state_leakage": _var(s, float(st.leakage.max()) if st.n else 0.0, "largest "
+                                  "weight of a basin state on its box faces", "1"),
+        "pair_energy_frame": _var(s, model.energy_frame, "E_F measured from min V (the frame "
+                                  "of eq. A13)", units.energy_unit),
+        "pairs_truncated": _var(s, model.truncated, "a pair at the Agmon search bound still "
+                                "had 2 t >= hbar omega_min"),
+    }
+
+
 def _sample_variables(result: PipelineResult) -> dict:
     """Scalars of the sample: E_F, the DOS, Delta_xi, xi and its estimates, diagnostics."""
     opts, units, d = result.options, result.sample.units, result.sample.ndim
@@ -125,13 +154,21 @@ def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
     -------
     xarray.Dataset
         sigma_ll (eq. 17), sigma_mb (eq. 1), rho_omega (eq. 12), the shell moments and counts,
-        the flags, and the scalars nu, delta_xi, xi, V_F with their diagnostics.
+        the flags, ``sigma_pairs`` with its bins when the pair model is on, and the scalars
+        nu, delta_xi, xi, V_F with their diagnostics.
     """
-    data = {**_omega_variables(result), **_sample_variables(result)}
+    data = {**_omega_variables(result), **_pair_variables(result),
+            **_sample_variables(result)}
     sample, opts, land = result.sample, result.options, result.landscape
     units, cond = sample.units, result.conductivity
     coords = {"omega": ("omega", result.omega, {"long_name": "angular frequency",
                                                 "units": units.omega_unit})}
+    if result.pair_model is not None:
+        edges = result.pair_model.edges
+        coords["omega_lower"] = ("omega", edges[:-1], {"long_name": "lower bin edge",
+                                                       "units": units.omega_unit})
+        coords["omega_upper"] = ("omega", edges[1:], {"long_name": "upper bin edge",
+                                                      "units": units.omega_unit})
     attrs = {
         "title": "mottscape: LL-generalized Mott-Berezinskii ac conductivity",
         **sample.describe(),
