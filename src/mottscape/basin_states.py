@@ -5,16 +5,22 @@ A basin holds its ground state and, if it is large, excited states too; the land
 (1 + d/4) min V_u (ref. [30]) only gives the ground state. Here each basin B_k gets the exact
 states of H restricted to a box around it: the bounding box of B_k padded by ``padding`` Agmon
 lengths (Dirichlet on the box faces, periodic samples wrapped), diagonalised in the window
-[E_F - W, E_F + W]. A state is kept by the basin that holds the largest share of its weight
-|psi|^2 (the label at its peak, else the basin with the largest weight in the box), so a
-state seen by several overlapping boxes is kept once. The cost is linear in the number of
-basins (each box has a few Agmon lengths of padding).
+[E_F - W, E_F + W]. The cost is linear in the number of basins.
 
-For each kept state: its energy E_a, centroid r_a, localization (participation) volume
-V_a = 1 / int |psi|^4 (so c_a = V_a^{-1/2} of eq. 10 and App. A), and the weight left on the box
-faces (its leakage, a check of the padding). Pairs of states of one basin are not tunnelling
-pairs (they are already orthogonal eigenstates of the same well): their dipole matrix element
-|X_ab|^2 (eq. 5) is computed on the box and they enter the Kubo-Greenwood sum directly.
+Overlapping boxes see the same state several times. The copies are merged after all boxes are
+solved: two states of different boxes are one state when their energies and their centroids
+agree; the copy with the least weight on its box faces (its *leakage*) is kept. Matching by
+energy and place, not by which basin a box belongs to, keeps both hybrids of two strongly
+coupled wells (a rule "a box keeps the states of its own basin" loses one and doubles the
+other when the two wells are mirror images). See :func:`_distinct_states` for the rule and
+its tolerances. A kept state belongs to the basin nearest to its peak |psi|^2.
+
+For each state: its energy E_a, centroid r_a, localization (participation) volume
+V_a = 1 / int |psi|^4 (c_a = V_a^{-1/2} of eq. 10 and App. A), its tail amplitude (psi_a ~ A_a
+e^{-rho} outside its basin) and its leakage. Two states resolved in one box are eigenstates of
+the same local Hamiltonian: their hybridization is already in their energies and shapes, and
+their dipole |X_ab|^2 (eq. 5) is computed on that box (:class:`BoxPairs`); only pairs that no
+box holds need the tunnelling estimate of App. A (:mod:`mottscape.pairs`).
 """
 
 from __future__ import annotations
@@ -31,16 +37,51 @@ from .basins import Basins
 from .errors import InputError
 from .sample import Sample
 
-__all__ = ["BasinStates", "basin_states", "landscape_counts"]
+__all__ = ["BasinStates", "BoxPairs", "basin_states", "landscape_counts", "nearest_basin"]
 
 #: Boxes with at most this many cells are diagonalised densely (``eigh(subset_by_value)``);
 #: larger ones by shift-invert Lanczos around E_F.
 DENSE_BOX_MAX = 2500
 #: Agmon distances from the basin over which the tail amplitude of a state is measured.
 TAIL_RANGE = (1.0, 3.0)
+#: Candidates for copies of one state from two boxes: energies within this many hopping
+#: energies (a copy's energy error is 0.1-30 times its leakage, measured on the 2D block
+#: model)...
+SAME_ENERGY = 0.02
+#: ... and centroids within this many cells; the overlap of the two decides.
+SAME_PLACE = 3.0
+#: A candidate held this well by its box may be a new state whatever box it comes from...
+NEW_STATE_LEAKAGE = 1e-3
+#: ... and no candidate leaking more than this is kept (a box artefact).
+MAX_LEAKAGE = 0.05
 #: Default box padding, in Agmon lengths 1/<w> outside the basins (|psi|^2 ~ e^{-2 padding}
 #: on the box faces).
 PADDING_AGMON = 10.0
+
+
+@dataclass(frozen=True)
+class BoxPairs:
+    """Pairs of states resolved together in one box, with their box dipole.
+
+    Attributes
+    ----------
+    a, b
+        The two states (indices into the :class:`BasinStates` arrays), ``a < b``.
+    energy_a, energy_b
+        Their energies in that box.
+    x2
+        |<a|x|b>|^2 on the box (eq. 5, summed over the axes, length^2).
+    leakage
+        The larger of the two states' weights on that box's faces (the box is the one where
+        it is smallest).
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    energy_a: np.ndarray
+    energy_b: np.ndarray
+    x2: np.ndarray
+    leakage: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -64,9 +105,11 @@ class BasinStates:
     leakage
         Weight of each state on the outer cell layer of its box (small when the padding holds
         the state).
-    intra_a, intra_b, intra_x2
-        The pairs of states of one basin (indices into the state arrays, ``a < b``) and their
-        |X_ab|^2 (eq. 5, summed over axes, length^2).
+    box_pairs
+        The pairs of states resolved together in one box (:class:`BoxPairs`).
+    unmatched
+        Box states neither kept nor matched to a kept state (box artefacts, or copies cut by
+        their box so much that their energy or place moved).
     window
         The energy half-width W of the states kept (|E_a - E_F| <= W).
     padding_cells
@@ -79,9 +122,8 @@ class BasinStates:
     volumes: np.ndarray
     tails: np.ndarray
     leakage: np.ndarray
-    intra_a: np.ndarray
-    intra_b: np.ndarray
-    intra_x2: np.ndarray
+    box_pairs: BoxPairs
+    unmatched: int
     window: float
     padding_cells: np.ndarray
 
@@ -145,23 +187,21 @@ def _eigenpairs(A: sp.csr_array, lo: float, hi: float) -> tuple[np.ndarray, np.n
     return w[keep], v[:, keep]
 
 
-def _owners(v: np.ndarray, labels_box: np.ndarray, nb: int) -> np.ndarray:
-    """Owner basin of each box state: the label at its peak, else the largest basin weight."""
-    weight = v**2
-    peak = labels_box[np.argmax(weight, axis=0)]
-    out = peak - 1
-    missing = np.flatnonzero(peak == 0)
-    if missing.size:
-        inside = labels_box > 0
-        for s in missing:
-            share = np.bincount(labels_box[inside], weights=weight[inside, s], minlength=nb + 1)
-            out[s] = int(np.argmax(share[1:])) if share[1:].max() > 0 else -1
-    return out
+def nearest_basin(labels: np.ndarray) -> np.ndarray:
+    """Per cell, the label of the nearest basin cell (Euclidean, in cells; 0 if no basin).
+
+    The owner of a state is the nearest basin to its peak: a rule that does not depend on the
+    box the state was found in, so that overlapping boxes agree on it.
+    """
+    if not np.any(labels):
+        return np.zeros_like(labels)
+    _, index = ndi.distance_transform_edt(labels == 0, return_indices=True)
+    return labels[tuple(index)]
 
 
 def _tails(v: np.ndarray, metric_box: np.ndarray, source: np.ndarray, sample: Sample
            ) -> np.ndarray:
-    """Tail amplitude A_a of each column of ``v`` (see :attr:`BasinStates.tails`)."""
+    """Tail amplitude of each column of ``v`` from ``source`` (see :attr:`BasinStates.tails`)."""
     from .agmon import distance_field
     from .grid import make_grid
 
@@ -176,41 +216,155 @@ def _tails(v: np.ndarray, metric_box: np.ndarray, source: np.ndarray, sample: Sa
     return np.exp(np.median(logs, axis=0))
 
 
-def _box_states(sample: Sample, A: sp.csr_array, basins: Basins, k: int, axes, lo: float,
-                hi: float, metric: np.ndarray) -> dict[str, np.ndarray]:
-    """The states of one basin's box that basin ``k`` owns, and its intra-basin dipoles."""
-    shape = sample.grid.shape
-    mesh = np.meshgrid(*axes, indexing="ij")
-    wrapped = [m % n for m, n in zip(mesh, shape, strict=True)]
-    flat = np.ravel_multi_index(wrapped, shape).ravel()
-    w, v = _eigenpairs(A[flat][:, flat], lo, hi)
-    owners = _owners(v, basins.labels.ravel()[flat], basins.n)
-    keep = owners == k
-    w, v = w[keep], v[:, keep]
-    box_shape = tuple(len(x) for x in axes)
-    tails = _tails(v, metric.ravel()[flat].reshape(box_shape),
-                   (basins.labels.ravel()[flat] == k + 1).reshape(box_shape), sample)
-    h = np.asarray(sample.grid.spacing)
-    pos = np.stack([(m.ravel() + 0.5) * h[a] for a, m in enumerate(mesh)], axis=1)
-    prob = v**2
-    centroid = prob.T @ pos
-    edge = np.zeros(box_shape, bool)
-    for a, x in enumerate(axes):  # the box faces that are not faces of a Dirichlet sample
+#: Cells whose |psi|^2 is within this relative margin of the maximum tie for the peak.
+PEAK_TIE = 1e-3
+
+
+def _peaks(v: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Global cell of each column's peak |psi|^2; near-ties go to the lowest global index.
+
+    The tie rule does not depend on the box, so that the two hybrids of a symmetric pair of
+    wells get the same owners in every box that holds both.
+    """
+    p = v**2
+    tie = p >= (1.0 - PEAK_TIE) * p.max(axis=0)
+    return np.where(tie, flat[:, None], np.iinfo(np.int64).max).min(axis=0)
+
+
+def _edge_mask(sample: Sample, axes: list[np.ndarray]) -> np.ndarray:
+    """Cells on the box faces that are not faces of a Dirichlet sample (flattened)."""
+    edge = np.zeros(tuple(len(x) for x in axes), bool)
+    for a, x in enumerate(axes):
         n = sample.grid.shape[a]
         if (sample.grid.periodic and x.size < n) or x[0] > 0:
             edge[(slice(None),) * a + (0,)] = True
         if (sample.grid.periodic and x.size < n) or x[-1] < n - 1:
             edge[(slice(None),) * a + (-1,)] = True
-    leak = prob[edge.ravel()].sum(axis=0)
-    volume = sample.grid.cell_volume / np.sum(prob**2, axis=0)
-    ia, ib = np.triu_indices(w.size, 1)
-    x2 = np.zeros(ia.size)
+    return edge.ravel()
+
+
+def _dipoles(v1: np.ndarray, v2: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """|<a|x|b>|^2 summed over the axes, origin at each pair's middle (eq. 5)."""
+    overlap = v1.T @ v2
+    c1, c2 = (v1**2).T @ pos, (v2**2).T @ pos
+    x2 = np.zeros((v1.shape[1], v2.shape[1]))
     for a in range(pos.shape[1]):
-        xa = v.T @ (pos[:, a:a + 1] * v)
-        x2 += xa[ia, ib] ** 2
+        xa = v1.T @ (pos[:, a:a + 1] * v2) - 0.5 * (c1[:, a:a + 1] + c2[None, :, a]) * overlap
+        x2 += xa**2
+    return x2
+
+
+def _box_candidates(sample: Sample, A: sp.csr_array, labels: np.ndarray, axes, lo: float,
+                    hi: float, metric: np.ndarray, nearest: np.ndarray) -> dict[str, np.ndarray]:
+    """Every window state of one box: energy, centroid, volume, tail, leakage, owner, dipoles."""
+    shape = sample.grid.shape
+    mesh = np.meshgrid(*axes, indexing="ij")
+    flat = np.ravel_multi_index([m % n for m, n in zip(mesh, shape, strict=True)],
+                                shape).ravel()
+    w, v = _eigenpairs(A[flat][:, flat], lo, hi)
+    h = np.asarray(sample.grid.spacing)
+    pos = np.stack([(m.ravel() + 0.5) * h[a] for a, m in enumerate(mesh)], axis=1)
+    owner = nearest.ravel()[_peaks(v, flat)] - 1
+    box_shape = tuple(len(x) for x in axes)
+    lab_box = labels.ravel()[flat].reshape(box_shape)
+    met_box = metric.ravel()[flat].reshape(box_shape)
+    tails = np.full(w.size, np.nan)
+    for k in np.unique(owner[owner >= 0]):
+        mine = owner == k
+        if np.any(lab_box == k + 1):
+            tails[mine] = _tails(v[:, mine], met_box, lab_box == k + 1, sample)
+    prob = v**2
     lengths = np.asarray(sample.grid.lengths)
+    centroid = prob.T @ pos
     return dict(energies=w, centroids=centroid % lengths if sample.grid.periodic else centroid,
-                volumes=volume, tails=tails, leakage=leak, ia=ia, ib=ib, x2=x2)
+                volumes=sample.grid.cell_volume / np.sum(prob**2, axis=0), tails=tails,
+                leakage=prob[_edge_mask(sample, axes)].sum(axis=0), owner=owner,
+                x2=_dipoles(v, v, pos), vectors=v, cells=flat)
+
+
+def _projection(boxes: list[dict], c: tuple[int, int], kept: list[tuple[int, int]]
+                ) -> np.ndarray:
+    """|<c|s>|^2 of candidate ``c`` with kept states ``kept`` ((box, column) pairs)."""
+    bc, jc = c
+    cells_c, vc = boxes[bc]["cells"], boxes[bc]["vectors"][:, jc]
+    out = np.zeros(len(kept))
+    for n, (bs, js) in enumerate(kept):
+        if bs == bc:
+            continue  # eigenvectors of one box are orthogonal
+        _, ic, is_ = np.intersect1d(cells_c, boxes[bs]["cells"], assume_unique=True,
+                                    return_indices=True)
+        out[n] = float(vc[ic] @ boxes[bs]["vectors"][is_, js]) ** 2
+    return out
+
+
+def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.ndarray,
+                     grid, hopping: float) -> np.ndarray:
+    """Kept state of each candidate (-1: neither kept nor a copy of a kept state).
+
+    Candidates are taken by increasing leakage. A candidate is a copy of the kept states near
+    it (energy within :data:`SAME_ENERGY` hopping energies, centroid within
+    :data:`SAME_PLACE` cells) when its squared projection on them exceeds 1/2 (copies of one
+    state overlap to about 1 minus their leakage; distinct eigenstates are orthogonal, and a
+    copy of a degenerate pair is a rotation inside their span); it is then attached to the one
+    it overlaps most. Otherwise it is a new state if its box holds it well (leakage <=
+    :data:`NEW_STATE_LEAKAGE`) or its box is its owner's own box (the states of a weakly bound
+    basin leak a little in every box), and no leakier than :data:`MAX_LEAKAGE`.
+    """
+    order = np.argsort(cand["leakage"], kind="stable")
+    local = np.concatenate([np.arange(g["energies"].size) for g in boxes]) if boxes else box
+    index = np.full(box.size, -1)
+    kept: list[int] = []
+    for c in order:
+        leak = cand["leakage"][c]
+        if kept:
+            k = np.asarray(kept)
+            dist = np.linalg.norm(grid.displacement(cand["centroids"][k], cand["centroids"][c]),
+                                  axis=1)
+            near = np.flatnonzero((np.abs(cand["energies"][k] - cand["energies"][c])
+                                   <= SAME_ENERGY * hopping)
+                                  & (dist <= SAME_PLACE * float(np.max(grid.spacing))))
+            if near.size:
+                proj = _projection(boxes, (int(box[c]), int(local[c])),
+                                   [(int(box[s]), int(local[s])) for s in k[near]])
+                if proj.sum() > 0.5:
+                    index[c] = int(near[np.argmax(proj)])
+                    continue
+        if leak <= MAX_LEAKAGE and (leak <= NEW_STATE_LEAKAGE or cand["owner"][c] == box[c]):
+            index[c] = len(kept)
+            kept.append(int(c))
+    return index
+
+
+def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
+    """One record per pair of kept states found together in a box: the least-leaking box.
+
+    ``index`` is each candidate's kept state (-1: dropped), candidates in box order.
+    """
+    recs: dict[str, list] = {k: [] for k in ("a", "b", "ea", "eb", "x2", "leak")}
+    start = 0
+    for got in boxes:
+        n = got["energies"].size
+        ids = index[start:start + n]
+        start += n
+        p, q = np.triu_indices(n, 1)
+        ok = (ids[p] >= 0) & (ids[q] >= 0) & (ids[p] != ids[q])
+        p, q = p[ok], q[ok]
+        swap = ids[p] > ids[q]
+        p, q = np.where(swap, q, p), np.where(swap, p, q)
+        recs["a"].append(ids[p])
+        recs["b"].append(ids[q])
+        recs["ea"].append(got["energies"][p])
+        recs["eb"].append(got["energies"][q])
+        recs["x2"].append(got["x2"][p, q])
+        recs["leak"].append(np.maximum(got["leakage"][p], got["leakage"][q]))
+    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in recs.items()}
+    a, b = cat["a"].astype(int), cat["b"].astype(int)
+    order = np.lexsort((cat["leak"], b, a))
+    first = np.ones(order.size, bool)
+    first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
+    o = order[first]
+    return BoxPairs(a=a[o], b=b[o], energy_a=cat["ea"][o], energy_b=cat["eb"][o],
+                    x2=cat["x2"][o], leakage=cat["leak"][o])
 
 
 def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energy: float,
@@ -224,7 +378,8 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     basins
         The basins of V_u at E_F (:func:`~mottscape.basins.find_basins`).
     metric
-        The Agmon metric at E_F (eq. 9, ``land.agmon_metric(E_F)``), which sets the padding.
+        The Agmon metric at E_F (eq. 9, ``land.agmon_metric(E_F)``): it sets the padding and
+        the distances of the tail amplitudes.
     fermi_energy
         E_F, in the frame of V.
     window
@@ -241,35 +396,31 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         raise InputError(f"window={window!r} must be a finite energy > 0 (the half-width of "
                          "the window of states around E_F)")
     if not (isinstance(padding, int | float) and math.isfinite(padding) and padding > 0):
-        raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 4")
+        raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 10")
     pad = _padding_cells(sample, metric, basins, float(padding))
     A = sample.hamiltonian.matrix("csr")
-    lo, hi = fermi_energy - window, fermi_energy + window
-    parts: dict[str, list] = {key: [] for key in ("basin", "energies", "centroids", "volumes",
-                                                   "tails", "leakage", "ia", "ib", "x2")}
-    offset = 0
-    for k, sl in enumerate(ndi.find_objects(basins.labels, basins.n)):
-        if sl is None:
-            continue
-        got = _box_states(sample, A, basins, k, _box_axes(sample, sl, pad), lo, hi, metric)
-        n = got["energies"].size
-        parts["basin"].append(np.full(n, k))
-        parts["ia"].append(got.pop("ia") + offset)
-        parts["ib"].append(got.pop("ib") + offset)
-        for key, value in got.items():
-            parts[key].append(value)
-        offset += n
+    nearest = nearest_basin(basins.labels)
+    boxes = [_box_candidates(sample, A, basins.labels, _box_axes(sample, sl, pad),
+                             fermi_energy - window, fermi_energy + window, metric, nearest)
+             for sl in ndi.find_objects(basins.labels, basins.n) if sl is not None]
     d = sample.ndim
-
-    def cat(key: str, empty: np.ndarray) -> np.ndarray:
-        return np.concatenate(parts[key]) if parts[key] else empty
-
+    fields = ("energies", "centroids", "volumes", "tails", "leakage", "owner")
+    cand = {k: (np.concatenate([g[k] for g in boxes]) if boxes else
+                np.zeros((0, d) if k == "centroids" else 0)) for k in fields}
+    box = np.concatenate([np.full(g["energies"].size, i) for i, g in enumerate(boxes)]
+                         ) if boxes else np.zeros(0, int)
+    hopping = float(np.max(np.abs((A - sp.diags(A.diagonal())).data), initial=1.0))
+    index = _distinct_states(boxes, cand, box, sample.grid, hopping)
+    n = int(index.max()) + 1 if index.size else 0
+    kept = np.full(n, -1)
+    for c in np.argsort(cand["leakage"], kind="stable")[::-1]:  # least leaking copy last
+        if index[c] >= 0:
+            kept[index[c]] = c
     return BasinStates(
-        basin=cat("basin", np.zeros(0, int)), energies=cat("energies", np.zeros(0)),
-        centroids=cat("centroids", np.zeros((0, d))), volumes=cat("volumes", np.zeros(0)),
-        tails=cat("tails", np.zeros(0)),
-        leakage=cat("leakage", np.zeros(0)), intra_a=cat("ia", np.zeros(0, int)),
-        intra_b=cat("ib", np.zeros(0, int)), intra_x2=cat("x2", np.zeros(0)),
+        basin=cand["owner"][kept].astype(int), energies=cand["energies"][kept],
+        centroids=cand["centroids"][kept], volumes=cand["volumes"][kept],
+        tails=cand["tails"][kept], leakage=cand["leakage"][kept],
+        box_pairs=_pairs_of_boxes(boxes, index), unmatched=int(np.count_nonzero(index < 0)),
         window=float(window), padding_cells=pad)
 
 

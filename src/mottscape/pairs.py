@@ -36,8 +36,10 @@ two-level system of sec. III:
   delta = (E_a - E_b)/2, with int psi_a (x - x_ab) psi_b = S_ab (x_c - x_ab) for the
   LL-approximated states (their product sits on the tube, whose centre is x_c; x_ab is the
   middle of the pair, the origin that makes the dipole of two overlapping states symmetric);
-* two states of the same basin are already orthogonal eigenstates of one well: they enter with
-  their own splitting |E_a - E_b| and their dipole |X_ab|^2 computed on the basin's box.
+* two states resolved together in one basin's box (the states of one basin, or of strongly
+  coupled neighbours) are already eigenstates of the same local Hamiltonian: they enter with
+  their box splitting |E_a - E_b| and their box dipole |X_ab|^2, not through t_ab
+  (``box_share`` reports the part of sigma they carry; the rest is the LL tunnelling model).
 
 sigma_pairs is the Kubo-Greenwood sum (eqs. 4-5, spin included) over these pairs, binned
 exactly like :func:`mottscape.kubo_greenwood`: each pair adds
@@ -74,6 +76,9 @@ if TYPE_CHECKING:
 __all__ = ["PairModel", "mixing_x2", "omega_edges", "pair_conductivity",
            "pair_model", "pair_parameters", "splitting"]
 
+#: A pair found together in a box is resolved there when both states' weights on the box faces
+#: are below this.
+RESOLVE_LEAK = 1e-2
 #: Agmon distance searched beyond rho_omega(omega_min) (e^{-2 x 3}: pairs past it add < 0.3 %).
 BOUND_MARGIN = 3.0
 
@@ -159,10 +164,14 @@ class PairModel:
         ``distances``).
     t, overlap, splitting, x2, active
         Per state pair: t_ab, S_ab, Delta E (eq. 7), |X_ab|^2 (eq. B3), E_- < E_F < E_+.
-    intra_splitting, intra_active
-        The pairs of states of one basin: |E_a - E_b| and whether E_F lies between.
+    boxed
+        Per inter-basin state pair: both states were resolved in one box; such pairs enter
+        sigma with that box's splitting and |X|^2 (``states.box_pairs``), not through t_ab.
     sigma, n_pairs
         Per bin: the conductivity (unit of ``units.sigma_unit``) and the pairs counted.
+    box_share
+        Per bin: the part of ``sigma`` carried by pairs resolved in one box (pairs of one basin
+        and ``boxed`` pairs); the rest is the LL tunnelling model of App. A.
     edges
         Bin edges of angular frequency.
     energy_frame
@@ -186,10 +195,10 @@ class PairModel:
     splitting: np.ndarray
     x2: np.ndarray
     active: np.ndarray
-    intra_splitting: np.ndarray
-    intra_active: np.ndarray
+    boxed: np.ndarray
     sigma: np.ndarray
     n_pairs: np.ndarray
+    box_share: np.ndarray
     edges: np.ndarray
     energy_frame: float
     landscape_count: np.ndarray
@@ -234,6 +243,16 @@ def _search(metric_land: Landscape, basins: Basins, states: BasinStates, ef: flo
     return basin_distances(metric_land, basins, energy=ef, sources=owners, bound=bound)
 
 
+def _box_resolved(states: BasinStates, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Which state pairs (a, b) are resolved together in a box (their dipole is the box's)."""
+    bp = states.box_pairs
+    n = max(states.n, 1)
+    ok = bp.leakage <= RESOLVE_LEAK
+    boxed_keys = np.sort(bp.a[ok] * n + bp.b[ok])
+    keys = np.minimum(a, b) * n + np.maximum(a, b)
+    return np.isin(keys, boxed_keys)
+
+
 def _state_amplitudes(states: BasinStates, kind: str) -> np.ndarray:
     """c_a of eq. 10: V_a^{-1/2} (``"volume"``) or the measured tail amplitude (``"tail"``)."""
     c = 1.0 / np.sqrt(states.volumes)
@@ -255,21 +274,29 @@ def _two_level(t: np.ndarray, overlap: np.ndarray, states: BasinStates, a: np.nd
     return split, x2, (mean - 0.5 * split < ef) & (ef < mean + 0.5 * split)
 
 
-def _intra(states: BasinStates, ef: float) -> tuple[np.ndarray, np.ndarray]:
-    """|E_a - E_b| of the pairs of states of one basin, and whether E_F lies between."""
-    ea, eb = states.energies[states.intra_a], states.energies[states.intra_b]
-    return np.abs(ea - eb), (np.minimum(ea, eb) < ef) & (ef < np.maximum(ea, eb))
+def _box_terms(states: BasinStates, ef: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Splitting, |X|^2 and E_F-between of the pairs resolved in a box (their own energies)."""
+    bp = states.box_pairs
+    ok = bp.leakage <= RESOLVE_LEAK
+    ea, eb = bp.energy_a[ok], bp.energy_b[ok]
+    return (np.abs(ea - eb), bp.x2[ok],
+            (np.minimum(ea, eb) < ef) & (ef < np.maximum(ea, eb)))
 
 
-def _sigma(model_parts: tuple, states: BasinStates, e_edges: np.ndarray, grid, units
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """sigma per bin (study units) and the pairs counted, inter- and intra-basin together."""
-    split, x2, active, intra_split, intra_active = model_parts
-    sigma, count = _binned(np.concatenate([split, intra_split]),
-                           np.concatenate([x2, states.intra_x2]),
-                           np.concatenate([active, intra_active]), e_edges, grid.volume,
-                           grid.ndim)
-    return sigma * units.sigma_factor(grid.ndim), count
+def _sigma(tunnel: tuple, box: tuple, e_edges: np.ndarray, grid, units
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sigma per bin (study units), the pairs counted and the share of box-resolved pairs.
+
+    ``tunnel`` and ``box``: (splitting, |X|^2, active) of the tunnelling and box pairs.
+    """
+    energy, x2_all, active_all = (np.concatenate([u, v]) for u, v in zip(tunnel, box,
+                                                                          strict=True))
+    sigma, count = _binned(energy, x2_all, active_all, e_edges, grid.volume, grid.ndim)
+    in_box = np.arange(energy.size) >= tunnel[0].size
+    part, _ = _binned(energy, x2_all, active_all & in_box, e_edges, grid.volume, grid.ndim)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(sigma > 0, part / sigma, np.nan)
+    return sigma * units.sigma_factor(grid.ndim), count, share
 
 
 def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
@@ -320,14 +347,15 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
                    stats.delta_xi, units.kinetic, _mid_mass(land, dist))
     split, x2, active = _two_level(t, overlap, states, a, b, tubes.centre[pair], grid,
                                    fermi_energy)
-    intra_split, intra_active = _intra(states, fermi_energy)
-    sigma, count = _sigma((split, x2, active, intra_split, intra_active), states, e_edges,
-                          grid, units)
+    boxed = _box_resolved(states, a, b)
+    sigma, count, share = _sigma((split[~boxed], x2[~boxed], active[~boxed]),
+                                 _box_terms(states, fermi_energy), e_edges, grid, units)
     near_bound = rho >= float(np.max(dist.bound)) - 1.0 if rho.size else np.zeros(0, bool)
     return PairModel(states=states, distances=dist, tubes=tubes, a=a, b=b, pair=pair, t=t,
                      overlap=overlap, splitting=split, x2=x2, active=active,
-                     intra_splitting=intra_split, intra_active=intra_active, sigma=sigma,
-                     n_pairs=count, edges=edges, energy_frame=frame,
+                     boxed=boxed,
+                     sigma=sigma, n_pairs=count, box_share=share, edges=edges,
+                     energy_frame=frame,
                      landscape_count=landscape_counts(land, basins, fermi_energy - window,
                                                       fermi_energy + window),
                      truncated=bool(np.any(2.0 * t[near_bound] >= e_edges[0])),
@@ -386,10 +414,12 @@ def _rebinned(model: PairModel, edges: np.ndarray, pipeline) -> PairModel:
     from dataclasses import replace
 
     units, grid = pipeline.sample.units, pipeline.sample.grid
-    sigma, count = _sigma((model.splitting, model.x2, model.active, model.intra_splitting,
-                           model.intra_active), model.states, units.omega_to_energy(edges),
-                          grid, units)
-    return replace(model, sigma=sigma, n_pairs=count, edges=edges)
+    tunnel = ~model.boxed
+    sigma, count, share = _sigma((model.splitting[tunnel], model.x2[tunnel],
+                                  model.active[tunnel]),
+                                 _box_terms(model.states, pipeline.fermi_energy),
+                                 units.omega_to_energy(edges), grid, units)
+    return replace(model, sigma=sigma, n_pairs=count, box_share=share, edges=edges)
 
 
 def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
@@ -397,22 +427,21 @@ def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
 
     Returns a dict of arrays over the inter-basin state pairs: ``a``, ``b`` (state indices),
     ``i``, ``j`` (their basins), ``rho``, ``r``, ``t`` (times ``prefactor``), ``splitting``
-    (Delta E), ``x2`` (|X_ab|^2) and ``active`` (E_- < E_F < E_+). Energies in the study's
+    (Delta E), ``x2`` (|X_ab|^2), ``active`` (E_- < E_F < E_+) and ``boxed`` (both states
+    resolved in one box: splitting and |X|^2 from the box, not from t). Energies in the study's
     energy unit, lengths in its length unit. The model uses the pipeline's frequencies.
     """
     _check_pipeline(pipeline)
     prefactor = _check_prefactor(prefactor)
     model = _model_of(pipeline, omega_edges(pipeline.omega)) if pipeline.omega.size > 1 \
         else _model_of(pipeline, [pipeline.omega[0] / 2, pipeline.omega[0] * 2])
+    if prefactor != 1.0:
+        model = _scaled(model, prefactor, pipeline)
     st, dist = model.states, model.distances
-    t = prefactor * model.t
-    split, x2, active = _two_level(t, prefactor * model.overlap, st, model.a, model.b,
-                                   model.tubes.centre[model.pair], pipeline.sample.grid,
-                                   pipeline.fermi_energy)
     dr = pipeline.sample.grid.displacement(st.centroids[model.a], st.centroids[model.b])
     return dict(a=model.a, b=model.b, i=dist.i[model.pair], j=dist.j[model.pair],
-                rho=dist.rho[model.pair], r=np.sqrt(np.sum(dr**2, axis=1)), t=t,
-                splitting=split, x2=x2, active=active)
+                rho=dist.rho[model.pair], r=np.sqrt(np.sum(dr**2, axis=1)), t=model.t,
+                splitting=model.splitting, x2=model.x2, active=model.active, boxed=model.boxed)
 
 
 def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Dataset:

@@ -78,6 +78,8 @@ def _pair_variables(result: PipelineResult) -> dict:
                             units.sigma_unit(d)),
         "n_pairs_model": _var(w, model.n_pairs, "state pairs of the pair model in the bin",
                               "1"),
+        "pairs_box_share": _var(w, model.box_share, "share of sigma_pairs from pairs resolved "
+                                "in one basin box (the rest: LL tunnelling, App. A)", "1"),
         "n_states_basins": _var(s, st.n, "states near E_F found basin by basin (window of "
                                 "the pair model)", "1"),
         "n_states_landscape_law": _var(s, float(model.landscape_count.sum()), "landscape-law "
