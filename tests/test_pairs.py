@@ -237,3 +237,13 @@ def test_pair_model_results_and_options():
         ms.ac_conductivity(V, 0.9, w, pair_model=True, amplitude="A13")
     with pytest.raises(InputError, match="pair_model"):
         Options(pair_model="yes")  # type: ignore[arg-type]
+
+
+def test_tunnelling_coupling_sends_every_inter_basin_pair_through_t():
+    V = ms.disorder.block((96, 96), block=4, width=4.0, seed=3)
+    w = np.geomspace(5e-3, 0.2, 6)
+    box = ms.run_pipeline(V, 0.9, w, pair_model=True).pair_model
+    tun = ms.run_pipeline(V, 0.9, w, pair_model=True, pair_coupling="tunnelling").pair_model
+    assert box.boxed.any() and not tun.boxed.any()
+    np.testing.assert_array_equal(box.t, tun.t)  # same states, same amplitudes
+    assert np.nansum(tun.box_share * tun.sigma) < np.nansum(box.box_share * box.sigma)

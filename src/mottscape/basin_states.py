@@ -25,6 +25,7 @@ box holds need the tunnelling estimate of App. A (:mod:`mottscape.pairs`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ __all__ = ["BasinStates", "BoxPairs", "basin_states", "landscape_counts", "neare
 
 #: Boxes with at most this many cells are diagonalised densely (``eigh(subset_by_value)``);
 #: larger ones by shift-invert Lanczos around E_F.
-DENSE_BOX_MAX = 2500
+DENSE_BOX_MAX = 300
 #: Agmon distances from the basin over which the tail amplitude of a state is measured.
 TAIL_RANGE = (1.0, 3.0)
 #: Candidates for copies of one state from two boxes: energies within this many hopping
@@ -177,7 +178,10 @@ def _eigenpairs(A: sp.csr_array, lo: float, hi: float) -> tuple[np.ndarray, np.n
     centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     k = 16
     while True:
-        w, v = eigsh(A.tocsc(), k=min(k, n - 2), sigma=centre, which="LM")
+        # a fixed start vector: ARPACK's default one is random, and the numbers would change
+        # at round-off from run to run
+        w, v = eigsh(A.tocsc(), k=min(k, n - 2), sigma=centre, which="LM",
+                     v0=np.ones(n) / math.sqrt(n))
         if np.abs(w - centre).max() > half or k >= n - 2:
             break
         k *= 2
@@ -314,25 +318,36 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
     local = np.concatenate([np.arange(g["energies"].size) for g in boxes]) if boxes else box
     index = np.full(box.size, -1)
     kept: list[int] = []
+    reach = SAME_PLACE * float(np.max(grid.spacing))
+    buckets: dict[tuple[int, ...], list[int]] = {}  # kept states by centroid // reach
+    shape = np.maximum(np.floor(np.asarray(grid.lengths) / reach).astype(int), 1)
     for c in order:
         leak = cand["leakage"][c]
-        if kept:
-            k = np.asarray(kept)
+        home = np.floor(cand["centroids"][c] / reach).astype(int)
+        near_ids = [s for off in itertools.product((-1, 0, 1), repeat=home.size)
+                    for s in buckets.get(_bucket(home + np.asarray(off), shape, grid), [])]
+        if near_ids:
+            k = np.asarray(near_ids)
             dist = np.linalg.norm(grid.displacement(cand["centroids"][k], cand["centroids"][c]),
                                   axis=1)
-            near = np.flatnonzero((np.abs(cand["energies"][k] - cand["energies"][c])
-                                   <= SAME_ENERGY * hopping)
-                                  & (dist <= SAME_PLACE * float(np.max(grid.spacing))))
+            near = k[(np.abs(cand["energies"][k] - cand["energies"][c]) <= SAME_ENERGY * hopping)
+                     & (dist <= reach)]
             if near.size:
                 proj = _projection(boxes, (int(box[c]), int(local[c])),
-                                   [(int(box[s]), int(local[s])) for s in k[near]])
+                                   [(int(box[s]), int(local[s])) for s in near])
                 if proj.sum() > 0.5:
-                    index[c] = int(near[np.argmax(proj)])
+                    index[c] = index[near[np.argmax(proj)]]
                     continue
         if leak <= MAX_LEAKAGE and (leak <= NEW_STATE_LEAKAGE or cand["owner"][c] == box[c]):
             index[c] = len(kept)
             kept.append(int(c))
+            buckets.setdefault(_bucket(home, shape, grid), []).append(int(c))
     return index
+
+
+def _bucket(cell: np.ndarray, shape: np.ndarray, grid) -> tuple[int, ...]:
+    """Hash cell of a centroid (wrapped on periodic samples)."""
+    return tuple(int(x) for x in (cell % shape if grid.periodic else cell))
 
 
 def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:

@@ -49,6 +49,11 @@ The pair model (App. A-B, :mod:`mottscape.pairs`), off by default:
     c_a of eq. 10: ``"volume"`` (V_a^{-1/2}, the paper's estimate below eq. 10) or ``"tail"``
     (our extension: the amplitude of the state's own exponential tail, psi_a ~ A_a e^{-rho}
     measured on its box).
+``pair_coupling``
+    ``"box"`` (default): two states of different basins that one box holds enter with their
+    box splitting and dipole; ``"tunnelling"``: every pair of states of different basins goes
+    through t_ab (App. A), only the states of one basin pair up on their box (this isolates
+    the LL amplitude, for validation).
 
 Solver strategies: ``solver`` (the landscape solve, :func:`mottscape.solve_landscape`),
 ``tol`` (its relative residual), ``dispersion`` (free IDOS of the landscape law).
@@ -76,6 +81,7 @@ __all__ = [
     "LandscapeSolver",
     "MottScale",
     "Options",
+    "PairCoupling",
     "PairSet",
     "Split",
     "StateAmplitude",
@@ -93,6 +99,7 @@ Effective = Literal["vu", "scaled"]
 Amplitude = Literal["a13", "herring", "a16"]
 CrossSection = Literal["fronts", "landscape"]
 StateAmplitude = Literal["volume", "tail"]
+PairCoupling = Literal["box", "tunnelling"]
 #: Landscape solvers: ``"scipy-cg"`` is scipy's CG with a Jacobi preconditioner on the
 #: assembled matrix, ``"stencil-cg"`` the matrix-free fused Jacobi-CG of mottscape.
 LandscapeSolver = Literal["auto", "direct", "banded", "stencil", "mg", "stencil-cg",
@@ -113,7 +120,7 @@ class Options:
     ----------
     mott_scale, dos, center, split, pair_set, xi, effective
         The open choices of the theory (see the module docstring).
-    pair_model, amplitude, cross_section, state_amplitude
+    pair_model, amplitude, cross_section, state_amplitude, pair_coupling
         The pair model of App. A-B and its choices (see the module docstring).
     pair_window
         Half-width (energy) of the window of states of ``pair_set="window"``; None means the
@@ -134,6 +141,7 @@ class Options:
     amplitude: Amplitude = "herring"
     cross_section: CrossSection = "fronts"
     state_amplitude: StateAmplitude = "tail"
+    pair_coupling: PairCoupling = "box"
     solver: LandscapeSolver = "auto"
     tol: float = 1e-10
     dispersion: Dispersion = "lattice"

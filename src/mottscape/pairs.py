@@ -243,11 +243,21 @@ def _search(metric_land: Landscape, basins: Basins, states: BasinStates, ef: flo
     return basin_distances(metric_land, basins, energy=ef, sources=owners, bound=bound)
 
 
-def _box_resolved(states: BasinStates, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _box_usable(states: BasinStates, coupling: str) -> np.ndarray:
+    """Box pairs used as such: resolved (little leakage), and of one basin if ``tunnelling``."""
+    bp = states.box_pairs
+    ok = bp.leakage <= RESOLVE_LEAK
+    if coupling == "tunnelling":
+        ok &= states.basin[bp.a] == states.basin[bp.b]
+    return ok
+
+
+def _box_resolved(states: BasinStates, a: np.ndarray, b: np.ndarray, coupling: str
+                  ) -> np.ndarray:
     """Which state pairs (a, b) are resolved together in a box (their dipole is the box's)."""
     bp = states.box_pairs
     n = max(states.n, 1)
-    ok = bp.leakage <= RESOLVE_LEAK
+    ok = _box_usable(states, coupling)
     boxed_keys = np.sort(bp.a[ok] * n + bp.b[ok])
     keys = np.minimum(a, b) * n + np.maximum(a, b)
     return np.isin(keys, boxed_keys)
@@ -274,10 +284,11 @@ def _two_level(t: np.ndarray, overlap: np.ndarray, states: BasinStates, a: np.nd
     return split, x2, (mean - 0.5 * split < ef) & (ef < mean + 0.5 * split)
 
 
-def _box_terms(states: BasinStates, ef: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _box_terms(states: BasinStates, ef: float, coupling: str
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Splitting, |X|^2 and E_F-between of the pairs resolved in a box (their own energies)."""
     bp = states.box_pairs
-    ok = bp.leakage <= RESOLVE_LEAK
+    ok = _box_usable(states, coupling)
     ea, eb = bp.energy_a[ok], bp.energy_b[ok]
     return (np.abs(ea - eb), bp.x2[ok],
             (np.minimum(ea, eb) < ef) & (ef < np.maximum(ea, eb)))
@@ -347,9 +358,10 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
                    stats.delta_xi, units.kinetic, _mid_mass(land, dist))
     split, x2, active = _two_level(t, overlap, states, a, b, tubes.centre[pair], grid,
                                    fermi_energy)
-    boxed = _box_resolved(states, a, b)
+    boxed = _box_resolved(states, a, b, options.pair_coupling)
     sigma, count, share = _sigma((split[~boxed], x2[~boxed], active[~boxed]),
-                                 _box_terms(states, fermi_energy), e_edges, grid, units)
+                                 _box_terms(states, fermi_energy, options.pair_coupling),
+                                 e_edges, grid, units)
     near_bound = rho >= float(np.max(dist.bound)) - 1.0 if rho.size else np.zeros(0, bool)
     return PairModel(states=states, distances=dist, tubes=tubes, a=a, b=b, pair=pair, t=t,
                      overlap=overlap, splitting=split, x2=x2, active=active,
@@ -417,7 +429,8 @@ def _rebinned(model: PairModel, edges: np.ndarray, pipeline) -> PairModel:
     tunnel = ~model.boxed
     sigma, count, share = _sigma((model.splitting[tunnel], model.x2[tunnel],
                                   model.active[tunnel]),
-                                 _box_terms(model.states, pipeline.fermi_energy),
+                                 _box_terms(model.states, pipeline.fermi_energy,
+                                            pipeline.options.pair_coupling),
                                  units.omega_to_energy(edges), grid, units)
     return replace(model, sigma=sigma, n_pairs=count, box_share=share, edges=edges)
 
@@ -461,8 +474,8 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
     Returns
     -------
     xarray.Dataset
-        ``sigma_pairs`` and ``n_pairs`` on coordinate ``omega`` (geometric bin centres), with
-        ``omega_lower``/``omega_upper``.
+        ``sigma_pairs``, ``n_pairs`` and ``box_share`` on coordinate ``omega`` (geometric bin
+        centres), with ``omega_lower``/``omega_upper``.
     """
     import xarray as xr
 
@@ -476,7 +489,9 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
         {"sigma_pairs": ("omega", model.sigma, {"units": units.sigma_unit(d),
                                                 "long_name": "pair model (App. A-B)"}),
          "n_pairs": ("omega", model.n_pairs, {"units": "1",
-                                              "long_name": "state pairs in the bin"})},
+                                              "long_name": "state pairs in the bin"}),
+         "box_share": ("omega", model.box_share, {"units": "1", "long_name": "share of "
+                                                  "sigma_pairs from pairs resolved in a box"})},
         coords={"omega": ("omega", np.sqrt(edges[:-1] * edges[1:]),
                           {"units": units.omega_unit}),
                 "omega_lower": ("omega", edges[:-1], {"units": units.omega_unit}),

@@ -115,7 +115,13 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
     out["n_pairs_ll"] = (("variant", "omega"), npairs)
     out["valid_ll"] = (("variant", "omega"), valid)
     out["sigma_mb"] = ("omega", ds0["sigma_mb"].values)
-    out["sigma_pairs"] = ("omega", pair_conductivity(base, edges)["sigma_pairs"].values)
+    pairs = pair_conductivity(base, edges)
+    out["sigma_pairs"] = ("omega", pairs["sigma_pairs"].values)
+    out["pairs_box_share"] = ("omega", pairs["box_share"].values)
+    tunnel = run(sample, ef, centres, base.options.replace(pair_coupling="tunnelling"),
+                 landscape=land)
+    out["sigma_pairs_tunnelling"] = ("omega", pair_conductivity(tunnel, edges)
+                                     ["sigma_pairs"].values)
     for name in ("nu", "nu_landscape", "nu_basins", "delta_xi", "delta_xi_mb", "xi",
                  "localization_volume"):
         out[name] = ((), float(ds0[name]))
@@ -163,6 +169,8 @@ def summarize(per: xr.Dataset, seed: int = 0) -> xr.Dataset:
     out = per.copy()
     out["sigma_exact_mean"] = ("omega", ex.mean(axis=0))
     curves = {"mb": per["sigma_mb"].values, "pairs": per["sigma_pairs"].values}
+    if "sigma_pairs_tunnelling" in per:
+        curves["pairs_tunnelling"] = per["sigma_pairs_tunnelling"].values
     for v in per.variant.values:
         curves[f"ll_{v}"] = per["sigma_ll"].sel(variant=v).values
     stats = {}
