@@ -230,6 +230,10 @@ def test_pair_model_results_and_options():
         assert name in ds and "units" in ds[name].attrs
     assert np.all(ds.omega_lower < ds.omega) and np.all(ds.omega < ds.omega_upper)
     assert ds.attrs["option_pair_model"] == 1
+    from mottscape.plot import plot_conductivity
+
+    labels = [line.get_label() for line in plot_conductivity(ds).axes[0].get_lines()]
+    assert any("pairs" in label for label in labels)
     assert "sigma_pairs" not in ms.ac_conductivity(V, 0.9, w)
     with pytest.raises(InputError, match="at least two"):
         ms.ac_conductivity(V, 0.9, 0.05, pair_model=True)

@@ -199,7 +199,7 @@ def _curve(ds, name: str):
 
 
 def plot_conductivity(ds, ax=None, exact=None) -> Figure:
-    """sigma_LL (eq. 17) and sigma_MB (eq. 1) against omega on log-log axes.
+    """sigma_LL (eq. 17), sigma_MB (eq. 1) and sigma_pairs if present, against omega (log-log).
 
     Works for one realization and for ensembles (``run_ensemble`` results, a results.nc of
     several realizations): the ensemble mean is drawn with a band of +- one standard error.
@@ -218,8 +218,11 @@ def plot_conductivity(ds, ax=None, exact=None) -> Figure:
     valid = ds["valid"].values.astype(bool)
     if valid.ndim == 2:
         valid = valid.mean(axis=0) >= 0.5
-    for name, color, style, label in (("sigma_ll", "C1", "-", r"$\sigma_{LL}$ (eq. 17)"),
-                                      ("sigma_mb", "C0", "--", r"$\sigma_{MB}$ (eq. 1)")):
+    curves = [("sigma_ll", "C1", "-", r"$\sigma_{LL}$ (eq. 17)"),
+              ("sigma_mb", "C0", "--", r"$\sigma_{MB}$ (eq. 1)")]
+    if "sigma_pairs" in ds:
+        curves.append(("sigma_pairs", "C2", "-.", r"$\sigma_{pairs}$ (App. A-B)"))
+    for name, color, style, label in curves:
         mean, sem = _curve(ds, name)
         pos = np.isfinite(mean) & (mean > 0)
         ax.loglog(w[pos], mean[pos], style, color=color, lw=1,

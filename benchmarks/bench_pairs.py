@@ -1,0 +1,59 @@
+"""Cost of the pair model (pair_model=True) against the LL pipeline and the exact reference.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bench_pairs.py [1d] [2d] [3d]
+
+One sample per case, the three timed in one run (ratios cancel the machine's load): the LL
+pipeline alone, the same with the pair model, and ``kubo_greenwood`` on the pair model's bins.
+Cases: 1D block chain of 2^17 sites (E_F = 1), 2D block 256^2 (E_F = 0.9), 3D Anderson box
+[0, 20] 20^3 (E_F between the 40th and 41st eigenvalues).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+import mottscape as ms
+from mottscape.exact import kubo_greenwood, lowest_eigenvalues
+from mottscape.pairs import omega_edges
+from mottscape.sample import make_sample
+
+
+def case(name: str):
+    if name == "1d":
+        V = ms.disorder.block((1 << 17,), block=8, width=4.0, seed=1)
+        return make_sample(V), 1.0, np.geomspace(1.5e-3, 0.15, 8)
+    if name == "2d":
+        V = ms.disorder.block((256, 256), block=4, width=4.0, seed=3)
+        return make_sample(V), 0.9, np.geomspace(5e-3, 0.2, 6)
+    V = ms.disorder.anderson((20, 20, 20), width=20.0, seed=1)
+    s = make_sample(V)
+    ev = lowest_eigenvalues(s, 41)
+    return s, float(0.5 * (ev[39] + ev[40])), np.geomspace(0.02, 0.5, 6)
+
+
+def timed(f, *args, **kwargs) -> float:
+    t0 = time.perf_counter()
+    f(*args, **kwargs)
+    return time.perf_counter() - t0
+
+
+def main(names) -> None:
+    print("| case | LL pipeline (s) | with pair model (s) | exact (s) | exact / pair model |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        s, ef, w = case(name)
+        ms.run_pipeline(s, ef, w[:2], pair_model=True)  # compile the kernels
+        t_ll = timed(ms.run_pipeline, s, ef, w)
+        t_pm = timed(ms.run_pipeline, s, ef, w, pair_model=True)
+        t_ex = timed(kubo_greenwood, s, ef, omega_edges(w))
+        print(f"| {name} {s.shape} | {t_ll:.2f} | {t_pm:.1f} | {t_ex:.1f} | {t_ex / t_pm:.2g} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["1d", "2d"])
