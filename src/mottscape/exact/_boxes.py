@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +44,7 @@ import scipy.sparse as sp
 from ..errors import InputError
 from ..grid import Grid
 from ..hamiltonian import Hamiltonian
-from ._common import _blas_single_thread, _Block
+from ._common import _Block
 from ._kg import _Accumulator
 from ._windows import _merge_states, _solve_dense, _solve_shift_invert
 
@@ -495,77 +494,3 @@ def merge_duplicates(blocks: list[_Block], grid: Grid, scale: float) -> tuple[li
 
 def _wrap(x: np.ndarray, L: np.ndarray) -> np.ndarray:
     return x - L * np.round(x / L)
-
-
-def solve_boxes(ham: Hamiltonian, lo: float, hi: float, core: int, padding: int,
-                expected: int, tol: float = BOX_TOL, progress: bool = False
-                ) -> tuple[list[_Block], dict]:
-    """Run :func:`solve_box` over the tiling and merge states kept twice.
-
-    Parameters
-    ----------
-    ham
-        The full Hamiltonian (eq. 3).
-    lo, hi
-        The energy window.
-    core, padding
-        Core edge and starting padding of the boxes, in cells.
-    expected
-        The inertia count of window states (sets the first shifts of spectrum slicing).
-    tol
-        Residual tolerance, see :func:`solve_box`.
-    progress
-        Show a progress bar over the boxes.
-
-    Returns
-    -------
-    blocks, info
-        The kept states per box and diagnostics (``n_boxes``, ``box_max_padding``,
-        ``box_retries``, ``box_max_residual``, ``box_duplicates``, ``box_unconverged``, ...).
-    """
-    grid = ham.grid
-    check_box_geometry(grid, core, padding)
-    A = ham.matrix("csr")
-    density = expected / ham.size
-    boxes = make_boxes(grid, core, padding)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(boxes, desc="boxes")
-    blocks, results = [], []
-    with _blas_single_thread():
-        for box in boxes if bar is None else bar:
-            r = solve_box(ham, box, lo, hi, density=density, tol=tol, matrix=A)
-            results.append(r)
-            if r.block is not None:
-                blocks.append(r.block)
-            if bar is not None:
-                bar.set_postfix(padding=r.box.max_padding, kept=r.diagnostics.get("kept", 0),
-                                     in_box=r.n_box_states, residual=f"{r.residual:.1e}",
-                                     seconds=f"{r.seconds:.1f}")
-    scale = _hopping_scale(ham)
-    blocks, n_dup = merge_duplicates(blocks, grid, scale)
-    bad = [r for r in results if r.residual > tol * scale]
-    if bad:
-        worst = max(bad, key=lambda r: r.residual)
-        warnings.warn(
-            f"{len(bad)} of {len(boxes)} boxes keep states whose residual against the full H "
-            f"exceeds box_tol={tol:g} (largest {worst.residual / scale:.2g} hopping energies, "
-            f"core {worst.box.core_lo}-{worst.box.core_hi}, padding {worst.box.max_padding} cells, "
-            "which could not grow further): their energies and matrix elements are accurate "
-            "only to about that residual; use a larger sample, boundary='dirichlet', or "
-            "method='shift-invert'", RuntimeWarning, stacklevel=3)
-    info = {
-        "n_boxes": len(boxes),
-        "box_core": core,
-        "box_padding": padding,
-        "box_max_padding": max(r.box.max_padding for r in results),
-        "box_retries": int(sum(r.retries for r in results)),
-        "box_max_residual": max((r.residual for r in results), default=0.0),
-        "box_seconds_max": max((r.seconds for r in results), default=0.0),
-        "factorisations": int(sum(r.factorisations for r in results)),
-        "box_unconverged": len(bad),
-        "box_duplicates": n_dup,
-    }
-    return blocks, info
