@@ -139,3 +139,25 @@ def test_exact_method_keys_are_checked(key, value, pattern):
     bad = {**BOXES, "conductivity": {**BOXES["conductivity"], key: value}}
     with pytest.raises(StudyError, match=pattern):
         ms.study_from_dict(bad)
+
+
+def test_cli_run_with_boxes_and_a_store(tmp_path, capsys):
+    """``mottscape run`` of a boxes study with a store: realization 0's boxes run as tasks
+    too (plans kept, piece records removed once the realizations are written), and the
+    numbers equal kubo_greenwood's."""
+    path = tmp_path / "s.toml"
+    path.write_text("[potential]\nmodel = 'anderson'\nshape = [36, 36]\nseed = 5\n"
+                    "width = 20.0\n[conductivity]\nfermi_energy = 3.4\nomega_min = 0.02\n"
+                    "omega_max = 0.4\nn_omega = 4\nexact = true\nexact_method = 'boxes'\n"
+                    "exact_padding = 6\nexact_core = 12\n[ensemble]\nrealizations = 2\n"
+                    "[output]\nfigures = false\n")
+    store = tmp_path / "store"
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--store", str(store)]) == 0
+    assert "sigma_exact" in capsys.readouterr().out
+    ds = ms.read_netcdf(tmp_path / "o" / "results.nc")
+    st = ms.load_study(path)
+    ref = ms.kubo_greenwood(st.make_sample(1), 3.4, st.omega_edges(), method="boxes",
+                            padding=6, core=12)
+    np.testing.assert_array_equal(ds.sigma_exact.isel(realization=1), ref.sigma)
+    assert len(list((store / "exact-plans").glob("realization_*.nc"))) == 2
+    assert not list((store / "exact-pieces").glob("realization_*.nc"))
