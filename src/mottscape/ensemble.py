@@ -7,6 +7,11 @@ engine, the number of workers or of threads (see :mod:`mottscape.runner`). A ``[
 makes the tasks (parameter point, realization), with the same seeds at every point.
 With a ``store`` each finished realization is written at once and
 reused by a rerun of the same study (:mod:`mottscape.store`).
+
+A study whose exact reference is split (``[conductivity] exact_method = "boxes"``, or the 1D
+segments) runs it piece by piece first (:func:`exact_references`): a plan per realization,
+then one task per box or run of segments, merged in this process, every piece a record of the
+store's ``exact-pieces`` directory (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
