@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 import mottscape as ms
+from mottscape import ensemble
 from mottscape.cli import main
 from mottscape.config import StudyError
+from mottscape.exact import _boxes, _tasks, make_boxes
 
 STUDY = {
     "potential": {"model": "block", "shape": [48, 48], "seed": 4, "block": 4, "width": 4.0},
@@ -50,3 +52,112 @@ def test_one_frequency_cannot_have_exact_bins():
     bad = {**STUDY, "conductivity": {"fermi_energy": 0.8, "omega": [0.1], "exact": True}}
     with pytest.raises(StudyError, match="at least two frequencies"):
         ms.study_from_dict(bad)
+
+
+# ----------------------------------------------------------------------------- by pieces
+#: 2D Anderson W = 20 in the band tail, exact reference by overlapping boxes (9 boxes).
+BOXES = {
+    "potential": {"model": "anderson", "shape": [36, 36], "seed": 5, "width": 20.0},
+    "conductivity": {"fermi_energy": 3.4, "omega_min": 0.02, "omega_max": 0.4, "n_omega": 4,
+                     "exact": True, "exact_method": "boxes", "exact_padding": 6,
+                     "exact_core": 12},
+}
+
+
+def test_boxes_study_runs_piece_by_piece_with_the_bits_of_kubo_greenwood():
+    st = ms.study_from_dict(BOXES)
+    assert ensemble.splits_exact(st)
+    ds = ms.run_ensemble(st, 2)
+    for r in range(2):
+        ref = ms.kubo_greenwood(st.make_sample(r), 3.4, st.omega_edges(), method="boxes",
+                                padding=6, core=12)
+        assert ref.attrs["n_boxes"] == 9
+        np.testing.assert_array_equal(ds.sigma_exact.isel(realization=r), ref.sigma)
+        np.testing.assert_array_equal(ds.n_pairs_exact.isel(realization=r), ref.n_pairs)
+    assert np.count_nonzero(ds.sigma_exact.values) >= 4
+
+
+def test_boxes_on_two_workers_equal_one_worker_bit_for_bit():
+    st = ms.study_from_dict(BOXES)
+    one = ms.run_ensemble(st, 2, workers=1)
+    two = ms.run_ensemble(st, 2, workers=2)
+    np.testing.assert_array_equal(one.sigma_exact.values, two.sigma_exact.values)
+    np.testing.assert_array_equal(one.sigma_ll.values, two.sigma_ll.values)
+
+
+def test_a_missing_piece_record_is_the_only_one_recomputed(tmp_path, monkeypatch):
+    """A run killed among the boxes resumes: only the box whose record is missing is solved
+    again, and the result is the same."""
+    st = ms.study_from_dict(BOXES)
+    store = tmp_path / "store"
+    first = ensemble.exact_references(st, [0], store=store)[0]
+    records = sorted((store / "exact-pieces").glob("realization_*.nc"))
+    assert len(records) == 9
+    records[4].unlink()
+    calls = []
+    real = _boxes.solve_box
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_boxes, "solve_box", counted)
+    again = ensemble.exact_references(st, [0], store=store)[0]
+    assert len(calls) == 1 and calls[0] == make_boxes(st.make_sample(0).grid, 12, 6)[4]
+    np.testing.assert_array_equal(first.sigma.values, again.sigma.values)
+    # a full run reuses the plan and the pieces, then removes the pieces (scratch records)
+    ds = ms.run_ensemble(st, 1, store=store)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(ds.sigma_exact.isel(realization=0), first.sigma)
+    assert not list((store / "exact-pieces").glob("realization_*.nc"))
+
+
+def test_1d_segments_run_as_pieces(monkeypatch):
+    """A long chain (auto: segments) cut into pieces of a few segments gives the bits of
+    kubo_greenwood (pieces of any size hold the same segments)."""
+    study = ms.study_from_dict({
+        "potential": {"model": "anderson", "shape": [6000], "seed": 2, "width": 3.0},
+        "conductivity": {"fermi_energy": 0.8, "omega_min": 0.005, "omega_max": 0.1,
+                         "n_omega": 4, "exact": True}})
+    assert ensemble.splits_exact(study)
+    ref = ms.kubo_greenwood(study.make_sample(0), 0.8, study.omega_edges())
+    assert ref.attrs["method"] == "segments"
+    monkeypatch.setattr(_tasks, "PIECE_CELLS", 1000)
+    plan = ms.exact.plan_exact(study.make_sample(0), 0.8, study.omega_edges())
+    assert plan is not None and plan.n_pieces > 3
+    ds = ms.run_ensemble(study, 1)
+    np.testing.assert_array_equal(ds.sigma_exact.isel(realization=0), ref.sigma)
+    assert np.count_nonzero(ref.sigma.values) == 4
+
+
+@pytest.mark.parametrize(("key", "value", "pattern"), [
+    ("exact_method", "blocks", r"exact_method = 'blocks' is not known"),
+    ("exact_padding", -1, r"exact_padding = -1 must be >= 0"),
+    ("exact_core", 0, r"exact_core = 0 must be >= 1"),
+])
+def test_exact_method_keys_are_checked(key, value, pattern):
+    bad = {**BOXES, "conductivity": {**BOXES["conductivity"], key: value}}
+    with pytest.raises(StudyError, match=pattern):
+        ms.study_from_dict(bad)
+
+
+def test_cli_run_with_boxes_and_a_store(tmp_path, capsys):
+    """``mottscape run`` of a boxes study with a store: realization 0's boxes run as tasks
+    too (plans kept, piece records removed once the realizations are written), and the
+    numbers equal kubo_greenwood's."""
+    path = tmp_path / "s.toml"
+    path.write_text("[potential]\nmodel = 'anderson'\nshape = [36, 36]\nseed = 5\n"
+                    "width = 20.0\n[conductivity]\nfermi_energy = 3.4\nomega_min = 0.02\n"
+                    "omega_max = 0.4\nn_omega = 4\nexact = true\nexact_method = 'boxes'\n"
+                    "exact_padding = 6\nexact_core = 12\n[ensemble]\nrealizations = 2\n"
+                    "[output]\nfigures = false\n")
+    store = tmp_path / "store"
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--store", str(store)]) == 0
+    assert "sigma_exact" in capsys.readouterr().out
+    ds = ms.read_netcdf(tmp_path / "o" / "results.nc")
+    st = ms.load_study(path)
+    ref = ms.kubo_greenwood(st.make_sample(1), 3.4, st.omega_edges(), method="boxes",
+                            padding=6, core=12)
+    np.testing.assert_array_equal(ds.sigma_exact.isel(realization=1), ref.sigma)
+    assert len(list((store / "exact-plans").glob("realization_*.nc"))) == 2
+    assert not list((store / "exact-pieces").glob("realization_*.nc"))

@@ -99,7 +99,8 @@ _SCHEMA: dict[str, dict[str, str]] = {
              "units": "str"},
     "conductivity": {"fermi_energy": "real", "omega_min": "real", "omega_max": "real",
                      "n_omega": "int", "omega": "real_list", "mott_scale": "str",
-                     "exact": "bool"},
+                     "exact": "bool", "exact_method": "str", "exact_padding": "int",
+                     "exact_core": "int"},
     "ensemble": {"realizations": "int"},
     "cluster": {"scheduler": "str", "workers": "int"},
     "options": {name: "any" for name in Options.names()},
@@ -176,7 +177,10 @@ class ConductivitySection:
     Exactly one of ``omega`` (explicit, strictly increasing) and the triple
     ``omega_min, omega_max, n_omega`` (log-spaced) is set; the other is ``None``. ``exact``
     asks for the exact Kubo-Greenwood conductivity of every realization beside sigma_LL
-    (bin-averaged over the bins of :meth:`Study.omega_edges`).
+    (bin-averaged over the bins of :meth:`Study.omega_edges`); ``exact_method``,
+    ``exact_padding`` and ``exact_core`` are the ``method``, ``padding`` and ``core`` of
+    :func:`mottscape.exact.kubo_greenwood` (None: its defaults). With the boxes (2D/3D) or
+    the 1D segments, each box or run of segments is a task of the ensemble engine.
     """
 
     fermi_energy: float
@@ -186,6 +190,9 @@ class ConductivitySection:
     omega: tuple[float, ...] | None
     mott_scale: str
     exact: bool = False
+    exact_method: str | None = None
+    exact_padding: int | None = None
+    exact_core: int | None = None
 
 
 @dataclass(frozen=True)
@@ -998,6 +1005,7 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
     mott = _choice(ctx, "conductivity", "mott_scale",
                    _require(ctx, "conductivity", "mott_scale", v), MOTT_SCALES)
     exact = bool(v.get("exact", False))
+    how = _exact_how(ctx, v)
     if "omega" in v:
         w = v["omega"]
         if any(x <= 0 for x in w) or any(b <= a for a, b in itertools.pairwise(w)):
@@ -1007,7 +1015,7 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
             raise ctx.error("[conductivity] exact = true needs at least two frequencies (the "
                             "exact bins lie between them)", "conductivity", "exact")
         return ConductivitySection(fermi_energy=ef, omega_min=None, omega_max=None,
-                                   n_omega=None, omega=w, mott_scale=mott, exact=exact)
+                                   n_omega=None, omega=w, mott_scale=mott, exact=exact, **how)
     lo = _require(ctx, "conductivity", "omega_min", v)
     hi = _require(ctx, "conductivity", "omega_max", v)
     n = _require(ctx, "conductivity", "n_omega", v)
@@ -1025,7 +1033,24 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
                         "sigma(omega) is smooth on a log grid: use a few dozen",
                         "conductivity", "n_omega")
     return ConductivitySection(fermi_energy=ef, omega_min=lo, omega_max=hi, n_omega=n,
-                               omega=None, mott_scale=mott, exact=exact)
+                               omega=None, mott_scale=mott, exact=exact, **how)
+
+
+def _exact_how(ctx: _Ctx, v: dict) -> dict[str, Any]:
+    """``exact_method``, ``exact_padding`` and ``exact_core`` of ``[conductivity]``, checked."""
+    from .exact import METHODS
+
+    how: dict[str, Any] = {}
+    if "exact_method" in v:
+        how["exact_method"] = _choice(ctx, "conductivity", "exact_method", v["exact_method"],
+                                      METHODS)
+    for key, least in (("exact_padding", 0), ("exact_core", 1)):
+        if key in v:
+            if v[key] < least:
+                raise ctx.error(f"[conductivity] {key} = {v[key]} must be >= {least} cells",
+                                "conductivity", key)
+            how[key] = v[key]
+    return how
 
 
 def _options_section(ctx: _Ctx, user: dict, default: dict, conductivity: dict) -> Options:

@@ -7,10 +7,16 @@ engine, the number of workers or of threads (see :mod:`mottscape.runner`). A ``[
 makes the tasks (parameter point, realization), with the same seeds at every point.
 With a ``store`` each finished realization is written at once and
 reused by a rerun of the same study (:mod:`mottscape.store`).
+
+A study whose exact reference is split (``[conductivity] exact_method = "boxes"``, or the 1D
+segments) runs it piece by piece first (:func:`exact_references`): a plan per realization,
+then one task per box or run of segments, merged in this process, every piece a record of the
+store's ``exact-pieces`` directory (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -23,9 +29,9 @@ import numpy as np
 import xarray as xr
 
 from .config import Study
-from .errors import InputError
+from .errors import ConvergenceError, InputError
 from .options import Options
-from .runner import Failure, RunReport, run_tasks
+from .runner import Failure, RunReport, engine, run_tasks
 from .store import Store
 
 __all__ = ["aggregate", "combine", "combine_points", "realization_task", "run_ensemble",
@@ -61,28 +67,45 @@ def study_description(study: Study, kind: str, extra: Mapping[str, Any] | None =
 POINT_STRIDE = 1_000_000
 
 
-def realization_task(study: Study, realization: int) -> xr.Dataset:
-    """The LL workflow on one realization of a study, as a Dataset (one runner task)."""
+def realization_task(study: Study, realization: int, exact: xr.Dataset | None = None
+                     ) -> xr.Dataset:
+    """The LL workflow on one realization of a study, as a Dataset (one runner task).
+
+    ``exact``: the realization's exact KG result when it was computed piece by piece
+    (:func:`exact_references`); otherwise, when the study asks for it, it is computed here.
+    """
     from .pipeline import run
 
     c = study.conductivity
     sample = study.make_sample(realization)
     ds = run(sample, c.fermi_energy, study.omegas(), study.options).to_dataset()
     if c.exact:
-        ds = with_exact(ds, sample, c.fermi_energy, study.omega_edges())
+        ds = with_exact(ds, sample, c.fermi_energy, study.omega_edges(), kg=exact,
+                        **exact_arguments(study))
     return ds
 
 
-def with_exact(ds: xr.Dataset, sample, fermi_energy: float, edges: np.ndarray) -> xr.Dataset:
+def exact_arguments(study: Study) -> dict[str, Any]:
+    """The ``method``, ``padding`` and ``core`` of the study's exact reference (those set)."""
+    c = study.conductivity
+    how = {"method": c.exact_method, "padding": c.exact_padding, "core": c.exact_core}
+    return {k: v for k, v in how.items() if v is not None}
+
+
+def with_exact(ds: xr.Dataset, sample, fermi_energy: float, edges: np.ndarray, *,
+               kg: xr.Dataset | None = None, **kwargs: Any) -> xr.Dataset:
     """``ds`` with the exact Kubo-Greenwood sigma of the same sample (eqs. 4-5) beside it.
 
     ``sigma_exact`` and ``n_pairs_exact`` on ``omega``: bin-averaged over ``edges`` (one bin
     per frequency of ``ds``, see :meth:`mottscape.config.Study.omega_edges`), with the bin
-    bounds as coordinates ``omega_lower`` and ``omega_upper``.
+    bounds as coordinates ``omega_lower`` and ``omega_upper``. ``kg`` is the KG result if
+    already computed (by pieces on the engine), else ``kubo_greenwood(sample, fermi_energy,
+    edges, **kwargs)`` is called.
     """
     from .exact import kubo_greenwood
 
-    kg = kubo_greenwood(sample, fermi_energy, edges)
+    if kg is None:
+        kg = kubo_greenwood(sample, fermi_energy, edges, **kwargs)
     sigma = kg["sigma"]
     out = ds.assign(
         sigma_exact=("omega", sigma.values, {**sigma.attrs, "long_name": "exact Kubo-Greenwood "
@@ -95,10 +118,18 @@ def with_exact(ds: xr.Dataset, sample, fermi_energy: float, edges: np.ndarray) -
         omega_upper=("omega", edges[1:], {"long_name": "upper bin edge", "units": unit}))
 
 
-def sweep_task(study: Study, task: int) -> xr.Dataset:
-    """Task ``p * POINT_STRIDE + r``: realization r at parameter point p of a sweep."""
+def sweep_task(study: Study, task: int,
+               exact: Mapping[int, xr.Dataset | tuple[str, str]] | None = None) -> xr.Dataset:
+    """Task ``p * POINT_STRIDE + r``: realization r at parameter point p of a sweep.
+
+    ``exact`` maps tasks to their exact KG results computed by pieces (or to the
+    ``(kind, message)`` of the failure that stopped them, raised again here).
+    """
     point, realization = divmod(task, POINT_STRIDE)
-    return realization_task(study.points[point] if study.points else study, realization)
+    kg = None if exact is None else exact.get(task)
+    if isinstance(kg, tuple):
+        raise ConvergenceError(f"exact reference ({kg[0]}): {kg[1]}")
+    return realization_task(study.points[point] if study.points else study, realization, kg)
 
 
 def task_ids(study: Study, index: list[int]) -> list[int]:
@@ -153,10 +184,139 @@ def run_ensemble(
     index = realization_indices(study, realizations)
     if option_values:
         study = _with_options(study, study.options.replace(**option_values))
-    report = run_study_tasks(study, "pipeline", functools.partial(sweep_task, study),
-                             task_ids(study, index), workers=workers, scheduler=scheduler,
-                             store=store, log=log, progress=progress, precomputed=precomputed)
+    ids = task_ids(study, index)
+    say = log or (lambda _m: None)
+    opened = contextlib.nullcontext(None) if store is None \
+        else Store(store, study_description(study, "pipeline"), log=log)
+    with opened as st, engine(workers, scheduler, say) as client:
+        todo = [t for t in ids if splits_exact(_point_study(study, t))
+                and not (precomputed and t in precomputed) and (st is None or st.load(t) is None)]
+        exact = exact_references(study, todo, client=client, store=store, log=log,
+                                 progress=progress)
+        report = run_tasks(functools.partial(sweep_task, study, exact=exact or None), ids,
+                           store=st, client=client, log=log, progress=progress,
+                           precomputed=precomputed)
+    if store is not None and todo:
+        _prune_pieces(Path(store), set(report.results))
     return combine_points(report, index, study.point_labels())
+
+
+# ---------------------------------------------------------------------- exact reference by pieces
+#: Record id of piece k of the exact reference of task t (store directory ``exact-pieces``).
+PIECE_STRIDE = 1_000_000
+
+
+def splits_exact(study: Study) -> bool:
+    """Whether a study's exact reference runs piece by piece: boxes, or 1D segments."""
+    from .exact import WHOLE_CHAIN_MAX
+
+    c = study.conductivity
+    method = c.exact_method or "auto"
+    if not c.exact or method not in ("auto", "boxes", "segments"):
+        return False
+    if method != "auto":
+        return True
+    shape = study.potential.shape or study.make_potential(0).shape
+    return len(shape) == 1 and study.grid.boundary == "dirichlet" \
+        and int(np.prod(shape)) > WHOLE_CHAIN_MAX
+
+
+def _point_study(study: Study, task: int) -> Study:
+    point = task // POINT_STRIDE
+    return study.points[point] if study.points else study
+
+
+def plan_task(study: Study, task: int) -> xr.Dataset:
+    """The plan of the exact reference of task ``task`` (its window counts and geometry)."""
+    from .exact import plan_exact
+
+    st = _point_study(study, task)
+    plan = plan_exact(st.make_sample(task % POINT_STRIDE), st.conductivity.fermi_energy,
+                      st.omega_edges(), **exact_arguments(st))
+    if plan is None:
+        raise InputError(f"task {task}: the exact reference of this study is not split")
+    return plan.to_dataset()
+
+
+def piece_task(study: Study, plan: xr.Dataset, piece: int) -> xr.Dataset:
+    """Piece ``piece % PIECE_STRIDE`` of the exact reference of task ``piece // PIECE_STRIDE``."""
+    from .exact import ExactPlan, piece_to_dataset, solve_piece
+
+    task, k = divmod(piece, PIECE_STRIDE)
+    sample = _point_study(study, task).make_sample(task % POINT_STRIDE)
+    return piece_to_dataset(solve_piece(sample.hamiltonian, ExactPlan.from_dataset(plan), k))
+
+
+def exact_references(study: Study, tasks: list[int], *, client: Any = None,
+                     store: str | Path | None = None,
+                     log: Callable[[str], None] | None = None, progress: bool = False
+                     ) -> dict[int, xr.Dataset | tuple[str, str]]:
+    """The exact KG results of ``tasks``, each split into pieces that run as engine tasks.
+
+    First the plans of every task (one round: the inertia counts of each sample), then, task
+    by task, its pieces (one round each: boxes or runs of 1D segments on the workers), merged
+    here by :func:`mottscape.exact.finish_exact`. With a ``store``, plans and pieces are
+    records of its sub-directories ``exact-plans`` and ``exact-pieces``: a killed run
+    recomputes only the missing ones. Numbers are those of ``kubo_greenwood`` bit for bit.
+
+    Returns
+    -------
+    dict
+        By task: the KG Dataset (``sigma``, ``n_pairs``), or ``(kind, message)`` of the
+        error that stopped it.
+    """
+    if not tasks:
+        return {}
+    out: dict[int, xr.Dataset | tuple[str, str]] = {}
+    with _sub_store(study, store, "exact-plans", log) as plan_store:
+        plans = run_tasks(functools.partial(plan_task, study), tasks, store=plan_store,
+                          client=client, log=log, progress=progress)
+    for f in plans.failures:
+        out[f.task] = (f.kind, f.message)
+    with _sub_store(study, store, "exact-pieces", log) as piece_store:
+        for t in tasks:
+            if t in plans.results:
+                out[t] = _exact_from_pieces(study, t, plans.results[t], piece_store, client,
+                                            log, progress)
+    return out
+
+
+def _exact_from_pieces(study: Study, task: int, plan_ds: xr.Dataset, store: Store | None,
+                       client: Any, log: Callable[[str], None] | None, progress: bool
+                       ) -> xr.Dataset | tuple[str, str]:
+    """Run the pieces of one task's plan on the engine and merge them."""
+    from .errors import MottscapeError
+    from .exact import ExactPlan, finish_exact, piece_from_dataset
+
+    plan = ExactPlan.from_dataset(plan_ds)
+    ids = [task * PIECE_STRIDE + k for k in range(plan.n_pieces)]
+    report = run_tasks(functools.partial(piece_task, study, plan_ds), ids, store=store,
+                       client=client, log=log, progress=progress)
+    if report.failures:
+        return report.failures[0].kind, report.failures[0].message
+    st = _point_study(study, task)
+    try:
+        kg = finish_exact(st.make_sample(task % POINT_STRIDE), plan,
+                          [piece_from_dataset(report.results[i]) for i in ids],
+                          st.conductivity.fermi_energy, st.omega_edges())
+    except MottscapeError as exc:
+        return type(exc).__name__, " ".join(str(exc).split())
+    return kg[["sigma", "n_pairs"]]
+
+
+def _sub_store(study: Study, store: str | Path | None, name: str,
+               log: Callable[[str], None] | None) -> contextlib.AbstractContextManager:
+    if store is None:
+        return contextlib.nullcontext(None)
+    return Store(Path(store) / name, study_description(study, name), log=log)
+
+
+def _prune_pieces(store: Path, done: set[int]) -> None:
+    """Remove the piece records of tasks whose realization record is written (scratch)."""
+    for path in (store / "exact-pieces").glob("realization_*.nc"):
+        with contextlib.suppress(ValueError, OSError):
+            if int(path.stem.partition("_")[2]) // PIECE_STRIDE in done:
+                path.unlink()
 
 
 def combine_points(report: RunReport, index: list[int],

@@ -30,6 +30,7 @@ import contextlib
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +41,7 @@ from threadpoolctl import threadpool_limits
 from .errors import InputError, MottscapeError
 from .store import Store
 
-__all__ = ["Failure", "RunReport", "run_tasks"]
+__all__ = ["Failure", "RunReport", "engine", "run_tasks"]
 
 Task = Callable[[int], xr.Dataset]
 
@@ -81,6 +82,7 @@ def run_tasks(
     log: Callable[[str], None] | None = None,
     progress: bool = False,
     precomputed: dict[int, xr.Dataset] | None = None,
+    client: Any = None,
 ) -> RunReport:
     """Run ``task(r)`` for every ``r`` in ``tasks`` on the chosen engine.
 
@@ -104,6 +106,9 @@ def run_tasks(
         Show a progress bar over the finished tasks (elapsed and remaining time).
     precomputed
         Results already at hand, by task (not recomputed, written to the store).
+    client
+        A dask client already opened by :func:`engine` (then ``workers`` and ``scheduler``
+        are not used): several rounds of tasks share one cluster.
 
     Returns
     -------
@@ -129,7 +134,10 @@ def run_tasks(
     if not todo:
         return report
     with _progress(len(todo), progress) as bar:
-        if scheduler is None and workers == 1:
+        if client is not None:
+            report.dashboard = client.dashboard_link if _has_dashboard() else None
+            _run_on_dask(client, task, todo, report, store, say, bar)
+        elif scheduler is None and workers == 1:
             with one_blas_thread():
                 for r in todo:
                     _collect(report, store, r, _call(task, r), say)
@@ -174,7 +182,10 @@ def _run_on_dask(client, task: Task, todo: list[int], report: RunReport, store: 
                  say: Callable[[str], None], bar) -> None:
     from distributed import as_completed
 
-    futures = {client.submit(_worker_call, task, r, key=f"mottscape-task-{r}-{id(task)}",
+    # A fresh tag per round: id(task) of a freed task object can come back in a later round on
+    # the same client while the cancelled futures of the earlier one still hold the key.
+    tag = uuid.uuid4().hex
+    futures = {client.submit(_worker_call, task, r, key=f"mottscape-task-{r}-{tag}",
                              pure=False): r for r in todo}
     try:
         for fut in as_completed(list(futures)):
@@ -184,6 +195,22 @@ def _run_on_dask(client, task: Task, todo: list[int], report: RunReport, store: 
     finally:
         for fut in futures:
             fut.cancel()
+
+
+@contextlib.contextmanager
+def engine(workers: int = 1, scheduler: str | None = None,
+           log: Callable[[str], None] | None = None) -> Iterator[Any]:
+    """The dask client of ``workers`` local processes or of ``scheduler``, for several rounds.
+
+    Yields None for the in-process engine (``workers=1`` and no scheduler); pass what it
+    yields as ``client`` to :func:`run_tasks`.
+    """
+    workers = _check_workers(workers)
+    if scheduler is None and workers == 1:
+        yield None
+        return
+    with _client(workers, scheduler, log or (lambda _m: None)) as client:
+        yield client
 
 
 @contextlib.contextmanager

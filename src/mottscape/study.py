@@ -12,7 +12,7 @@ from pathlib import Path
 import xarray as xr
 
 from .config import Study, default_study, load_study
-from .ensemble import run_ensemble, with_exact
+from .ensemble import exact_arguments, run_ensemble, splits_exact, with_exact
 from .io import check_output_dir, write_netcdf
 from .pipeline import PipelineResult, run
 from .results import maps_dataset
@@ -83,16 +83,21 @@ def run_study(
     scheduler = scheduler if scheduler is not None else study.cluster.scheduler
     say(f"realization 0: potential {study.potential.model}")
     sample = study.make_sample(0)
+    ensemble = n > 1 or store is not None or bool(study.points)
+    # A split exact reference (boxes, 1D segments) of realization 0 runs on the engine too.
+    exact_here = c.exact and not (ensemble and splits_exact(study))
     with one_blas_thread():  # the same numbers as on a worker (see mottscape.runner)
         first = run(sample, c.fermi_energy, study.omegas(), study.options,
                     progress=progress and n == 1)
         ds = first.to_dataset()
-        if c.exact:
+        if exact_here:
             say("realization 0: exact Kubo-Greenwood reference")
-            ds = with_exact(ds, sample, c.fermi_energy, study.omega_edges())
-    if n > 1 or store is not None or study.points:
+            ds = with_exact(ds, sample, c.fermi_energy, study.omega_edges(),
+                            **exact_arguments(study))
+    if ensemble:
         ds = run_ensemble(study, n, workers=workers, scheduler=scheduler, store=store, log=log,
-                          progress=progress, precomputed={0: ds})
+                          progress=progress,
+                          precomputed={0: ds} if exact_here or not c.exact else None)
     ds = xr.merge([ds, maps_dataset(first)], combine_attrs="override")
     ds.attrs.update(
         study_source=str(study.source).encode("utf-8", "backslashreplace").decode("utf-8"),

@@ -74,7 +74,9 @@ minimum image) and ``method="boxes"`` uses it with either boundary.
 
 The package is split by job: ``_counts`` (inertia counts), ``_windows`` (dense, tridiagonal and
 shift-invert window solvers), ``_segments`` (1D segments), ``_boxes`` (d-dimensional boxes, one
-independent task per box), ``_kg`` (matrix elements and the pair sum) and ``_api`` (the public
+independent task per box), ``_tasks`` (the boxes and segments as a plan, pieces that run as
+tasks of an ensemble engine, and their merge: :func:`plan_exact`, :func:`solve_piece`,
+:func:`finish_exact`), ``_kg`` (matrix elements and the pair sum) and ``_api`` (the public
 functions). Every public function takes a :class:`~mottscape.sample.Sample` (whose Hamiltonian,
 built once, is used), a :class:`~mottscape.hamiltonian.Hamiltonian`, or the potential map with
 the keyword arguments of :func:`~mottscape.hamiltonian.build_hamiltonian`.
@@ -82,7 +84,14 @@ the keyword arguments of :func:`~mottscape.hamiltonian.build_hamiltonian`.
 
 from __future__ import annotations
 
-from ._api import exact_dos, exact_eigenstates, kubo_greenwood, lowest_eigenvalues
+from ._api import (
+    exact_dos,
+    exact_eigenstates,
+    finish_exact,
+    kubo_greenwood,
+    lowest_eigenvalues,
+    plan_exact,
+)
 from ._boxes import BOX_PADDING, BOX_TOL, Box, BoxResult, make_boxes, solve_box
 from ._common import (
     DENSE_MAX,
@@ -96,6 +105,7 @@ from ._common import (
 )
 from ._counts import _inertia_lu, _sturm_counts, count_eigenvalues_below
 from ._kg import _velocity_x2, position_matrix
+from ._tasks import ExactPlan, Piece, piece_from_dataset, piece_to_dataset, solve_piece
 
 __all__ = [
     "BOX_PADDING",
@@ -108,14 +118,21 @@ __all__ = [
     "WHOLE_CHAIN_MAX",
     "Box",
     "BoxResult",
+    "ExactPlan",
+    "Piece",
     "count_eigenvalues_below",
     "exact_dos",
     "exact_eigenstates",
+    "finish_exact",
     "kubo_greenwood",
     "lowest_eigenvalues",
     "make_boxes",
+    "piece_from_dataset",
+    "piece_to_dataset",
+    "plan_exact",
     "position_matrix",
     "solve_box",
+    "solve_piece",
 ]
 # Private helpers re-exported for the tests and older callers of the single-file module.
 _PRIVATE = (_blas_single_thread, _fermi, _inertia_lu, _sturm_counts, _velocity_x2)

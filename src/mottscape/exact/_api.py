@@ -14,14 +14,7 @@ from ..errors import ConvergenceError, InputError
 from ..grid import check_memory
 from ..hamiltonian import Hamiltonian
 from ..units import UnitSystem
-from ._boxes import (
-    BOX_PADDING,
-    BOX_TOL,
-    _box_residual_rows,
-    box_pairs,
-    check_box_geometry,
-    solve_boxes,
-)
+from ._boxes import BOX_TOL, _box_residual_rows, box_pairs
 from ._common import (
     DENSE_MAX,
     KT_WINDOW,
@@ -39,7 +32,7 @@ from ._common import (
 )
 from ._counts import _sturm_counts, count_eigenvalues_below
 from ._kg import _Accumulator, _count_pairs
-from ._segments import _default_padding, _solve_segments
+from ._tasks import ExactPlan, Piece, finish_blocks, make_plan, solve_piece
 from ._windows import _solve_dense, _solve_shift_invert, _solve_tridiagonal
 
 
@@ -47,31 +40,32 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
                    progress: bool, core=None, box_tol: float = BOX_TOL):
     """Eigenstates with energies in [lo, hi] and exact counts; returns (blocks, info)."""
     method, segment = _resolve_method(ham, method, segment, core)
-    if method == "boxes":
-        padding, core, box_tol = _check_box_args(ham, padding, core, box_tol)
     t0 = time.perf_counter()
-    counts = count_eigenvalues_below(ham, [lo, hi])
-    expected = int(counts[1] - counts[0])
-    info: dict = {"method": method, "expected_states": expected,
-                  "count_lo": int(counts[0]), "count_hi": int(counts[1]),
-                  "count_seconds": time.perf_counter() - t0}
-    if method == "segments":
-        blocks = _segments_checked(ham, lo, hi, segment, padding, expected, progress, info)
-    elif method == "boxes":
-        blocks, binfo = solve_boxes(ham, lo, hi, core, padding, expected, box_tol, progress)
-        info.update(binfo)
-        found = sum(b.energies.size for b in blocks)
-        if found != expected:
-            raise ConvergenceError(
-                f"boxes kept {found} states in [{lo:g}, {hi:g}] but the inertia count of the "
-                f"full H is {expected} (largest residual {info['box_max_residual']:.2g}); a "
-                f"state was lost or kept twice at a core face: pass a larger padding= (now "
-                f"{padding} cells) or a smaller box_tol=, or method='shift-invert'")
+    if method in ("boxes", "segments"):
+        plan = make_plan(ham, lo, hi, method, segment, padding, core, box_tol)
+        count_seconds = time.perf_counter() - t0
+        blocks, info = finish_blocks(ham, plan, _solve_pieces(ham, plan, progress))
+        info["count_seconds"] = count_seconds
     else:
+        counts = count_eigenvalues_below(ham, [lo, hi])
+        expected = int(counts[1] - counts[0])
+        info = {"method": method, "expected_states": expected, "count_lo": int(counts[0]),
+                "count_hi": int(counts[1]), "count_seconds": time.perf_counter() - t0}
         blocks = _global_window(ham, lo, hi, method, expected, progress, info)
     info["solve_seconds"] = time.perf_counter() - t0
     info["max_residual"] = _max_residual(ham, blocks)
     return blocks, info
+
+
+def _solve_pieces(ham: Hamiltonian, plan: ExactPlan, progress: bool) -> list[Piece]:
+    """Every piece of the plan in this process, in order (a progress bar over the pieces)."""
+    matrix = ham.matrix("csr") if plan.method == "boxes" else None
+    pieces = range(plan.n_pieces)
+    if progress:
+        from tqdm.auto import tqdm
+
+        pieces = tqdm(pieces, desc=plan.method)
+    return [solve_piece(ham, plan, k, matrix) for k in pieces]
 
 
 def _resolve_method(ham: Hamiltonian, method: str, segment, core) -> tuple[str, int | None]:
@@ -96,55 +90,6 @@ def _resolve_method(ham: Hamiltonian, method: str, segment, core) -> tuple[str, 
         check_memory(ham.size, 24 * ham.size,
                      "method='dense' (use 'shift-invert' for large samples) on a grid")
     return method, segment
-
-
-def _box_room(ham: Hamiltonian, core: int, padding: int) -> bool:
-    """Whether boxes of this core and padding are allowed (periodic: smaller than the sample)."""
-    try:
-        check_box_geometry(ham.grid, core, padding)
-    except InputError:
-        return False
-    return True
-
-
-def _check_box_args(ham: Hamiltonian, padding, core, box_tol) -> tuple[int, int, float]:
-    """Checked ``padding``, ``core`` (default ``3 * padding``) and ``box_tol`` of the boxes."""
-    padding = BOX_PADDING if padding is None else _check_cells(padding, "padding", 0)
-    core = 3 * max(padding, 1) if core is None else _check_cells(core, "core", 1)
-    check_box_geometry(ham.grid, core, padding)
-    tol = _check_scalar(box_tol, "box_tol")
-    if not tol > 0.0:
-        raise InputError(f"box_tol={box_tol!r} must be > 0 (a residual in hopping energies); "
-                         f"the default is {BOX_TOL:g}")
-    return padding, core, tol
-
-
-def _segments_checked(ham: Hamiltonian, lo: float, hi: float, segment, padding, expected: int,
-                      progress: bool, info: dict) -> list[_Block]:
-    """1D segments, retried once with a wider padding if the Sturm count is not met."""
-    if padding is None:
-        padding, xi = _default_padding(ham, lo, hi, expected)
-        info["xi_estimate"] = xi
-    padding = int(padding)
-    if segment is None:
-        segment = max(2 * padding, 64)
-    segment = int(segment)
-    if padding < 0 or segment < 1:
-        raise InputError(f"segment={segment} must be >= 1 and padding={padding} >= 0 cells")
-    blocks = _solve_segments(ham, lo, hi, segment, padding, progress)
-    found = sum(b.energies.size for b in blocks)
-    if found != expected:
-        # A state whose centroid sits on a core edge, or a padding too short: retry wider.
-        padding2 = 2 * padding + 16
-        blocks = _solve_segments(ham, lo, hi, max(segment, 2 * padding2), padding2, progress)
-        found = sum(b.energies.size for b in blocks)
-        if found != expected:
-            raise ConvergenceError(
-                f"segments found {found} states in the window but the Sturm count is "
-                f"{expected}; pass a larger padding= (cells), or method='tridiagonal'")
-        padding, segment = padding2, max(segment, 2 * padding2)
-    info.update(segment=segment, padding=padding, n_segments=math.ceil(ham.size / segment))
-    return blocks
 
 
 def _global_window(ham: Hamiltonian, lo: float, hi: float, method: str, expected: int,
@@ -193,16 +138,6 @@ def _max_residual(ham: Hamiltonian, blocks: list[_Block]) -> float:
             r = A @ blk.vectors - blk.vectors * blk.energies
         res = max(res, float(np.abs(r).max(initial=0.0)))
     return res
-
-
-def _check_cells(value, name: str, minimum: int) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a whole number of cells, got {value!r}") from None
-    if n != value or n < minimum:
-        raise InputError(f"{name}={value!r} must be a whole number of cells >= {minimum}")
-    return n
 
 
 def kubo_greenwood(
@@ -304,6 +239,17 @@ def kubo_greenwood(
     ``[w_k, w_{k+1})``. No broadening: the bin averages are exact for the finite sample.
     """
     ham = _as_hamiltonian(V, spacing, mass, boundary, units)
+    edges, e_edges, ef, T, cutoff = _kg_args(ham, fermi_energy, omega_edges, temperature,
+                                             method, pair_cutoff)
+    half = float(e_edges[-1]) + KT_WINDOW * T
+    blocks, info = _window_blocks(ham, ef - half, ef + half, method, segment, padding,
+                                  progress, core=core, box_tol=box_tol)
+    return _kg_from_blocks(ham, blocks, info, edges, ef, T, cutoff)
+
+
+def _kg_args(ham: Hamiltonian, fermi_energy, omega_edges, temperature, method: str,
+             pair_cutoff) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    """Checked edges (and in energy), E_F, temperature and pair cutoff of a KG call."""
     edges = _check_edges(omega_edges)
     ef = _check_scalar(fermi_energy, "fermi_energy")
     T = _check_scalar(temperature, "temperature", minimum=0.0)
@@ -312,12 +258,16 @@ def kubo_greenwood(
     cutoff = math.inf if pair_cutoff is None \
         else _check_scalar(pair_cutoff, "pair_cutoff", minimum=0.0)
     e_edges = np.asarray(ham.units.omega_to_energy(edges), dtype=float)
-    half = float(e_edges[-1]) + KT_WINDOW * T
-    lo, hi = ef - half, ef + half
-    blocks, info = _window_blocks(ham, lo, hi, method, segment, padding, progress, core=core,
-                                  box_tol=box_tol)
+    return edges, e_edges, ef, T, cutoff
+
+
+def _kg_from_blocks(ham: Hamiltonian, blocks: list[_Block], info: dict, edges: np.ndarray,
+                    ef: float, T: float, cutoff: float) -> xr.Dataset:
+    """The KG pair sum (eq. 4) over the window states ``blocks``, as a Dataset."""
     _check_fermi_inside(ham, ef, blocks, info)
     t0 = time.perf_counter()
+    e_edges = np.asarray(ham.units.omega_to_energy(edges), dtype=float)
+    half = float(e_edges[-1]) + KT_WINDOW * T
     acc = _Accumulator(ham, e_edges, ef, T)
     if info["method"] == "boxes":
         info["pair_cutoff"] = cutoff
@@ -328,7 +278,71 @@ def kubo_greenwood(
     info["pairs_seconds"] = time.perf_counter() - t0
     all_e = np.concatenate([b.energies for b in blocks]) if blocks else np.zeros(0)
     n_pairs = _count_pairs(all_e, e_edges, ef, T)
-    return _kg_dataset(ham, edges, acc, n_pairs, all_e.size, info, ef, T, (lo, hi))
+    return _kg_dataset(ham, edges, acc, n_pairs, all_e.size, info, ef, T,
+                       (ef - half, ef + half))
+
+
+def plan_exact(
+    V,
+    fermi_energy: float,
+    omega_edges,
+    *,
+    temperature: float = 0.0,
+    method: str = "auto",
+    segment: int | None = None,
+    padding: int | None = None,
+    core: int | None = None,
+    box_tol: float = BOX_TOL,
+) -> ExactPlan | None:
+    """The plan of :func:`kubo_greenwood` split into pieces that run as independent tasks.
+
+    Parameters
+    ----------
+    V
+        A :class:`~mottscape.sample.Sample` or a :class:`~mottscape.hamiltonian.Hamiltonian`.
+    fermi_energy, omega_edges, temperature, method, segment, padding, core, box_tol
+        As for :func:`kubo_greenwood`.
+
+    Returns
+    -------
+    ExactPlan or None
+        For the boxes and the 1D segments: the window, its inertia counts and the geometry
+        (``plan.n_pieces`` pieces, each computed by
+        :func:`~mottscape.exact._tasks.solve_piece`, then summed by :func:`finish_exact`).
+        None for a method that solves the whole sample at once (``kubo_greenwood`` is then
+        the one task).
+    """
+    ham = _as_hamiltonian(V, 1.0, 1.0, "dirichlet", "lattice")
+    _, e_edges, ef, T, _ = _kg_args(ham, fermi_energy, omega_edges, temperature, method, None)
+    method, segment = _resolve_method(ham, method, segment, core)
+    if method not in ("boxes", "segments"):
+        return None
+    half = float(e_edges[-1]) + KT_WINDOW * T
+    return make_plan(ham, ef - half, ef + half, method, segment, padding, core, box_tol)
+
+
+def finish_exact(V, plan: ExactPlan, pieces: list[Piece], fermi_energy: float, omega_edges,
+                 *, temperature: float = 0.0, pair_cutoff: float | None = None
+                 ) -> xr.Dataset:
+    """The KG result of :func:`kubo_greenwood` from the pieces of :func:`plan_exact`.
+
+    ``pieces`` are the results of ``solve_piece(ham, plan, k)`` for every k in order (on any
+    engine); the numbers are those of ``kubo_greenwood`` with the same arguments, bit for bit.
+
+    Raises
+    ------
+    ConvergenceError
+        If the states of the pieces differ in number from the inertia count.
+    """
+    ham = _as_hamiltonian(V, 1.0, 1.0, "dirichlet", "lattice")
+    edges, _, ef, T, cutoff = _kg_args(ham, fermi_energy, omega_edges, temperature, "auto",
+                                       pair_cutoff)
+    if len(pieces) != plan.n_pieces:
+        raise InputError(f"{len(pieces)} pieces given; the plan has {plan.n_pieces}")
+    blocks, info = finish_blocks(ham, plan, pieces)
+    info["max_residual"] = _max_residual(ham, blocks)
+    info["solve_seconds"] = float(sum(p.stats.get("seconds", 0.0) for p in pieces))
+    return _kg_from_blocks(ham, blocks, info, edges, ef, T, cutoff)
 
 
 def _check_fermi_inside(ham: Hamiltonian, ef: float, blocks: list[_Block], info: dict) -> None:

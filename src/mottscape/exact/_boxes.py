@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +44,7 @@ import scipy.sparse as sp
 from ..errors import InputError
 from ..grid import Grid
 from ..hamiltonian import Hamiltonian
-from ._common import _blas_single_thread, _Block
+from ._common import _Block
 from ._kg import _Accumulator
 from ._windows import _merge_states, _solve_dense, _solve_shift_invert
 
@@ -72,17 +71,33 @@ class Box:
         The core is ``[core_lo[a], core_hi[a])`` along each axis.
     padding
         Cells added on each side of the core (clipped at Dirichlet faces).
+    grow
+        Extra cells per axis and side, ``((lo_0, hi_0), (lo_1, hi_1), ...)``, added to
+        ``padding`` on the faces through which the box's states leaked (see
+        :func:`solve_box`); None for none.
     """
 
     core_lo: tuple[int, ...]
     core_hi: tuple[int, ...]
     padding: int
+    grow: tuple[tuple[int, int], ...] | None = None
+
+    def side_padding(self, axis: int) -> tuple[int, int]:
+        """Padding below and above the core along ``axis`` (before clipping)."""
+        g = (0, 0) if self.grow is None else self.grow[axis]
+        return self.padding + g[0], self.padding + g[1]
+
+    @property
+    def max_padding(self) -> int:
+        """The largest padding on any side."""
+        return max(max(self.side_padding(a)) for a in range(len(self.core_lo)))
 
     def support(self, grid: Grid) -> list[np.ndarray]:
         """Per axis, the cell indices of the box, unwrapped (may leave ``[0, n)`` if periodic)."""
         out = []
         for a, n in enumerate(grid.shape):
-            lo, hi = self.core_lo[a] - self.padding, self.core_hi[a] + self.padding
+            p_lo, p_hi = self.side_padding(a)
+            lo, hi = self.core_lo[a] - p_lo, self.core_hi[a] + p_hi
             if grid.periodic:
                 if hi - lo >= n:  # the whole axis: no padding needed, no wrap in the box
                     lo, hi = 0, n
@@ -92,8 +107,16 @@ class Box:
         return out
 
     def enlarged(self, step: int) -> Box:
-        """The same core with ``step`` more cells of padding."""
-        return Box(self.core_lo, self.core_hi, self.padding + step)
+        """The same core with ``step`` more cells of padding on every side."""
+        return Box(self.core_lo, self.core_hi, self.padding + step, self.grow)
+
+    def grown(self, extra: np.ndarray) -> Box:
+        """The same box with ``extra[a, side]`` more cells on each side (side 0 below)."""
+        base = np.zeros((len(self.core_lo), 2), dtype=int) if self.grow is None \
+            else np.asarray(self.grow, dtype=int)
+        total = base + np.asarray(extra, dtype=int)
+        return Box(self.core_lo, self.core_hi, self.padding,
+                   tuple((int(a), int(b)) for a, b in total))
 
 
 @dataclass
@@ -182,21 +205,16 @@ def solve_box(
     scale = _hopping_scale(ham)
     retries = 0
     nfact = 0
-    max_pad = max(grid.shape)
     while True:
-        res = _solve_one(ham, A, box, lo, hi, density)
+        res = _solve_one(ham, A, box, lo, hi, density, tol * scale)
         nfact += res.factorisations
         if res.residual <= tol * scale or retries >= BOX_MAX_RETRIES \
-                or box.padding >= max_pad or _is_whole(grid, box):
+                or box.max_padding >= max(grid.shape) or _is_whole(grid, box):
             break
-        step = max(4, box.padding // 2)
-        if grid.periodic:
-            room = min((n - 1 - (box.core_hi[a] - box.core_lo[a])) // 2 - box.padding
-                       for a, n in enumerate(grid.shape))
-            if room <= 0:
-                break
-            step = min(step, room)
-        box = box.enlarged(step)
+        extra = _limit_growth(grid, box, res.diagnostics["growth"])
+        if not extra.any():
+            break
+        box = box.grown(extra)
         retries += 1
     res.retries = retries
     res.factorisations = nfact
@@ -204,12 +222,28 @@ def solve_box(
     return res
 
 
+def _limit_growth(grid: Grid, box: Box, growth: np.ndarray) -> np.ndarray:
+    """The growth per axis and side, limited to ``max(4, padding // 2)`` cells a step.
+
+    On a periodic sample the box stays smaller than the sample along every axis.
+    """
+    extra = np.minimum(growth, max(4, box.max_padding // 2))
+    if grid.periodic:
+        for a, n in enumerate(grid.shape):
+            p_lo, p_hi = box.side_padding(a)
+            room = max(0, n - 1 - (box.core_hi[a] - box.core_lo[a]) - p_lo - p_hi)
+            while extra[a].sum() > room:
+                extra[a, int(np.argmax(extra[a]))] -= 1
+    return extra
+
+
 def _is_whole(grid: Grid, box: Box) -> bool:
     return all(s.size == n for s, n in zip(box.support(grid), grid.shape, strict=True))
 
 
 def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float,
-               density: float) -> BoxResult:
+               density: float, target: float) -> BoxResult:
+    """The window states of one box; ``diagnostics["growth"]`` the cells to add per face."""
     grid = ham.grid
     axes = box.support(grid)
     local = np.stack([m.ravel() for m in np.meshgrid(*axes, indexing="ij")])  # (d, m) unwrapped
@@ -218,6 +252,7 @@ def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float
     sub = A[idx][:, idx].tocsc()
     m = idx.size
     nfact = 0
+    no_growth = np.zeros((grid.ndim, 2), dtype=int)
     if m <= BOX_DENSE_MAX:
         w, v = _solve_dense(sub, lo, hi)
     else:
@@ -227,7 +262,7 @@ def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float
         w, v = _merge_states(w[inside], v[:, inside])
     n_box = int(w.size)
     if n_box == 0:
-        return BoxResult(box, None, 0, 0.0, 0, 0.0, nfact)
+        return BoxResult(box, None, 0, 0.0, 0, 0.0, nfact, {"growth": no_growth})
     wgt = v * v
     cen = (local @ wgt / wgt.sum(axis=0)).T  # (k, d) in unwrapped cell indices
     keep = _owned(grid, box, cen)
@@ -236,15 +271,69 @@ def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float
     # pushed just out of the core (and be kept by no box) while its residual is large; growing
     # the box brings it back. A larger shift is caught by the inertia count of the caller.
     checked = keep | _near_core(grid, box, cen, NEAR_CORE)
-    residual = float(np.max(_residuals(A, idx, w[checked], v[:, checked]), initial=0.0))
+    res = _residuals(A, idx, w[checked], v[:, checked])
+    residual = float(np.max(res, initial=0.0))
+    bad = v[:, checked][:, res > target]
+    growth = _face_growth(grid, axes, bad, _hopping_scale(ham), target) if bad.size \
+        else no_growth
+    diagnostics = {"kept": int(np.count_nonzero(keep)), "cells": int(m), "growth": growth}
     if not keep.any():
-        return BoxResult(box, None, n_box, residual, 0, 0.0, nfact)
+        return BoxResult(box, None, n_box, residual, 0, 0.0, nfact, diagnostics)
     w, v, cen = w[keep], v[:, keep], cen[keep]
     centroids = (cen + 0.5) * np.asarray(grid.spacing)
     block = _Block(int(idx.min()), int(idx.max()) + 1, w, np.ascontiguousarray(v), centroids,
                    index=idx)
-    return BoxResult(box, block, n_box, residual, 0, 0.0, nfact,
-                     {"kept": int(w.size), "cells": int(m)})
+    return BoxResult(box, block, n_box, residual, 0, 0.0, nfact, diagnostics)
+
+
+#: Smallest decay rate (per cell) assumed when the padding needed is estimated from the decay
+#: of a leaking state at a box face (a weaker decay grows the box by the largest step).
+KAPPA_MIN = 0.2
+
+
+def _face_growth(grid: Grid, axes: list[np.ndarray], v: np.ndarray, hop: float,
+                 target: float) -> np.ndarray:
+    """Cells to add on each face so that the leaking states ``v`` fall below ``target``.
+
+    A state cut by a Dirichlet box face leaks through it ``||H psi - E psi|| = t ||psi_f||``
+    (7-point stencil: each halo cell touches one box cell), with ``psi_f`` its amplitude on
+    the face layer. Near the wall the box state goes like ``sinh(kappa (w - x))``: the ratio
+    ``q`` of its norms on the second and first layers gives the decay rate
+    ``kappa = arccosh(q / 2)``, and ``ln(t ||psi_f|| / target) / kappa`` more cells bring the
+    leak below ``target`` (split over the leaking faces). Faces on a Dirichlet face of the
+    sample (clipped) or on a whole periodic axis do not leak.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (d, 2)
+        Cells to add below (column 0) and above (column 1) the box along each axis.
+    """
+    shape = tuple(ax.size for ax in axes)
+    psi = v.reshape(*shape, v.shape[1])
+    leak = np.zeros((grid.ndim, 2))
+    growth = np.zeros((grid.ndim, 2), dtype=int)
+    cells = np.zeros((grid.ndim, 2))
+    for a, (ax, n) in enumerate(zip(axes, grid.shape, strict=True)):
+        if ax.size < 3 or (grid.periodic and ax.size == n):
+            continue
+        for side, (first, second) in enumerate(((0, 1), (-1, -2))):
+            if not grid.periodic and ax[first] in (0, n - 1):
+                continue  # a Dirichlet face of the sample
+            f1 = np.sqrt(np.sum(np.take(psi, first, axis=a) ** 2,
+                                axis=tuple(range(grid.ndim - 1))))
+            f2 = np.sqrt(np.sum(np.take(psi, second, axis=a) ** 2,
+                                axis=tuple(range(grid.ndim - 1))))
+            j = int(np.argmax(f1))
+            leak[a, side] = hop * f1[j]
+            q = f2[j] / max(f1[j], 1e-300)
+            kappa = max(float(np.arccosh(max(q, 2.0) / 2.0)), KAPPA_MIN)
+            cells[a, side] = kappa
+    leaking = leak > target / np.sqrt(2 * grid.ndim)
+    share = target / np.sqrt(max(int(leaking.sum()), 1))
+    for a, side in zip(*np.nonzero(leaking), strict=True):
+        need = np.log(leak[a, side] / (0.5 * share)) / cells[a, side]
+        growth[a, side] = max(1, math.ceil(need))
+    return growth
 
 
 def _near_core(grid: Grid, box: Box, cen: np.ndarray, margin: float) -> np.ndarray:
@@ -405,77 +494,3 @@ def merge_duplicates(blocks: list[_Block], grid: Grid, scale: float) -> tuple[li
 
 def _wrap(x: np.ndarray, L: np.ndarray) -> np.ndarray:
     return x - L * np.round(x / L)
-
-
-def solve_boxes(ham: Hamiltonian, lo: float, hi: float, core: int, padding: int,
-                expected: int, tol: float = BOX_TOL, progress: bool = False
-                ) -> tuple[list[_Block], dict]:
-    """Run :func:`solve_box` over the tiling and merge states kept twice.
-
-    Parameters
-    ----------
-    ham
-        The full Hamiltonian (eq. 3).
-    lo, hi
-        The energy window.
-    core, padding
-        Core edge and starting padding of the boxes, in cells.
-    expected
-        The inertia count of window states (sets the first shifts of spectrum slicing).
-    tol
-        Residual tolerance, see :func:`solve_box`.
-    progress
-        Show a progress bar over the boxes.
-
-    Returns
-    -------
-    blocks, info
-        The kept states per box and diagnostics (``n_boxes``, ``box_max_padding``,
-        ``box_retries``, ``box_max_residual``, ``box_duplicates``, ``box_unconverged``, ...).
-    """
-    grid = ham.grid
-    check_box_geometry(grid, core, padding)
-    A = ham.matrix("csr")
-    density = expected / ham.size
-    boxes = make_boxes(grid, core, padding)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(boxes, desc="boxes")
-    blocks, results = [], []
-    with _blas_single_thread():
-        for box in boxes if bar is None else bar:
-            r = solve_box(ham, box, lo, hi, density=density, tol=tol, matrix=A)
-            results.append(r)
-            if r.block is not None:
-                blocks.append(r.block)
-            if bar is not None:
-                bar.set_postfix(padding=r.box.padding, kept=r.diagnostics.get("kept", 0),
-                                     in_box=r.n_box_states, residual=f"{r.residual:.1e}",
-                                     seconds=f"{r.seconds:.1f}")
-    scale = _hopping_scale(ham)
-    blocks, n_dup = merge_duplicates(blocks, grid, scale)
-    bad = [r for r in results if r.residual > tol * scale]
-    if bad:
-        worst = max(bad, key=lambda r: r.residual)
-        warnings.warn(
-            f"{len(bad)} of {len(boxes)} boxes keep states whose residual against the full H "
-            f"exceeds box_tol={tol:g} (largest {worst.residual / scale:.2g} hopping energies, "
-            f"core {worst.box.core_lo}-{worst.box.core_hi}, padding {worst.box.padding} cells, "
-            "which could not grow further): their energies and matrix elements are accurate "
-            "only to about that residual; use a larger sample, boundary='dirichlet', or "
-            "method='shift-invert'", RuntimeWarning, stacklevel=3)
-    info = {
-        "n_boxes": len(boxes),
-        "box_core": core,
-        "box_padding": padding,
-        "box_max_padding": max(r.box.padding for r in results),
-        "box_retries": int(sum(r.retries for r in results)),
-        "box_max_residual": max((r.residual for r in results), default=0.0),
-        "box_seconds_max": max((r.seconds for r in results), default=0.0),
-        "factorisations": int(sum(r.factorisations for r in results)),
-        "box_unconverged": len(bad),
-        "box_duplicates": n_dup,
-    }
-    return blocks, info

@@ -11,6 +11,7 @@ import scipy.sparse.linalg as spla
 from numba import njit
 
 from ..errors import ConvergenceError
+from ..grid import Grid
 from ..hamiltonian import Hamiltonian
 from ..sample import Sample
 from ._common import DENSE_MAX, _blas_single_thread, _tridiagonal
@@ -67,13 +68,59 @@ def _sturm_counts(diag: np.ndarray, off: np.ndarray, energies, lyapunov: bool = 
     return counts, (logsums - 0.5 * float(np.sum(np.log(b2 + 1e-300)))) / n
 
 
-def _inertia_lu(A: sp.csc_array, shift: float) -> int | None:
-    """Negative eigenvalues of ``A - shift`` from an unpivoted sparse LDL^T (None if pivoted)."""
+#: Sub-blocks of at most this many cells per axis end the nested dissection.
+ND_LEAF = 3
+
+
+def nested_dissection(grid: Grid) -> np.ndarray:
+    """A geometric nested-dissection ordering of the cells of a grid (flat indices).
+
+    The block is cut in two by the middle plane across its longest axis; the two halves are
+    ordered first (recursively) and the plane, which separates them for the nearest-neighbour
+    stencil of H, last. On a periodic grid the planes at index 0 of the periodic axes come
+    last of all (they cut the rings open). Eliminating in this order keeps the fill of a
+    sparse LDL^T of a 3D grid near ``n^(4/3)``: at 48^3 it factorised in 18 s against 27 s
+    with SuperLU's minimum-degree ordering (``docs/performance.md``).
+    """
+    idx = np.arange(grid.size).reshape(grid.shape)
+    out: list[np.ndarray] = []
+    last = []
+    if grid.periodic:
+        inner = tuple(slice(1, None) if n > 2 else slice(None) for n in grid.shape)
+        mask = np.ones(grid.shape, dtype=bool)
+        mask[inner] = False
+        last.append(idx[mask])
+        idx = idx[inner]
+    stack: list[tuple[np.ndarray, bool]] = [(idx, False)]
+    while stack:  # depth first: left half, right half, then the separator
+        block, done = stack.pop()
+        if done or max(block.shape) <= ND_LEAF:
+            out.append(block.ravel())
+            continue
+        a = int(np.argmax(block.shape))
+        m = block.shape[a] // 2
+        cut = [slice(None)] * block.ndim
+        parts = []
+        for sl in (slice(0, m), slice(m + 1, None), slice(m, m + 1)):
+            cut[a] = sl
+            parts.append(block[tuple(cut)])
+        stack += [(parts[2], True), (parts[1], False), (parts[0], False)]
+    return np.concatenate(out + last)
+
+
+def _inertia_lu(A: sp.csc_array, shift: float, order: np.ndarray | None = None) -> int | None:
+    """Negative eigenvalues of ``A - shift`` from an unpivoted sparse LDL^T (None if pivoted).
+
+    ``order`` is an elimination order of the rows (a congruence, which keeps the inertia);
+    None lets SuperLU choose (minimum degree).
+    """
     n = A.shape[0]
     M = (A - shift * sp.identity(n, format="csc")).tocsc()
+    if order is not None:
+        M = M[order][:, order].tocsc()
     try:
-        lu = spla.splu(M, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                       options={"SymmetricMode": True})
+        lu = spla.splu(M, permc_spec="MMD_AT_PLUS_A" if order is None else "NATURAL",
+                       diag_pivot_thresh=0.0, options={"SymmetricMode": True})
     except RuntimeError:  # exactly singular: nudge the shift
         return None
     if not np.array_equal(lu.perm_r, lu.perm_c):
@@ -113,12 +160,13 @@ def count_eigenvalues_below(ham: Hamiltonian, energies) -> np.ndarray:
         d, e = _tridiagonal(ham)
         return _sturm_counts(d, e, energies)
     A = ham.matrix("csc")
+    order = nested_dissection(ham.grid) if ham.grid.ndim > 1 else None
     out = np.zeros(energies.size, dtype=np.int64)
     dense_vals = None
     for k, E in enumerate(energies):
         c = None
         for nudge in (0.0, 1e-12, -1e-12, 1e-9):
-            c = _inertia_lu(A, E + nudge * max(1.0, abs(E)))
+            c = _inertia_lu(A, E + nudge * max(1.0, abs(E)), order)
             if c is not None:
                 break
         if c is None:

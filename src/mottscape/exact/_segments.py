@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.linalg as sla
@@ -35,14 +36,15 @@ def _default_padding(ham: Hamiltonian, lo: float, hi: float, n_states: int
 
 
 def _solve_segments(ham: Hamiltonian, lo: float, hi: float, segment: int, padding: int,
-                    progress: bool = False) -> list[_Block]:
+                    progress: bool = False, segments: range | None = None) -> list[_Block]:
+    """The window states kept by each segment (those of ``segments``, default all)."""
     d, e = _tridiagonal(ham)
     n = d.size
     x = ham.grid.coordinates(0)
     idx = np.arange(n, dtype=float)
     blocks: list[_Block] = []
     nseg = math.ceil(n / segment)
-    iterator = range(nseg)
+    iterator: Iterable[int] = range(nseg) if segments is None else segments
     if progress:
         from tqdm.auto import tqdm
 

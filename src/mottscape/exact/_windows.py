@@ -75,8 +75,8 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
                        diag_pivot_thresh=0.1, options={"SymmetricMode": True})
         nfact += 1
         op = spla.LinearOperator(A.shape, matvec=lu.solve, dtype=float)
-        with _blas_single_thread():
-            w, v = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=op)
+        with _blas_single_thread():  # a fixed v0: ARPACK's own depends on earlier calls
+            w, v = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=op, v0=_start_vector(n))
         rho = float(np.max(np.abs(w - sigma)))
         # the k-th nearest may have an unfound twin at the same distance: cover strictly less
         rho_in = rho * (1.0 - 1e-9)
@@ -97,6 +97,16 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
     inside = (w >= lo) & (w <= hi)
     w, v = _merge_states(w[inside], v[:, inside])
     return w, v, nfact
+
+
+def _start_vector(n: int) -> np.ndarray:
+    """The Lanczos start vector of a matrix of order n: fixed, so results repeat bit for bit.
+
+    ARPACK's default start vector comes from a random generator whose state persists between
+    calls in one process, so the same box solved after other boxes (or on another worker)
+    would converge to slightly different vectors.
+    """
+    return np.random.default_rng(n).uniform(-1.0, 1.0, n)
 
 
 def _gaps(intervals: list[tuple[float, float]], lo: float, hi: float

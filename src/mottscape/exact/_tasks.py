@@ -1,0 +1,283 @@
+"""The box and segment methods as independent tasks: a plan, its pieces, and their merge.
+
+An engine that schedules work (:mod:`mottscape.ensemble`) runs the exact reference of one
+sample in three steps, and :func:`~mottscape.exact.kubo_greenwood` runs the very same steps in
+one process, so both give the same bits:
+
+1. :func:`make_plan`: the energy window, the exact inertia counts of the full H at its ends
+   and the geometry (box core and padding; the 1D padding from the Thouless formula);
+2. :func:`solve_piece`: piece ``k`` of the plan, a pure function of the Hamiltonian, the plan
+   and ``k``: one box (:func:`~mottscape.exact._boxes.solve_box`), or a run of consecutive
+   1D segments (each segment alone is too small a task);
+3. :func:`finish_blocks`: the states of every piece, a state kept by two boxes dropped,
+   checked against the counts (the caller then sums the pairs of eq. 4).
+
+Plans and pieces go to and from :class:`xarray.Dataset` (:meth:`ExactPlan.to_dataset`,
+:func:`piece_to_dataset`), the records of a resumable store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..errors import ConvergenceError, InputError
+from ..hamiltonian import Hamiltonian
+from . import _boxes
+from ._common import _blas_single_thread, _Block, _check_scalar
+from ._counts import count_eigenvalues_below
+from ._segments import _default_padding, _solve_segments
+
+#: 1D segments are grouped into pieces of at least this many core cells.
+PIECE_CELLS = 1 << 16
+
+
+@dataclass(frozen=True)
+class ExactPlan:
+    """What every piece of one sample's exact reference needs (see the module notes).
+
+    Attributes
+    ----------
+    method
+        ``"boxes"`` or ``"segments"``.
+    lo, hi
+        The energy window.
+    count_lo, count_hi
+        Eigenvalues of the full H below ``lo`` and ``hi`` (exact inertia counts).
+    padding, core
+        Padding and core (box edge, or 1D segment length) in cells.
+    tol
+        Residual tolerance of the boxes (hopping energies).
+    per_piece
+        Segments per piece (1 for boxes).
+    n_pieces
+        Number of pieces.
+    xi_estimate
+        1D: the localization length that set the padding (NaN for boxes).
+    """
+
+    method: str
+    lo: float
+    hi: float
+    count_lo: int
+    count_hi: int
+    padding: int
+    core: int
+    tol: float
+    per_piece: int
+    n_pieces: int
+    xi_estimate: float = math.nan
+
+    @property
+    def expected(self) -> int:
+        """Eigenstates of H in the window."""
+        return self.count_hi - self.count_lo
+
+    def to_dataset(self) -> xr.Dataset:
+        """The plan as scalar variables (checksummed by a store, unlike attributes)."""
+        return xr.Dataset({f.name: ((), getattr(self, f.name))
+                           for f in dataclasses.fields(self)})
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> ExactPlan:
+        """The plan written by :meth:`to_dataset`."""
+        kinds = {"method": str, "lo": float, "hi": float, "tol": float, "xi_estimate": float}
+        return cls(**{f.name: kinds.get(f.name, int)(ds[f.name].values.item())
+                      for f in dataclasses.fields(cls)})
+
+
+@dataclass
+class Piece:
+    """The kept states of one piece and its solver diagnostics."""
+
+    blocks: list[_Block]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def make_plan(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padding, core,
+              box_tol: float) -> ExactPlan:
+    """Count the window states and fix the geometry of the boxes or segments.
+
+    ``method`` is ``"boxes"`` (2D/3D, or a periodic chain) or ``"segments"`` (1D Dirichlet);
+    ``segment``, ``padding``, ``core`` and ``box_tol`` as for
+    :func:`~mottscape.exact.kubo_greenwood` (None for the defaults).
+    """
+    if method == "boxes":
+        padding, core, box_tol = check_box_args(ham, padding, core, box_tol)
+    counts = count_eigenvalues_below(ham, [lo, hi])
+    expected = int(counts[1] - counts[0])
+    xi = math.nan
+    if method == "boxes":
+        n_pieces, per_piece = len(_boxes.make_boxes(ham.grid, core, padding)), 1
+    else:
+        if padding is None:
+            padding, xi = _default_padding(ham, lo, hi, expected)
+        padding = int(padding)
+        core = max(2 * padding, 64) if segment is None else int(segment)
+        if padding < 0 or core < 1:
+            raise InputError(f"segment={core} must be >= 1 and padding={padding} >= 0 cells")
+        per_piece = max(1, PIECE_CELLS // core)
+        n_pieces = math.ceil(math.ceil(ham.size / core) / per_piece)
+    return ExactPlan(method, float(lo), float(hi), int(counts[0]), int(counts[1]),
+                     int(padding), int(core), float(box_tol), per_piece, n_pieces, xi)
+
+
+def solve_piece(ham: Hamiltonian, plan: ExactPlan, k: int, matrix=None) -> Piece:
+    """Piece ``k`` of the plan: one box, or ``plan.per_piece`` consecutive 1D segments."""
+    if not 0 <= k < plan.n_pieces:
+        raise InputError(f"piece {k} is not one of the {plan.n_pieces} pieces of the plan")
+    t0 = time.perf_counter()
+    if plan.method == "segments":
+        nseg = math.ceil(ham.size / plan.core)
+        which = range(k * plan.per_piece, min(nseg, (k + 1) * plan.per_piece))
+        blocks = _solve_segments(ham, plan.lo, plan.hi, plan.core, plan.padding,
+                                 segments=which)
+        return Piece(blocks, {"seconds": time.perf_counter() - t0})
+    box = _boxes.make_boxes(ham.grid, plan.core, plan.padding)[k]
+    with _blas_single_thread():
+        r = _boxes.solve_box(ham, box, plan.lo, plan.hi, density=plan.expected / ham.size,
+                             tol=plan.tol, matrix=matrix)
+    stats = {"n_box_states": r.n_box_states, "residual": r.residual, "retries": r.retries,
+             "max_padding": r.box.max_padding, "factorisations": r.factorisations,
+             "seconds": r.seconds}
+    return Piece([] if r.block is None else [r.block], stats)
+
+
+def finish_blocks(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece]
+                  ) -> tuple[list[_Block], dict]:
+    """The states of all pieces in order, checked against the inertia counts; and diagnostics.
+
+    Raises
+    ------
+    ConvergenceError
+        If the states kept differ in number from the count of the full H (boxes), or still
+        differ after one retry with a wider padding (segments).
+    """
+    blocks = [b for p in pieces for b in p.blocks]
+    info: dict = {"method": plan.method, "expected_states": plan.expected,
+                  "count_lo": plan.count_lo, "count_hi": plan.count_hi}
+    if plan.method == "segments":
+        return _finish_segments(ham, plan, blocks, info)
+    scale = _boxes._hopping_scale(ham)
+    blocks, n_dup = _boxes.merge_duplicates(blocks, ham.grid, scale)
+    stats = [p.stats for p in pieces]
+    bad = [s for s in stats if s["residual"] > plan.tol * scale]
+    if bad:
+        worst = max(s["residual"] for s in bad)
+        warnings.warn(
+            f"{len(bad)} of {len(pieces)} boxes keep states whose residual against the full H "
+            f"exceeds box_tol={plan.tol:g} (largest {worst / scale:.2g} hopping energies; "
+            "their padding could not grow further): their energies and matrix elements are "
+            "accurate only to about that residual; use a larger sample, "
+            "boundary='dirichlet', or method='shift-invert'", RuntimeWarning, stacklevel=3)
+    info.update({
+        "n_boxes": len(pieces), "box_core": plan.core, "box_padding": plan.padding,
+        "box_max_padding": int(max(s["max_padding"] for s in stats)),
+        "box_retries": int(sum(s["retries"] for s in stats)),
+        "box_max_residual": float(max(s["residual"] for s in stats)),
+        "box_seconds_max": float(max(s["seconds"] for s in stats)),
+        "factorisations": int(sum(s["factorisations"] for s in stats)),
+        "box_unconverged": len(bad), "box_duplicates": n_dup})
+    found = sum(b.energies.size for b in blocks)
+    if found != plan.expected:
+        raise ConvergenceError(
+            f"boxes kept {found} states in [{plan.lo:g}, {plan.hi:g}] but the inertia count "
+            f"of the full H is {plan.expected} (largest residual "
+            f"{info['box_max_residual']:.2g}); a state was lost or kept twice at a core face: "
+            f"pass a larger padding= (now {plan.padding} cells) or a smaller box_tol=, or "
+            "method='shift-invert'")
+    return blocks, info
+
+
+def _finish_segments(ham: Hamiltonian, plan: ExactPlan, blocks: list[_Block], info: dict
+                     ) -> tuple[list[_Block], dict]:
+    """1D segments, redone once on the whole chain with a wider padding if the count fails."""
+    padding, segment = plan.padding, plan.core
+    if sum(b.energies.size for b in blocks) != plan.expected:
+        # A state whose centroid sits on a core edge, or a padding too short: retry wider.
+        padding = 2 * padding + 16
+        segment = max(segment, 2 * padding)
+        blocks = _solve_segments(ham, plan.lo, plan.hi, segment, padding)
+        found = sum(b.energies.size for b in blocks)
+        if found != plan.expected:
+            raise ConvergenceError(
+                f"segments found {found} states in the window but the Sturm count is "
+                f"{plan.expected}; pass a larger padding= (cells), or method='tridiagonal'")
+    info.update(segment=segment, padding=padding, n_segments=math.ceil(ham.size / segment))
+    if math.isfinite(plan.xi_estimate):
+        info["xi_estimate"] = plan.xi_estimate
+    return blocks, info
+
+
+# ---------------------------------------------------------------------- records
+def piece_to_dataset(piece: Piece) -> xr.Dataset:
+    """A piece as a Dataset (its blocks' states, rows and vectors flattened; diagnostics)."""
+    bl = piece.blocks
+    ndim = bl[0].centroids.shape[1] if bl else 0
+    ranged = np.array([b.index is None for b in bl], dtype=bool)
+    data: dict[str, Any] = {
+        "energies": ("state", np.concatenate([b.energies for b in bl]) if bl else np.zeros(0)),
+        "centroids": (("state", "axis"), np.concatenate([b.centroids for b in bl])
+                      if bl else np.zeros((0, ndim))),
+        "n_states": ("block", np.array([b.energies.size for b in bl], dtype=np.int64)),
+        "start": ("block", np.array([b.start for b in bl], dtype=np.int64)),
+        "stop": ("block", np.array([b.stop for b in bl], dtype=np.int64)),
+        "ranged": ("block", ranged),
+        "n_rows": ("block", np.array([b.vectors.shape[0] for b in bl], dtype=np.int64)),
+        "rows": ("row", np.concatenate([b.rows() for b in bl]).astype(np.int64)
+                 if bl else np.zeros(0, np.int64)),
+        "values": ("value", np.concatenate([b.vectors.ravel() for b in bl])
+                   if bl else np.zeros(0)),
+    }
+    for key, value in piece.stats.items():
+        data[f"stat_{key}"] = ((), value)
+    return xr.Dataset(data)
+
+
+def piece_from_dataset(ds: xr.Dataset) -> Piece:
+    """The piece written by :func:`piece_to_dataset`."""
+    blocks = []
+    e, cen = ds["energies"].values, ds["centroids"].values
+    rows, values = ds["rows"].values, ds["values"].values
+    i = r = v = 0
+    for m, n, start, stop, ranged in zip(ds["n_states"].values, ds["n_rows"].values,
+                                         ds["start"].values, ds["stop"].values,
+                                         ds["ranged"].values, strict=True):
+        m, n = int(m), int(n)
+        vec = values[v:v + n * m].reshape(n, m)
+        index = None if ranged else rows[r:r + n].copy()
+        blocks.append(_Block(int(start), int(stop), e[i:i + m].copy(), vec.copy(),
+                             cen[i:i + m].copy(), index=index))
+        i, r, v = i + m, r + n, v + n * m
+    stats = {str(k)[5:]: ds[k].values.item() for k in ds.data_vars if str(k).startswith("stat_")}
+    return Piece(blocks, stats)
+
+
+def check_box_args(ham: Hamiltonian, padding, core, box_tol) -> tuple[int, int, float]:
+    """Checked ``padding``, ``core`` (default ``3 * padding``) and ``box_tol`` of the boxes."""
+    padding = _boxes.BOX_PADDING if padding is None else check_cells(padding, "padding", 0)
+    core = 3 * max(padding, 1) if core is None else check_cells(core, "core", 1)
+    _boxes.check_box_geometry(ham.grid, core, padding)
+    tol = _check_scalar(box_tol, "box_tol")
+    if not tol > 0.0:
+        raise InputError(f"box_tol={box_tol!r} must be > 0 (a residual in hopping energies); "
+                         f"the default is {_boxes.BOX_TOL:g}")
+    return padding, core, tol
+
+
+def check_cells(value, name: str, minimum: int) -> int:
+    """``value`` as a whole number of cells >= ``minimum``, else InputError naming ``name``."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a whole number of cells, got {value!r}") from None
+    if n != value or n < minimum:
+        raise InputError(f"{name}={value!r} must be a whole number of cells >= {minimum}")
+    return n
