@@ -415,9 +415,14 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     pad = _padding_cells(sample, metric, basins, float(padding))
     A = sample.hamiltonian.matrix("csr")
     nearest = nearest_basin(basins.labels)
-    boxes = [_box_candidates(sample, A, basins.labels, _box_axes(sample, sl, pad),
-                             fermi_energy - window, fermi_energy + window, metric, nearest)
-             for sl in ndi.find_objects(basins.labels, basins.n) if sl is not None]
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the boxes are small, and threaded BLAS on them only fights the other
+    # processes for the cores (measured: ARPACK's eigenvector step 27x slower under load)
+    with threadpool_limits(limits=1, user_api="blas"):
+        boxes = [_box_candidates(sample, A, basins.labels, _box_axes(sample, sl, pad),
+                                 fermi_energy - window, fermi_energy + window, metric, nearest)
+                 for sl in ndi.find_objects(basins.labels, basins.n) if sl is not None]
     d = sample.ndim
     fields = ("energies", "centroids", "volumes", "tails", "leakage", "owner")
     cand = {k: (np.concatenate([g[k] for g in boxes]) if boxes else
