@@ -251,3 +251,40 @@ def test_tunnelling_coupling_sends_every_inter_basin_pair_through_t():
     assert box.boxed.any() and not tun.boxed.any()
     np.testing.assert_array_equal(box.t, tun.t)  # same states, same amplitudes
     assert np.nansum(tun.box_share * tun.sigma) < np.nansum(box.box_share * box.sigma)
+
+
+def test_a_study_with_the_pair_model_aggregates_and_reports_it(tmp_path, capsys):
+    from mottscape.cli import main
+
+    study = tmp_path / "s.toml"
+    study.write_text("""
+[potential]
+model = "block"
+shape = [64, 64]
+seed = 1
+block = 4
+width = 4.0
+
+[conductivity]
+fermi_energy = 0.9
+omega_min = 2e-2
+omega_max = 0.2
+n_omega = 4
+
+[options]
+pair_model = true
+
+[ensemble]
+realizations = 2
+
+[output]
+figures = false
+""")
+    assert main(["run", str(study), "--out", str(tmp_path / "out")]) == 0
+    assert "sigma_pairs" in capsys.readouterr().out
+    ds = ms.read_netcdf(tmp_path / "out" / "results.nc")
+    one = ms.ac_conductivity(ms.disorder.generate("block", shape=(64, 64), block=4, width=4.0,
+                                                  seed=np.random.SeedSequence(1, spawn_key=(0,))),
+                             0.9, ds.omega.values, pair_model=True)
+    np.testing.assert_allclose(ds.sigma_pairs.isel(realization=0), one.sigma_pairs, rtol=1e-12)
+    np.testing.assert_allclose(ds.sigma_pairs_mean, ds.sigma_pairs.mean("realization"))

@@ -57,8 +57,9 @@ def _point_table(ds: xr.Dataset) -> str:
     if n:
         head = f"ensemble of {n} realizations (n_failed = {int(ds.get('n_failed', 0))})\n" + head
     unit = display_unit(ds["sigma_ll"].attrs)
-    names = ["sigma_ll", "sigma_mb"] + (["sigma_exact"] if "sigma_exact" in ds else [])
-    exact_head = f" {'sigma_exact':>11}" if "sigma_exact" in ds else ""
+    extra = [name for name in ("sigma_pairs", "sigma_exact") if name in ds]
+    names = ["sigma_ll", "sigma_mb", *extra]
+    exact_head = "".join(f" {name:>11}" for name in extra)
     lines = [head, f"{'omega':>11} {'rho_omega':>9} {'states':>7} {'pairs':>7} "
                    f"{'sigma_LL':>11} {'+-':>9} {'sigma_MB':>11}{exact_head}  valid   "
                    f"[sigma in {unit}]"]
@@ -68,7 +69,7 @@ def _point_table(ds: xr.Dataset) -> str:
                 float(np.nanmean(row[name].values)) for name in names}
         sem = float(row["sigma_ll_sem"]) if "sigma_ll_sem" in row else float("nan")
         valid = np.asarray(row["valid"].values, dtype=bool)
-        exact = f" {mean['sigma_exact']:11.4g}" if "sigma_exact" in mean else ""
+        exact = "".join(f" {mean[name]:11.4g}" for name in extra)
         lines.append(
             f"{float(ds.omega[k]):11.4g} {float(np.nanmean(row.rho_omega.values)):9.3f} "
             f"{float(np.mean(row.n_states.values)):7.1f} "
