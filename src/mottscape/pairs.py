@@ -312,7 +312,7 @@ def _sigma(tunnel: tuple, box: tuple, e_edges: np.ndarray, grid, units
 
 def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
                stats: LevelStatistics, fermi_energy: float, omega: np.ndarray,
-               options: Options) -> PairModel:
+               options: Options, edges: np.ndarray | None = None) -> PairModel:
     """sigma_pairs and every ingredient of the pair model on one sample (App. A, B).
 
     Parameters
@@ -331,7 +331,10 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
         Increasing angular frequencies (at least two); the bins lie between them
         (:func:`omega_edges`), and the top of the last bin sets the window of states.
     options
-        ``amplitude``, ``cross_section``, ``mott_scale`` are used.
+        ``amplitude``, ``cross_section``, ``state_amplitude``, ``pair_coupling`` and
+        ``mott_scale`` are used.
+    edges
+        Bin edges of angular frequency (default :func:`omega_edges` of ``omega``).
 
     Returns
     -------
@@ -339,7 +342,7 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     """
     sample = land.sample
     units, grid = sample.units, sample.grid
-    edges = omega_edges(omega)
+    edges = omega_edges(omega) if edges is None else np.asarray(edges, float)
     e_edges = units.omega_to_energy(edges)
     window = float(e_edges[-1])
     states = basin_states(sample, basins, metric_land.agmon_metric(fermi_energy),
@@ -411,14 +414,10 @@ def _model_of(pipeline, omega_edges_) -> PairModel:
     _check_pipeline(pipeline)
     if pipeline.pair_model is not None and np.array_equal(pipeline.pair_model.edges, edges):
         return pipeline.pair_model
-    # frequencies whose bins (omega_edges) are these edges: the geometric centres
-    centres = np.sqrt(edges[:-1] * edges[1:]) if edges.size > 2 else np.array(
-        [edges[0], edges[1]])
-    model = pair_model(pipeline.landscape, pipeline.metric_landscape, pipeline.basins,
-                       pipeline.statistics, pipeline.fermi_energy, centres, pipeline.options)
-    if edges.size == 2 or not np.allclose(model.edges, edges):
-        return _rebinned(model, edges, pipeline)
-    return model
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    return pair_model(pipeline.landscape, pipeline.metric_landscape, pipeline.basins,
+                      pipeline.statistics, pipeline.fermi_energy, centres, pipeline.options,
+                      edges=edges)
 
 
 def _rebinned(model: PairModel, edges: np.ndarray, pipeline) -> PairModel:
