@@ -160,3 +160,19 @@ dispersion = "continuum"
     assert main(["validate", str(study), "--out", str(out), "-q"]) == 0
     res = ms.read_netcdf(out / "validation.nc")
     assert "scaled" in str(res.attrs["study"])  # the study, with its options, is recorded
+
+
+def test_validation_runs_its_1d_exact_reference_by_pieces(tmp_path):
+    # A chain beyond one tridiagonal solve: the exact reference runs as plan and segment tasks
+    # of the engine (stored, resumable) and equals kubo_greenwood bit for bit.
+    from mottscape.config import load_study
+    from mottscape.validation import _edges
+
+    (tmp_path / "s.toml").write_text(SMALL.replace("realizations = 2", "realizations = 1"))
+    store = tmp_path / "store"
+    res = validate(tmp_path / "s.toml", variants={"default": {}}, store=store)
+    assert any((store / "validation-plans").iterdir())
+    assert not list((store / "validation-pieces").glob("realization_*.nc"))  # pruned
+    study = load_study(tmp_path / "s.toml")
+    kg = ms.kubo_greenwood(study.make_sample(0), 1.0, _edges(study))
+    np.testing.assert_array_equal(res.sigma_exact.isel(realization=0), kg.sigma)

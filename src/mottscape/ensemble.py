@@ -226,13 +226,16 @@ def _point_study(study: Study, task: int) -> Study:
     return study.points[point] if study.points else study
 
 
-def plan_task(study: Study, task: int) -> xr.Dataset:
-    """The plan of the exact reference of task ``task`` (its window counts and geometry)."""
+def plan_task(study: Study, task: int, edges: np.ndarray | None = None) -> xr.Dataset:
+    """The plan of the exact reference of task ``task`` (its window counts and geometry).
+
+    ``edges``: the bins (default the study's :meth:`~mottscape.config.Study.omega_edges`).
+    """
     from .exact import plan_exact
 
     st = _point_study(study, task)
     plan = plan_exact(st.make_sample(task % POINT_STRIDE), st.conductivity.fermi_energy,
-                      st.omega_edges(), **exact_arguments(st))
+                      st.omega_edges() if edges is None else edges, **exact_arguments(st))
     if plan is None:
         raise InputError(f"task {task}: the exact reference of this study is not split")
     return plan.to_dataset()
@@ -249,7 +252,8 @@ def piece_task(study: Study, plan: xr.Dataset, piece: int) -> xr.Dataset:
 
 def exact_references(study: Study, tasks: list[int], *, client: Any = None,
                      store: str | Path | None = None,
-                     log: Callable[[str], None] | None = None, progress: bool = False
+                     log: Callable[[str], None] | None = None, progress: bool = False,
+                     edges: np.ndarray | None = None, kind: str = "exact"
                      ) -> dict[int, xr.Dataset | tuple[str, str]]:
     """The exact KG results of ``tasks``, each split into pieces that run as engine tasks.
 
@@ -258,6 +262,9 @@ def exact_references(study: Study, tasks: list[int], *, client: Any = None,
     here by :func:`mottscape.exact.finish_exact`. With a ``store``, plans and pieces are
     records of its sub-directories ``exact-plans`` and ``exact-pieces``: a killed run
     recomputes only the missing ones. Numbers are those of ``kubo_greenwood`` bit for bit.
+    ``edges`` gives other bins than the study's (the validation's), and ``kind`` prefixes the
+    store sub-directories (``<kind>-plans``, ``<kind>-pieces``) so that runs with other bins
+    keep their own records.
 
     Returns
     -------
@@ -268,22 +275,22 @@ def exact_references(study: Study, tasks: list[int], *, client: Any = None,
     if not tasks:
         return {}
     out: dict[int, xr.Dataset | tuple[str, str]] = {}
-    with _sub_store(study, store, "exact-plans", log) as plan_store:
-        plans = run_tasks(functools.partial(plan_task, study), tasks, store=plan_store,
-                          client=client, log=log, progress=progress)
+    with _sub_store(study, store, f"{kind}-plans", log) as plan_store:
+        plans = run_tasks(functools.partial(plan_task, study, edges=edges), tasks,
+                          store=plan_store, client=client, log=log, progress=progress)
     for f in plans.failures:
         out[f.task] = (f.kind, f.message)
-    with _sub_store(study, store, "exact-pieces", log) as piece_store:
+    with _sub_store(study, store, f"{kind}-pieces", log) as piece_store:
         for t in tasks:
             if t in plans.results:
                 out[t] = _exact_from_pieces(study, t, plans.results[t], piece_store, client,
-                                            log, progress)
+                                            log, progress, edges)
     return out
 
 
 def _exact_from_pieces(study: Study, task: int, plan_ds: xr.Dataset, store: Store | None,
-                       client: Any, log: Callable[[str], None] | None, progress: bool
-                       ) -> xr.Dataset | tuple[str, str]:
+                       client: Any, log: Callable[[str], None] | None, progress: bool,
+                       edges: np.ndarray | None = None) -> xr.Dataset | tuple[str, str]:
     """Run the pieces of one task's plan on the engine and merge them."""
     from .errors import MottscapeError
     from .exact import ExactPlan, finish_exact, piece_from_dataset
@@ -298,7 +305,8 @@ def _exact_from_pieces(study: Study, task: int, plan_ds: xr.Dataset, store: Stor
     try:
         kg = finish_exact(st.make_sample(task % POINT_STRIDE), plan,
                           [piece_from_dataset(report.results[i]) for i in ids],
-                          st.conductivity.fermi_energy, st.omega_edges())
+                          st.conductivity.fermi_energy,
+                          st.omega_edges() if edges is None else edges)
     except MottscapeError as exc:
         return type(exc).__name__, " ".join(str(exc).split())
     return kg[["sigma", "n_pairs"]]
@@ -311,9 +319,9 @@ def _sub_store(study: Study, store: str | Path | None, name: str,
     return Store(Path(store) / name, study_description(study, name), log=log)
 
 
-def _prune_pieces(store: Path, done: set[int]) -> None:
+def _prune_pieces(store: Path, done: set[int], kind: str = "exact") -> None:
     """Remove the piece records of tasks whose realization record is written (scratch)."""
-    for path in (store / "exact-pieces").glob("realization_*.nc"):
+    for path in (store / f"{kind}-pieces").glob("realization_*.nc"):
         with contextlib.suppress(ValueError, OSError):
             if int(path.stem.partition("_")[2]) // PIECE_STRIDE in done:
                 path.unlink()

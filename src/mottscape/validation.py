@@ -75,13 +75,36 @@ def _edges(study: Study) -> np.ndarray:
     return np.geomspace(c.omega_min, c.omega_max, c.n_omega + 1)
 
 
+def _splits(study: Study) -> bool:
+    """Whether the validation's exact reference runs piece by piece on the engine.
+
+    It does when the study asks for boxes or segments, or for a 1D Dirichlet chain beyond one
+    tridiagonal solve (its segments).
+    """
+    from .exact import WHOLE_CHAIN_MAX
+
+    method = study.conductivity.exact_method or "auto"
+    if method in ("boxes", "segments"):
+        return True
+    if method != "auto":
+        return False
+    shape = study.potential.shape or study.make_potential(0).shape
+    return len(shape) == 1 and study.grid.boundary == "dirichlet" \
+        and int(np.prod(shape)) > WHOLE_CHAIN_MAX
+
+
 #: The exact parts of a realization's result, reusable across validation runs of one study.
 EXACT_FIELDS = ("sigma_exact", "n_pairs_exact", "nu_exact", "eig_exact")
 
 
 def validation_task(study: Study, edges: np.ndarray, variants: dict,
-                    previous: xr.Dataset | None, r: int) -> xr.Dataset:
-    """One realization of the validation (a runner task): exact, LL variants, MB, pairs."""
+                    previous: xr.Dataset | None, r: int,
+                    pieces: dict | None = None) -> xr.Dataset:
+    """One realization of the validation (a runner task): exact, LL variants, MB, pairs.
+
+    ``pieces``: exact KG results already computed piece by piece on the engine, by
+    realization (:func:`mottscape.ensemble.exact_references`).
+    """
     exact_prev = None if previous is None else previous.isel(realization=r)
     c = study.conductivity
     centres = np.sqrt(edges[:-1] * edges[1:])
@@ -89,7 +112,10 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
     land = landscape_of(sample, study.options)
     ef = c.fermi_energy
     if exact_prev is None:
-        exact = kubo_greenwood(sample, ef, edges)
+        done = (pieces or {}).get(r)
+        if isinstance(done, tuple):
+            raise InputError(f"the exact reference of realization {r} failed: {done[1]}")
+        exact = kubo_greenwood(sample, ef, edges) if done is None else done
         out = {"sigma_exact": ("omega", exact["sigma"].values),
                "n_pairs_exact": ("omega", exact["n_pairs"].values)}
     else:
@@ -267,7 +293,16 @@ def validate(
                 or not np.allclose(prev["omega_lower"].values, edges[:-1]):
             raise InputError("reuse_exact: the previous result has other realizations or omega "
                              "bins than this study; rerun without reuse_exact")
-    task = functools.partial(validation_task, study, edges, variants, prev)
+    pieces = None
+    if prev is None and _splits(study):
+        from .ensemble import _prune_pieces, exact_references
+        from .runner import engine
+
+        with engine(workers, scheduler, say) as client:
+            pieces = exact_references(study, list(range(n)), client=client, store=store,
+                                      log=say, progress=progress, edges=edges,
+                                      kind="validation")
+    task = functools.partial(validation_task, study, edges, variants, prev, pieces=pieces)
     extra = {"edges": edges.tolist(), "variants": variants, "reuse_exact": prev is not None}
     report = run_study_tasks(study, "validation", task, list(range(n)), extra=extra,
                              store=store, workers=workers, scheduler=scheduler, log=say,
@@ -275,6 +310,8 @@ def validate(
     if report.failures:
         f = report.failures[0]
         raise InputError(f"validation of realization {f.task} failed: {f.message}")
+    if pieces is not None and store is not None:
+        _prune_pieces(Path(store), set(report.results), "validation")
     per = [report.results[r] for r in range(n)]
     ds = xr.concat(per, dim="realization").assign_coords(realization=np.arange(n))
     ds = ds.assign_coords(omega_lower=("omega", edges[:-1]), omega_upper=("omega", edges[1:]))
