@@ -208,14 +208,22 @@ PIECE_STRIDE = 1_000_000
 
 def splits_exact(study: Study) -> bool:
     """Whether a study's exact reference runs piece by piece: boxes, or 1D segments."""
+    return bool(study.conductivity.exact) and exact_splits(study)
+
+
+def exact_splits(study: Study) -> bool:
+    """Whether the study's exact reference, when computed, splits into pieces.
+
+    It does when the study asks for boxes or segments, or for a 1D Dirichlet chain beyond one
+    tridiagonal solve (its segments).
+    """
     from .exact import WHOLE_CHAIN_MAX
 
-    c = study.conductivity
-    method = c.exact_method or "auto"
-    if not c.exact or method not in ("auto", "boxes", "segments"):
-        return False
-    if method != "auto":
+    method = study.conductivity.exact_method or "auto"
+    if method in ("boxes", "segments"):
         return True
+    if method != "auto":
+        return False
     shape = study.potential.shape or study.make_potential(0).shape
     return len(shape) == 1 and study.grid.boundary == "dirichlet" \
         and int(np.prod(shape)) > WHOLE_CHAIN_MAX

@@ -75,24 +75,6 @@ def _edges(study: Study) -> np.ndarray:
     return np.geomspace(c.omega_min, c.omega_max, c.n_omega + 1)
 
 
-def _splits(study: Study) -> bool:
-    """Whether the validation's exact reference runs piece by piece on the engine.
-
-    It does when the study asks for boxes or segments, or for a 1D Dirichlet chain beyond one
-    tridiagonal solve (its segments).
-    """
-    from .exact import WHOLE_CHAIN_MAX
-
-    method = study.conductivity.exact_method or "auto"
-    if method in ("boxes", "segments"):
-        return True
-    if method != "auto":
-        return False
-    shape = study.potential.shape or study.make_potential(0).shape
-    return len(shape) == 1 and study.grid.boundary == "dirichlet" \
-        and int(np.prod(shape)) > WHOLE_CHAIN_MAX
-
-
 #: The exact parts of a realization's result, reusable across validation runs of one study.
 EXACT_FIELDS = ("sigma_exact", "n_pairs_exact", "nu_exact", "eig_exact")
 
@@ -294,7 +276,9 @@ def validate(
             raise InputError("reuse_exact: the previous result has other realizations or omega "
                              "bins than this study; rerun without reuse_exact")
     pieces = None
-    if prev is None and _splits(study):
+    from .ensemble import exact_splits
+
+    if prev is None and exact_splits(study):
         from .ensemble import _prune_pieces, exact_references
         from .runner import engine
 
