@@ -280,6 +280,9 @@ realizations = 2
 [output]
 figures = false
 """)
+    assert main(["run", str(study), "--out", str(tmp_path / "off"), "-q",
+                 "-o", "pair_model=false"]) == 0  # -o takes TOML's true/false
+    assert "sigma_pairs" not in ms.read_netcdf(tmp_path / "off" / "results.nc")
     assert main(["run", str(study), "--out", str(tmp_path / "out")]) == 0
     assert "sigma_pairs" in capsys.readouterr().out
     ds = ms.read_netcdf(tmp_path / "out" / "results.nc")

@@ -135,6 +135,8 @@ def _study(args):
 
 
 def _option_value(text: str):
+    if text.lower() in ("true", "false"):  # as in a study file (TOML booleans)
+        return text.lower() == "true"
     for cast in (int, float):
         try:
             return cast(text)
