@@ -206,8 +206,9 @@ def ac_conductivity(
     options
         An :class:`~mottscape.options.Options`; or give the options as keywords:
         ``mott_scale``, ``dos``, ``center``, ``split``, ``pair_set`` (old name ``pairs``),
-        ``pair_window``, ``xi``, ``effective``, ``solver``, ``tol``, ``dispersion`` (see
-        :mod:`mottscape.options` for their meaning and values).
+        ``pair_window``, ``xi``, ``effective``, ``solver``, ``tol``, ``dispersion``, and the
+        pair model's ``pair_model``, ``amplitude``, ``cross_section``, ``state_amplitude``,
+        ``pair_coupling`` (see :mod:`mottscape.options` for their meaning and values).
     progress
         Show a progress bar for the Agmon searches.
 
@@ -217,9 +218,11 @@ def ac_conductivity(
         On coordinate ``omega``: ``sigma_ll`` (eq. 17), ``sigma_mb`` (eq. 1), ``rho_omega``,
         ``n_states`` = |Sigma_omega|, ``n_pairs`` (pairs in the Agmon shell), ``moment`` =
         E_omega(X^2), validity flags; scalars ``nu``, ``delta_xi``, ``xi``,
-        ``localization_volume``, ``percolating``; attributes with units, options and
-        provenance. sigma is per unit volume, spin included, in e^2/hbar * a^(2-d) (lattice)
-        or S/m, S, S*m (semiconductor).
+        ``localization_volume``, ``percolating``; with ``pair_model=True`` also
+        ``sigma_pairs`` on the bins ``omega_lower``/``omega_upper`` (App. A-B,
+        :mod:`mottscape.pairs`); attributes with units, options and provenance. sigma is
+        per unit volume, spin included, in e^2/hbar * a^(2-d) (lattice) or S/m, S, S*m
+        (semiconductor).
     """
     return run_pipeline(V, fermi_energy, omega, spacing, mass, boundary, units,
                         options=options, progress=progress, **option_values).to_dataset()
