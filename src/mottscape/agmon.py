@@ -776,32 +776,27 @@ def geodesic(
     b = _as_region(end, grid, "end")
     field = distance_field(land.agmon_metric(energy), grid, a, order=order)
     cand = np.where(b, field, np.inf)
-    cur = np.array(np.unravel_index(int(np.argmin(cand)), grid.shape))
-    if not np.isfinite(cand[tuple(cur)]):
+    start = int(np.argmin(cand))
+    if not np.isfinite(cand.flat[start]):
         raise InputError("end cannot be reached from start")
-    offsets = np.array([o for o in itertools.product((-1, 0, 1), repeat=grid.ndim) if any(o)])
-    steplen = np.sqrt(((offsets * np.asarray(grid.spacing)) ** 2).sum(axis=1))
+    offsets, steplen = neighbour_offsets(grid)
+    shape3 = np.array((1,) * (3 - grid.ndim) + tuple(grid.shape), np.int64)
+    # the field decreases strictly along the walk: it visits each cell at most once
+    _, taken = _kernels.descend(field.ravel(), a.ravel().astype(np.int64), shape3,
+                                grid.periodic, offsets, steplen, start, 1, grid.size + 1)
+    moves = offsets[taken[1:], 3 - grid.ndim:]
+    walk = np.vstack([np.unravel_index(start, grid.shape), moves]).cumsum(axis=0)  # unwrapped
     shape = np.array(grid.shape)
-    walk = [cur.copy()]  # unwrapped indices
-    pos = cur.copy()
-    for _ in range(4 * grid.size):
-        if a[tuple(cur)]:
-            break
-        nbr = cur + offsets
-        if grid.periodic:
-            nbr = nbr % shape
-            ok = np.ones(len(offsets), bool)
-        else:
-            ok = np.all((nbr >= 0) & (nbr < shape), axis=1)
-        vals = np.full(len(offsets), np.inf)
-        vals[ok] = field[tuple(nbr[ok].T)]
-        slope = (vals - field[tuple(cur)]) / steplen
-        k = int(np.argmin(slope))
-        if not slope[k] < 0:
-            break
-        pos = pos + offsets[k]
-        cur = nbr[k]
-        walk.append(pos.copy())
-    path = np.array(walk[::-1])
+    path = walk[::-1]
     path -= path[0] - path[0] % shape  # start cell inside the box (periodic unwrapping)
     return grid.positions(path)
+
+
+def neighbour_offsets(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The 3^d - 1 neighbour offsets (padded to 3 axes, leading zeros) and their lengths."""
+    d = grid.ndim
+    offs = np.array([o for o in itertools.product((-1, 0, 1), repeat=d) if any(o)], np.int64)
+    steplen = np.sqrt(((offs * np.asarray(grid.spacing)) ** 2).sum(axis=1))
+    padded = np.zeros((offs.shape[0], 3), np.int64)
+    padded[:, 3 - d:] = offs
+    return padded, steplen

@@ -30,7 +30,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.ndimage as ndi
 import scipy.sparse as sp
 
@@ -170,18 +169,18 @@ def _eigenpairs(A: sp.csr_array, lo: float, hi: float) -> tuple[np.ndarray, np.n
     Shift-invert at the window centre returns the k eigenvalues nearest to it; k is doubled
     until the farthest one returned lies outside the window, so the window is complete.
     """
+    from .exact._windows import _solve_dense, _start_vector
+
     n = A.shape[0]
     if n <= DENSE_BOX_MAX:
-        return sla.eigh(A.toarray(), subset_by_value=(lo, hi), driver="evr")
+        return _solve_dense(A, lo, hi)
     from scipy.sparse.linalg import eigsh
 
     centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     k = 16
     while True:
-        # a fixed start vector: ARPACK's default one is random, and the numbers would change
-        # at round-off from run to run
         w, v = eigsh(A.tocsc(), k=min(k, n - 2), sigma=centre, which="LM",
-                     v0=np.ones(n) / math.sqrt(n))
+                     v0=_start_vector(n))  # fixed: the numbers repeat bit for bit
         if np.abs(w - centre).max() > half or k >= n - 2:
             break
         k *= 2
@@ -415,11 +414,11 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     pad = _padding_cells(sample, metric, basins, float(padding))
     A = sample.hamiltonian.matrix("csr")
     nearest = nearest_basin(basins.labels)
-    from threadpoolctl import threadpool_limits
+    from .exact._common import _blas_single_thread
 
-    # one BLAS thread: the boxes are small, and threaded BLAS on them only fights the other
-    # processes for the cores (measured: ARPACK's eigenvector step 27x slower under load)
-    with threadpool_limits(limits=1, user_api="blas"):
+    # one BLAS thread, as for the exact reference's boxes: threaded BLAS on small boxes only
+    # fights the other processes for the cores (ARPACK's eigenvector step 27x slower under load)
+    with _blas_single_thread():
         boxes = [_box_candidates(sample, A, basins.labels, _box_axes(sample, sl, pad),
                                  fermi_energy - window, fermi_energy + window, metric, nearest)
                  for sl in ndi.find_objects(basins.labels, basins.n) if sl is not None]

@@ -39,14 +39,13 @@ Gamma_1, where the overlap of the two states sits, for the second term of eq. B3
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
-from .agmon import PairDistances, distance_field
+from . import _agmon_kernels as _kernels
+from .agmon import PairDistances, distance_field, neighbour_offsets
 from .basins import Basins
 from .landscape import Landscape
 from .options import CrossSection
@@ -83,71 +82,6 @@ class PairTubes:
     centre: np.ndarray
     fallback: np.ndarray
     steps: np.ndarray
-
-
-# Hand-written: a steepest-descent walk over a few hundred cells per pair, run for every pair
-# of every sample; in Python it costs ~20 us per step and per neighbour. No library traces
-# minimal paths on a precomputed fast-marching field (scikit-image's MCP recomputes a Dijkstra
-# field, whose metric error does not shrink with the resolution).
-@njit(cache=True, nogil=True)
-def _descend(field, labels, shape, periodic, offsets, steplen, start, target, maxlen
-             ):  # pragma: no cover - compiled
-    """Cells from ``start`` down ``field`` to the first cell labelled ``target``.
-
-    Also returns the neighbour offset taken at each step (-1 for the start).
-    """
-    path = np.empty(maxlen, np.int64)
-    taken = np.empty(maxlen, np.int64)
-    path[0] = start
-    taken[0] = -1
-    n = 1
-    cur = start
-    s1 = shape[1] * shape[2]
-    s2 = shape[2]
-    while labels[cur] != target and n < maxlen:
-        c0 = cur // s1
-        c1 = (cur - c0 * s1) // s2
-        c2 = cur - c0 * s1 - c1 * s2
-        best = 0.0
-        nxt = -1
-        here = field[cur]
-        for k in range(offsets.shape[0]):
-            t0, t1, t2 = c0 + offsets[k, 0], c1 + offsets[k, 1], c2 + offsets[k, 2]
-            ok = True
-            tt = (t0, t1, t2)
-            out = [0, 0, 0]
-            for a in range(3):
-                t = tt[a]
-                if t < 0 or t >= shape[a]:
-                    if not periodic or shape[a] == 1:
-                        ok = False
-                        break
-                    t = t % shape[a]
-                out[a] = t
-            if not ok:
-                continue
-            cell = out[0] * s1 + out[1] * s2 + out[2]
-            slope = (field[cell] - here) / steplen[k]
-            if slope < best:
-                best = slope
-                nxt = k
-                nbc = cell
-        if nxt < 0:
-            break
-        path[n] = nbc
-        taken[n] = nxt
-        n += 1
-        cur = nbc
-    return path[:n], taken[:n]
-
-
-def _neighbour_offsets(grid) -> tuple[np.ndarray, np.ndarray]:
-    d = grid.ndim
-    offs = np.array([o for o in itertools.product((-1, 0, 1), repeat=d) if any(o)], np.int64)
-    steplen = np.sqrt(((offs * np.asarray(grid.spacing)) ** 2).sum(axis=1))
-    padded = np.zeros((offs.shape[0], 3), np.int64)
-    padded[:, 3 - d:] = offs
-    return padded, steplen
 
 
 def _section(lam: np.ndarray, d: int) -> np.ndarray:
@@ -249,7 +183,7 @@ def pair_tubes(land: Landscape, metric_land: Landscape, basins: Basins,
         return PairTubes(**out)
     fields = _fields(land, metric_land, basins, pairs.energy)
     metric = metric_land.agmon_metric(pairs.energy)
-    offsets, steplen = _neighbour_offsets(grid)
+    offsets, steplen = neighbour_offsets(grid)
     shape3 = np.array((1,) * (3 - d) + tuple(grid.shape), np.int64)
     radius = np.array([_radius(v, d) for v in basins.volumes])
     maxlen = 4 * int(sum(grid.shape)) + 16
@@ -262,7 +196,7 @@ def pair_tubes(land: Landscape, metric_land: Landscape, basins: Basins,
             j = int(pairs.j[p])
             cells = np.flatnonzero(fields.labels == j + 1)
             start = int(cells[np.argmin(field[cells])])
-            path, taken = _descend(field, fields.labels, shape3, grid.periodic, offsets,
+            path, taken = _kernels.descend(field, fields.labels, shape3, grid.periodic, offsets,
                                    steplen, start, i + 1, maxlen)
             lens = np.where(taken >= 0, steplen[taken], 0.0)
             moves = np.where(taken[:, None] >= 0, offsets[taken, 3 - d:], 0) * h
