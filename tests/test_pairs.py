@@ -251,6 +251,13 @@ def test_tunnelling_coupling_sends_every_inter_basin_pair_through_t():
     assert box.boxed.any() and not tun.boxed.any()
     np.testing.assert_array_equal(box.t, tun.t)  # same states, same amplitudes
     assert np.nansum(tun.box_share * tun.sigma) < np.nansum(box.box_share * box.sigma)
+    # the validation's shortcut: the box model recoupled gives the tunnelling run's numbers
+    from mottscape.pairs import recoupled
+
+    pipe = ms.run_pipeline(V, 0.9, w, pair_model=True)
+    again = recoupled(pipe.pair_model, "tunnelling", pipe)
+    np.testing.assert_array_equal(again.boxed, tun.boxed)
+    np.testing.assert_allclose(again.sigma, tun.sigma, rtol=1e-12)
 
 
 def test_a_study_with_the_pair_model_aggregates_and_reports_it(tmp_path, capsys):

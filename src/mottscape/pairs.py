@@ -73,8 +73,8 @@ if TYPE_CHECKING:
     from .options import Options
     from .statistics import LevelStatistics
 
-__all__ = ["PairModel", "mixing_x2", "omega_edges", "pair_conductivity",
-           "pair_model", "pair_parameters", "splitting"]
+__all__ = ["PairModel", "mixing_x2", "omega_edges", "pair_conductivity", "pair_model",
+           "pair_model_on", "pair_parameters", "recoupled", "splitting"]
 
 #: A pair found together in a box is resolved there when both states' weights on the box faces
 #: are below this.
@@ -180,8 +180,8 @@ class PairModel:
         Landscape-law number of states in the window, per basin (refs. [28, 30]).
     truncated
         Some pair at the search bound still had 2 t >= hbar omega_min.
-    amplitude, cross_section
-        The choices used.
+    amplitude, cross_section, coupling
+        The choices used (``coupling``: ``options.pair_coupling``, see :func:`recoupled`).
     """
 
     states: BasinStates
@@ -205,6 +205,7 @@ class PairModel:
     truncated: bool
     amplitude: str
     cross_section: str
+    coupling: str
 
 
 def _state_pairs(states: BasinStates, dist: PairDistances
@@ -374,7 +375,8 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
                      landscape_count=landscape_counts(land, basins, fermi_energy - window,
                                                       fermi_energy + window),
                      truncated=bool(np.any(2.0 * t[near_bound] >= e_edges[0])),
-                     amplitude=options.amplitude, cross_section=options.cross_section)
+                     amplitude=options.amplitude, cross_section=options.cross_section,
+                     coupling=options.pair_coupling)
 
 
 def _mid_mass(land: Landscape, dist: PairDistances) -> np.ndarray:
@@ -399,8 +401,11 @@ def _check_prefactor(prefactor) -> float:
     return float(prefactor)
 
 
-def _model_of(pipeline, omega_edges_) -> PairModel:
-    """The pair model of a pipeline on bins given by their edges."""
+def pair_model_on(pipeline, omega_edges_) -> PairModel:
+    """The pair model of a pipeline on bins given by their edges.
+
+    The pipeline's own model is returned when it computed one on the same bins.
+    """
     try:
         edges = np.asarray(omega_edges_, dtype=float)
     except (TypeError, ValueError):
@@ -429,9 +434,26 @@ def _rebinned(model: PairModel, edges: np.ndarray, pipeline) -> PairModel:
     sigma, count, share = _sigma((model.splitting[tunnel], model.x2[tunnel],
                                   model.active[tunnel]),
                                  _box_terms(model.states, pipeline.fermi_energy,
-                                            pipeline.options.pair_coupling),
+                                            model.coupling),
                                  units.omega_to_energy(edges), grid, units)
     return replace(model, sigma=sigma, n_pairs=count, box_share=share, edges=edges)
+
+
+def recoupled(model: PairModel, coupling: str, pipeline) -> PairModel:
+    """The same states and amplitudes with another ``pair_coupling``.
+
+    ``coupling`` is ``"box"`` or ``"tunnelling"``: only which pairs go through t_ab, and so
+    sigma, change.
+    """
+    from dataclasses import replace
+
+    from .options import allowed
+
+    if coupling not in allowed("pair_coupling"):
+        raise InputError(f"coupling={coupling!r} is not known; use one of "
+                         f"{', '.join(allowed('pair_coupling'))}")
+    boxed = _box_resolved(model.states, model.a, model.b, coupling)
+    return _rebinned(replace(model, boxed=boxed, coupling=coupling), model.edges, pipeline)
 
 
 def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
@@ -445,8 +467,8 @@ def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
     """
     _check_pipeline(pipeline)
     prefactor = _check_prefactor(prefactor)
-    model = _model_of(pipeline, omega_edges(pipeline.omega)) if pipeline.omega.size > 1 \
-        else _model_of(pipeline, [pipeline.omega[0] / 2, pipeline.omega[0] * 2])
+    model = pair_model_on(pipeline, omega_edges(pipeline.omega)) if pipeline.omega.size > 1 \
+        else pair_model_on(pipeline, [pipeline.omega[0] / 2, pipeline.omega[0] * 2])
     if prefactor != 1.0:
         model = _scaled(model, prefactor, pipeline)
     st, dist = model.states, model.distances
@@ -479,7 +501,7 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
     import xarray as xr
 
     prefactor = _check_prefactor(prefactor)
-    model = _model_of(pipeline, omega_edges)
+    model = pair_model_on(pipeline, omega_edges)
     if prefactor != 1.0:
         model = _scaled(model, prefactor, pipeline)
     units, d = pipeline.sample.units, pipeline.sample.ndim

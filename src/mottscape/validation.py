@@ -31,7 +31,7 @@ from .errors import InputError
 from .exact import exact_dos, kubo_greenwood, lowest_eigenvalues
 from .io import write_netcdf
 from .landscape import landscape_of
-from .pairs import pair_conductivity
+from .pairs import pair_model_on, recoupled
 from .pipeline import run
 from .units import get_units
 
@@ -123,13 +123,11 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
     out["n_pairs_ll"] = (("variant", "omega"), npairs)
     out["valid_ll"] = (("variant", "omega"), valid)
     out["sigma_mb"] = ("omega", ds0["sigma_mb"].values)
-    pairs = pair_conductivity(base, edges)
-    out["sigma_pairs"] = ("omega", pairs["sigma_pairs"].values)
-    out["pairs_box_share"] = ("omega", pairs["box_share"].values)
-    tunnel = run(sample, ef, centres, base.options.replace(pair_coupling="tunnelling"),
-                 landscape=land)
-    out["sigma_pairs_tunnelling"] = ("omega", pair_conductivity(tunnel, edges)
-                                     ["sigma_pairs"].values)
+    model = pair_model_on(base, edges)
+    out["sigma_pairs"] = ("omega", model.sigma)
+    out["pairs_box_share"] = ("omega", model.box_share)
+    # the same states and amplitudes, every inter-basin pair through t_ab
+    out["sigma_pairs_tunnelling"] = ("omega", recoupled(model, "tunnelling", base).sigma)
     for name in ("nu", "nu_landscape", "nu_basins", "delta_xi", "delta_xi_mb", "xi",
                  "localization_volume"):
         out[name] = ((), float(ds0[name]))
