@@ -372,8 +372,9 @@ class Study:
         if w.size < 2:
             raise InputError(f"{self.source}: the exact reference needs at least two "
                              "frequencies (its bins lie between them); set n_omega >= 2")
-        mids = np.sqrt(w[:-1] * w[1:])
-        return np.concatenate([[w[0] ** 2 / mids[0]], mids, [w[-1] ** 2 / mids[-1]]])
+        from .pairs import omega_edges  # the same bins as the pair model's
+
+        return omega_edges(w)
 
     def omegas(self) -> np.ndarray:
         """Angular frequencies (in ``unit_system.omega_unit``), strictly increasing."""
