@@ -17,7 +17,8 @@ comparison is a ratio of times taken minutes apart, and the load average is reco
     rho_omega + 1, exactly as :func:`mottscape.run_pipeline` calls it, against the number of
     cells N, with the log-log slope of time against N.
 ``pipeline``
-    :func:`mottscape.run_pipeline` (landscape, basins, Agmon, sigma_LL at 32 frequencies), one
+    :func:`mottscape.run_pipeline` with ``estimator="eq17"`` (landscape, basins, Agmon, eq. 17
+    at 32 frequencies; the pair model is timed by bench_pairs.py), one
     fresh subprocess per measurement, with the per-step durations of its ``log=`` callback and
     the peak resident memory of the process (interpreter, libraries and the input V included)
     per grid point (see :func:`peak_rss`).
@@ -365,7 +366,7 @@ def run_agmon(args) -> dict:
         V = anderson(shape, args.seed)
         land = solve_landscape(V)
         ef = fermi_energy_for(land, PIPELINE_QUANTILE[2])
-        p = run_pipeline(V, ef, omegas(), landscape=land)
+        p = run_pipeline(V, ef, omegas(), landscape=land, estimator="eq17")
         pd = p.pairs
         print(f"  Agmon {shape_name(shape)}: {pd.sources.size} sources ...", flush=True)
         # one process: the total work, whose growth with N is the target; then the default
@@ -406,7 +407,8 @@ def _child_pipeline(shape: tuple[int, ...], seed: int, kind: str) -> dict:
     small = (256,) * d if d < 3 else (40,) * 3
     Vw = anderson(small, seed, width)
     lw = solve_landscape(Vw)
-    run_pipeline(Vw, fermi_energy_for(lw, PIPELINE_QUANTILE[d]), omegas(), landscape=lw)
+    run_pipeline(Vw, fermi_energy_for(lw, PIPELINE_QUANTILE[d]), omegas(), landscape=lw,
+                 estimator="eq17")
     del Vw, lw
     V = anderson(shape, seed, width) if kind == "anderson" else block_potential(shape, 4, seed)
     land = solve_landscape(V)
@@ -415,7 +417,7 @@ def _child_pipeline(shape: tuple[int, ...], seed: int, kind: str) -> dict:
     gc.collect()
     rss_before, _ = peak_rss()
     t = time.perf_counter()
-    p = run_pipeline(V, ef, omegas())
+    p = run_pipeline(V, ef, omegas(), estimator="eq17")
     total = time.perf_counter() - t
     peak, how = peak_rss()
     steps = dict(p.timings)  # the staged pipeline's per-step durations
@@ -500,7 +502,7 @@ def run_exact(args) -> list[dict]:
         edges = np.geomspace(case["wmax"] * 1e-3, case["wmax"], N_OMEGA + 1)
         print(f"  exact vs LL {shape_name(case['shape'])} ...", flush=True)
         t_ll, times_ll, p = median_time(lambda V=V, w=w, case=case: run_pipeline(
-            V, case["ef"], w), args.repeats)
+            V, case["ef"], w, estimator="eq17"), args.repeats)
         t_ex, times_ex, ds = median_time(lambda V=V, edges=edges, case=case: kubo_greenwood(
             V, case["ef"], edges, method=case["method"]), args.baseline_repeats)
         rows.append({"case": case["name"], "shape": list(case["shape"]),

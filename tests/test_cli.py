@@ -92,7 +92,9 @@ def test_figures_in_1d_and_3d(tmp_path, shape, ef):
     from mottscape.plot import save_figures
 
     V = np.random.default_rng(2).uniform(0, 4, shape)
-    pipe = ms.run_pipeline(V, ef, np.geomspace(0.01, 0.3, 5))
+    # 3D: a percolating sample (boxes = the whole sample), the paper's eq. 17 alone
+    pipe = ms.run_pipeline(V, ef, np.geomspace(0.01, 0.3, 5),
+                           estimator="pairs" if len(shape) == 1 else "eq17")
     paths = save_figures(pipe, tmp_path)
     assert len(paths) == 4
     for p in paths:

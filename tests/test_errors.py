@@ -57,7 +57,8 @@ def basins() -> ms.Basins:
 
 @functools.cache
 def pipeline() -> ms.Pipeline:
-    return ms.run_pipeline(disorder.block((32, 32), block=4, width=4.0, seed=1), 0.6, OMEGA)
+    return ms.run_pipeline(disorder.block((32, 32), block=4, width=4.0, seed=1), 0.6, OMEGA,
+                           estimator="eq17")
 
 
 def with_nan(V, value=np.nan):
@@ -756,7 +757,8 @@ def test_cli_traceback_only_with_debug(tmp_path):
 def flagged_dataset():
     V = disorder.block((64, 64), block=4, width=4.0, seed=3)
     omega = np.array([1e-6, 0.02, 0.2, 50.0])
-    return ms.ac_conductivity(V, 0.7, omega, pairs="sigma_omega", mott_scale="lambertw")
+    return ms.ac_conductivity(V, 0.7, omega, pairs="sigma_omega", mott_scale="lambertw",
+                              estimator="eq17")
 
 
 def test_flag_rho_omega_small_at_high_frequency():
@@ -771,7 +773,7 @@ def test_flag_sigma_omega_tiny_at_low_frequency():
     ds = flagged_dataset()
     assert int(ds.n_states[0]) < 2
     assert bool(ds.flag_sigma_omega_tiny[0]) and not bool(ds.valid[0])
-    assert float(ds.sigma_ll[0]) == 0.0  # reported, but flagged
+    assert float(ds.sigma_eq17[0]) == 0.0  # reported, but flagged
 
 
 def test_flag_no_pairs_marks_zero_sigma_as_a_sampling_limit():
@@ -800,5 +802,5 @@ def test_percolating_flag():
 def test_landscape_converged_flag():
     V = disorder.block((64, 64), block=4, width=4.0, seed=3)
     land_ = solve(V, solver="stencil-cg", maxiter=3, on_failure="flag")
-    ds = ms.run_pipeline(None, 0.7, OMEGA, landscape=land_).dataset
+    ds = ms.run_pipeline(None, 0.7, OMEGA, landscape=land_, estimator="eq17").dataset
     assert not bool(ds["landscape_converged"]) and not ds.valid.any()

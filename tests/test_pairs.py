@@ -60,8 +60,10 @@ def test_omega_edges_put_each_frequency_at_its_bin_centre():
     w = np.geomspace(1e-3, 1e-1, 5)
     e = omega_edges(w)
     np.testing.assert_allclose(np.sqrt(e[:-1] * e[1:]), w, rtol=1e-12)
-    with pytest.raises(InputError, match="at least two"):
-        omega_edges(w[:1])
+    one = omega_edges(w[:1])  # one frequency: a quarter-decade bin centred on it
+    np.testing.assert_allclose(one, w[0] * 10.0 ** np.array([-0.125, 0.125]), rtol=1e-12)
+    with pytest.raises(InputError, match="1D array"):
+        omega_edges(w[:0])
 
 
 # ---------------------------------------------------------------------- tube volume (A9)
@@ -225,7 +227,7 @@ def test_sigma_pairs_against_the_exact_reference_2d():
 def test_pair_model_results_and_options():
     V = ms.disorder.block((64, 64), block=4, width=4.0, seed=1)
     w = np.geomspace(2e-2, 0.2, 4)
-    ds = ms.ac_conductivity(V, 0.9, w, pair_model=True)
+    ds = ms.ac_conductivity(V, 0.9, w, pair_model=True, estimator="eq17")
     for name in ("sigma_pairs", "n_pairs_model", "n_states_basins", "n_states_landscape_law"):
         assert name in ds and "units" in ds[name].attrs
     assert np.all(ds.omega_lower < ds.omega) and np.all(ds.omega < ds.omega_upper)
@@ -234,9 +236,13 @@ def test_pair_model_results_and_options():
 
     labels = [line.get_label() for line in plot_conductivity(ds).axes[0].get_lines()]
     assert any("pairs" in label for label in labels)
-    assert "sigma_pairs" not in ms.ac_conductivity(V, 0.9, w)
-    with pytest.raises(InputError, match="at least two"):
-        ms.ac_conductivity(V, 0.9, 0.05, pair_model=True)
+    # the default estimator: sigma_ll is the pair model, eq. 17 drawn beside it
+    default = ms.ac_conductivity(V, 0.9, w)
+    assert default.attrs["option_pair_model"] == "default"
+    labels = [line.get_label() for line in plot_conductivity(default).axes[0].get_lines()]
+    assert any("pair model" in label for label in labels)
+    assert any("eq. 17" in label for label in labels)
+    assert "sigma_pairs" not in ms.ac_conductivity(V, 0.9, w, estimator="eq17")
     with pytest.raises(InputError, match="amplitude"):
         ms.ac_conductivity(V, 0.9, w, pair_model=True, amplitude="A13")
     with pytest.raises(InputError, match="pair_model"):
@@ -279,6 +285,7 @@ omega_max = 0.2
 n_omega = 4
 
 [options]
+estimator = "eq17"
 pair_model = true
 
 [ensemble]

@@ -118,7 +118,7 @@ def test_conductivity_step_flags_and_eq_17(result):
                                result.sample.units, 2, Options(), sample_ok=True)
     assert cond.xi == 3.0  # no transfer matrix, the fit is undefined: the metric is used
     assert cond.xi_source == "metric"
-    np.testing.assert_allclose(cond.sigma_ll, sigma_ll(stats.nu, result.hbar_omega,
+    np.testing.assert_allclose(cond.sigma_eq17, sigma_ll(stats.nu, result.hbar_omega,
                                                        mom.moment, 2))
     np.testing.assert_array_equal(cond.flag_no_pairs, mom.n_pairs == 0)
     bad = conductivity_curves(stats, mom, result.hbar_omega, {"fit": 2.0, "metric": 3.0},
@@ -144,10 +144,11 @@ def test_xi_from_pairs_recovers_a_uniform_metric():
 # ---------------------------------------------------------------------- the composition
 def test_composition_keeps_every_step_and_its_time(result):
     assert set(result.timings) == {"landscape", "basins", "statistics", "agmon", "moments",
-                                   "conductivity"}
+                                   "conductivity", "pairs"}
     assert all(t >= 0 for t in result.timings.values())
     ds = result.to_dataset()
-    np.testing.assert_array_equal(ds.sigma_ll.values, result.conductivity.sigma_ll)
+    np.testing.assert_array_equal(ds.sigma_eq17.values, result.conductivity.sigma_eq17)
+    np.testing.assert_array_equal(ds.sigma_ll.values, result.pair_model.sigma)
     for name in ("percolating", "basin_filling", "landscape_converged", "landscape_residual"):
         assert name in ds.data_vars and "long_name" in ds[name].attrs
     assert ds.attrs["option_effective"] == "vu"
@@ -155,11 +156,13 @@ def test_composition_keeps_every_step_and_its_time(result):
 
 def test_array_first_wrappers_agree_with_the_staged_pipeline(sample, result):
     ds = ms.ac_conductivity(np.asarray(sample.potential), 0.8, OMEGA)
-    np.testing.assert_array_equal(ds.sigma_ll.values, result.conductivity.sigma_ll)
+    np.testing.assert_array_equal(ds.sigma_ll.values, result.pair_model.sigma)
     old = ms.ac_conductivity(np.asarray(sample.potential), 0.8, OMEGA, pairs="sigma_omega",
-                             mott_scale="lambertw")
-    new = run(sample, 0.8, OMEGA, Options(pair_set="sigma_omega", mott_scale="lambertw"))
-    np.testing.assert_array_equal(old.sigma_ll.values, new.conductivity.sigma_ll)
+                             mott_scale="lambertw", estimator="eq17")
+    new = run(sample, 0.8, OMEGA, Options(pair_set="sigma_omega", mott_scale="lambertw",
+                                          estimator="eq17"))
+    np.testing.assert_array_equal(old.sigma_ll.values, new.conductivity.sigma_eq17)
+    assert "sigma_pairs" not in old and new.pair_model is None
 
 
 SOLVERS = [s for s in allowed("solver") if s != "banded"]
@@ -168,17 +171,17 @@ SOLVERS = [s for s in allowed("solver") if s != "banded"]
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_pipeline_over_every_landscape_solver(sample, result, solver):
     """One suite over every backend (Kwant's solver fixture): the same sigma within tol."""
-    other = run(sample, 0.8, OMEGA, Options(solver=solver))
+    other = run(sample, 0.8, OMEGA, Options(solver=solver, estimator="eq17"))
     assert other.landscape.converged
     np.testing.assert_allclose(other.landscape.u, result.landscape.u, rtol=1e-7)
     np.testing.assert_array_equal(other.moments.n_pairs, result.moments.n_pairs)
-    np.testing.assert_allclose(other.conductivity.sigma_ll, result.conductivity.sigma_ll,
+    np.testing.assert_allclose(other.conductivity.sigma_eq17, result.conductivity.sigma_eq17,
                                rtol=1e-6)
 
 
 def test_banded_solver_in_1d():
     s = ms.make_sample(disorder.block((4096,), block=8, width=4.0, seed=1))
-    a = run(s, 1.0, OMEGA, Options(solver="banded"))
-    b = run(s, 1.0, OMEGA, Options(solver="direct"))
+    a = run(s, 1.0, OMEGA, Options(solver="banded", estimator="eq17"))
+    b = run(s, 1.0, OMEGA, Options(solver="direct", estimator="eq17"))
     np.testing.assert_allclose(a.landscape.u, b.landscape.u, rtol=1e-10)
-    np.testing.assert_allclose(a.conductivity.sigma_ll, b.conductivity.sigma_ll, rtol=1e-8)
+    np.testing.assert_allclose(a.conductivity.sigma_eq17, b.conductivity.sigma_eq17, rtol=1e-8)

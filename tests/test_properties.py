@@ -270,7 +270,8 @@ def pipeline_inputs(draw, d):
 
 
 def _run(V, ef, omega, pairs, mott, **kw):
-    return ms.run_pipeline(V, ef, omega, pairs=pairs, mott_scale_method=mott, **kw).dataset
+    return ms.run_pipeline(V, ef, omega, pairs=pairs, mott_scale_method=mott, estimator="eq17",
+                           **kw).dataset
 
 
 def _fermi(V, q, **kw):
@@ -283,7 +284,7 @@ def _omegas(V, ef, rho, **kw):
     frequency window (through V_F), so it is taken from a probe run with the first guess."""
     omega = np.array([1e-9])
     for _ in range(2):
-        delta = float(ms.run_pipeline(V, ef, omega, **kw).dataset.delta_xi)
+        delta = float(ms.run_pipeline(V, ef, omega, estimator="eq17", **kw).dataset.delta_xi)
         omega = 2.0 * delta * np.exp(-np.asarray(rho))
     return omega
 
@@ -330,8 +331,9 @@ def _assert_same_physics(a, b, sigma_factor=1.0, rtol=1e-6):
 @given(data=st.data(), c=st.floats(-100.0, 100.0))
 def test_energy_shift_leaves_sigma_unchanged_and_shifts_energies(d, data, c):
     V, ef, omega, pairs, mott = _inputs(data.draw(pipeline_inputs(d)))
-    a = ms.run_pipeline(V, ef, omega, pairs=pairs, mott_scale_method=mott)
-    b = ms.run_pipeline(V + c, ef + c, omega, pairs=pairs, mott_scale_method=mott)
+    a = ms.run_pipeline(V, ef, omega, pairs=pairs, mott_scale_method=mott, estimator="eq17")
+    b = ms.run_pipeline(V + c, ef + c, omega, pairs=pairs, mott_scale_method=mott,
+                        estimator="eq17")
     _assert_same_physics(a.dataset, b.dataset)
     tol = 1e-9 * (scale_of(V) + abs(c))
     np.testing.assert_allclose(b.landscape.effective_potential,

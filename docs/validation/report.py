@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 
 import mottscape as ms
-from mottscape.validate import summarize
+from mottscape.validation import summarize
 
 HERE = Path(__file__).parent
 MODELS = {"block_1d": "1D block", "block_2d": "2D block", "gaussian_1d": "1D Gaussian"}
-SHOWN = [("ll_default", "LL (default)"), ("ll_effective_scaled", "LL, scaled W_u"),
-         ("mb", "MB (eq. 1)"), ("pairs", "pair model")]
+SHOWN = [("eq17_default", "LL eq. 17 (paper)"), ("eq17_effective_scaled", "LL eq. 17, scaled W_u"),
+         ("mb", "MB (eq. 1)"), ("pairs", "pair model (sigma_ll since 2026-12)")]
 
 
 def fmt(res, name, k):
@@ -46,7 +46,7 @@ def model_table(res) -> str:
 
 
 def score_table(results) -> str:
-    names = [f"ll_{v}" for v in next(iter(results.values())).variant.values] + ["mb", "pairs"]
+    names = [f"eq17_{v}" for v in next(iter(results.values())).variant.values] + ["mb", "pairs"]
     head = "| curve | " + " | ".join(MODELS[m] for m in results) + " | mean |\n"
     head += "|---" * (len(results) + 2) + "|\n"
     rows = []

@@ -119,7 +119,6 @@ def _study(args):
     import dataclasses
 
     from .config import default_study, load_study
-    from .options import Options
 
     study = default_study() if args.study is None else load_study(args.study)
     if args.option:
@@ -129,8 +128,8 @@ def _study(args):
             if not sep:
                 raise InputError(f"--option {item!r} must be NAME=VALUE, e.g. effective=scaled")
             values[name.strip()] = _option_value(text.strip())
-        study = dataclasses.replace(study, options=study.options.replace(**values))
-        Options.from_mapping(values, where="--option")
+        study = dataclasses.replace(study, options=study.options.updated(values,
+                                                                         where="--option"))
     return study
 
 

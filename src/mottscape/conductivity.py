@@ -36,9 +36,9 @@ class Conductivity:
 
     Attributes
     ----------
-    sigma_ll
-        eq. (17), in the output unit of the sample's unit system (NaN where rho_omega is
-        undefined).
+    sigma_eq17
+        eq. (17), the paper's formula, in the output unit of the sample's unit system (NaN
+        where rho_omega is undefined).
     sigma_mb
         eq. (1) with ``xi`` (NaN where hbar omega >= 2 Delta_xi).
     xi
@@ -54,12 +54,15 @@ class Conductivity:
         the classical Mott length (NaN where the logarithm is not positive).
     flag_rho_omega_small, flag_sigma_omega_tiny, flag_no_pairs
         Per omega: rho_omega <= 1 (omega not small against Delta_xi); fewer than two states
-        to estimate f; no pair in the shell (sigma_ll = 0 is then a sampling limit).
+        to estimate f; no pair in the shell (sigma_eq17 = 0 is then a sampling limit).
+    regime
+        Per omega: rho_omega > 1 (hbar omega small against Delta_xi, the theory's
+        low-frequency regime), basins not percolating, landscape converged.
     valid
-        Per omega: every flag clear, basins not percolating, landscape converged.
+        Per omega: ``regime`` and eq. 17's sampling flags clear.
     """
 
-    sigma_ll: np.ndarray
+    sigma_eq17: np.ndarray
     sigma_mb: np.ndarray
     xi: float
     xi_source: str
@@ -69,6 +72,7 @@ class Conductivity:
     flag_rho_omega_small: np.ndarray
     flag_sigma_omega_tiny: np.ndarray
     flag_no_pairs: np.ndarray
+    regime: np.ndarray
     valid: np.ndarray
 
 
@@ -120,12 +124,13 @@ def conductivity_curves(stats: LevelStatistics, moments: ShellMoments, hbar_omeg
     flag_rho = ~(np.isfinite(rho_w) & (rho_w > 1.0))
     flag_empty = moments.n_states_used < 2
     flag_pairs = moments.n_pairs == 0
-    valid = ~(flag_rho | flag_empty | flag_pairs) & sample_ok
-    return Conductivity(sigma_ll=s_ll, sigma_mb=s_mb, xi=xi_val, xi_source=source,
+    regime = ~flag_rho & sample_ok
+    valid = regime & ~(flag_empty | flag_pairs)
+    return Conductivity(sigma_eq17=s_ll, sigma_mb=s_mb, xi=xi_val, xi_source=source,
                         xi_estimates=dict(xi), delta_xi_mb=delta_mb,
                         mott_length=mott_length(xi_val, np.where(log_mb > 0, log_mb, np.nan)),
                         flag_rho_omega_small=flag_rho, flag_sigma_omega_tiny=flag_empty,
-                        flag_no_pairs=flag_pairs, valid=valid)
+                        flag_no_pairs=flag_pairs, regime=regime, valid=valid)
 
 
 # ---------------------------------------------------------------------- array-first API
@@ -189,7 +194,16 @@ def ac_conductivity(
     progress: bool = False,
     **option_values: Any,
 ) -> xr.Dataset:
-    """Low-frequency ac conductivity from the localization landscape (eq. 17), with eq. (1).
+    """Low-frequency ac conductivity from the localization landscape, with eqs. (17) and (1).
+
+    ``sigma_ll`` is the recommended estimator (``estimator="pairs"``, the default): the pair
+    model of App. A-B, every state near E_F of every basin coupled pair by pair, averaged
+    over a bin around each frequency (the geometric midpoints between neighbouring
+    frequencies; a single frequency gets a quarter-decade bin), like the exact reference
+    :func:`mottscape.kubo_greenwood`. The paper's formula as published, eq. (17), is always
+    reported beside it as ``sigma_eq17`` (``estimator="eq17"`` makes it ``sigma_ll`` and
+    skips the pair model, 10-100 times faster), and the classical formula eq. (1) as
+    ``sigma_mb``. Evidence for the choice: ``docs/validation.md``.
 
     Parameters
     ----------
@@ -205,24 +219,26 @@ def ac_conductivity(
         and unit system (see :mod:`mottscape.units`).
     options
         An :class:`~mottscape.options.Options`; or give the options as keywords:
-        ``mott_scale``, ``dos``, ``center``, ``split``, ``pair_set`` (old name ``pairs``),
-        ``pair_window``, ``xi``, ``effective``, ``solver``, ``tol``, ``dispersion``, and the
-        pair model's ``pair_model``, ``amplitude``, ``cross_section``, ``state_amplitude``,
-        ``pair_coupling`` (see :mod:`mottscape.options` for their meaning and values).
+        ``estimator``, ``mott_scale``, ``dos``, ``center``, ``split``, ``pair_set`` (old
+        name ``pairs``), ``pair_window``, ``xi``, ``effective``, ``solver``, ``tol``,
+        ``dispersion``, and the pair model's ``pair_model``, ``amplitude``,
+        ``cross_section``, ``state_amplitude``, ``pair_coupling`` (see
+        :mod:`mottscape.options` for their meaning and values).
     progress
         Show a progress bar for the Agmon searches.
 
     Returns
     -------
     xarray.Dataset
-        On coordinate ``omega``: ``sigma_ll`` (eq. 17), ``sigma_mb`` (eq. 1), ``rho_omega``,
-        ``n_states`` = |Sigma_omega|, ``n_pairs`` (pairs in the Agmon shell), ``moment`` =
-        E_omega(X^2), validity flags; scalars ``nu``, ``delta_xi``, ``xi``,
-        ``localization_volume``, ``percolating``; with ``pair_model=True`` also
-        ``sigma_pairs`` on the bins ``omega_lower``/``omega_upper`` (App. A-B,
-        :mod:`mottscape.pairs`); attributes with units, options and provenance. sigma is
-        per unit volume, spin included, in e^2/hbar * a^(2-d) (lattice) or S/m, S, S*m
-        (semiconductor).
+        On coordinate ``omega``: ``sigma_ll`` (the estimator of ``estimator``),
+        ``sigma_eq17`` (eq. 17), ``sigma_mb`` (eq. 1), ``rho_omega``, ``n_states`` =
+        |Sigma_omega|, ``n_pairs`` (pairs in the Agmon shell), ``moment`` = E_omega(X^2),
+        validity flags (``valid`` refers to ``sigma_ll``); scalars ``nu``, ``delta_xi``,
+        ``xi``, ``localization_volume``, ``percolating``; when the pair model runs also
+        ``sigma_pairs`` and its diagnostics, with the bins ``omega_lower``/``omega_upper``
+        (App. A-B, :mod:`mottscape.pairs`); attributes with units, options and provenance.
+        sigma is per unit volume, spin included, in e^2/hbar * a^(2-d) (lattice) or S/m,
+        S, S*m (semiconductor).
     """
     return run_pipeline(V, fermi_energy, omega, spacing, mass, boundary, units,
                         options=options, progress=progress, **option_values).to_dataset()

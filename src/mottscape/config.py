@@ -366,12 +366,10 @@ class Study:
         """Bin edges around the frequencies (the bins of the exact reference of a run).
 
         The geometric midpoints between neighbouring frequencies, and outer edges as far out
-        in ratio, so that each frequency is the geometric centre of its bin.
+        in ratio, so that each frequency is the geometric centre of its bin (a single
+        frequency: a quarter-decade bin, :func:`mottscape.pairs.omega_edges`).
         """
         w = self.omegas()
-        if w.size < 2:
-            raise InputError(f"{self.source}: the exact reference needs at least two "
-                             "frequencies (its bins lie between them); set n_omega >= 2")
         from .pairs import omega_edges  # the same bins as the pair model's
 
         return omega_edges(w)

@@ -38,7 +38,7 @@ __all__ = ["aggregate", "combine", "combine_points", "realization_task", "run_en
            "study_description", "sweep_task"]
 
 #: The estimators whose ensemble mean and standard error are reported when present.
-ESTIMATORS = ("sigma_ll", "sigma_mb", "sigma_pairs", "sigma_exact")
+ESTIMATORS = ("sigma_ll", "sigma_eq17", "sigma_mb", "sigma_pairs", "sigma_exact")
 
 
 def study_description(study: Study, kind: str, extra: Mapping[str, Any] | None = None
@@ -440,9 +440,9 @@ def combine(report: RunReport, index: list[int]) -> xr.Dataset:
 def aggregate(stacked: xr.Dataset) -> xr.Dataset:
     """Ensemble mean and standard error of every estimator present, per frequency.
 
-    For each of ``sigma_ll``, ``sigma_mb``, ``sigma_pairs``, ``sigma_exact`` in ``stacked``
-    (dimension ``realization``): ``<name>_mean`` (over the realizations where it is finite),
-    ``<name>_sem`` (standard error of that mean, NaN with fewer than two) and
+    For each of ``sigma_ll``, ``sigma_eq17``, ``sigma_mb``, ``sigma_pairs``, ``sigma_exact``
+    in ``stacked`` (dimension ``realization``): ``<name>_mean`` (over the realizations where
+    it is finite), ``<name>_sem`` (standard error of that mean, NaN with fewer than two) and
     ``<name>_count``; and ``n_pairs_total`` when ``n_pairs`` is present.
     """
     out = stacked.copy()

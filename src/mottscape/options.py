@@ -34,10 +34,24 @@ evidence behind each default):
     The effective potential of the basins and of the Agmon metric: ``"vu"`` (V_u, the paper)
     or ``"scaled"`` (W_u = (1 + d/4) V_u, our extension).
 
-The pair model (App. A-B, :mod:`mottscape.pairs`), off by default:
+Which estimator is ``sigma_ll``:
+
+``estimator``
+    ``"pairs"`` (default, the recommended estimator): the pair model of App. A-B
+    (:mod:`mottscape.pairs`), every state near E_F of every basin coupled pair by pair,
+    binned between the frequencies like the exact reference. ``"eq17"``: the paper's formula
+    as published, eq. 17 with the Agmon-shell window (choices above). Both are always
+    reported when the pair model runs (``sigma_pairs``, ``sigma_eq17``); ``sigma_ll`` is
+    the one chosen here. The choice and its evidence: ``docs/validation.md`` (the pair
+    model is within 0.7-2.9 of the exact conductivity in every resolved bin of the
+    validation models, eq. 17 6-84 times too large in 2D).
+
+The pair model (App. A-B, :mod:`mottscape.pairs`):
 
 ``pair_model``
-    ``True`` adds ``sigma_pairs`` (every state of every basin coupled pair by pair).
+    Run the pair model (adds ``sigma_pairs``): ``None`` (default) runs it when
+    ``estimator="pairs"`` needs it; ``True`` also with ``estimator="eq17"``; ``False`` is
+    only allowed with ``estimator="eq17"`` (the fast LL pipeline alone).
 ``amplitude``
     Its transition amplitude: ``"a13"`` (eq. A13, the paper), ``"herring"`` (Herring's
     surface formula with the same LL states, our extension) or ``"a16"``
@@ -78,6 +92,7 @@ __all__ = [
     "CrossSection",
     "DosMethod",
     "Effective",
+    "Estimator",
     "LandscapeSolver",
     "MottScale",
     "Options",
@@ -100,6 +115,7 @@ Amplitude = Literal["a13", "herring", "a16"]
 CrossSection = Literal["fronts", "landscape"]
 StateAmplitude = Literal["volume", "tail"]
 PairCoupling = Literal["box", "tunnelling"]
+Estimator = Literal["pairs", "eq17"]
 #: Landscape solvers: ``"scipy-cg"`` is scipy's CG with a Jacobi preconditioner on the
 #: assembled matrix, ``"stencil-cg"`` the matrix-free fused Jacobi-CG of mottscape.
 LandscapeSolver = Literal["auto", "direct", "banded", "stencil", "mg", "stencil-cg",
@@ -118,8 +134,11 @@ class Options:
 
     Attributes
     ----------
+    estimator
+        Which estimator is reported as ``sigma_ll``: the pair model (``"pairs"``, default)
+        or eq. 17 (``"eq17"``).
     mott_scale, dos, center, split, pair_set, xi, effective
-        The open choices of the theory (see the module docstring).
+        The open choices of eq. 17 and of the classical formula (see the module docstring).
     pair_model, amplitude, cross_section, state_amplitude, pair_coupling
         The pair model of App. A-B and its choices (see the module docstring).
     pair_window
@@ -129,6 +148,7 @@ class Options:
         The landscape solve: method, relative residual, free IDOS of the landscape law.
     """
 
+    estimator: Estimator = "pairs"
     mott_scale: MottScale = "log"
     dos: DosMethod = "landscape"
     center: Center = "weighted"
@@ -137,7 +157,7 @@ class Options:
     pair_window: float | None = None
     xi: XiMethod = "transfer_matrix"
     effective: Effective = "vu"
-    pair_model: bool = False
+    pair_model: bool | None = None
     amplitude: Amplitude = "herring"
     cross_section: CrossSection = "fronts"
     state_amplitude: StateAmplitude = "tail"
@@ -149,8 +169,12 @@ class Options:
     def __post_init__(self) -> None:
         for name in _choices():
             _check_choice(name, getattr(self, name))
-        if not isinstance(self.pair_model, bool):
+        if self.pair_model is not None and not isinstance(self.pair_model, bool):
             raise InputError(f"pair_model={self.pair_model!r} must be true or false")
+        if self.pair_model is False and self.estimator == "pairs":
+            raise InputError("pair_model=false contradicts estimator='pairs' (the default "
+                             "estimator is the pair model); to skip the pair model, set "
+                             "estimator='eq17' (the paper's formula alone)")
         if self.pair_window is not None:
             object.__setattr__(self, "pair_window",
                                _positive(self.pair_window, "pair_window",
@@ -163,12 +187,27 @@ class Options:
                              "a relative residual, e.g. 1e-10)")
         object.__setattr__(self, "tol", tol)
 
+    @property
+    def runs_pair_model(self) -> bool:
+        """Whether the pair model runs (``pair_model``, or the estimator needs it)."""
+        return self.estimator == "pairs" if self.pair_model is None else self.pair_model
+
     def replace(self, **changes: Any) -> Options:
         """A copy with some options changed (validated like the original)."""
-        merged = self.to_dict()
-        for key, value in Options.from_mapping(changes, where="replace()").explicit(changes):
-            merged[key] = value
-        return Options(**merged)
+        return self.updated(changes, where="replace()")
+
+    def updated(self, changes: Mapping[str, Any], *, where: str = "options") -> Options:
+        """A copy with the options of ``changes`` changed, validated as a whole.
+
+        The combination is checked, not the changes alone (``pair_model=False`` is valid
+        when these options, or ``changes``, set ``estimator="eq17"``); errors name ``where``.
+        """
+        if not isinstance(changes, Mapping):
+            raise InputError(f"{where} must be a table of option = value, got "
+                             f"{type(changes).__name__}")
+        changed = {ALIASES.get(k, k) for k in changes}
+        kept = {k: v for k, v in self.to_dict().items() if k not in changed}
+        return Options.from_mapping({**kept, **changes}, where=where)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -202,11 +241,6 @@ class Options:
                 _check_choice(name, value, shown=key)
             kwargs[name] = value
         return cls(**kwargs)
-
-    def explicit(self, mapping: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        """The (name, value) pairs of this object that ``mapping`` set (aliases resolved)."""
-        names = {ALIASES.get(k, k) for k in mapping}
-        return [(n, getattr(self, n)) for n in self.names() if n in names]
 
     def to_dict(self) -> dict[str, Any]:
         """The options as a plain dict (None kept)."""

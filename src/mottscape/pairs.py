@@ -123,16 +123,25 @@ def mixing_x2(t, delta, dr, overlap=0.0, offset=None) -> np.ndarray:
     return np.sum(x**2, axis=1)
 
 
+#: Width in decades of the bin of a single frequency (see :func:`omega_edges`).
+SINGLE_BIN_DECADES = 0.25
+
+
 def omega_edges(omega: np.ndarray) -> np.ndarray:
     """Bin edges around increasing frequencies: geometric midpoints, outer edges as far out.
 
     Each frequency is the geometric centre of its bin (the bins of
-    :func:`mottscape.kubo_greenwood`'s ``omega_lower``/``omega_upper`` in a study).
+    :func:`mottscape.kubo_greenwood`'s ``omega_lower``/``omega_upper`` in a study). A single
+    frequency gets a bin a quarter of a decade wide, ``omega * 10**(-1/8 .. 1/8)`` (the width
+    of the validation's bins; a bin is needed because a finite sample's sigma is a sum of
+    delta peaks, eq. 4).
     """
     w = np.asarray(omega, float)
-    if w.ndim != 1 or w.size < 2:
-        raise InputError("omega: the pair model bins sigma between frequencies and needs at "
-                         "least two of them (e.g. n_omega >= 2)")
+    if w.ndim != 1 or w.size < 1:
+        raise InputError("omega: the pair model bins sigma around one or more frequencies; "
+                         "give a 1D array of increasing frequencies > 0")
+    if w.size == 1:
+        return w[0] * 10.0 ** np.array([-SINGLE_BIN_DECADES / 2, SINGLE_BIN_DECADES / 2])
     mids = np.sqrt(w[:-1] * w[1:])
     return np.concatenate([[w[0] ** 2 / mids[0]], mids, [w[-1] ** 2 / mids[-1]]])
 

@@ -76,7 +76,7 @@ class PipelineResult:
     basins, statistics, pair_sample, moments, conductivity
         The results of the later steps.
     pair_model
-        The pair model (App. A-B) when ``options.pair_model`` is set, else None.
+        The pair model (App. A-B) when it runs (``options.runs_pair_model``), else None.
     timings
         Seconds per step: ``landscape``, ``basins``, ``statistics``, ``agmon``, ``moments``,
         ``conductivity`` (and ``pairs``).
@@ -191,9 +191,6 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
     """
     opts = options or Options()
     w = as_omega(omega)
-    if opts.pair_model and w.size < 2:
-        raise InputError("omega: the pair model (pair_model=True) bins sigma_pairs between "
-                         "frequencies; give at least two")
     ef = _fermi_energy(fermi_energy)
     hw = sample.units.omega_to_energy(w)
     clock = _Timer()
@@ -202,6 +199,12 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
             check_memory(sample.grid.size, BYTES_PER_POINT_PIPELINE, "the pipeline on a grid")
             landscape = landscape_of(sample, opts, on_failure="flag")
         _check_spectrum(landscape, ef, hw)
+        if opts.runs_pair_model and landscape.solver == "given":
+            raise InputError(
+                "the pair model (estimator='pairs', the default) solves H on a box around each "
+                "basin, and a landscape given by its V_u (Landscape.from_effective_potential "
+                "or Landscape.given) carries no Hamiltonian of its own: pass estimator='eq17' "
+                "(the paper's formula alone), or solve the landscape of the potential")
     with clock.step("basins"):
         metric = metric_landscape(landscape, opts.effective)
         basins = find_basins(metric, ef, split=opts.split, center=opts.center,
@@ -224,7 +227,7 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
         curves = conductivity_curves(stats, moments, hw, xi, sample.units, sample.ndim, opts,
                                      sample_ok=landscape.converged and not basins.percolating)
     model = None
-    if opts.pair_model:
+    if opts.runs_pair_model:
         from .pairs import pair_model
 
         with clock.step("pairs"):

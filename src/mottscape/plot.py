@@ -199,7 +199,10 @@ def _curve(ds, name: str):
 
 
 def plot_conductivity(ds, ax=None, exact=None) -> Figure:
-    """sigma_LL (eq. 17), sigma_MB (eq. 1) and sigma_pairs if present, against omega (log-log).
+    """sigma_LL, sigma_MB (eq. 1) and eq. 17 or sigma_pairs, against omega (log-log).
+
+    sigma_LL is the run's estimator (the pair model by default, then eq. 17 is drawn beside
+    it; with ``estimator="eq17"`` the pair model is drawn beside it when it ran).
 
     Works for one realization and for ensembles (``run_ensemble`` results, a results.nc of
     several realizations): the ensemble mean is drawn with a band of +- one standard error.
@@ -218,9 +221,13 @@ def plot_conductivity(ds, ax=None, exact=None) -> Figure:
     valid = ds["valid"].values.astype(bool)
     if valid.ndim == 2:
         valid = valid.mean(axis=0) >= 0.5
-    curves = [("sigma_ll", "C1", "-", r"$\sigma_{LL}$ (eq. 17)"),
+    pairs = ds.attrs.get("option_estimator", "pairs") == "pairs" and "sigma_pairs" in ds
+    curves = [("sigma_ll", "C2" if pairs else "C1", "-",
+               r"$\sigma_{LL}$ (pair model, App. A-B)" if pairs else r"$\sigma_{LL}$ (eq. 17)"),
               ("sigma_mb", "C0", "--", r"$\sigma_{MB}$ (eq. 1)")]
-    if "sigma_pairs" in ds:
+    if pairs and "sigma_eq17" in ds:
+        curves.append(("sigma_eq17", "C1", ":", r"eq. 17 (paper)"))
+    elif "sigma_pairs" in ds:
         curves.append(("sigma_pairs", "C2", "-.", r"$\sigma_{pairs}$ (App. A-B)"))
     for name, color, style, label in curves:
         mean, sem = _curve(ds, name)
@@ -276,8 +283,8 @@ def _draw_exact(ax, exact, ds) -> None:
 def plot_sweep(ds, ax=None) -> Figure:
     """sigma_LL and sigma_MB at each parameter point of a sweep, one colour per point.
 
-    sigma_LL (eq. 17) solid with a band of +- one standard error, sigma_MB (eq. 1) dashed; the
-    legend gives each point's swept values.
+    sigma_LL (the run's estimator) solid with a band of +- one standard error, sigma_MB
+    (eq. 1) dashed; the legend gives each point's swept values.
     """
     fig, ax = _axes(ax)
     from .summary import sweep_label
@@ -299,7 +306,7 @@ def plot_sweep(ds, ax=None) -> Figure:
     ax.set_xlabel(rf"$\omega$ [{display_unit(ds.omega.attrs)}]")
     ax.set_ylabel(rf"$\sigma$ [{display_unit(ds['sigma_ll'].attrs)}]")
     n = ds.sizes.get("realization", 1)
-    ax.set_title(rf"sweep: $\sigma_{{LL}}$ (eq. 17, solid) and $\sigma_{{MB}}$ (eq. 1, dashed),"
+    ax.set_title(rf"sweep: $\sigma_{{LL}}$ (solid) and $\sigma_{{MB}}$ (eq. 1, dashed),"
                  f" {n} realizations per point", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
@@ -346,8 +353,10 @@ def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
 def plot_validation(res, variant: str = "default") -> Figure:
     """Validation figure: ensemble means against omega and their ratios to exact.
 
-    Left: sigma_exact, sigma_LL, sigma_MB and the pair model (bands: 16-84 % bootstrap over
-    realizations); right: the ratios to the exact result.
+    Left: sigma_exact, the recommended sigma_ll, the paper's eq. 17 (``variant`` of its open
+    choices, and the scaled landscape when validated), sigma_MB (eq. 1) and the pair model's
+    LL tunnelling part (bands: 16-84 % bootstrap over realizations); right: the ratios to the
+    exact result. Bins the exact mean does not resolve are shaded.
     """
     fig = Figure(figsize=(11.0, 4.5), layout="constrained")
     ax, axr = fig.subplots(1, 2)
@@ -355,15 +364,25 @@ def plot_validation(res, variant: str = "default") -> Figure:
     ex = res["sigma_exact_mean"].values
     ok = ex > 0
     ax.loglog(w[ok], ex[ok], "ks-", ms=4, label="exact (Kubo-Greenwood)")
-    curves = [(f"ll_{variant}", res["sigma_ll"].sel(variant=variant).mean("realization"),
-               "C1", rf"$\sigma_{{LL}}$ ({variant})"),
-              ("mb", res["sigma_mb"].mean("realization"), "C0", r"$\sigma_{MB}$ (eq. 1)"),
-              *([("ll_effective_scaled",
-                  res["sigma_ll"].sel(variant="effective_scaled").mean("realization"), "C3",
-                  r"$\sigma_{LL}$, scaled $W_u$")]
-                if "effective_scaled" in res.variant.values and variant != "effective_scaled"
-                else []),
-              ("pairs", res["sigma_pairs"].mean("realization"), "C2", "pair model (App. A-B)")]
+    variants = list(res.variant.values)
+
+    def eq17(v: str):
+        return res["sigma_eq17"].sel(variant=v).mean("realization")
+
+    curves = [("ll", res["sigma_ll"].mean("realization"), "C2", r"$\sigma_{ll}$ (recommended)"),
+              (f"eq17_{variant}", eq17(variant), "C1", rf"eq. 17, paper ({variant})"),
+              *([("eq17_effective_scaled", eq17("effective_scaled"), "C3",
+                  r"eq. 17, scaled $W_u$")]
+                if "effective_scaled" in variants and variant != "effective_scaled" else []),
+              ("mb", res["sigma_mb"].mean("realization"), "C0", r"$\sigma_{MB}$ (eq. 1)")]
+    if "ratio_pairs_tunnelling" in res:
+        curves.append(("pairs_tunnelling", res["sigma_pairs_tunnelling"].mean("realization"),
+                       "C4", "pair model, LL tunnelling only"))
+    if "resolved" in res and "omega_lower" in res.coords:
+        for axis in (ax, axr):
+            for k in np.flatnonzero(~res["resolved"].values.astype(bool)):
+                axis.axvspan(float(res.omega_lower[k]), float(res.omega_upper[k]),
+                             color="0.9", lw=0, zorder=0)
     for key, mean, color, label in curves:
         m = np.asarray(mean)
         good = m > 0

@@ -29,15 +29,24 @@ def _var(dims, values, long_name: str, units: str | None = None) -> tuple:
 
 
 def _omega_variables(result: PipelineResult) -> dict:
-    """Variables along omega: sigma_ll, sigma_mb, rho_omega, the moments, counts and flags."""
+    """Variables along omega: sigma_ll, sigma_eq17, sigma_mb, rho_omega, moments, flags."""
     opts, units, d = result.options, result.sample.units, result.sample.ndim
     mom, cond = result.moments, result.conductivity
     e_unit, l_unit = units.energy_unit, units.length_unit
     sigma_unit = units.sigma_unit(d)
     w = ("omega",)
+    pairs = opts.estimator == "pairs"
+    model = result.pair_model
+    if pairs and model is None:  # pipeline.run always builds it for this estimator
+        raise ValueError("estimator='pairs' needs the pair model's result")
+    chosen = model.sigma if pairs and model is not None else cond.sigma_eq17
     return {
-        "sigma_ll": _var(w, cond.sigma_ll, "LL-generalized Mott-Berezinskii conductivity "
-                         "(eq. 17)", sigma_unit),
+        "sigma_ll": _var(w, chosen, "LL conductivity, recommended estimator: the pair model "
+                         "(App. A-B), averaged over the bin omega_lower..omega_upper" if pairs
+                         else "LL-generalized Mott-Berezinskii conductivity (eq. 17)",
+                         sigma_unit),
+        "sigma_eq17": _var(w, cond.sigma_eq17, "LL-generalized Mott-Berezinskii conductivity "
+                           "(eq. 17, the paper's formula)", sigma_unit),
         "sigma_mb": _var(w, cond.sigma_mb, "classical Mott-Berezinskii conductivity (eq. 1)",
                          sigma_unit),
         "rho_omega": _var(w, mom.rho_omega, f"LL-generalized Mott scale ({opts.mott_scale})",
@@ -53,13 +62,15 @@ def _omega_variables(result: PipelineResult) -> dict:
                               "(Sigma_omega, or the pair window)", "1"),
         "n_pairs": _var(w, mom.n_pairs, "pairs in the Agmon shell [rho_omega, rho_omega + 1]",
                         "1"),
-        "valid": _var(w, cond.valid, "inside the theory's validity (all flags clear)"),
+        "valid": _var(w, cond.regime if pairs else cond.valid, "sigma_ll inside the theory's "
+                      "validity (rho_omega > 1, basins separated, landscape converged" +
+                      (")" if pairs else ", eq. 17's sampling flags clear)")),
         "flag_rho_omega_small": _var(w, cond.flag_rho_omega_small, "rho_omega <= 1 or "
                                      "undefined: omega not small compared with Delta_xi"),
         "flag_sigma_omega_tiny": _var(w, cond.flag_sigma_omega_tiny, "fewer than 2 states to "
                                       "estimate f from (Sigma_omega, or the pair window)"),
-        "flag_no_pairs": _var(w, cond.flag_no_pairs, "no pair in the Agmon shell (sigma_ll = "
-                              "0 is a sampling limit, not a result)"),
+        "flag_no_pairs": _var(w, cond.flag_no_pairs, "no pair in the Agmon shell (sigma_eq17 "
+                              "= 0 is a sampling limit, not a result)"),
     }
 
 
@@ -155,8 +166,9 @@ def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        sigma_ll (eq. 17), sigma_mb (eq. 1), rho_omega (eq. 12), the shell moments and counts,
-        the flags, ``sigma_pairs`` with its bins when the pair model is on, and the scalars
+        sigma_ll (the chosen estimator), sigma_eq17 (eq. 17), sigma_mb (eq. 1), rho_omega
+        (eq. 12), the shell moments and counts, the flags, ``sigma_pairs`` with its bins when
+        the pair model runs, and the scalars
         nu, delta_xi, xi, V_F with their diagnostics.
     """
     data = {**_omega_variables(result), **_pair_variables(result),

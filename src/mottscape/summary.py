@@ -57,7 +57,11 @@ def _point_table(ds: xr.Dataset) -> str:
     if n:
         head = f"ensemble of {n} realizations (n_failed = {int(ds.get('n_failed', 0))})\n" + head
     unit = display_unit(ds["sigma_ll"].attrs)
-    extra = [name for name in ("sigma_pairs", "sigma_exact") if name in ds]
+    pairs = ds.attrs.get("option_estimator", "pairs") == "pairs"
+    extra = [name for name in ("sigma_eq17" if pairs else "sigma_pairs", "sigma_exact")
+             if name in ds]
+    # the pairs behind sigma_ll: the pair model's state pairs in the bin, or eq. 17's shell
+    count = "n_pairs_model" if pairs and "n_pairs_model" in ds else "n_pairs"
     names = ["sigma_ll", "sigma_mb", *extra]
     exact_head = "".join(f" {name:>11}" for name in extra)
     lines = [head, f"{'omega':>11} {'rho_omega':>9} {'states':>7} {'pairs':>7} "
@@ -68,12 +72,13 @@ def _point_table(ds: xr.Dataset) -> str:
         mean = {name: float(row[f"{name}_mean"]) if f"{name}_mean" in row else
                 float(np.nanmean(row[name].values)) for name in names}
         sem = float(row["sigma_ll_sem"]) if "sigma_ll_sem" in row else float("nan")
+        n_pairs = row[count].values
         valid = np.asarray(row["valid"].values, dtype=bool)
         exact = "".join(f" {mean[name]:11.4g}" for name in extra)
         lines.append(
             f"{float(ds.omega[k]):11.4g} {float(np.nanmean(row.rho_omega.values)):9.3f} "
             f"{float(np.mean(row.n_states.values)):7.1f} "
-            f"{int(np.sum(row.n_pairs.values)):7d} {mean['sigma_ll']:11.4g} {sem:9.2g} "
+            f"{int(np.sum(n_pairs)):7d} {mean['sigma_ll']:11.4g} {sem:9.2g} "
             f"{mean['sigma_mb']:11.4g}{exact}  {int(valid.sum())}/{valid.size}")
     return "\n".join(lines)
 

@@ -1,12 +1,14 @@
-"""Validation: sigma_LL and sigma_MB against the exact Kubo-Greenwood conductivity.
+"""Validation: the LL estimators and sigma_MB against the exact Kubo-Greenwood conductivity.
 
 On every realization of a study, on the same omega bins:
 
 * the exact reference sigma_exact (eqs. 4-5, :func:`mottscape.kubo_greenwood`), bin-averaged;
-* sigma_LL (eq. 17) at the geometric bin centres, for each variant of the choices the paper
-  leaves open (Mott scale ln vs Lambert-W, nu from the landscape law vs from the basins, basin
-  centres, the pair set that estimates f(r, rho_omega));
-* sigma_MB (eq. 1) and the pair-resolved model (Appendices A-B, :mod:`mottscape.pairs`);
+* sigma_ll, the study's estimator (the recommended pair model by default);
+* the paper's formula, eq. 17, at the geometric bin centres (``sigma_eq17``), for each variant
+  of the choices the paper leaves open (Mott scale ln vs Lambert-W, nu from the landscape law
+  vs from the basins, basin centres, the pair set that estimates f(r, rho_omega));
+* sigma_MB (eq. 1) and the pair-resolved model (Appendices A-B, :mod:`mottscape.pairs`),
+  with its LL tunnelling part alone (``sigma_pairs_tunnelling``);
 * the landscape eigenvalue estimates against the lowest exact eigenvalues, and the landscape
   DOS at E_F against the exact one.
 
@@ -35,11 +37,11 @@ from .pairs import pair_model_on, recoupled
 from .pipeline import run
 from .units import get_units
 
-__all__ = ["DEFAULT_VARIANTS", "default_validation_study", "summarize", "validate",
-           "validation_table"]
+__all__ = ["DEFAULT_VARIANTS", "default_validation_study", "effective_realizations",
+           "resolved_bins", "summarize", "validate", "validation_table"]
 
-#: The variants of sigma_LL compared on every realization (keyword arguments of
-#: :func:`mottscape.run_pipeline`). The first is the package default.
+#: The variants of eq. 17 compared on every realization (keyword arguments of
+#: :func:`mottscape.run_pipeline`). The first is the package's default eq. 17.
 DEFAULT_VARIANTS: dict[str, dict] = {
     "default": {},
     "mott_lambertw": {"mott_scale": "lambertw"},
@@ -82,7 +84,7 @@ EXACT_FIELDS = ("sigma_exact", "n_pairs_exact", "nu_exact", "eig_exact")
 def validation_task(study: Study, edges: np.ndarray, variants: dict,
                     previous: xr.Dataset | None, r: int,
                     pieces: dict | None = None) -> xr.Dataset:
-    """One realization of the validation (a runner task): exact, LL variants, MB, pairs.
+    """One realization of the validation (a runner task): exact, eq. 17 variants, MB, pairs.
 
     ``pieces``: exact KG results already computed piece by piece on the engine, by
     realization (:func:`mottscape.ensemble.exact_references`).
@@ -109,22 +111,26 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
     valid = np.zeros((len(names), centres.size), dtype=bool)
     base = None
     for k, name in enumerate(names):
-        pipe = run(sample, ef, centres, study.options.replace(**variants[name]),
-                   landscape=land)
-        sig[k] = pipe.conductivity.sigma_ll
+        # eq. 17 alone; the pair model runs once below, on the bins
+        opts = study.options.replace(**variants[name], estimator="eq17", pair_model=False)
+        pipe = run(sample, ef, centres, opts, landscape=land)
+        sig[k] = pipe.conductivity.sigma_eq17
         npairs[k] = pipe.moments.n_pairs
         valid[k] = pipe.conductivity.valid
         if base is None:
             base = pipe
     if base is None:
-        raise InputError("variants must name at least one variant of sigma_LL")
+        raise InputError("variants must name at least one variant of eq. 17")
     ds0 = base.to_dataset()
-    out["sigma_ll"] = (("variant", "omega"), sig)
-    out["n_pairs_ll"] = (("variant", "omega"), npairs)
-    out["valid_ll"] = (("variant", "omega"), valid)
+    out["sigma_eq17"] = (("variant", "omega"), sig)
+    out["n_pairs_eq17"] = (("variant", "omega"), npairs)
+    out["valid_eq17"] = (("variant", "omega"), valid)
     out["sigma_mb"] = ("omega", ds0["sigma_mb"].values)
     model = pair_model_on(base, edges)
     out["sigma_pairs"] = ("omega", model.sigma)
+    # the study's estimator: the pair model, or eq. 17 with the study's own choices
+    out["sigma_ll"] = ("omega", model.sigma if study.options.estimator == "pairs"
+                       else sig[0])
     out["pairs_box_share"] = ("omega", model.box_share)
     # the same states and amplitudes, every inter-basin pair through t_ab
     out["sigma_pairs_tunnelling"] = ("omega", recoupled(model, "tunnelling", base).sigma)
@@ -164,21 +170,67 @@ def _slope(omega, sigma):
     return float(np.polyfit(np.log(omega[ok]), np.log(sigma[ok]), 1)[0])
 
 
+#: A bin is resolved when no few realizations dominate its exact mean: the effective number of
+#: realizations (sum s_r)^2 / sum s_r^2 is at least this fraction of the realizations...
+RESOLVED_SHARE = 0.5
+#: ... and the exact sum has at least this many pairs per realization.
+RESOLVED_PAIRS = 10
+
+
+def effective_realizations(per: xr.Dataset) -> np.ndarray:
+    """(sum_r s_r)^2 / sum_r s_r^2 of the realizations' exact sigma s_r, per bin."""
+    s = per["sigma_exact"].values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(s.sum(axis=0) ** 2 / (s**2).sum(axis=0))
+
+
+def resolved_bins(per: xr.Dataset) -> np.ndarray:
+    """The bins whose exact ensemble mean is resolved.
+
+    At least :data:`RESOLVED_PAIRS` exact pairs per realization, and an effective number of
+    realizations of at least :data:`RESOLVED_SHARE` of them: the low-frequency sigma of a
+    finite sample is carried by rare resonant pairs, and a mean made of one or two
+    realizations' pairs is sampling noise of the reference, not a value to compare with.
+    """
+    n = per.sizes["realization"]
+    pairs = per["n_pairs_exact"].values.mean(axis=0)
+    return (effective_realizations(per) >= RESOLVED_SHARE * n) & (pairs >= RESOLVED_PAIRS)
+
+
+def _current_names(per: xr.Dataset) -> xr.Dataset:
+    """A validation result saved before eq. 17 was renamed (sigma_ll along ``variant``)."""
+    if "sigma_eq17" in per or "variant" not in per["sigma_ll"].dims:
+        return per
+    per = per.rename({k: k.replace("_ll", "_eq17") for k in
+                      ("sigma_ll", "n_pairs_ll", "valid_ll") if k in per})
+    per = per.drop_vars([k for k in per.variables if str(k).startswith(
+        ("ratio_", "score_", "slope_"))])
+    return per.assign(sigma_ll=per["sigma_pairs"])
+
+
 def summarize(per: xr.Dataset, seed: int = 0) -> xr.Dataset:
     """Ensemble summary of per-realization validation results (see the module docstring).
 
-    ``per`` may also be a saved validation result: its summary is recomputed.
+    ``per`` may also be a saved validation result: its summary is recomputed. Adds, per
+    bin, ``resolved`` (:func:`resolved_bins`), ``n_effective_realizations``, and for each
+    curve X (``ll``, ``mb``, ``pairs``, ``pairs_tunnelling``, ``eq17_<variant>``) the ratio
+    of ensemble means ``ratio_X`` with its bootstrap band, ``slope_X`` and ``score_X``.
     """
+    per = _current_names(per)
     rng = np.random.default_rng(seed)
     w = per.omega.values
     ex = per["sigma_exact"].values
     out = per.copy()
     out["sigma_exact_mean"] = ("omega", ex.mean(axis=0))
-    curves = {"mb": per["sigma_mb"].values, "pairs": per["sigma_pairs"].values}
+    out["n_effective_realizations"] = ("omega", effective_realizations(per))
+    if "n_pairs_exact" in per:
+        out["resolved"] = ("omega", resolved_bins(per))
+    curves = {"ll": per["sigma_ll"].values, "mb": per["sigma_mb"].values,
+              "pairs": per["sigma_pairs"].values}
     if "sigma_pairs_tunnelling" in per:
         curves["pairs_tunnelling"] = per["sigma_pairs_tunnelling"].values
     for v in per.variant.values:
-        curves[f"ll_{v}"] = per["sigma_ll"].sel(variant=v).values
+        curves[f"eq17_{v}"] = per["sigma_eq17"].sel(variant=v).values
     stats = {}
     for name, arr in curves.items():
         lo, _median, hi = _bootstrap_ratio(arr, ex, rng)
@@ -197,7 +249,7 @@ def summarize(per: xr.Dataset, seed: int = 0) -> xr.Dataset:
         out[f"score_{name}"] = ((), score)
         stats[name] = score
     out["slope_exact"] = ((), _slope(w, ex.mean(axis=0)))
-    scores = {v: stats[f"ll_{v}"] for v in per.variant.values}
+    scores = {v: stats[f"eq17_{v}"] for v in per.variant.values}
     finite = {k: s for k, s in scores.items() if math.isfinite(s)}
     out.attrs["best_variant"] = str(min(finite, key=finite.get)) if finite else "none"
     out.attrs["score_definition"] = (
@@ -220,7 +272,7 @@ def validate(
     store: str | Path | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
-    """Run the validation study: LL, MB, the pair model and the exact reference.
+    """Run the validation study: the LL estimators, MB and the exact reference.
 
     Parameters
     ----------
@@ -232,7 +284,7 @@ def validate(
     realizations
         Override the study's ``ensemble.realizations``.
     variants
-        Variants of sigma_LL to compare (default :data:`DEFAULT_VARIANTS`).
+        Variants of eq. 17 to compare (default :data:`DEFAULT_VARIANTS`).
     out
         Directory for ``validation.nc`` and ``validation.png`` (nothing written if None).
     log
@@ -240,7 +292,7 @@ def validate(
     reuse_exact
         A previous validation result (Dataset or NetCDF path) of the *same* study: its exact
         parts (sigma_exact, nu_exact, exact eigenvalues) are reused instead of recomputed,
-        so that new variants of sigma_LL can be compared cheaply. The bins and the number of
+        so that new variants of eq. 17 can be compared cheaply. The bins and the number of
         realizations must match (realizations are seeded, so they are the same samples).
     workers, scheduler, store, progress
         The engine, the resumable store and the progress bar, as for
@@ -334,31 +386,42 @@ def _with_units(res: xr.Dataset, study: Study) -> xr.Dataset:
 
 
 def validation_table(res) -> str:
-    """The validation summary as a Markdown table (ratios of ensemble means to exact)."""
+    """The validation summary as a Markdown table (ratios of ensemble means to exact).
+
+    Columns: the exact mean, the recommended estimator ``sigma_ll``, the paper's formula
+    (eq. 17, default variant), the classical formula (eq. 1) and the pair model's LL
+    tunnelling part; bins not resolved (:func:`resolved_bins`) are marked.
+    """
+    ok = res["resolved"].values if "resolved" in res else np.ones(res.sizes["omega"], bool)
     lines = [
         f"E_F = {res.attrs.get('fermi_energy')}, realizations = {res.sizes['realization']}, "
         f"Delta_xi = {float(res.delta_xi.mean()):.3g}, xi = {float(res.xi.mean()):.3g}, "
         f"nu_LL / nu_exact = {float(res.nu_landscape.mean() / res.nu_exact.mean()):.3f}",
         "",
-        "| omega | omega/Delta_xi | sigma_exact | LL/exact | MB/exact | pairs/exact |",
-        "|---|---|---|---|---|---|",
+        "| omega | omega/Delta_xi | sigma_exact | sigma_ll/exact | eq. 17/exact | MB/exact "
+        "| LL tunnelling/exact |",
+        "|---|---|---|---|---|---|---|",
     ]
     dxi = float(res.delta_xi.mean())
+    shown = ["ll", f"eq17_{res.variant.values[0]}", "mb", "pairs_tunnelling"]
     for k in range(res.sizes["omega"]):
         def cell(name, k=k):
+            if f"ratio_{name}" not in res:
+                return "n/a"
             r, lo, hi = (float(res[f"ratio_{name}{s}"][k]) for s in ("", "_lo", "_hi"))
             return f"{r:.3g} [{lo:.2g}, {hi:.2g}]" if math.isfinite(r) else "n/a"
         w = float(res.omega[k])
-        lines.append(f"| {w:.3g} | {w / dxi:.2g} | {float(res.sigma_exact_mean[k]):.3g} | "
-                     f"{cell('ll_default')} | {cell('mb')} | {cell('pairs')} |")
+        mark = "" if ok[k] else " (unresolved)"
+        lines.append(f"| {w:.3g}{mark} | {w / dxi:.2g} | {float(res.sigma_exact_mean[k]):.3g} "
+                     "| " + " | ".join(cell(n) for n in shown) + " |")
     lines += ["", "| curve | log-log slope | score |", "|---|---|---|",
               f"| exact | {float(res.slope_exact):.2f} | - |"]
-    for name in [f"ll_{v}" for v in res.variant.values] + ["mb", "pairs"]:
+    for name in ["ll"] + [f"eq17_{v}" for v in res.variant.values] + ["mb", "pairs"]:
         lines.append(f"| {name} | {float(res[f'slope_{name}']):.2f} | "
                      f"{float(res[f'score_{name}']):.2f} |")
     est, ex = res.eig_estimate.mean("realization"), res.eig_exact.mean("realization")
     rel = np.nanmean(np.abs(est - ex) / np.abs(ex))
     lines += ["", f"landscape eigenvalue estimates vs the {res.sizes['level']} lowest exact "
               f"eigenvalues: mean relative deviation {float(rel):.3f}",
-              f"best variant (lowest score): {res.attrs.get('best_variant')}"]
+              f"best variant of eq. 17 (lowest score): {res.attrs.get('best_variant')}"]
     return "\n".join(lines)

@@ -4,9 +4,10 @@ Usage: .venv/bin/python docs/validation/pairs/anderson_3d.py   (~10 min on 2 sha
 
 E_F between the 40th and 41st levels of realization 1 (the band tail), 6 log-spaced
 frequencies from 0.02 to 0.5, bins around them; prints the ratios of ensemble means to the
-exact Kubo-Greenwood sigma for sigma_pairs (default), sigma_pairs with every inter-basin pair
-through t_ab, sigma_LL (eq. 17) and sigma_MB (eq. 1). At 20^3 the Mott lengths are comparable
-to the sample: this is a check of the pair model's pieces in 3D, not of the Mott regime.
+exact Kubo-Greenwood sigma for sigma_pairs (default), sigma_pairs with every inter-basin
+pair through t_ab, the paper's eq. 17 ("ll") and sigma_MB (eq. 1). At 20^3 the Mott
+lengths are comparable to the sample: this is a check of the pair model's pieces in 3D, not
+of the Mott regime.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main() -> None:
         tun = ms.ac_conductivity(s, ef, w, pair_model=True, pair_coupling="tunnelling")
         kg = kubo_greenwood(s, ef, omega_edges(w))
         for key, value in (("exact", kg.sigma), ("pairs", ds.sigma_pairs),
-                           ("tunnelling", tun.sigma_pairs), ("ll", ds.sigma_ll),
+                           ("tunnelling", tun.sigma_pairs), ("ll", ds.sigma_eq17),
                            ("mb", ds.sigma_mb), ("share", ds.pairs_box_share),
                            ("n_exact", kg.n_pairs)):
             curves[key].append(np.asarray(value.values, float))

@@ -8,38 +8,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-
 import mottscape as ms
-from mottscape.validation import summarize
+from mottscape.validation import effective_realizations, resolved_bins, summarize
 
 HERE = Path(__file__).parent
 MODELS = {"block_1d": ("1D block", "held out"), "gaussian_1d": ("1D Gaussian", "held out"),
           "block_2d": ("2D block", "training model, other samples"),
           "gaussian_2d": ("2D Gaussian field", "held out"),
           "alloy_2d": ("2D binary alloy", "held out")}
-SHOWN = [("ll_default", "σ_LL (eq. 17, paper)"), ("ll_effective_scaled", "σ_LL scaled W_u"),
+SHOWN = [("eq17_default", "σ_LL (eq. 17, paper)"), ("eq17_effective_scaled", "σ_LL scaled W_u"),
          ("mb", "σ_MB (eq. 1)"), ("pairs", "σ_pairs (default)"),
          ("pairs_tunnelling", "σ_pairs, all t_ab")]
-#: A bin is resolved when no few realizations dominate its exact mean: the effective number of
-#: realizations (sum s_r)^2 / sum s_r^2 is at least this fraction of the realizations...
-RESOLVED_SHARE = 0.5
-#: ... and the exact sum has at least this many pairs per realization.
-RESOLVED_PAIRS = 10
-
-
-def effective_realizations(res) -> np.ndarray:
-    """(sum_r s_r)^2 / sum_r s_r^2 of the realizations' exact sigma, per bin."""
-    s = res["sigma_exact"].values
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nan_to_num(s.sum(axis=0) ** 2 / (s**2).sum(axis=0))
-
-
-def resolved(res) -> np.ndarray:
-    """The bins whose exact mean is resolved (see the constants)."""
-    n = res.sizes["realization"]
-    pairs = res["n_pairs_exact"].values.mean(axis=0)
-    return (effective_realizations(res) >= RESOLVED_SHARE * n) & (pairs >= RESOLVED_PAIRS)
 
 
 def fmt(res, name, k):
@@ -51,7 +30,7 @@ def table(res) -> str:
     dxi = float(res.delta_xi.mean())
     share = res["pairs_box_share"].mean("realization").values
     neff = effective_realizations(res)
-    ok = resolved(res)
+    ok = resolved_bins(res)
     head = ("| ω | ω/Δ_ξ | σ_exact | exact pairs (eff. realizations) | "
             + " | ".join(label for _, label in SHOWN) + " | box share of σ_pairs |\n"
             + "|---" * (5 + len(SHOWN)) + "|\n")
