@@ -18,7 +18,9 @@ the load of a shared machine:
     *cold* (``NUMBA_CACHE_DIR`` a new empty directory and the package's in-tree ``*.nbi`` /
     ``*.nbc`` removed: numba compiles every kernel, as after a fresh install), *warm cache* (a new
     process loading the kernels that the cold one cached: every later run of a user) and, in
-    that same process, the study a second time (*hot*: nothing loaded).
+    that same process, the study a second time (*hot*: nothing loaded). Last, with another
+    empty cache: ``mottscape compile`` (the step after installing), then the study in a new
+    process.
     ``NUMBA_CACHE_DIR`` takes precedence over the in-tree ``__pycache__`` in numba's search, so
     the in-tree files are removed only for good measure.
 
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 IMPORT_SNIPPET = """
@@ -151,6 +154,12 @@ def main(argv=None) -> None:
         removed = _clear_tree_cache()
         cold = _study(args.size, 1, env_cache, args.signatures)
         warm = _study(args.size, 2, env_cache, False)
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
+        env_cache = {**env, "NUMBA_CACHE_DIR": cache}
+        t = time.perf_counter()
+        _run("from mottscape.cli import main; main(['compile', '-q'])", env_cache)
+        t_compile = time.perf_counter() - t
+        after = _study(args.size, 1, env_cache, False)
     if not all(a == b for a, b in zip(cold["sigma"], warm["sigma"], strict=True)):
         print("WARNING: cold and warm sigma differ")
     hot = warm["studies"][1]
@@ -163,6 +172,9 @@ def main(argv=None) -> None:
     print(f"| warm cache (new process) | {warm['import']:.2f} | {warm['studies'][0]:.2f} "
           f"| {warm['studies'][0] / hot:.2f} | {warm['rss_mib']:.0f} |")
     print(f"| hot (same process, again) | - | {hot:.2f} | 1.00 | - |")
+    print(f"| first study after `mottscape compile` ({t_compile:.1f} s, a new empty cache) "
+          f"| {after['import']:.2f} | {after['studies'][0]:.2f} "
+          f"| {after['studies'][0] / hot:.2f} | {after['rss_mib']:.0f} |")
     if args.signatures:
         print("\ncompiled specializations in the cold study:")
         for name, sigs in sorted(cold["signatures"].items()):
