@@ -48,21 +48,25 @@ _FAR = np.uint8(0)
 _NARROW = np.uint8(1)
 _FROZEN = np.uint8(2)
 
-_JIT = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
+_JIT = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy",
+        "forceinline": False}
+_INLINE = {**_JIT, "forceinline": True}
 
 
 # ---------------------------------------------------------------------- growable arrays
 @njit(**_JIT)
 def _grow_f(a):  # pragma: no cover - compiled
     b = np.empty(2 * a.size, a.dtype)
-    b[:a.size] = a
+    for k in range(a.size):  # a loop, not b[:n] = a: slice assignment compiles for seconds
+        b[k] = a[k]
     return b
 
 
 @njit(**_JIT)
 def _grow_i(a):  # pragma: no cover - compiled
     b = np.empty(2 * a.size, a.dtype)
-    b[:a.size] = a
+    for k in range(a.size):  # a loop, not b[:n] = a: slice assignment compiles for seconds
+        b[k] = a[k]
     return b
 
 
@@ -294,7 +298,7 @@ def _update2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels,
     return _fallback2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels, lab)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_INLINE)
 def _update(cell, cc, order, dist, flag, w, shape, strides, periodic, i2, labels,
             lab):  # pragma: no cover - compiled
     if order == 2:

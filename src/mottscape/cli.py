@@ -100,7 +100,10 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("example", help="print the default study file (a template to edit)")
     ex.add_argument("--out", type=Path, help="write it to this file instead")
-    for name in ("run", "validate", "report", "example"):
+    comp = sub.add_parser("compile", help="compile the numba kernels into numba's cache (once "
+                          "after installing: the first study then does not wait for them)")
+    comp.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    for name in ("run", "validate", "report", "example", "compile"):
         sub.choices[name].add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                        help="show tracebacks on errors")
     return p
@@ -205,6 +208,17 @@ def _cmd_example(args) -> int:
     return 0
 
 
+def _cmd_compile(args) -> int:
+    from ._precompile import compile_kernels, kernel_cache_dirs
+
+    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    seconds = compile_kernels(log)
+    if log is not None:
+        log(f"kernels compiled or loaded in {seconds:.1f} s; numba cache: "
+            + ", ".join(kernel_cache_dirs()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mottscape`` command."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -221,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 def _guarded(args) -> int:
     """Run the command; map every exception to an exit code and one line on stderr."""
     commands = {"run": _cmd_run, "validate": _cmd_validate, "report": _cmd_report,
-                "example": _cmd_example}
+                "example": _cmd_example, "compile": _cmd_compile}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
