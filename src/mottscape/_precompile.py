@@ -32,8 +32,9 @@ def _studies() -> list[tuple[str, Callable[[], object]]]:
     V1 = disorder.block((4096,), block=8, width=4.0, seed=1)
     w = np.geomspace(5e-3, 0.2, 4)
     return [
-        ("2D study (landscape, basins, Agmon, sigma_LL)", lambda: ac_conductivity(V2, 0.9, w)),
-        ("2D pair model", lambda: ac_conductivity(V2[:64, :64], 0.9, w, pair_model=True)),
+        ("2D study (landscape, basins, Agmon, eq. 17)",
+         lambda: ac_conductivity(V2, 0.9, w, estimator="eq17")),
+        ("2D pair model (the default estimator)", lambda: ac_conductivity(V2[:64, :64], 0.9, w)),
         ("1D study", lambda: ac_conductivity(V1, 1.0, w)),
     ]
 
