@@ -11,7 +11,14 @@ from .conductivity import ac_conductivity, run_pipeline
 from .config import Study, StudyError, default_study, load_study, study_from_dict
 from .disorder import generate
 from .ensemble import run_ensemble
-from .errors import ConvergenceError, InputError, MottscapeError, OutputError, ValidityError
+from .errors import (
+    ConvergenceError,
+    InputError,
+    MottscapeError,
+    OutputError,
+    RegimeWarning,
+    ValidityError,
+)
 from .exact import exact_dos, exact_eigenstates, kubo_greenwood, lowest_eigenvalues
 from .grid import Grid, make_grid
 from .hamiltonian import Hamiltonian, build_hamiltonian
@@ -47,6 +54,7 @@ __all__ = [
     "PairDistances",
     "Pipeline",
     "PipelineResult",
+    "RegimeWarning",
     "Sample",
     "Study",
     "StudyError",

@@ -236,12 +236,22 @@ def ac_conductivity(
         validity flags (``valid`` refers to ``sigma_ll``); scalars ``nu``, ``delta_xi``,
         ``xi``, ``localization_volume``, ``percolating``; when the pair model runs also
         ``sigma_pairs`` and its diagnostics, with the bins ``omega_lower``/``omega_upper``
-        (App. A-B, :mod:`mottscape.pairs`); attributes with units, options and provenance.
-        sigma is per unit volume, spin included, in e^2/hbar * a^(2-d) (lattice) or S/m,
-        S, S*m (semiconductor).
+        (App. A-B, :mod:`mottscape.pairs`); attributes with units, options, provenance
+        and ``diagnosis`` (one line per failed assumption of the theory with its remedy,
+        :func:`mottscape.regime.diagnosis`; also emitted as a
+        :class:`~mottscape.errors.RegimeWarning`). sigma is per unit volume, spin included,
+        in e^2/hbar * a^(2-d) (lattice) or S/m, S, S*m (semiconductor).
     """
-    return run_pipeline(V, fermi_energy, omega, spacing, mass, boundary, units,
-                        options=options, progress=progress, **option_values).to_dataset()
+    ds = run_pipeline(V, fermi_energy, omega, spacing, mass, boundary, units,
+                      options=options, progress=progress, **option_values).to_dataset()
+    if ds.attrs["diagnosis"]:
+        import warnings
+
+        from .errors import RegimeWarning
+
+        warnings.warn("outside the theory's validity on this sample:\n" +
+                      ds.attrs["diagnosis"], RegimeWarning, stacklevel=2)
+    return ds
 
 
 def _options(options: Options | None, values: dict[str, Any]) -> Options:

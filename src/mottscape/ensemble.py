@@ -31,6 +31,7 @@ import xarray as xr
 from .config import Study
 from .errors import ConvergenceError, InputError
 from .options import Options
+from .regime import ensemble_diagnosis
 from .runner import Failure, RunReport, engine, run_tasks
 from .store import Store
 
@@ -431,6 +432,8 @@ def combine(report: RunReport, index: list[int]) -> xr.Dataset:
     for name in ("realization", "store_hash", "checksum"):
         stacked.attrs.pop(name, None)
     out = aggregate(stacked)
+    out.attrs["diagnosis"] = ensemble_diagnosis(
+        {r: str(report.results[r].attrs.get("diagnosis", "")) for r in done})
     out["n_failed"] = ((), len(report.failures), {"long_name": "realizations that failed "
                                                  "(see the attribute failures)", "units": "1"})
     out.attrs["failures"] = json.dumps([_failure_dict(f) for f in report.failures])

@@ -8,7 +8,8 @@ today (every such case is a flag); it is kept so that scripts that catch it keep
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceError", "InputError", "MottscapeError", "OutputError", "ValidityError"]
+__all__ = ["ConvergenceError", "InputError", "MottscapeError", "OutputError", "RegimeWarning",
+           "ValidityError"]
 
 
 class MottscapeError(Exception):
@@ -45,3 +46,14 @@ class OutputError(MottscapeError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "cannot write the results"
+
+
+class RegimeWarning(UserWarning):
+    """The results are computed, but part of them lies outside the theory's validity.
+
+    Emitted by :func:`mottscape.ac_conductivity`; the message says which assumption fails
+    (percolating basins, frequencies not small, a Mott length comparable to the sample...)
+    and what to do instead (:func:`mottscape.regime.diagnosis`). The same sentences are the
+    attribute ``diagnosis`` of the results. Silence it with
+    ``warnings.filterwarnings("ignore", category=mottscape.RegimeWarning)``.
+    """

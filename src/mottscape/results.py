@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from .regime import diagnosis, mott_length_flag
+
 if TYPE_CHECKING:
     from .pipeline import PipelineResult
 
@@ -71,6 +73,10 @@ def _omega_variables(result: PipelineResult) -> dict:
                                       "estimate f from (Sigma_omega, or the pair window)"),
         "flag_no_pairs": _var(w, cond.flag_no_pairs, "no pair in the Agmon shell (sigma_eq17 "
                               "= 0 is a sampling limit, not a result)"),
+        "flag_mott_length_sample": _var(w, mott_length_flag(cond.mott_length,
+                                                            result.sample.grid),
+                                        "Mott length R_omega >= half the smallest sample side: "
+                                        "sigma is that of this finite sample, not the bulk's"),
     }
 
 
@@ -190,6 +196,8 @@ def pipeline_dataset(result: PipelineResult) -> xr.Dataset:
         "spin_factor": 2,
         "mottscape_version": _version(),
         "xi_source": cond.xi_source,
+        # one sentence per failed assumption, with its remedy (empty: none fails)
+        "diagnosis": "\n".join(diagnosis(result)),
         **opts.to_attrs(),
     }
     return xr.Dataset(data_vars=data, coords=coords, attrs=attrs)

@@ -17,12 +17,21 @@ from .units import display_unit
 __all__ = ["conductivity_table", "report_store", "sweep_label"]
 
 
+def _mean(values) -> float:
+    """Mean over the finite values; NaN (without numpy's empty-slice warning) if none."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def _scalar(ds: xr.Dataset, name: str) -> str:
     """A scalar, or the ensemble mean +- spread of a per-realization scalar."""
     values = np.asarray(ds[name].values, dtype=float)
     if values.ndim == 0:
         return f"{float(values):.4g}"
-    return f"{np.nanmean(values):.4g} (+- {np.nanstd(values):.2g})"
+    finite = values[np.isfinite(values)]
+    spread = float(finite.std()) if finite.size else float("nan")
+    return f"{_mean(values):.4g} (+- {spread:.2g})"
 
 
 def conductivity_table(ds: xr.Dataset) -> str:
@@ -70,16 +79,19 @@ def _point_table(ds: xr.Dataset) -> str:
     for k in range(ds.sizes["omega"]):
         row = ds.isel(omega=k)
         mean = {name: float(row[f"{name}_mean"]) if f"{name}_mean" in row else
-                float(np.nanmean(row[name].values)) for name in names}
+                _mean(row[name].values) for name in names}
         sem = float(row["sigma_ll_sem"]) if "sigma_ll_sem" in row else float("nan")
         n_pairs = row[count].values
         valid = np.asarray(row["valid"].values, dtype=bool)
         exact = "".join(f" {mean[name]:11.4g}" for name in extra)
         lines.append(
-            f"{float(ds.omega[k]):11.4g} {float(np.nanmean(row.rho_omega.values)):9.3f} "
+            f"{float(ds.omega[k]):11.4g} {_mean(row.rho_omega.values):9.3f} "
             f"{float(np.mean(row.n_states.values)):7.1f} "
             f"{int(np.sum(n_pairs)):7d} {mean['sigma_ll']:11.4g} {sem:9.2g} "
             f"{mean['sigma_mb']:11.4g}{exact}  {int(valid.sum())}/{valid.size}")
+    notes = ds.attrs.get("diagnosis", "")
+    if notes:  # one sample: the failed assumptions of the theory with their remedies
+        lines += ["outside the theory's validity:", *(f"  - {n}" for n in notes.split("\n"))]
     return "\n".join(lines)
 
 
