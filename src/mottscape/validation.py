@@ -159,8 +159,11 @@ def _bootstrap_ratio(num: np.ndarray, den: np.ndarray, rng, n_boot: int = 400):
     idx = rng.integers(0, R, size=(n_boot, R))
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = num[idx].mean(axis=1) / den[idx].mean(axis=1)
-        return np.nanpercentile(np.where(np.isfinite(ratios), ratios, np.nan), [16, 50, 84],
-                                axis=0)
+    ratios = np.where(np.isfinite(ratios), ratios, np.nan)
+    out = np.full((3, *ratios.shape[1:]), np.nan)
+    some = np.isfinite(ratios).any(axis=0)  # a bin with no exact sigma has no ratio (NaN)
+    out[:, some] = np.nanpercentile(ratios[:, some], [16, 50, 84], axis=0)
+    return out
 
 
 def _slope(omega, sigma):
