@@ -386,6 +386,8 @@ def plot_validation(res, variant: str = "default") -> Figure:
     for key, mean, color, label in curves:
         m = np.asarray(mean)
         good = m > 0
+        if not good.any():  # nothing to draw (e.g. no shell pair at all): no legend entry
+            continue
         ax.loglog(w[good], m[good], "o-", color=color, ms=4, label=label)
         lo = np.asarray(res[f"ratio_{key}_lo"]) * ex
         hi = np.asarray(res[f"ratio_{key}_hi"]) * ex
@@ -398,6 +400,11 @@ def plot_validation(res, variant: str = "default") -> Figure:
         b = rg & np.isfinite(rl) & np.isfinite(rh) & (rl > 0)
         axr.fill_between(w[b], rl[b], rh[b], color=color, alpha=0.2, lw=0)
     axr.axhline(1.0, color="k", lw=0.8)
+    if w.size and w.max() >= 10 * w.min():  # a decade or more: label the decades only
+        from matplotlib.ticker import NullFormatter
+
+        for axis in (ax, axr):
+            axis.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(r"$\omega$")
     ax.set_ylabel(r"$\sigma$ (ensemble mean)")
     axr.set_xlabel(r"$\omega$")
