@@ -122,16 +122,23 @@ _BATCH = 64
 #: Most threads :func:`basin_distances` uses by default.
 MAX_THREADS = 4
 
-#: Default threads only while their scratch arrays (17 bytes per cell and thread) stay below
-#: this many bytes in total.
+#: Bytes per cell of one thread's scratch arrays (:class:`_Scratch`) when a search reaches
+#: every cell.
+SCRATCH_BYTES_PER_CELL = 49
+
+#: Default threads for unbounded searches only while their scratch arrays stay below this
+#: many bytes in total.
 THREAD_MEMORY = 2 << 30
 
 
-def _search_threads(workers: int | None, n_sources: int, n_cells: int) -> int:
+def _search_threads(workers: int | None, n_sources: int, n_cells: int,
+                    bounded: bool = True) -> int:
     """Threads for the searches: ``workers`` if given, else from the CPUs available.
 
-    At most :data:`MAX_THREADS`, at least one batch of sources each, within
-    :data:`THREAD_MEMORY`.
+    At most :data:`MAX_THREADS`, at least one batch of sources each. A thread's scratch is
+    handed back after each batch, so bounded searches hold what one batch reaches, whatever
+    the sample's size; unbounded ones reach every cell (:data:`SCRATCH_BYTES_PER_CELL`) and
+    are kept within :data:`THREAD_MEMORY`.
     """
     if workers is not None:
         return int(workers)
@@ -139,9 +146,11 @@ def _search_threads(workers: int | None, n_sources: int, n_cells: int) -> int:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    by_memory = THREAD_MEMORY // max(17 * n_cells, 1)
     by_work = -(-n_sources // _BATCH)
+    by_memory = (by_work if bounded
+                 else THREAD_MEMORY // max(SCRATCH_BYTES_PER_CELL * n_cells, 1))
     return int(max(1, min(cpus, MAX_THREADS, by_memory, by_work)))
+
 
 #: First window of a bounded search: the source's box padded by _PAD_FACTOR * bound / mean(w).
 _PAD_FACTOR = 3.0
@@ -563,10 +572,11 @@ def basin_distances(
         Show a progress bar (tqdm, on stderr) over the searches.
     workers
         Threads that run the compiled searches side by side (batches of :data:`_BATCH`
-        sources; the kernel releases the GIL; each thread holds scratch arrays of 17 bytes per
-        cell). Default: the CPUs available, at most :data:`MAX_THREADS`, one per batch of
-        sources, within :data:`THREAD_MEMORY`. 1D samples use one thread. The result does not
-        depend on it.
+        sources; the kernel releases the GIL; each thread holds the part of its scratch
+        arrays that one batch reaches, up to :data:`SCRATCH_BYTES_PER_CELL` bytes per cell
+        for unbounded searches). Default: the CPUs available, at most :data:`MAX_THREADS`,
+        one per batch of sources, within :data:`THREAD_MEMORY` for unbounded searches. 1D
+        samples use one thread. The result does not depend on it.
 
     Returns
     -------
@@ -604,7 +614,8 @@ def basin_distances(
     args = (wf, labels, cells, start, src, bounds, wanted, grid, order)
     try:
         found = (_walk_1d(*args, bar, progress) if grid.ndim == 1 else
-                 _march_nd(*args, bar, _search_threads(workers, src.size, wf.size)))
+                 _march_nd(*args, bar, _search_threads(workers, src.size, wf.size,
+                                                        bool(np.all(np.isfinite(bounds))))))
     finally:
         bar.close()
     lo, hi, r = _unique_pairs(found, nb)

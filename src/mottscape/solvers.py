@@ -275,6 +275,13 @@ def choose_method(ham: Hamiltonian, tol: float = 1e-10) -> str:
 # ============================================================================ Jacobi-CG
 
 
+def _rhs3(b: np.ndarray, shape3: tuple[int, int, int]) -> np.ndarray:
+    """The right-hand side in 3D form: a broadcast view (all strides 0) stays a view."""
+    if b.ndim and not any(b.strides):
+        return b.reshape(shape3)
+    return np.ascontiguousarray(b, dtype=float).reshape(shape3)
+
+
 def _default_maxiter(ham: Hamiltonian) -> int:
     return 20 * round(ham.size ** (1.0 / ham.grid.ndim)) + 200
 
@@ -327,7 +334,7 @@ def _cg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float,
         raise InputError("H has a non-positive diagonal; it is not positive definite")
     S = np.sqrt(D)
     np.divide(1.0, S, out=S)  # S = 1 / sqrt(D), without a temporary of the grid's size
-    b3 = np.ascontiguousarray(b, dtype=float).reshape(shape3)
+    b3 = _rhs3(b, shape3)
     bnorm = float(np.linalg.norm(b3))
     if bnorm == 0.0:
         return np.zeros(ham.shape), 0, 0.0
@@ -641,7 +648,7 @@ def _mgcg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float, ma
     shape3 = _shape3(ham.shape)
     lev = mg.levels[0]
     D, W = lev.D, lev.W
-    b3 = np.ascontiguousarray(b, dtype=float).reshape(shape3)
+    b3 = _rhs3(b, shape3)
     bnorm = float(np.linalg.norm(b3))
     if bnorm == 0.0:
         return np.zeros(ham.shape), 0, 0.0
@@ -674,7 +681,7 @@ def _mgcg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float, ma
         rz = rz_new
     # Recompute the true residual (the recursive one drifts by rounding).
     _apply_var(D, W[0], W[1], W[2], x, q)
-    res = float(np.linalg.norm(b3 - q)) / bnorm
+    res = float(np.linalg.norm(np.subtract(b3, q, out=q))) / bnorm  # b - H x, in place
     return x.reshape(ham.shape), it, res
 
 
@@ -739,7 +746,10 @@ def solve_stencil(
         raise InputError(f"method={method!r} is not known; use one of {METHODS}")
     if not (tol > 0):
         raise InputError(f"tol={tol!r} must be > 0")
-    b = np.ones(ham.shape) if rhs is None else np.asarray(rhs, dtype=float).reshape(ham.shape)
+    # the default right-hand side is one number seen at every cell (a read-only view, no
+    # array of the grid's size: the solvers only read it)
+    b = (np.broadcast_to(np.float64(1.0), ham.shape) if rhs is None
+         else np.asarray(rhs, dtype=float).reshape(ham.shape))
     previous_threads = numba.get_num_threads()
     if threads is not None:
         if not 1 <= int(threads) <= numba.config.NUMBA_NUM_THREADS:
