@@ -51,9 +51,10 @@ MAX_POINTS = 2**62
 #: Peak memory per grid point over the input V (rise of the resident set during the call,
 #: V already in memory). Building the Hamiltonian copies V into its diagonal (9 bytes/point
 #: measured, plus the mass map when one is given). Landscape solve and eq. 17 pipeline,
-#: measured on 3D Anderson [0, 20] samples of 256^3 and 512^3 (issue 13 item 3,
-#: docs/performance.md): the matrix-free solve takes 65 (Jacobi-CG) to 96 (multigrid)
-#: bytes/point (the sample's copy of V, H + shift, u, and 5 or 8 work arrays); the later
+#: measured on 3D Anderson [0, 20] samples (issue 13 item 3, docs/performance.md): the
+#: matrix-free solve takes 64-65 (Jacobi-CG, 256^3 to 512^3) to 96 (multigrid, 256^3)
+#: bytes/point (the sample's copy of V, H + shift, and the solver's arrays: 5 for Jacobi-CG,
+#: 8 and the coarse levels for multigrid); the later
 #: steps of the pipeline peak at 66 (V_u, u, labels, the Agmon metric and the search scratch
 #: one batch reaches). Both constants are the multigrid figure plus 15 %: whichever solver
 #: runs, a run that passes the check fits. The pair model's memory is not set by the grid
