@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import mmap
 import os
 import queue
 import sys
@@ -121,16 +122,23 @@ _BATCH = 64
 #: Most threads :func:`basin_distances` uses by default.
 MAX_THREADS = 4
 
-#: Default threads only while their scratch arrays (17 bytes per cell and thread) stay below
-#: this many bytes in total.
+#: Bytes per cell of one thread's scratch arrays (:class:`_Scratch`) when a search reaches
+#: every cell.
+SCRATCH_BYTES_PER_CELL = 49
+
+#: Default threads for unbounded searches only while their scratch arrays stay below this
+#: many bytes in total.
 THREAD_MEMORY = 2 << 30
 
 
-def _search_threads(workers: int | None, n_sources: int, n_cells: int) -> int:
+def _search_threads(workers: int | None, n_sources: int, n_cells: int,
+                    bounded: bool = True) -> int:
     """Threads for the searches: ``workers`` if given, else from the CPUs available.
 
-    At most :data:`MAX_THREADS`, at least one batch of sources each, within
-    :data:`THREAD_MEMORY`.
+    At most :data:`MAX_THREADS`, at least one batch of sources each. A thread's scratch is
+    handed back after each batch, so bounded searches hold what one batch reaches, whatever
+    the sample's size; unbounded ones reach every cell (:data:`SCRATCH_BYTES_PER_CELL`) and
+    are kept within :data:`THREAD_MEMORY`.
     """
     if workers is not None:
         return int(workers)
@@ -138,9 +146,11 @@ def _search_threads(workers: int | None, n_sources: int, n_cells: int) -> int:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    by_memory = THREAD_MEMORY // max(17 * n_cells, 1)
     by_work = -(-n_sources // _BATCH)
+    by_memory = (by_work if bounded
+                 else THREAD_MEMORY // max(SCRATCH_BYTES_PER_CELL * n_cells, 1))
     return int(max(1, min(cpus, MAX_THREADS, by_memory, by_work)))
+
 
 #: First window of a bounded search: the source's box padded by _PAD_FACTOR * bound / mean(w).
 _PAD_FACTOR = 3.0
@@ -213,12 +223,16 @@ def _check_metric(metric, grid: Grid) -> np.ndarray:
     return arr
 
 
-def floored_metric(metric: np.ndarray, grid: Grid) -> np.ndarray:
-    """The metric with zeros raised to the floor ``FLOOR * max(metric)`` used by fast marching."""
+def floored_metric(metric: np.ndarray, grid: Grid, out: np.ndarray | None = None) -> np.ndarray:
+    """The metric with zeros raised to the floor ``FLOOR * max(metric)`` used by fast marching.
+
+    ``out=metric`` floors a metric the caller owns in place (one array of the sample's size
+    less; the values are the same).
+    """
     top = float(metric.max()) if metric.size else 0.0
     if top <= 0.0:
         top = 1.0 / max(grid.lengths)
-    return np.maximum(metric, FLOOR * top)
+    return np.maximum(metric, FLOOR * top, out=out)
 
 
 # ---------------------------------------------------------------------- kernels
@@ -558,10 +572,11 @@ def basin_distances(
         Show a progress bar (tqdm, on stderr) over the searches.
     workers
         Threads that run the compiled searches side by side (batches of :data:`_BATCH`
-        sources; the kernel releases the GIL; each thread holds scratch arrays of 17 bytes per
-        cell). Default: the CPUs available, at most :data:`MAX_THREADS`, one per batch of
-        sources, within :data:`THREAD_MEMORY`. 1D samples use one thread. The result does not
-        depend on it.
+        sources; the kernel releases the GIL; each thread holds the part of its scratch
+        arrays that one batch reaches, up to :data:`SCRATCH_BYTES_PER_CELL` bytes per cell
+        for unbounded searches). Default: the CPUs available, at most :data:`MAX_THREADS`,
+        one per batch of sources, within :data:`THREAD_MEMORY` for unbounded searches. 1D
+        samples use one thread. The result does not depend on it.
 
     Returns
     -------
@@ -585,9 +600,10 @@ def basin_distances(
     nb = basins.n
     src, bounds, given_bound = _sources_and_bounds(sources, bound, nb)
     grid = land.grid
-    metric = land.agmon_metric(energy)
-    wf = np.ascontiguousarray(floored_metric(metric, grid), dtype=np.float64).ravel()
-    labels = np.ascontiguousarray(basins.labels).astype(np.int64, copy=False).ravel()
+    metric = land.agmon_metric(energy)  # a new array: floored in place
+    wf = np.ascontiguousarray(floored_metric(metric, grid, out=metric), dtype=np.float64).ravel()
+    del metric
+    labels = _kernel_labels(basins.labels, nb)
     wanted = np.zeros(nb + 1, np.bool_)
     wanted[src + 1] = True
     cells, start = _kernels.basin_cells(labels, nb)
@@ -598,12 +614,24 @@ def basin_distances(
     args = (wf, labels, cells, start, src, bounds, wanted, grid, order)
     try:
         found = (_walk_1d(*args, bar, progress) if grid.ndim == 1 else
-                 _march_nd(*args, bar, _search_threads(workers, src.size, wf.size)))
+                 _march_nd(*args, bar, _search_threads(workers, src.size, wf.size,
+                                                        bool(np.all(np.isfinite(bounds))))))
     finally:
         bar.close()
     lo, hi, r = _unique_pairs(found, nb)
     out_bound = given_bound if given_bound is not None else bounds.copy()
     return PairDistances(i=lo, j=hi, rho=r, n=nb, bound=out_bound, sources=src, energy=energy)
+
+
+def _kernel_labels(labels: np.ndarray, nb: int) -> np.ndarray:
+    """The basin labels as the kernels take them: flat, contiguous, int32.
+
+    int32 is what ``scipy.ndimage.label`` returns, so the labels of the pipeline pass without
+    a copy (an int64 copy cost 8 bytes per cell for the whole search), and the kernels are
+    compiled for one label type only. int64 only if the labels do not fit in int32.
+    """
+    dtype = np.int32 if nb < np.iinfo(np.int32).max else np.int64
+    return np.ascontiguousarray(labels).astype(dtype, copy=False).ravel()
 
 
 def _sources_and_bounds(sources, bound, nb: int
@@ -667,24 +695,18 @@ def _march_nd(wf, labels, cells, start, src, bounds, wanted, grid: Grid, order: 
     h3 = np.ones(3)
     h3[3 - grid.ndim:] = grid.spacing
     periodic = bool(grid.periodic)
-    # Scratch arrays, one set per thread, allocated without writing them (np.empty, and
-    # np.zeros for the flags, which the OS gives as untouched zero pages): the kernel reads
-    # dist and pos only where flag says the cell was set in this search, so only the pages a
-    # search reaches become resident (the bounded searches reach a small part of the grid).
     pool: queue.SimpleQueue = queue.SimpleQueue()
     for _ in range(threads):
-        pool.put((np.empty(wf.size), np.zeros(wf.size, np.uint8),
-                  np.empty(wf.size, np.int64), np.empty(wf.size, np.int64),
-                  np.empty(wf.size), np.empty(wf.size, np.int64),
-                  np.empty(wf.size, np.int64)))
+        pool.put(_Scratch(wf.size))
 
     def run(k: int):
         scratch = pool.get()
         try:
             return _kernels.march_pairs(wf, labels, cells, start, src[k:k + _BATCH],
                                         bounds[k:k + _BATCH], wanted, shape3, periodic,
-                                        h3, order, *scratch)
+                                        h3, order, *scratch.arrays)
         finally:
+            scratch.release()
             pool.put(scratch)
 
     starts = range(0, src.size, _BATCH)
@@ -698,6 +720,35 @@ def _march_nd(wf, labels, cells, start, src, bounds, wanted, grid: Grid, order: 
             found.append(got)
             bar.update(min(_BATCH, src.size - k))
     return found
+
+
+class _Scratch:
+    """One thread's work arrays for :func:`_kernels.march_pairs`, in anonymous memory maps.
+
+    ``dist``, ``flag`` and ``pos`` are indexed by cell, so they have the sample's size, and
+    ``touched``, ``hv``, ``hi``, ``batch`` may have to hold every cell of one search; but a
+    batch of bounded searches writes only the pages near its sources. Fresh maps are untouched
+    zero pages (only the written pages become resident), and :meth:`release` hands the pages
+    back to the OS after each batch: a thread then holds what one batch reaches, not the union
+    of all its batches, which covers the whole sample by the end of a run (17 bytes per cell
+    and thread, measured on 256^3 before this class). The kernel returns with ``flag`` at 0
+    everywhere and reads ``dist`` and ``pos`` only at cells flagged in the current search, so
+    the contents after a release (zeros on Linux) never matter.
+    """
+
+    #: dtypes of dist, flag, pos, touched, hv, hi, batch (the kernel's argument order)
+    DTYPES = (np.float64, np.uint8, np.int64, np.int64, np.float64, np.int64, np.int64)
+
+    def __init__(self, n: int) -> None:
+        self._maps = [mmap.mmap(-1, max(n * np.dtype(t).itemsize, 1)) for t in self.DTYPES]
+        self.arrays = tuple(np.frombuffer(m, t, count=n)
+                            for m, t in zip(self._maps, self.DTYPES, strict=True))
+
+    def release(self) -> None:
+        """Hand the written pages back to the OS (where ``madvise`` exists; else keep them)."""
+        if hasattr(mmap, "MADV_DONTNEED"):
+            for m in self._maps:
+                m.madvise(mmap.MADV_DONTNEED)
 
 
 def _unique_pairs(found, nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -48,13 +48,20 @@ ENERGY_MAX = 1e150
 #: Largest number of grid points a Grid may describe (before any memory check).
 MAX_POINTS = 2**62
 
-#: Peak memory per grid point, measured (peak RSS over the input, 2D block potential):
-#: building the Hamiltonian copies V into its diagonal (9 bytes/point measured, plus the mass
-#: map when one is given); the matrix-free landscape solve takes 96 (Jacobi-CG) to 187
-#: (multigrid) bytes/point; the whole pipeline peaks during the landscape solve.
+#: Peak memory per grid point over the input V (rise of the resident set during the call,
+#: V already in memory). Building the Hamiltonian copies V into its diagonal (9 bytes/point
+#: measured, plus the mass map when one is given). Landscape solve and eq. 17 pipeline,
+#: measured on 3D Anderson [0, 20] samples (issue 13 item 3, docs/performance.md): the
+#: matrix-free solve takes 64-65 (Jacobi-CG, 256^3 to 512^3) to 96 (multigrid, 256^3)
+#: bytes/point (the sample's copy of V, H + shift, and the solver's arrays: 5 for Jacobi-CG,
+#: 8 and the coarse levels for multigrid); the later
+#: steps of the pipeline peak at 66 (V_u, u, labels, the Agmon metric and the search scratch
+#: one batch reaches). Both constants are the multigrid figure plus 15 %: whichever solver
+#: runs, a run that passes the check fits. The pair model's memory is not set by the grid
+#: (its boxes) and is not covered.
 BYTES_PER_POINT_HAMILTONIAN = 24
-BYTES_PER_POINT_LANDSCAPE = 200
-BYTES_PER_POINT_PIPELINE = 200
+BYTES_PER_POINT_LANDSCAPE = 112
+BYTES_PER_POINT_PIPELINE = 112
 
 
 @dataclass(frozen=True)

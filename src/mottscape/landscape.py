@@ -149,8 +149,13 @@ class Landscape:
         e = float(_energies(energy))
         if not math.isfinite(e):
             raise InputError(f"energy={energy!r} must be a finite number")
-        excess = np.maximum(self.effective_potential - e, 0.0)
-        return np.sqrt(excess * self.mass / self.units.kinetic)
+        # in place on one new array (the same operations in the same order as
+        # sqrt(max(V_u - e, 0) * m / K), so the same values): no temporaries of the grid's size
+        w = self.effective_potential - e
+        np.maximum(w, 0.0, out=w)
+        w *= self.mass
+        w /= self.units.kinetic
+        return np.sqrt(w, out=w)
 
     # ------------------------------------------------------------------ landscape law
     def idos(self, energy) -> np.ndarray | float:
@@ -176,7 +181,9 @@ class Landscape:
         return float(out) if out.ndim == 0 else out
 
     def _excess(self, energy: float) -> np.ndarray:
-        return (float(energy) - self.effective_potential) * self.mass
+        x = float(energy) - self.effective_potential
+        x *= self.mass  # in place: one array of the grid's size, the same values
+        return x
 
     def _idos_one(self, energy: float) -> float:
         x = self._excess(energy)
@@ -184,8 +191,10 @@ class Landscape:
 
     def _dos_one(self, energy: float) -> float:
         x = self._excess(energy)
-        return float(np.mean(self.mass * free_idos(x, self.grid, self.units, self.dispersion,
-                                                   derivative=True)))
+        dn = free_idos(x, self.grid, self.units, self.dispersion, derivative=True)
+        del x
+        dn *= self.mass  # in place (m * dn and dn * m are the same products)
+        return float(np.mean(dn))
 
     def eigenvalue_estimates(self) -> np.ndarray:
         """Sorted estimates of the low eigenvalues, ``(1 + d/4) * min V_u`` per basin (ref. [30]).
@@ -225,8 +234,8 @@ def free_idos(excess, grid: Grid, units: UnitSystem, dispersion: str = "lattice"
     x = np.asarray(excess, dtype=float)
     d = grid.ndim
     K = units.kinetic
-    pos = np.maximum(x, 0.0)
     if dispersion == "continuum":
+        pos = np.maximum(x, 0.0)
         omega_d = math.pi ** (d / 2) / math.gamma(d / 2 + 1)
         pref = omega_d / (2 * math.pi) ** d * K ** (-d / 2)
         if derivative:
@@ -382,7 +391,9 @@ def landscape_of(sample: Sample, options: Options | None = None, *, maxiter: int
             solver = "stencil"
     u, iterations = _solve(ham, solver, tol, maxiter)
     rhs_norm = math.sqrt(grid.size)
-    residual = float(np.linalg.norm(1.0 - ham.matvec(u)) / rhs_norm)
+    hu = ham.matvec(u)
+    residual = float(np.linalg.norm(np.subtract(1.0, hu, out=hu)) / rhs_norm)  # 1 - H u
+    del hu
     converged = bool(residual <= max(tol, 1e-12) * 10)
     if not np.all(u > 0):
         raise ConvergenceError(
@@ -394,10 +405,12 @@ def landscape_of(sample: Sample, options: Options | None = None, *, maxiter: int
             f"tol={tol:g} after {iterations} iterations; raise maxiter, use solver='amg' or "
             "'direct', or pass on_failure='flag' to get the unconverged result",
             residual=residual)
+    vu = np.divide(1.0, u)
+    vu -= sample.shift  # V_u = 1/u - shift, in place
     return Landscape(
         sample=sample,
         u=u,
-        effective_potential=1.0 / u - sample.shift,
+        effective_potential=vu,
         residual=residual,
         converged=converged,
         solver=solver,
@@ -417,6 +430,13 @@ def _check_maxiter(maxiter) -> int | None:
 
 def _solve(ham: Hamiltonian, solver: str, tol: float, maxiter: int | None):
     grid = ham.grid
+    if solver in ("stencil", "mg", "stencil-cg"):
+        from .solvers import solve_stencil
+
+        # before any array of ones: solve_stencil makes its own right-hand side
+        method = {"stencil": "auto", "mg": "mg", "stencil-cg": "cg"}[solver]
+        res = solve_stencil(ham, method=method, tol=tol, maxiter=maxiter)
+        return res.u, res.iterations
     ones = np.ones(grid.size)
     if solver == "banded":
         if grid.ndim != 1 or grid.periodic:
@@ -433,12 +453,6 @@ def _solve(ham: Hamiltonian, solver: str, tol: float, maxiter: int | None):
     if solver == "direct":
         u = spla.spsolve(ham.matrix("csc"), ones)
         return np.asarray(u).reshape(grid.shape), 0
-    if solver in ("stencil", "mg", "stencil-cg"):
-        from .solvers import solve_stencil
-
-        method = {"stencil": "auto", "mg": "mg", "stencil-cg": "cg"}[solver]
-        res = solve_stencil(ham, method=method, tol=tol, maxiter=maxiter)
-        return res.u, res.iterations
     iters = [0]
 
     def count(_):

@@ -245,7 +245,9 @@ SPECTRAL_MARGIN = 100.0
 
 def _check_spectrum(landscape: Landscape, ef: float, hbar_omega: np.ndarray) -> None:
     """E_F above the bottom of the spectrum; hbar omega within the spectral width of H."""
-    ham = landscape.sample.hamiltonian
+    # the width is the same for H + shift, the operator the landscape solve already built
+    # (H itself would be one more diagonal of the sample's size)
+    ham = landscape.sample.landscape_hamiltonian
     width = float(ham.diagonal.max() - ham.diagonal.min()) + 2.0 * float(
         sum(np.max(c) for c in ham.couplings) * 2)
     if float(hbar_omega.max()) > SPECTRAL_MARGIN * width:

@@ -47,7 +47,8 @@ class Sample:
     potential
         V on the grid (energy unit of ``units``), as given.
     mass
-        Effective mass per cell (units of the reference mass), broadcast to the grid.
+        Effective mass per cell (units of the reference mass), broadcast to the grid (a
+        read-only view of one number when the mass is uniform).
     units
         The unit system of every input and output.
     shift
@@ -78,6 +79,9 @@ class Sample:
     @cached_property
     def hamiltonian(self) -> Hamiltonian:
         """H of eq. (3) for V as given (what the exact reference diagonalises)."""
+        return self._build_hamiltonian()
+
+    def _build_hamiltonian(self) -> Hamiltonian:
         mass = float(self.mass.flat[0]) if self.uniform_mass else self.mass
         return build_hamiltonian(self.potential, mass=mass, units=self.units, grid=self.grid)
 
@@ -86,7 +90,10 @@ class Sample:
         """H + shift, the positive operator inverted by the landscape solve (eq. 2)."""
         if self.shift == 0.0:
             return self.hamiltonian
-        return self.hamiltonian.shifted(self.shift)
+        # H itself is built for the sum and dropped unless it is already cached: the
+        # landscape workflow never uses it, and it would hold a diagonal (8 bytes per cell)
+        ham = self.__dict__.get("hamiltonian") or self._build_hamiltonian()
+        return ham.shifted(self.shift)
 
     def with_potential(self, V) -> Sample:
         """The same grid, mass and units with another potential (e.g. another realization)."""
@@ -158,8 +165,13 @@ def make_sample(
     uniform = bool(np.ndim(mass) == 0) or bool(np.all(m == m.flat[0]))
     pot = np.array(pot, dtype=float, copy=True)
     pot.flags.writeable = False
-    m = np.array(m, dtype=float, copy=True)
-    m.flags.writeable = False
+    if uniform:
+        # one number seen at every cell (a read-only view with zero strides): a copy would
+        # cost 8 bytes per cell for the whole run and hold nothing more
+        m = np.broadcast_to(np.float64(m.flat[0]), pot.shape)
+    else:
+        m = np.array(m, dtype=float, copy=True)
+        m.flags.writeable = False
     frame = _frame(pot, grid, shift, solvable)
     return Sample(grid=grid, potential=pot, mass=m, units=unit_system, shift=frame,
                   uniform_mass=uniform)

@@ -275,6 +275,13 @@ def choose_method(ham: Hamiltonian, tol: float = 1e-10) -> str:
 # ============================================================================ Jacobi-CG
 
 
+def _rhs3(b: np.ndarray, shape3: tuple[int, int, int]) -> np.ndarray:
+    """The right-hand side in 3D form: a broadcast view (all strides 0) stays a view."""
+    if b.ndim and not any(b.strides):
+        return b.reshape(shape3)
+    return np.ascontiguousarray(b, dtype=float).reshape(shape3)
+
+
 def _default_maxiter(ham: Hamiltonian) -> int:
     return 20 * round(ham.size ** (1.0 / ham.grid.ndim)) + 200
 
@@ -325,28 +332,35 @@ def _cg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float,
     D = np.ascontiguousarray(ham.diagonal, dtype=float).reshape(shape3)
     if np.any(D <= 0):
         raise InputError("H has a non-positive diagonal; it is not positive definite")
-    S = 1.0 / np.sqrt(D)
-    b3 = np.ascontiguousarray(b, dtype=float).reshape(shape3)
+    S = np.sqrt(D)
+    np.divide(1.0, S, out=S)  # S = 1 / sqrt(D), without a temporary of the grid's size
+    b3 = _rhs3(b, shape3)
     bnorm = float(np.linalg.norm(b3))
     if bnorm == 0.0:
         return np.zeros(ham.shape), 0, 0.0
     direction, update, apply = _cg_operators(ham, D, S)
     x = (b3 / D) if x0 is None else np.array(x0, dtype=float).reshape(shape3)
+    # Four work arrays of the grid's size besides x, S and b, each written in place: the
+    # same operations on the same operands as the textbook expressions noted beside them
+    # (so the same iterates), without their temporaries (which cost 3 more arrays at peak).
     work = np.empty(shape3)
+    r = np.empty(shape3)
+    p = np.empty(shape3)
     iterations = 0
     target = tol
     previous = math.inf
     while True:
         apply(x, work)
-        r = S * (b3 - work)  # scaled residual S (b - H x)
-        y = x / S
-        true_res = float(np.linalg.norm(b3 - work)) / bnorm
+        np.subtract(b3, work, out=r)  # b - H x
+        true_res = float(np.linalg.norm(r)) / bnorm
         if true_res <= tol or iterations >= maxiter:
             return x.reshape(ham.shape), iterations, true_res
+        r *= S  # the scaled residual S (b - H x)
+        y = np.divide(x, S, out=x)  # y = x / S; x is formed again from y below
         # CG on A~ y = S b; stop when ||r~|| <= target * ||S b|| and check the true residual.
-        stop = target * float(np.linalg.norm(S * b3))
+        stop = target * float(np.linalg.norm(np.multiply(S, b3, out=p)))
         rr = float(np.vdot(r, r))
-        p = np.zeros(shape3)
+        p.fill(0.0)
         p_new = work
         beta = 0.0
         while iterations < maxiter and math.sqrt(rr) > stop:
@@ -360,10 +374,10 @@ def _cg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float,
             rr = rr_new
             iterations += 1
         work = p_new
-        x = S * y
+        x = np.multiply(S, y, out=y)  # x = S y
         # The scaled and unscaled residual norms differ; tighten and restart if needed.
         apply(x, work)
-        true_res = float(np.linalg.norm(b3 - work)) / bnorm
+        true_res = float(np.linalg.norm(np.subtract(b3, work, out=r))) / bnorm
         if true_res <= tol or iterations >= maxiter or true_res > 0.5 * previous:
             # converged, out of iterations, or stagnating at the rounding floor
             return x.reshape(ham.shape), iterations, true_res
@@ -634,7 +648,7 @@ def _mgcg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float, ma
     shape3 = _shape3(ham.shape)
     lev = mg.levels[0]
     D, W = lev.D, lev.W
-    b3 = np.ascontiguousarray(b, dtype=float).reshape(shape3)
+    b3 = _rhs3(b, shape3)
     bnorm = float(np.linalg.norm(b3))
     if bnorm == 0.0:
         return np.zeros(ham.shape), 0, 0.0
@@ -667,7 +681,7 @@ def _mgcg(ham: Hamiltonian, b: np.ndarray, x0: np.ndarray | None, tol: float, ma
         rz = rz_new
     # Recompute the true residual (the recursive one drifts by rounding).
     _apply_var(D, W[0], W[1], W[2], x, q)
-    res = float(np.linalg.norm(b3 - q)) / bnorm
+    res = float(np.linalg.norm(np.subtract(b3, q, out=q))) / bnorm  # b - H x, in place
     return x.reshape(ham.shape), it, res
 
 
@@ -732,7 +746,10 @@ def solve_stencil(
         raise InputError(f"method={method!r} is not known; use one of {METHODS}")
     if not (tol > 0):
         raise InputError(f"tol={tol!r} must be > 0")
-    b = np.ones(ham.shape) if rhs is None else np.asarray(rhs, dtype=float).reshape(ham.shape)
+    # the default right-hand side is one number seen at every cell (a read-only view, no
+    # array of the grid's size: the solvers only read it)
+    b = (np.broadcast_to(np.float64(1.0), ham.shape) if rhs is None
+         else np.asarray(rhs, dtype=float).reshape(ham.shape))
     previous_threads = numba.get_num_threads()
     if threads is not None:
         if not 1 <= int(threads) <= numba.config.NUMBA_NUM_THREADS:
