@@ -757,8 +757,9 @@ def test_cli_traceback_only_with_debug(tmp_path):
 def flagged_dataset():
     V = disorder.block((64, 64), block=4, width=4.0, seed=3)
     omega = np.array([1e-6, 0.02, 0.2, 50.0])
-    return ms.ac_conductivity(V, 0.7, omega, pairs="sigma_omega", mott_scale="lambertw",
-                              estimator="eq17")
+    with pytest.warns(ms.RegimeWarning, match="not small against the level spacing"):
+        return ms.ac_conductivity(V, 0.7, omega, pairs="sigma_omega", mott_scale="lambertw",
+                                  estimator="eq17")
 
 
 def test_flag_rho_omega_small_at_high_frequency():
@@ -794,7 +795,8 @@ def test_valid_is_the_conjunction_of_the_flags():
 
 def test_percolating_flag():
     V = disorder.block((64, 64), block=4, width=4.0, seed=3)
-    ds = ms.ac_conductivity(V, 3.0, OMEGA)  # V_u <= E_F spans the sample
+    with pytest.warns(ms.RegimeWarning, match="percolate"):
+        ds = ms.ac_conductivity(V, 3.0, OMEGA)  # V_u <= E_F spans the sample
     assert bool(ds["percolating"]) and not ds.valid.any()
     assert not bool(flagged_dataset()["percolating"])
 
