@@ -64,7 +64,7 @@ from mottscape.basin_states import (
     _tails,
     nearest_basin,
 )
-from mottscape.pairs import _amplitude, _mid_mass
+from mottscape.pairs import RESOLVE_LEAK, _amplitude, _mid_mass
 from mottscape.sample import make_sample
 from mottscape.tube import pair_tubes
 
@@ -84,6 +84,8 @@ RAISE = 20.0
 #: Frequencies of the pipeline run (its pair model's window is hbar omega_max).
 OMEGA = np.geomspace(5e-3, 0.2, 6)
 SHAPE = (128, 128)
+#: Also measure tuned resonances (``--no-tuned`` turns them off).
+TUNED = True
 
 MODELS = {
     # training model: docs/validation/block_2d.toml at 128^2, seeds not used there
@@ -178,6 +180,167 @@ def single_well(sample, basins, metric, pad, k: int, partner: int, psi_ab: np.nd
                 vpr=float(cell / np.sum(v[:, n] ** 4)), partner_in_box=bool(raised.any()))
 
 
+# ---------------------------------------------------------------------- tuned resonances
+#: Agmon-distance bins of the tuned pairs, and how many basin pairs per bin and sample.
+TUNED_BINS = np.arange(1.0, 9.0, 1.0)
+TUNED_PER_BIN = 2
+#: Half-width of the eigenvalue window around the single-well energy (hopping energies).
+TUNED_HALF = 0.05
+
+
+def _union_box(sample, objects, ks, pad):
+    """Cells (flat indices) and shape of the bounding box of basins ``ks`` padded by ``pad``."""
+    sls = [objects[k] for k in ks]
+    union = tuple(slice(min(sl[a].start for sl in sls), max(sl[a].stop for sl in sls))
+                  for a in range(sample.ndim))
+    axes = _box_axes(sample, union, pad)
+    mesh = np.meshgrid(*axes, indexing="ij")
+    shape = sample.grid.shape
+    flat = np.ravel_multi_index([m % n for m, n in zip(mesh, shape, strict=True)],
+                                shape).ravel()
+    return flat, tuple(len(x) for x in axes)
+
+
+def _well_state(A, dom_k: np.ndarray, target: float, half: float):
+    """Box eigenstate nearest ``target`` with >= 1/2 of its weight on the domain ``dom_k``."""
+    w, v = _eigenpairs(A, target - half, target + half)
+    if w.size == 0:
+        return None
+    weight = (v[dom_k] ** 2).sum(axis=0)
+    ok = np.flatnonzero(weight >= 0.5)
+    if ok.size == 0:
+        return None
+    n = ok[np.argmin(np.abs(w[ok] - target))]
+    return float(w[n]), v[:, n]
+
+
+def tuned_pair(sample, basins, metric, objects, nearest, pad, i: int, j: int, ef: float,
+               window: float) -> dict | None:
+    """Bring the single-well states of basins i, j into resonance and measure t exactly.
+
+    On the union box of the two basins (padded like the pair model's boxes): the single-well
+    state of i nearest E_F (j's cells raised), the state of j nearest to it (i's cells raised),
+    a constant shift of j's basin cells (Newton steps on the first-order shift) until their
+    energies agree to 1e-8, then the two-well box with that shift: t = |E_a - E_b| sqrt(q_i q_j)
+    of its two hybrids, and t_sw from the residual detuning.
+    """
+    flat, box_shape = _union_box(sample, objects, (i, j), pad)
+    A0 = sample.hamiltonian.matrix("csr")[flat][:, flat]
+    lab, dom = basins.labels.ravel()[flat], nearest.ravel()[flat]
+    mi, mj = lab == i + 1, lab == j + 1
+    di, dj = dom == i + 1, dom == j + 1
+    hopping = float(np.max(np.abs((A0 - sp.diags(A0.diagonal())).data), initial=1.0))
+    raise_i, raise_j = sp.diags(RAISE * hopping * mi), sp.diags(RAISE * hopping * mj)
+    si = _well_state((A0 + raise_j).tocsr(), di, ef, window)
+    if si is None:
+        return None
+    shift = np.zeros(flat.size)
+    sj = _well_state((A0 + raise_i).tocsr(), dj, si[0], window)
+    if sj is None:
+        return None
+    detuning0 = si[0] - sj[0]
+    for _ in range(6):
+        delta = si[0] - sj[0]
+        if abs(delta) < 1e-8:
+            break
+        shift[mj] += delta / max(float((sj[1][mj] ** 2).sum()), 0.2)
+        sj = _well_state((A0 + raise_i + sp.diags(shift)).tocsr(), dj, si[0], TUNED_HALF)
+        if sj is None:
+            return None
+    w, v = _eigenpairs((A0 + sp.diags(shift)).tocsr(), si[0] - TUNED_HALF, si[0] + TUNED_HALF)
+    if w.size < 2:
+        return None
+    qi, qj = (v[di] ** 2).sum(axis=0), (v[dj] ** 2).sum(axis=0)
+    a, b = np.argsort(qi + qj)[::-1][:2]
+    both = np.array([qi[a] + qj[a], qi[b] + qj[b]])
+    qa = qi[a] / both[0]
+    qb = qj[b] / both[1]
+    met = metric.ravel()[flat].reshape(box_shape)
+    tails = [_tails(s[1][:, None], met, m.reshape(box_shape), sample)[0]
+             for s, m in ((si, mi), (sj, mj))]
+    cell = sample.grid.cell_volume
+    split = abs(w[a] - w[b])
+    arg = split**2 - (si[0] - sj[0]) ** 2
+    q = 0.5 * (qa + qb)
+    return dict(i=i, j=j, ea=float(w[a]), eb=float(w[b]), qa=float(qa), qb=float(qb),
+                qi=float(q), two_basins=float(both.min()), detuning=float(detuning0),
+                shift=float(shift[mj].mean()) if mj.any() else 0.0,
+                residual=float(si[0] - sj[0]),
+                t_exact=float(split * math.sqrt(q * (1 - q))),
+                t_single_well=float(0.5 * math.sqrt(arg)) if arg > 0 else math.nan,
+                well_i=dict(ok=True, energy=si[0], tail=float(tails[0]),
+                            vpr=float(cell / np.sum(si[1] ** 4)), overlap=1.0,
+                            partner_in_box=True),
+                well_j=dict(ok=True, energy=sj[0], tail=float(tails[1]),
+                            vpr=float(cell / np.sum(sj[1] ** 4)), overlap=1.0,
+                            partner_in_box=True),
+                model_holds=False, model_boxed=False)
+
+
+def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list[dict], dict]:
+    """Tuned resonances of basin pairs of the pair model, a few per bin of rho."""
+    model = pipe.pair_model
+    basins, land, mland = pipe.basins, pipe.landscape, pipe.metric_landscape
+    metric = mland.agmon_metric(ef)
+    dist, tubes = model.distances, model.tubes
+    owners = set(np.unique(model.states.basin).tolist())
+    rng = np.random.default_rng(seed)
+    objects = ndi.find_objects(basins.labels, basins.n)
+    nearest = nearest_basin(basins.labels)
+    pad = _padding_cells(sample, metric, basins, PADDING_AGMON)
+    cand = np.array([n for n in range(len(dist)) if int(dist.i[n]) in owners
+                     and int(dist.j[n]) in owners], int)
+    chosen = []
+    for lo in TUNED_BINS:
+        inbin = cand[(dist.rho[cand] >= lo) & (dist.rho[cand] < lo + 1.0)]
+        chosen.extend(rng.permutation(inbin)[:TUNED_PER_BIN].tolist())
+    out, cuts = [], {"tried": len(chosen), "no_state": 0, "not_hybrid": 0}
+    st, bp = model.states, model.states.box_pairs
+    res = bp.leakage <= RESOLVE_LEAK
+    boxed_basins = {(int(min(x, y)), int(max(x, y)))
+                    for x, y in zip(st.basin[bp.a[res]], st.basin[bp.b[res]], strict=True)}
+    for n in chosen:
+        got = tuned_pair(sample, basins, metric, objects, nearest, pad, int(dist.i[n]),
+                         int(dist.j[n]), ef, window)
+        if got is None:
+            cuts["no_state"] += 1
+            continue
+        if got["two_basins"] < TWO_BASINS or min(got["qi"], 1 - got["qi"]) < EACH_BASIN \
+                or abs(got["qa"] - got["qb"]) > Q_AGREE:
+            cuts["not_hybrid"] += 1
+            continue
+        got.update(rho=float(dist.rho[n]), mid_metric=float(tubes.mid_metric[n]),
+                   mid_section=float(tubes.mid_section[n]),
+                   tube_volume=float(tubes.volume[n]),
+                   vol_i=float(basins.volumes[got["i"]]), vol_j=float(basins.volumes[got["j"]]))
+        # the package's own t_ab for its states of i and j nearest the single-well energies
+        sel = np.flatnonzero(model.pair == n)
+        got["model_holds"] = bool(sel.size)
+        got["model_boxed"] = (got["i"], got["j"]) in boxed_basins
+        got["t_package"] = math.nan
+        if sel.size:
+            ei0 = got["well_i"]["energy"]
+            ej0 = ei0 - got["detuning"]
+            k = sel[np.argmin(np.abs(st.energies[model.a[sel]] - ei0)
+                              + np.abs(st.energies[model.b[sel]] - ej0))]
+            got["t_package"] = float(model.t[k])
+        out.append(got)
+    if out:
+        sub = PairDistances(i=np.array([p["i"] for p in out]), j=np.array([p["j"] for p in out]),
+                            rho=np.array([p["rho"] for p in out]), n=dist.n, bound=dist.bound,
+                            sources=dist.sources, energy=ef)
+        _ll_amplitudes(out, sub, _Tubes(out), land, pipe, ef)
+    return out, cuts
+
+
+class _Tubes:
+    """The midpoint metric and section of listed pairs, as ``pairs._amplitude`` reads them."""
+
+    def __init__(self, pairs: list[dict]):
+        self.mid_metric = np.array([p["mid_metric"] for p in pairs])
+        self.mid_section = np.array([p["mid_section"] for p in pairs])
+
+
 # ---------------------------------------------------------------------- one sample
 def one_sample(model: str, seed: int, window: float) -> dict:
     spec = MODELS[model]
@@ -190,12 +353,14 @@ def one_sample(model: str, seed: int, window: float) -> dict:
     pipe = ms.run_pipeline(sample, ef, OMEGA, landscape=land, pair_model=True)
     land, mland, basins = pipe.landscape, pipe.metric_landscape, pipe.basins
     metric = mland.agmon_metric(ef)
+    tuned, tuned_cuts = tuned_pairs(sample, pipe, ef, window, seed) if TUNED else ([], {})
     E, psi = ms.exact_eigenstates(sample, ef - window, ef + window)
     q = domain_weights(psi, basins.labels)
     found, cuts = resonant_pairs(E, q)
     row = dict(model=model, seed=seed, fermi_energy=ef, n_basins=int(basins.n),
                basin_fraction=float(np.mean(basins.labels > 0)), n_exact=int(E.size),
-               delta_xi=float(pipe.statistics.delta_xi), cuts=cuts, pairs=[])
+               delta_xi=float(pipe.statistics.delta_xi), cuts=cuts, pairs=[], tuned=tuned,
+               tuned_cuts=tuned_cuts)
     if not found:
         row["seconds"] = time.perf_counter() - t0
         return row
@@ -292,8 +457,8 @@ def ratio_stats(t_ll: np.ndarray, t_ex: np.ndarray, rho: np.ndarray) -> dict:
     return out
 
 
-def summarize(rows: list[dict]) -> dict:
-    pairs = [p for row in rows for p in row["pairs"]]
+def summarize(rows: list[dict], key: str = "pairs") -> dict:
+    pairs = [p for row in rows for p in row[key]]
     if not pairs:
         return {"n_pairs": 0}
     t_ex = np.array([p["t_exact"] for p in pairs])
@@ -313,19 +478,22 @@ def summarize(rows: list[dict]) -> dict:
         out["slope_exact"] = float(-s)
         out["intercept_exact"] = float(a)
     out["ratios"] = {name: ratio_stats(np.array([p[f"t_{name}"] for p in pairs]), t_ex, rho)
-                     for name in (*VARIANTS, "single_well")}
+                     for name in (*VARIANTS, "single_well", "package")
+                     if f"t_{name}" in pairs[0]}
     return out
 
 
-def table(name: str, rows: list[dict], s: dict) -> str:
-    lines = [f"## {name}: {len(rows)} samples, E_F = "
+def table(name: str, rows: list[dict], s: dict, key: str = "pairs") -> str:
+    lines = [f"## {name} ({'exact resonant pairs' if key == 'pairs' else 'tuned resonances'})"
+             f": {len(rows)} samples, E_F = "
              + ", ".join(f"{r['fermi_energy']:.3f}" for r in rows)
              + "; basins " + ", ".join(str(r["n_basins"]) for r in rows)
              + "; exact states " + ", ".join(str(r["n_exact"]) for r in rows)]
     if not s.get("n_pairs"):
         lines.append("no resonant pairs")
         return "\n".join(lines)
-    cuts = {k: sum(r["cuts"].get(k, 0) for r in rows) for k in rows[0]["cuts"]}
+    ckey = "cuts" if key == "pairs" else "tuned_cuts"
+    cuts = {k: sum(r[ckey].get(k, 0) for r in rows) for k in rows[0][ckey]}
     lines.append(f"resonant pairs {s['n_pairs']} (cuts: {cuts}); rho {s['rho_range'][0]:.2f}-"
                  f"{s['rho_range'][1]:.2f} (median {s['rho_median']:.2f}); t_exact "
                  f"{s['t_exact_range'][0]:.2g}-{s['t_exact_range'][1]:.2g}; slope of ln "
@@ -353,7 +521,10 @@ def main(argv=None) -> int:
     p.add_argument("--models", default="block,gaussian,alloy")
     p.add_argument("--seeds", type=int, default=10, help="samples per model (<= 20)")
     p.add_argument("--window", type=float, default=0.2, help="W, hopping energies")
+    p.add_argument("--no-tuned", action="store_true", help="skip the tuned resonances")
     args = p.parse_args(argv)
+    global TUNED
+    TUNED = not args.no_tuned
     t0 = time.perf_counter()
     result = {"window": args.window, "shape": SHAPE, "models": {}}
     texts = []
@@ -362,10 +533,12 @@ def main(argv=None) -> int:
         for seed in MODELS[name]["seeds"][:args.seeds]:
             rows.append(one_sample(name, seed, args.window))
             print(f"{name} seed {seed}: {len(rows[-1]['pairs'])} pairs, "
+                  f"{len(rows[-1]['tuned'])} tuned, "
                   f"{rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
         s = summarize(rows)
-        result["models"][name] = {"summary": s, "samples": rows}
-        texts.append(table(name, rows, s))
+        st = summarize(rows, "tuned")
+        result["models"][name] = {"summary": s, "tuned_summary": st, "samples": rows}
+        texts.append(table(name, rows, s) + "\n\n" + table(name, rows, st, "tuned"))
         print(texts[-1], flush=True)
         OUT.write_text(json.dumps(result, indent=1, default=float))  # partial
     result["seconds"] = time.perf_counter() - t0
