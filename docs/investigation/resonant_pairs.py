@@ -247,6 +247,12 @@ def tuned_pair(sample, basins, metric, objects, nearest, pad, i: int, j: int, ef
         sj = _well_state((A0 + raise_i + sp.diags(shift)).tocsr(), dj, si[0], TUNED_HALF)
         if sj is None:
             return None
+    # Herring's flux of the exact single-well states through the boundary of i's domain
+    coo = sp.triu(A0, k=1).tocoo()
+    cross = di[coo.row] != di[coo.col]
+    x = np.where(di[coo.row], coo.row, coo.col)[cross]  # the end in i's domain
+    y = np.where(di[coo.row], coo.col, coo.row)[cross]
+    flux = abs(float(np.sum(coo.data[cross] * (sj[1][x] * si[1][y] - si[1][x] * sj[1][y]))))
     w, v = _eigenpairs((A0 + sp.diags(shift)).tocsr(), si[0] - TUNED_HALF, si[0] + TUNED_HALF)
     if w.size < 2:
         return None
@@ -268,6 +274,7 @@ def tuned_pair(sample, basins, metric, objects, nearest, pad, i: int, j: int, ef
                 residual=float(si[0] - sj[0]),
                 t_exact=float(split * math.sqrt(q * (1 - q))),
                 t_single_well=float(0.5 * math.sqrt(arg)) if arg > 0 else math.nan,
+                t_flux=flux,
                 well_i=dict(ok=True, energy=si[0], tail=float(tails[0]),
                             vpr=float(cell / np.sum(si[1] ** 4)), overlap=1.0,
                             partner_in_box=True),
@@ -478,7 +485,7 @@ def summarize(rows: list[dict], key: str = "pairs") -> dict:
         out["slope_exact"] = float(-s)
         out["intercept_exact"] = float(a)
     out["ratios"] = {name: ratio_stats(np.array([p[f"t_{name}"] for p in pairs]), t_ex, rho)
-                     for name in (*VARIANTS, "single_well", "package")
+                     for name in (*VARIANTS, "single_well", "flux", "package")
                      if f"t_{name}" in pairs[0]}
     return out
 
