@@ -268,7 +268,9 @@ def tuned_pair(sample, basins, metric, objects, nearest, pad, i: int, j: int, ef
     split = abs(w[a] - w[b])
     arg = split**2 - (si[0] - sj[0]) ** 2
     q = 0.5 * (qa + qb)
-    return dict(i=i, j=j, ea=float(w[a]), eb=float(w[b]), qa=float(qa), qb=float(qb),
+    mid = _midpoint(sample, met, mi.reshape(box_shape), mj.reshape(box_shape), si[1], sj[1],
+                    tails, flux, float(np.mean(sample.mass)))
+    return dict(mid, i=i, j=j, ea=float(w[a]), eb=float(w[b]), qa=float(qa), qb=float(qb),
                 qi=float(q), two_basins=float(both.min()), detuning=float(detuning0),
                 shift=float(shift[mj].mean()) if mj.any() else 0.0,
                 residual=float(si[0] - sj[0]),
@@ -282,6 +284,32 @@ def tuned_pair(sample, basins, metric, objects, nearest, pad, i: int, j: int, ef
                             vpr=float(cell / np.sum(sj[1] ** 4)), overlap=1.0,
                             partner_in_box=True),
                 model_holds=False, model_boxed=False)
+
+
+def _midpoint(sample, met, src_i, src_j, phi_i, phi_j, tails, flux, mass) -> dict:
+    """The single-well states at the Agmon midpoint x* against their LL tails A e^{-rho}.
+
+    x* minimizes max(rho(., B_i), rho(., B_j)) on the box (the midpoint of the geodesic).
+    Returns, per well, |phi(x*)| / (A e^{-rho(x*)}) (1 if psi ~ A e^{-rho} holds out to x*),
+    and the cross-section that makes Herring's formula give the exact flux with the exact
+    states: flux / ((hbar^2 w(x*) / m) |phi_i phi_j|(x*)).
+    """
+    from mottscape.agmon import distance_field
+    from mottscape.grid import make_grid
+
+    grid = make_grid(met.shape, sample.grid.spacing)
+    ri = distance_field(met, grid, src_i).ravel()
+    rj = distance_field(met, grid, src_j).ravel()
+    x = int(np.argmin(np.maximum(ri, rj)))
+    cell = math.sqrt(sample.grid.cell_volume)
+    pi, pj = abs(phi_i[x]) / cell, abs(phi_j[x]) / cell
+    kin = sample.units.kinetic
+    w = float(met.ravel()[x])
+    section = flux / (2.0 * kin * w / mass * pi * pj) if w > 0 and pi * pj > 0 else math.nan
+    return dict(mid_rho_i=float(ri[x]), mid_rho_j=float(rj[x]),
+                mid_ratio_i=float(pi / (tails[0] * math.exp(-ri[x]))),
+                mid_ratio_j=float(pj / (tails[1] * math.exp(-rj[x]))),
+                mid_w_exact_point=w, section_exact=float(section))
 
 
 def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list[dict], dict]:
@@ -464,6 +492,11 @@ def ratio_stats(t_ll: np.ndarray, t_ex: np.ndarray, rho: np.ndarray) -> dict:
     return out
 
 
+def _quartiles(x: np.ndarray) -> list[float]:
+    x = x[np.isfinite(x)]
+    return [float(v) for v in np.quantile(x, [0.25, 0.5, 0.75])] if x.size else []
+
+
 def summarize(rows: list[dict], key: str = "pairs") -> dict:
     pairs = [p for row in rows for p in row[key]]
     if not pairs:
@@ -487,6 +520,13 @@ def summarize(rows: list[dict], key: str = "pairs") -> dict:
     out["ratios"] = {name: ratio_stats(np.array([p[f"t_{name}"] for p in pairs]), t_ex, rho)
                      for name in (*VARIANTS, "single_well", "flux", "package")
                      if f"t_{name}" in pairs[0]}
+    if "mid_ratio_i" in pairs[0]:
+        # the LL ingredients of Herring's formula against the exact single wells
+        amp = np.array([p[f"mid_ratio_{k}"] for p in pairs for k in "ij"])
+        sec = np.array([p["section_exact"] / p["mid_section"] if p["mid_section"] > 0
+                        else math.nan for p in pairs])
+        out["midpoint_amplitude_ratio"] = _quartiles(amp)
+        out["section_ratio"] = _quartiles(sec)
     return out
 
 
@@ -509,6 +549,11 @@ def table(name: str, rows: list[dict], s: dict, key: str = "pairs") -> str:
                  f"them in one box {s['model_boxed']:.0%}; partner inside the box "
                  f"{s['partner_in_box']:.0%}; single-well overlap median "
                  f"{s['single_well_overlap_median']:.2f}")
+    if s.get("midpoint_amplitude_ratio"):
+        a, c = s["midpoint_amplitude_ratio"], s.get("section_ratio") or [math.nan] * 3
+        lines.append(f"exact single well at the Agmon midpoint / (A e^-rho): median {a[1]:.3g} "
+                     f"(IQR {a[0]:.2g}-{a[2]:.2g}); exact-flux section / LL section: median "
+                     f"{c[1]:.3g} (IQR {c[0]:.2g}-{c[2]:.2g})")
     lines.append("| t | n (t = 0) | median t/t_exact | IQR | within x2 | within x3 | "
                  "d ln(ratio)/d rho | slope of ln t |")
     lines.append("|---|---|---|---|---|---|---|---|")
