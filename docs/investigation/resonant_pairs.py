@@ -1,7 +1,7 @@
 """Couplings of exact resonant pairs on random samples against the LL amplitude t_ab.
 
-    .venv/bin/python docs/investigation/resonant_pairs.py [--models block,gaussian,alloy]
-        [--seeds N] [--window W]
+    .venv/bin/python docs/investigation/resonant_pairs.py
+        [--models block,gaussian,alloy,block_1d] [--seeds N] [--window W] [--no-tuned]
 
 Issue 11, item 3, second half. Run time: about N min on the shared 2-core machine for the
 three 2D models, three 128^2 samples each (see the README section for the measured time).
@@ -100,6 +100,10 @@ MODELS = {
                                                           v_b=2.0, smoothing_length=1.0,
                                                           seed=s),
                   fermi=None, seeds=tuple(range(311, 331))),
+    # a 1D chain: docs/validation/block_1d.toml (blocks of 8 sites, width 4, E_F = 1) on
+    # 4096 sites
+    "block_1d": dict(make=lambda s: ms.disorder.block((4096,), block=8, width=4.0, seed=s),
+                     fermi=1.0, seeds=tuple(range(411, 431))),
 }
 #: E_F at this quantile of V_u when the model does not fix it.
 QUANTILE = 0.10
@@ -153,8 +157,27 @@ def resonant_pairs(E: np.ndarray, q: np.ndarray) -> tuple[list[dict], dict]:
 
 
 # ---------------------------------------------------------------------- single wells
-def single_well(sample, basins, metric, pad, k: int, partner: int, psi_ab: np.ndarray,
-                lo: float, hi: float) -> dict:
+def single_tail(phi: np.ndarray, metric_box: np.ndarray, source: np.ndarray,
+                exclude: np.ndarray, sample) -> float:
+    """Tail amplitude A of one single-well state, as ``basin_states._tails`` measures it
+    (median of |psi| e^{rho} over the cells at Agmon distance 1-3 from the basin) but
+    without the partner basin's domain ``exclude``, where the raised well cuts the tail."""
+    from mottscape.agmon import distance_field
+    from mottscape.basin_states import TAIL_RANGE
+    from mottscape.grid import make_grid
+
+    grid = make_grid(metric_box.shape, sample.grid.spacing)
+    rho = distance_field(metric_box, grid, source, bound=TAIL_RANGE[1] + 1.0).ravel()
+    sel = (rho >= TAIL_RANGE[0]) & (rho <= TAIL_RANGE[1]) & ~exclude.ravel()
+    if not sel.any():
+        return math.nan
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.abs(phi[sel]) / math.sqrt(sample.grid.cell_volume)) + rho[sel]
+    return float(np.exp(np.median(logs)))
+
+
+def single_well(sample, basins, metric, nearest, pad, k: int, partner: int,
+                psi_ab: np.ndarray, lo: float, hi: float) -> dict:
     """The state of basin k alone: its box with the partner basin's cells raised."""
     sl = ndi.find_objects(basins.labels, basins.n)[k]
     axes = _box_axes(sample, sl, pad)
@@ -173,10 +196,13 @@ def single_well(sample, basins, metric, pad, k: int, partner: int, psi_ab: np.nd
     overlap = np.sum((v.T @ psi_ab[flat]) ** 2, axis=1)  # |<phi|a>|^2 + |<phi|b>|^2
     n = int(np.argmax(overlap))
     box_shape = tuple(len(x) for x in axes)
-    tail = _tails(v[:, [n]], metric.ravel()[flat].reshape(box_shape),
-                  (lab_box == k + 1).reshape(box_shape), sample)[0]
+    met_box = metric.ravel()[flat].reshape(box_shape)
+    src = (lab_box == k + 1).reshape(box_shape)
+    tail = single_tail(v[:, n], met_box, src, nearest.ravel()[flat] == partner + 1, sample)
+    tail_all = _tails(v[:, [n]], met_box, src, sample)[0]
     cell = sample.grid.cell_volume
     return dict(ok=True, energy=float(w[n]), overlap=float(overlap[n]), tail=float(tail),
+                tail_all=float(tail_all),
                 vpr=float(cell / np.sum(v[:, n] ** 4)), partner_in_box=bool(raised.any()))
 
 
@@ -262,8 +288,10 @@ def tuned_pair(sample, basins, metric, objects, nearest, pad, i: int, j: int, ef
     qa = qi[a] / both[0]
     qb = qj[b] / both[1]
     met = metric.ravel()[flat].reshape(box_shape)
-    tails = [_tails(s[1][:, None], met, m.reshape(box_shape), sample)[0]
-             for s, m in ((si, mi), (sj, mj))]
+    tails = [single_tail(s[1], met, m.reshape(box_shape), other, sample)
+             for s, m, other in ((si, mi, dj), (sj, mj, di))]
+    tails_all = [_tails(s[1][:, None], met, m.reshape(box_shape), sample)[0]
+                 for s, m in ((si, mi), (sj, mj))]
     cell = sample.grid.cell_volume
     split = abs(w[a] - w[b])
     arg = split**2 - (si[0] - sj[0]) ** 2
@@ -278,9 +306,11 @@ def tuned_pair(sample, basins, metric, objects, nearest, pad, i: int, j: int, ef
                 t_single_well=float(0.5 * math.sqrt(arg)) if arg > 0 else math.nan,
                 t_flux=flux,
                 well_i=dict(ok=True, energy=si[0], tail=float(tails[0]),
+                            tail_all=float(tails_all[0]),
                             vpr=float(cell / np.sum(si[1] ** 4)), overlap=1.0,
                             partner_in_box=True),
                 well_j=dict(ok=True, energy=sj[0], tail=float(tails[1]),
+                            tail_all=float(tails_all[1]),
                             vpr=float(cell / np.sum(sj[1] ** 4)), overlap=1.0,
                             partner_in_box=True),
                 model_holds=False, model_boxed=False)
@@ -413,14 +443,15 @@ def one_sample(model: str, seed: int, window: float) -> dict:
                         bound=dist.bound, sources=dist.sources, energy=ef)
     tubes = pair_tubes(land, mland, basins, sub, pipe.options.cross_section)
     pad = _padding_cells(sample, metric, basins, PADDING_AGMON)
+    nearest = nearest_basin(basins.labels)
     lo, hi = ef - window - 0.1, ef + window + 0.1
     model_states = pipe.pair_model.states
     boxed_keys = {(int(a), int(b)) for a, b in zip(model_states.box_pairs.a,
                                                    model_states.box_pairs.b, strict=True)}
     for n, p in enumerate(keep):
         psi_ab = psi[:, [p["a"], p["b"]]]
-        wi = single_well(sample, basins, metric, pad, p["i"], p["j"], psi_ab, lo, hi)
-        wj = single_well(sample, basins, metric, pad, p["j"], p["i"], psi_ab, lo, hi)
+        wi = single_well(sample, basins, metric, nearest, pad, p["i"], p["j"], psi_ab, lo, hi)
+        wj = single_well(sample, basins, metric, nearest, pad, p["j"], p["i"], psi_ab, lo, hi)
         p.update(rho=float(sub.rho[n]), mid_metric=float(tubes.mid_metric[n]),
                  mid_section=float(tubes.mid_section[n]), tube_volume=float(tubes.volume[n]),
                  vol_i=float(basins.volumes[p["i"]]), vol_j=float(basins.volumes[p["j"]]),
@@ -570,8 +601,8 @@ def table(name: str, rows: list[dict], s: dict, key: str = "pairs") -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="block,gaussian,alloy")
-    p.add_argument("--seeds", type=int, default=10, help="samples per model (<= 20)")
+    p.add_argument("--models", default="block,gaussian,alloy,block_1d")
+    p.add_argument("--seeds", type=int, default=20, help="samples per model (<= 20)")
     p.add_argument("--window", type=float, default=0.2, help="W, hopping energies")
     p.add_argument("--no-tuned", action="store_true", help="skip the tuned resonances")
     args = p.parse_args(argv)
@@ -579,6 +610,10 @@ def main(argv=None) -> int:
     TUNED = not args.no_tuned
     t0 = time.perf_counter()
     result = {"window": args.window, "shape": SHAPE, "models": {}}
+    if OUT.exists():  # models not run now keep their last results
+        old = json.loads(OUT.read_text())
+        if old.get("window") == args.window:
+            result["models"] = old.get("models", {})
     texts = []
     for name in args.models.split(","):
         rows = []
@@ -594,6 +629,7 @@ def main(argv=None) -> int:
         print(texts[-1], flush=True)
         OUT.write_text(json.dumps(result, indent=1, default=float))  # partial
     result["seconds"] = time.perf_counter() - t0
+    result["command_models"] = args.models
     OUT.write_text(json.dumps(result, indent=1, default=float))
     print(f"total {result['seconds']:.0f} s; wrote {OUT}", file=sys.stderr)
     return 0
