@@ -3,29 +3,46 @@
     .venv/bin/python docs/investigation/resonant_pairs.py
         [--models block,gaussian,alloy,block_1d] [--seeds N] [--window W] [--no-tuned]
 
-Issue 11, item 3, second half. Run time: about N min on the shared 2-core machine for the
-three 2D models, three 128^2 samples each (see the README section for the measured time).
-Writes ``docs/investigation/resonant_pairs.json`` beside this script.
+Issue 11, item 3, second half. Run time: RUNTIME on the shared 2-core machine (three 2D
+models and a 1D chain, 20 samples each, 128^2 and 4096 sites). Writes
+``docs/investigation/resonant_pairs.json`` beside this script (models not run keep their
+previous entries). Nothing in ``src/`` is changed; private helpers of ``mottscape.pairs``
+and ``mottscape.basin_states`` are imported so that the formulas are the package's own.
 
-Exact side
+Two kinds of exact pairs are measured.
+
+Exact resonant pairs (``pairs``)
     The exact eigenstates of H in [E_F - W, E_F + W] (``ms.exact_eigenstates``). Each cell is
     attached to its nearest basin of V_u at E_F (``basin_states.nearest_basin``); q_k(a) is
     the weight of state a on the domain of basin k. A state is a *hybrid* of basins (i, j)
     when its two largest domain weights sum to >= :data:`TWO_BASINS` and each is >=
-    :data:`EACH_BASIN`. Two hybrids of the same (i, j) form a *resonant pair* (a, b). With
-    q_i, q_j the weights of a normalized to the two, the two-level model of App. B gives
-    t_exact = |E_a - E_b| sqrt(q_i q_j). Pairs are kept only when b carries the same weights
-    swapped (within :data:`Q_AGREE`) and no third window state carries >= :data:`THIRD` of
-    its weight on i or j (a three-level problem).
-Single wells (for the LL side)
-    For each basin of a pair, H restricted to the box the pair model would use for it (the
-    basin's bounding box padded by 10 Agmon lengths, Dirichlet) with the cells of the partner
-    basin raised by :data:`RAISE` hopping energies (its well removed). The single-well state
-    is the box eigenstate with the largest summed squared overlap with a and b. It gives the
-    tail amplitude A (psi ~ A e^{-rho}, measured like ``basin_states`` does), the
-    participation volume V_PR and the single-well energy e. A second exact estimate follows:
-    t_sw = sqrt((E_a - E_b)^2 - (e_i - e_j)^2) / 2 (eq. 7 solved for t).
-LL side (the same formula as ``pairs._amplitude``; nothing in ``src/`` is changed)
+    :data:`EACH_BASIN`. Two hybrids of the same (i, j) (and no third) form a *resonant pair*
+    (a, b). With q_i the weight of a on i normalized to the two, the two-level model of
+    App. B gives t_exact = |E_a - E_b| sqrt(q_i (1 - q_i)) (q_i averaged over a and b's
+    estimates). Pairs are kept only when b carries the same weights swapped (within
+    :data:`Q_AGREE`) and no third window state carries >= :data:`THIRD` of its weight on i
+    or j (a three-level problem).
+Tuned resonances (``tuned``)
+    Natural resonances are rare and short-ranged (rho < 2-4; the package resolves almost all
+    of them in one box, where t_ab is not used). To test t_ab where the pair model uses it,
+    basin pairs of the package's own pair list are taken, :data:`TUNED_PER_BIN` at random per
+    unit bin of rho from 1 to 9. On the union box of the two basins (padded like the pair
+    model's boxes): the single-well state of i nearest E_F (j's basin cells raised by
+    :data:`RAISE` hopping energies), the state of j nearest to it (i's cells raised), then a
+    constant shift of j's basin cells (Newton steps, a few 0.01-0.1 hopping energies) until
+    the single-well energies agree to 1e-8; the two-well box with that shift gives the
+    hybrids and t_exact as above. The shift changes the random sample a little (it is a
+    local change of one well's depth), not the barrier between the wells.
+Single wells (the LL side's states)
+    For each basin of a pair, H on a box with the partner basin's cells raised. It gives the
+    tail amplitude A (psi ~ A e^{-rho}: the median of |psi| e^{rho} over the cells at Agmon
+    distance 1-3 from the basin, as ``basin_states`` measures it, but without the partner's
+    domain), the participation volume V_PR and the single-well energy e. Checks of the
+    exact side: t_sw = sqrt((E_a - E_b)^2 - (e_i - e_j)^2) / 2 (eq. 7 solved for t), and,
+    for tuned pairs, ``t_flux``: Herring's flux of the exact single-well states through the
+    boundary of i's domain, sum over the bonds (x in i's domain, y outside) of
+    H_xy (phi_j(x) phi_i(y) - phi_i(x) phi_j(y)).
+LL side (the same formula as ``pairs._amplitude``)
     rho_ij (``basin_distances`` on the metric landscape), the tube of the pair
     (``pair_tubes``: midpoint metric w and cross-section, volume V_ij), and
 
@@ -35,10 +52,19 @@ LL side (the same formula as ``pairs._amplitude``; nothing in ``src/`` is change
       (``state_amplitude="volume"``);
     * ``herring_basin``: the same with c = |B|^{-1/2} (basin volumes, no eigenproblem);
     * ``a13``: eq. A13, (E_F - min V) c_i c_j e^{-rho} (V_ij + |B_i| + |B_j|), c = V_PR^{-1/2};
-    * ``a16``: eq. A16, Delta_xi rho e^{-rho} (prefactor 1).
+    * ``a16``: eq. A16, Delta_xi rho e^{-rho} (prefactor 1, Delta_xi of the pipeline);
+    * ``package`` (tuned pairs): the package's own t_ab (``PairModel.t``) for its states of
+      i and j nearest the single-well energies (its tails are measured in its own boxes).
 
-Also reported: whether the package's own pair model holds both exact states (energies within
-1e-3) and resolves them in one box (then t_ab is not used for that pair).
+    For tuned pairs, Herring's formula is also split into its LL ingredients: the exact
+    single-well |phi(x*)| at the Agmon midpoint x* (the cell minimizing
+    max(rho(., B_i), rho(., B_j))) against A e^{-rho(x*)}, and the cross-section that gives
+    the exact flux from the exact phi_i phi_j(x*) against the LL section.
+
+Per model: the ratios t / t_exact (median, quartiles, fractions within factors 2 and 3), the
+slope of ln(ratio) against rho, the fitted slope s of ln t_exact = a - s rho (1 if the Agmon
+distance sets the decay), and whether the package's pair model holds the pair's states and
+resolves them in one box.
 """
 
 from __future__ import annotations
@@ -407,7 +433,8 @@ class _Tubes:
 
 
 # ---------------------------------------------------------------------- one sample
-def one_sample(model: str, seed: int, window: float) -> dict:
+def one_sample(model: str, seed: int, window: float, natural: bool = True) -> dict:
+    """Both measurements on one sample (``natural=False``: the tuned resonances only)."""
     spec = MODELS[model]
     t0 = time.perf_counter()
     V = spec["make"](seed)
@@ -419,7 +446,10 @@ def one_sample(model: str, seed: int, window: float) -> dict:
     land, mland, basins = pipe.landscape, pipe.metric_landscape, pipe.basins
     metric = mland.agmon_metric(ef)
     tuned, tuned_cuts = tuned_pairs(sample, pipe, ef, window, seed) if TUNED else ([], {})
-    E, psi = ms.exact_eigenstates(sample, ef - window, ef + window)
+    if natural:
+        E, psi = ms.exact_eigenstates(sample, ef - window, ef + window)
+    else:
+        E, psi = np.zeros(0), np.zeros((sample.grid.size, 0))
     q = domain_weights(psi, basins.labels)
     found, cuts = resonant_pairs(E, q)
     row = dict(model=model, seed=seed, fermi_energy=ef, n_basins=int(basins.n),
