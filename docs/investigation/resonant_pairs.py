@@ -588,6 +588,21 @@ def summarize(rows: list[dict], key: str = "pairs") -> dict:
                         else math.nan for p in pairs])
         out["midpoint_amplitude_ratio"] = _quartiles(amp)
         out["section_ratio"] = _quartiles(sec)
+    # the ratios by bin of rho
+    out["by_rho"] = []
+    for lo in (0.0, 1.0, 3.0, 5.0, 7.0):
+        hi = {0.0: 1.0, 1.0: 3.0, 3.0: 5.0, 5.0: 7.0, 7.0: 9.0}[lo]
+        sel = (rho >= lo) & (rho < hi)
+        if not sel.any():
+            continue
+        rec = {"rho": [lo, hi], "n": int(sel.sum()),
+               "t_exact_median": float(np.median(t_ex[sel]))}
+        for name in ("package", "herring_tail", "a16"):
+            if f"t_{name}" in pairs[0]:
+                t = np.array([p[f"t_{name}"] for p in pairs])[sel]
+                ok = t > 0
+                rec[name] = float(np.median(t[ok] / t_ex[sel][ok])) if ok.any() else math.nan
+        out["by_rho"].append(rec)
     return out
 
 
@@ -615,6 +630,16 @@ def table(name: str, rows: list[dict], s: dict, key: str = "pairs") -> str:
         lines.append(f"exact single well at the Agmon midpoint / (A e^-rho): median {a[1]:.3g} "
                      f"(IQR {a[0]:.2g}-{a[2]:.2g}); exact-flux section / LL section: median "
                      f"{c[1]:.3g} (IQR {c[0]:.2g}-{c[2]:.2g})")
+    if s.get("by_rho"):
+        names = [k for k in ("package", "herring_tail", "a16") if k in s["by_rho"][0]]
+        lines.append("| rho | pairs | median t_exact | " + " | ".join(
+            f"median {k}/exact" for k in names) + " |")
+        lines.append("|---" * (3 + len(names)) + "|")
+        for rec in s["by_rho"]:
+            lines.append(f"| {rec['rho'][0]:g}-{rec['rho'][1]:g} | {rec['n']} | "
+                         f"{rec['t_exact_median']:.2g} | "
+                         + " | ".join(f"{rec[k]:.3g}" for k in names) + " |")
+        lines.append("")
     lines.append("| t | n (t = 0) | median t/t_exact | IQR | within x2 | within x3 | "
                  "d ln(ratio)/d rho | slope of ln t |")
     lines.append("|---|---|---|---|---|---|---|---|")
@@ -635,9 +660,20 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=20, help="samples per model (<= 20)")
     p.add_argument("--window", type=float, default=0.2, help="W, hopping energies")
     p.add_argument("--no-tuned", action="store_true", help="skip the tuned resonances")
+    p.add_argument("--report", action="store_true",
+                   help="only reprint the tables from the JSON (summaries recomputed)")
     args = p.parse_args(argv)
     global TUNED
     TUNED = not args.no_tuned
+    if args.report:
+        result = json.loads(OUT.read_text())
+        for name, entry in result["models"].items():
+            rows = entry["samples"]
+            entry["summary"], entry["tuned_summary"] = summarize(rows), summarize(rows, "tuned")
+            print(table(name, rows, entry["summary"]) + "\n\n"
+                  + table(name, rows, entry["tuned_summary"], "tuned") + "\n")
+        OUT.write_text(json.dumps(result, indent=1, default=float))
+        return 0
     t0 = time.perf_counter()
     result = {"window": args.window, "shape": SHAPE, "models": {}}
     if OUT.exists():  # models not run now keep their last results
