@@ -3,7 +3,7 @@
     .venv/bin/python docs/investigation/resonant_pairs.py
         [--models block,gaussian,alloy,block_1d] [--seeds N] [--window W] [--no-tuned]
 
-Issue 11, item 3, second half. Run time: RUNTIME on the shared 2-core machine (three 2D
+Issue 11, item 3, second half. Run time: 32 min on the shared 2-core machine (load 4-5) (three 2D
 models and a 1D chain, 20 samples each, 128^2 and 4096 sites). Writes
 ``docs/investigation/resonant_pairs.json`` beside this script (models not run keep their
 previous entries). Nothing in ``src/`` is changed; private helpers of ``mottscape.pairs``
