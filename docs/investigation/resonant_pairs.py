@@ -56,10 +56,11 @@ LL side (the same formula as ``pairs._amplitude``)
     * ``package`` (tuned pairs): the package's own t_ab (``PairModel.t``) for its states of
       i and j nearest the single-well energies (its tails are measured in its own boxes).
 
-    For tuned pairs, Herring's formula is also split into its LL ingredients: the exact
-    single-well |phi(x*)| at the Agmon midpoint x* (the cell minimizing
-    max(rho(., B_i), rho(., B_j))) against A e^{-rho(x*)}, and the cross-section that gives
-    the exact flux from the exact phi_i phi_j(x*) against the LL section.
+    For tuned pairs, herring_tail / t_flux is split exactly into two factors at the Agmon
+    midpoint cell x* (the cell minimizing max(rho(., B_i), rho(., B_j)) on the box): the
+    *tail factor* A_i A_j e^{-rho_ij} / (phi_i phi_j)(x*) (the LL tails against the exact
+    single-well states there) and the *section factor* (w section)_LL / (w(x*) section_exact),
+    section_exact being the cross-section that gives the exact flux from (phi_i phi_j)(x*).
 
 Per model: the ratios t / t_exact (median, quartiles, fractions within factors 2 and 3), the
 slope of ln(ratio) against rho, the fitted slope s of ln t_exact = a - s rho (1 if the Agmon
@@ -582,12 +583,23 @@ def summarize(rows: list[dict], key: str = "pairs") -> dict:
                      for name in (*VARIANTS, "single_well", "flux", "package")
                      if f"t_{name}" in pairs[0]}
     if "mid_ratio_i" in pairs[0]:
-        # the LL ingredients of Herring's formula against the exact single wells
-        amp = np.array([p[f"mid_ratio_{k}"] for p in pairs for k in "ij"])
-        sec = np.array([p["section_exact"] / p["mid_section"] if p["mid_section"] > 0
-                        else math.nan for p in pairs])
-        out["midpoint_amplitude_ratio"] = _quartiles(amp)
-        out["section_ratio"] = _quartiles(sec)
+        # Herring's LL formula over the exact flux, split exactly into two factors at the
+        # midpoint cell x*: the tails, A_i A_j e^{-rho_ij} / (phi_i phi_j)(x*), and the rest,
+        # (w section)_LL / (w(x*) section_exact) (section_exact: the one giving the exact flux)
+        use = [p for p in pairs if p["mid_section"] > 0 and p["mid_w_exact_point"] > 0]
+        if use:
+            r_use = np.array([p["rho"] for p in use])
+            tail = np.array([math.exp(-p["rho"] + p["mid_rho_i"] + p["mid_rho_j"])
+                             / (p["mid_ratio_i"] * p["mid_ratio_j"]) for p in use])
+            sec = np.array([p["mid_section"] * p["mid_metric"]
+                            / (p["section_exact"] * p["mid_w_exact_point"]) for p in use])
+            amp = np.array([p[f"mid_ratio_{k}"] for p in use for k in "ij"])
+            out["midpoint_amplitude_ratio"] = _quartiles(amp)
+            out["tail_factor"] = _quartiles(tail)
+            out["section_factor"] = _quartiles(sec)
+            if np.ptp(r_use) > 0:
+                out["tail_factor_slope"] = float(np.polyfit(r_use, np.log(tail), 1)[0])
+                out["section_factor_slope"] = float(np.polyfit(r_use, np.log(sec), 1)[0])
     # the ratios by bin of rho
     out["by_rho"] = []
     for lo in (0.0, 1.0, 3.0, 5.0, 7.0):
@@ -625,11 +637,13 @@ def table(name: str, rows: list[dict], s: dict, key: str = "pairs") -> str:
                  f"them in one box {s['model_boxed']:.0%}; partner inside the box "
                  f"{s['partner_in_box']:.0%}; single-well overlap median "
                  f"{s['single_well_overlap_median']:.2f}")
-    if s.get("midpoint_amplitude_ratio"):
-        a, c = s["midpoint_amplitude_ratio"], s.get("section_ratio") or [math.nan] * 3
-        lines.append(f"exact single well at the Agmon midpoint / (A e^-rho): median {a[1]:.3g} "
-                     f"(IQR {a[0]:.2g}-{a[2]:.2g}); exact-flux section / LL section: median "
-                     f"{c[1]:.3g} (IQR {c[0]:.2g}-{c[2]:.2g})")
+    if s.get("tail_factor"):
+        a, c = s["tail_factor"], s["section_factor"]
+        lines.append(f"herring_tail / exact = tail factor x section factor: tails A_i A_j "
+                     f"e^-rho / exact phi_i phi_j at the midpoint {a[1]:.3g} (IQR {a[0]:.2g}-"
+                     f"{a[2]:.2g}, d ln / d rho {s.get('tail_factor_slope', math.nan):+.2f}); "
+                     f"w x section, LL / exact flux {c[1]:.3g} (IQR {c[0]:.2g}-{c[2]:.2g}, "
+                     f"d ln / d rho {s.get('section_factor_slope', math.nan):+.2f})")
     if s.get("by_rho"):
         names = [k for k in ("package", "herring_tail", "a16") if k in s["by_rho"][0]]
         lines.append("| rho | pairs | median t_exact | " + " | ".join(
