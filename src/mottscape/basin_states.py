@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.ndimage as ndi
 import scipy.sparse as sp
 
@@ -57,6 +58,13 @@ MAX_LEAKAGE = 0.05
 #: Default box padding, in Agmon lengths 1/<w> outside the basins (|psi|^2 ~ e^{-2 padding}
 #: on the box faces).
 PADDING_AGMON = 10.0
+#: Merge neighbouring basins' boxes (:func:`_merged_boxes`) and, in 2D and 3D, solve the whole
+#: sample as one box when that is cheaper (:func:`_whole_sample_cheaper`). Tests of the LL
+#: tunnelling amplitude switch it off to keep one box per basin.
+MERGE_BOXES = True
+#: Two boxes are merged when the box around both has at most this many times the cells of the
+#: largest basin box it holds (fewer, slightly larger solves; the same states).
+MERGE_RATIO = 1.3
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,12 @@ class BasinStates:
         The energy half-width W of the states kept (|E_a - E_F| <= W).
     padding_cells
         The box padding used, in cells per axis.
+    n_boxes
+        Number of boxes diagonalised (fewer than the basins when neighbouring boxes merged).
+    whole_sample
+        The whole sample was solved as one box (:func:`_whole_sample_cheaper`): every state is
+        an exact eigenstate of H and every pair of them is resolved in that box, so that the
+        pair model's sigma is the exact Kubo-Greenwood sum, not an LL estimate.
     """
 
     basin: np.ndarray
@@ -126,6 +140,8 @@ class BasinStates:
     unmatched: int
     window: float
     padding_cells: np.ndarray
+    n_boxes: int = 0
+    whole_sample: bool = False
 
     @property
     def n(self) -> int:
@@ -149,18 +165,85 @@ def _padding_cells(sample: Sample, metric: np.ndarray, basins: Basins,
     return np.minimum(cells, np.asarray(sample.grid.shape))
 
 
-def _box_axes(sample: Sample, slices: tuple[slice, ...], pad: np.ndarray) -> list[np.ndarray]:
-    """Unwrapped cell indices of the padded box, per axis (clipped or wrapped at the faces)."""
-    axes = []
-    for a, (sl, n) in enumerate(zip(slices, sample.grid.shape, strict=True)):
-        lo, hi = sl.start - int(pad[a]), sl.stop + int(pad[a])
-        if sample.grid.periodic:
-            if hi - lo >= n:
-                lo, hi = 0, n
-            axes.append(np.arange(lo, hi))
-        else:
-            axes.append(np.arange(max(lo, 0), min(hi, n)))
-    return axes
+def _basin_boxes(sample: Sample, basins: Basins, pad: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Padded bounding box of each basin: unwrapped index ranges ``[lo, hi)`` per axis.
+
+    Clipped at Dirichlet faces; an axis of a periodic sample that the padded box covers
+    whole becomes ``[0, n)``, otherwise the range may run past the faces (wrapped).
+    Returns ``(lo, hi, members)``, ``lo`` and ``hi`` of shape ``(n_boxes, d)`` and the basins
+    (0-based) of each box.
+    """
+    shape = np.asarray(sample.grid.shape)
+    found = [(k, sl) for k, sl in enumerate(ndi.find_objects(basins.labels, basins.n))
+             if sl is not None]
+    lo = np.array([[x.start for x in sl] for _, sl in found], int).reshape(-1, shape.size) - pad
+    hi = np.array([[x.stop for x in sl] for _, sl in found], int).reshape(-1, shape.size) + pad
+    lo, hi = _clipped(lo, hi, shape, sample.grid.periodic)
+    return lo, hi, [[k] for k, _ in found]
+
+
+def _clipped(lo: np.ndarray, hi: np.ndarray, shape: np.ndarray, periodic: bool
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Box ranges clipped at Dirichlet faces, or a periodic axis covered whole as ``[0, n)``."""
+    if periodic:
+        whole = hi - lo >= shape
+        return np.where(whole, 0, lo), np.where(whole, shape, hi)
+    return np.maximum(lo, 0), np.minimum(hi, shape)
+
+
+def _merged_boxes(lo: np.ndarray, hi: np.ndarray, members: list[list[int]], shape,
+                  periodic: bool, ratio: float = MERGE_RATIO
+                  ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Neighbouring boxes merged while the merged box stays small (:data:`MERGE_RATIO`).
+
+    Greedy: the boxes are visited from the largest; a box absorbs, one at a time, the
+    overlapping box whose union with it is smallest, as long as that union has at most
+    ``ratio`` times the cells of the largest original box in it. On periodic samples two
+    boxes are merged only when they overlap without wrapping.
+    """
+    shape = np.asarray(shape)
+    lo, hi = lo.copy(), hi.copy()
+    big = np.prod(hi - lo, axis=1).astype(float)  # largest original box in each group
+    alive = np.ones(len(members), bool)
+    groups = [list(m) for m in members]
+    for a in np.argsort(-big, kind="stable"):
+        while alive[a]:
+            ulo, uhi = _clipped(np.minimum(lo, lo[a]), np.maximum(hi, hi[a]), shape, periodic)
+            cells = np.prod(uhi - ulo, axis=1).astype(float)
+            overlap = np.all((lo < hi[a]) & (lo[a] < hi), axis=1)
+            ok = alive & overlap & (cells <= ratio * np.maximum(big, big[a]))
+            ok[a] = False
+            if not ok.any():
+                break
+            b = int(np.flatnonzero(ok)[np.argmin(cells[ok])])
+            lo[a], hi[a] = ulo[b], uhi[b]
+            big[a] = max(big[a], big[b])
+            groups[a] += groups[b]
+            alive[b] = False
+    keep = np.flatnonzero(alive)
+    return lo[keep], hi[keep], [sorted(groups[k]) for k in keep]
+
+
+#: The whole sample is solved as one box when the boxes' cost, modelled as the sum of their
+#: squared cell counts, exceeds this many times the squared cells of the sample (see
+#: :func:`_whole_sample_cheaper`).
+WHOLE_SAMPLE_COST = 1.0
+
+
+def _whole_sample_cheaper(lo: np.ndarray, hi: np.ndarray, size: int) -> bool:
+    """Whether one solve of the whole sample should cost less than the boxes (2D and 3D).
+
+    Cost model: a box of n cells costs ~n^2. A shift-invert solve of a box costs its sparse
+    LU (n^1.5 in 2D, n^2 in 3D) and its Lanczos vectors (n times its states, which grow like
+    n); both window solves scale about as n^2 over the sizes met here, for the boxes and for
+    the sample alike. On the benchmark samples the ratio sum(n_box^2) / n_sample^2 is 0.06
+    for the 2D block model at 256^2 (404 boxes of ~750 cells: boxes win) and 15 for the 3D
+    Anderson model at 20^3 (441 boxes of ~1400 cells, 76 sample volumes in all: the sample
+    wins), so the choice does not hinge on the constant.
+    """
+    cells = np.prod(hi - lo, axis=1).astype(float)
+    return bool(np.sum(cells**2) > WHOLE_SAMPLE_COST * float(size) ** 2)
 
 
 def _eigenpairs(A: sp.csr_array, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +271,49 @@ def _eigenpairs(A: sp.csr_array, lo: float, hi: float) -> tuple[np.ndarray, np.n
     w, v = w[order], v[:, order]
     keep = (w > lo) & (w <= hi)
     return w[keep], v[:, keep]
+
+
+def _chain_eigenpairs(diag: np.ndarray, off: np.ndarray, start: int, stop: int, lo: float,
+                      hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs in (lo, hi] of the segment ``[start, stop)`` of a Dirichlet chain.
+
+    The box matrix of a 1D Dirichlet chain is tridiagonal: LAPACK's ``stemr`` finds the
+    window's eigenpairs in O(n k), without assembling and slicing a sparse matrix (which
+    cost more than the solve on the chain's boxes of a few dozen cells).
+    """
+    d = diag[start:stop]
+    if d.size == 1:
+        keep = (d > lo) & (d <= hi)
+        return d[keep], np.ones((1, int(keep.sum())))
+    w, v = sla.eigh_tridiagonal(d, off[start:stop - 1], select="v", select_range=(lo, hi),
+                                lapack_driver="stemr")
+    return w, v
+
+
+def _whole_sample_eigenpairs(sample: Sample, lo: float, hi: float
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of H on the whole sample in the window, checked against an inertia count.
+
+    The exact reference's solvers: dense up to ``DENSE_MAX`` cells, else shift-invert
+    spectrum slicing (:mod:`mottscape.exact`).
+    """
+    from .errors import ConvergenceError
+    from .exact._common import DENSE_MAX
+    from .exact._counts import count_eigenvalues_below
+    from .exact._windows import _solve_dense, _solve_shift_invert
+
+    ham = sample.hamiltonian
+    counts = count_eigenvalues_below(ham, [lo, hi])
+    expected = int(counts[1] - counts[0])
+    if ham.size <= DENSE_MAX:
+        w, v = _solve_dense(ham, lo, hi)
+    else:
+        w, v, _ = _solve_shift_invert(ham, lo, hi, expected)
+    if w.size != expected:
+        raise ConvergenceError(
+            f"the pair model's whole-sample box found {w.size} states in [{lo:g}, {hi:g}] "
+            f"but the inertia count is {expected}")
+    return w, v
 
 
 def nearest_basin(labels: np.ndarray) -> np.ndarray:
@@ -257,32 +383,94 @@ def _dipoles(v1: np.ndarray, v2: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return x2
 
 
-def _box_candidates(sample: Sample, A: sp.csr_array, labels: np.ndarray, axes, lo: float,
-                    hi: float, metric: np.ndarray, nearest: np.ndarray) -> dict[str, np.ndarray]:
-    """Every window state of one box: energy, centroid, volume, tail, leakage, owner, dipoles."""
+def _box_cells(sample: Sample, axes: list[np.ndarray]) -> tuple[np.ndarray, list]:
+    """Global flat index of every cell of a box (row-major in the box) and the index mesh."""
     shape = sample.grid.shape
     mesh = np.meshgrid(*axes, indexing="ij")
     flat = np.ravel_multi_index([m % n for m, n in zip(mesh, shape, strict=True)],
                                 shape).ravel()
-    w, v = _eigenpairs(A[flat][:, flat], lo, hi)
+    return flat, list(mesh)
+
+
+def _box_candidates(sample: Sample, w: np.ndarray, v: np.ndarray, axes, flat: np.ndarray,
+                    mesh: list, members: list[int], nearest: np.ndarray) -> dict[str, np.ndarray]:
+    """Every window state of one box: energy, centroid, volume, leakage, owner, dipoles.
+
+    ``home``: the owner basin is one of the box's ``members`` (tails are measured later, for
+    the kept copies only: :func:`_kept_tails`).
+    """
     h = np.asarray(sample.grid.spacing)
     pos = np.stack([(m.ravel() + 0.5) * h[a] for a, m in enumerate(mesh)], axis=1)
     owner = nearest.ravel()[_peaks(v, flat)] - 1
-    box_shape = tuple(len(x) for x in axes)
-    lab_box = labels.ravel()[flat].reshape(box_shape)
-    met_box = metric.ravel()[flat].reshape(box_shape)
-    tails = np.full(w.size, np.nan)
-    for k in np.unique(owner[owner >= 0]):
-        mine = owner == k
-        if np.any(lab_box == k + 1):
-            tails[mine] = _tails(v[:, mine], met_box, lab_box == k + 1, sample)
     prob = v**2
     lengths = np.asarray(sample.grid.lengths)
     centroid = prob.T @ pos
     return dict(energies=w, centroids=centroid % lengths if sample.grid.periodic else centroid,
-                volumes=sample.grid.cell_volume / np.sum(prob**2, axis=0), tails=tails,
+                volumes=sample.grid.cell_volume / np.sum(prob**2, axis=0),
                 leakage=prob[_edge_mask(sample, axes)].sum(axis=0), owner=owner,
-                x2=_dipoles(v, v, pos), vectors=v, cells=flat)
+                home=np.isin(owner, members), x2=_dipoles(v, v, pos), vectors=v, cells=flat,
+                shape=np.array([len(x) for x in axes]))
+
+
+def _kept_tails(boxes: list[dict], box: np.ndarray, local: np.ndarray, owner: np.ndarray,
+                kept: np.ndarray, sample: Sample, metric: np.ndarray, labels: np.ndarray
+                ) -> np.ndarray:
+    """Tail amplitude of each kept state, measured in the box its kept copy comes from.
+
+    Only the kept copies are measured (a state is often found in several boxes); a 1D
+    Dirichlet chain measures all the owners of a box at once (:func:`_chain_tails`).
+    """
+    tails = np.full(kept.size, np.nan)
+    chain = sample.ndim == 1 and not sample.grid.periodic
+    for b in np.unique(box[kept]):
+        sel = np.flatnonzero(box[kept] == b)
+        g = boxes[int(b)]
+        cols, own = local[kept[sel]], owner[kept[sel]]
+        if chain:
+            tails[sel] = _chain_tails(g["vectors"][:, cols], own, metric.ravel()[g["cells"]],
+                                      labels.ravel()[g["cells"]], sample)
+            continue
+        lab_box = labels.ravel()[g["cells"]].reshape(tuple(g["shape"]))
+        met_box = metric.ravel()[g["cells"]].reshape(tuple(g["shape"]))
+        for k in np.unique(own[own >= 0]):
+            mine = own == k
+            if np.any(lab_box == k + 1):
+                tails[sel[mine]] = _tails(g["vectors"][:, cols[mine]], met_box,
+                                          lab_box == k + 1, sample)
+    return tails
+
+
+def _chain_tails(v: np.ndarray, owner: np.ndarray, metric: np.ndarray, labels: np.ndarray,
+                 sample: Sample) -> np.ndarray:
+    """:func:`_tails` of the states of one segment of a Dirichlet chain, all owners at once.
+
+    A basin of a chain is a run of cells, so its Agmon distance in the segment is the
+    trapezoid cumulative sum of the metric away from the run's ends: the values of
+    :func:`mottscape.agmon.distance_field` in 1D (same floor of the segment's metric), with
+    no search per owner.
+    """
+    from .agmon import floored_metric
+    from .grid import make_grid
+
+    h = float(sample.grid.spacing[0])
+    wf = floored_metric(metric, make_grid(metric.shape, sample.grid.spacing))
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * h * (wf[1:] + wf[:-1]))])
+    runs, row = np.unique(owner, return_inverse=True)
+    inside = labels[None, :] == runs[:, None] + 1  # (owners, cells)
+    present = inside.any(axis=1) & (runs >= 0)
+    first = np.argmax(inside, axis=1)
+    last = labels.size - 1 - np.argmax(inside[:, ::-1], axis=1)
+    j = np.arange(labels.size)
+    rho = np.where(j < first[:, None], cum[first][:, None] - cum,
+                   np.where(j > last[:, None], cum - cum[last][:, None], 0.0))[row]
+    sel = (rho >= TAIL_RANGE[0]) & (rho <= TAIL_RANGE[1]) & present[row][:, None]
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.abs(v.T) / math.sqrt(sample.grid.cell_volume)) + rho
+    out = np.full(owner.size, np.nan)
+    some = sel.any(axis=1)
+    if some.any():
+        out[some] = np.exp(np.nanmedian(np.where(sel[some], logs[some], np.nan), axis=1))
+    return out
 
 
 def _projection(boxes: list[dict], c: tuple[int, int], kept: list[tuple[int, int]]
@@ -310,8 +498,9 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
     state overlap to about 1 minus their leakage; distinct eigenstates are orthogonal, and a
     copy of a degenerate pair is a rotation inside their span); it is then attached to the one
     it overlaps most. Otherwise it is a new state if its box holds it well (leakage <=
-    :data:`NEW_STATE_LEAKAGE`) or its box is its owner's own box (the states of a weakly bound
-    basin leak a little in every box), and no leakier than :data:`MAX_LEAKAGE`.
+    :data:`NEW_STATE_LEAKAGE`) or its box is one of its owner's own boxes (``home``; the
+    states of a weakly bound basin leak a little in every box), and no leakier than
+    :data:`MAX_LEAKAGE`.
     """
     order = np.argsort(cand["leakage"], kind="stable")
     local = np.concatenate([np.arange(g["energies"].size) for g in boxes]) if boxes else box
@@ -337,7 +526,7 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
                 if proj.sum() > 0.5:
                     index[c] = index[near[np.argmax(proj)]]
                     continue
-        if leak <= MAX_LEAKAGE and (leak <= NEW_STATE_LEAKAGE or cand["owner"][c] == box[c]):
+        if leak <= MAX_LEAKAGE and (leak <= NEW_STATE_LEAKAGE or cand["home"][c]):
             index[c] = len(kept)
             kept.append(int(c))
             buckets.setdefault(_bucket(home, shape, grid), []).append(int(c))
@@ -382,7 +571,8 @@ def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
 
 
 def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energy: float,
-                 window: float, *, padding: float = PADDING_AGMON) -> BasinStates:
+                 window: float, *, padding: float = PADDING_AGMON,
+                 merge: bool | None = None) -> BasinStates:
     """The eigenstates of H in |E - E_F| <= ``window``, found basin by basin.
 
     Parameters
@@ -401,29 +591,50 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     padding
         Box padding around each basin, in Agmon lengths (the inverse mean metric outside the
         basins).
+    merge
+        Merge neighbouring basins' boxes (:data:`MERGE_RATIO`) and, in 2D and 3D, solve the
+        whole sample as one box when the boxes would cost more (:func:`_whole_sample_cheaper`).
+        None: :data:`MERGE_BOXES`. With ``merge=False`` every basin has its own box.
 
     Returns
     -------
     BasinStates
+        ``n_boxes`` and ``whole_sample`` record the boxes solved. When the whole sample is one
+        box, every state is an exact eigenstate of H and every pair is resolved in that box:
+        the pair model's sigma is then the exact Kubo-Greenwood sum, not an LL estimate.
     """
     if not (isinstance(window, int | float) and math.isfinite(window) and window > 0):
         raise InputError(f"window={window!r} must be a finite energy > 0 (the half-width of "
                          "the window of states around E_F)")
     if not (isinstance(padding, int | float) and math.isfinite(padding) and padding > 0):
         raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 10")
+    merge = MERGE_BOXES if merge is None else bool(merge)
     pad = _padding_cells(sample, metric, basins, float(padding))
+    lo, hi, members = _basin_boxes(sample, basins, pad)
+    if merge:
+        lo, hi, members = _merged_boxes(lo, hi, members, sample.grid.shape,
+                                        sample.grid.periodic)
+    whole = merge and sample.ndim > 1 and len(members) > 1 and \
+        _whole_sample_cheaper(lo, hi, sample.grid.size)
+    if whole:
+        lo, hi = np.zeros((1, sample.ndim), int), np.asarray([sample.grid.shape])
+        members = [sorted(k for m in members for k in m)]
     A = sample.hamiltonian.matrix("csr")
     nearest = nearest_basin(basins.labels)
+    solve = _box_solver(sample, A, fermi_energy - window, fermi_energy + window, whole)
     from .exact._common import _blas_single_thread
 
+    boxes = []
     # one BLAS thread, as for the exact reference's boxes: threaded BLAS on small boxes only
     # fights the other processes for the cores (ARPACK's eigenvector step 27x slower under load)
     with _blas_single_thread():
-        boxes = [_box_candidates(sample, A, basins.labels, _box_axes(sample, sl, pad),
-                                 fermi_energy - window, fermi_energy + window, metric, nearest)
-                 for sl in ndi.find_objects(basins.labels, basins.n) if sl is not None]
+        for blo, bhi, mem in zip(lo, hi, members, strict=True):
+            axes = [np.arange(x, y) for x, y in zip(blo, bhi, strict=True)]
+            flat, mesh = _box_cells(sample, axes)
+            w, v = solve(flat, axes)
+            boxes.append(_box_candidates(sample, w, v, axes, flat, mesh, mem, nearest))
     d = sample.ndim
-    fields = ("energies", "centroids", "volumes", "tails", "leakage", "owner")
+    fields = ("energies", "centroids", "volumes", "leakage", "owner", "home")
     cand = {k: (np.concatenate([g[k] for g in boxes]) if boxes else
                 np.zeros((0, d) if k == "centroids" else 0)) for k in fields}
     box = np.concatenate([np.full(g["energies"].size, i) for i, g in enumerate(boxes)]
@@ -435,12 +646,31 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     for c in np.argsort(cand["leakage"], kind="stable")[::-1]:  # least leaking copy last
         if index[c] >= 0:
             kept[index[c]] = c
+    local = np.concatenate([np.arange(g["energies"].size) for g in boxes]) if boxes else box
+    tails = _kept_tails(boxes, box, local, cand["owner"], kept, sample, metric, basins.labels)
     return BasinStates(
         basin=cand["owner"][kept].astype(int), energies=cand["energies"][kept],
         centroids=cand["centroids"][kept], volumes=cand["volumes"][kept],
-        tails=cand["tails"][kept], leakage=cand["leakage"][kept],
+        tails=tails, leakage=cand["leakage"][kept],
         box_pairs=_pairs_of_boxes(boxes, index), unmatched=int(np.count_nonzero(index < 0)),
-        window=float(window), padding_cells=pad)
+        window=float(window), padding_cells=pad, n_boxes=len(boxes), whole_sample=whole)
+
+
+def _box_solver(sample: Sample, A: sp.csr_array, lo: float, hi: float, whole: bool):
+    """The eigensolver of the boxes: ``solve(flat, axes) -> (w, v)`` in (lo, hi].
+
+    The whole sample by the exact reference's solvers; a box of a 1D Dirichlet chain as a
+    tridiagonal segment; any other box as its submatrix of H (dense or shift-invert).
+    """
+    if whole:
+        return lambda flat, axes: _whole_sample_eigenpairs(sample, lo, hi)
+    if sample.ndim == 1 and not sample.grid.periodic:
+        from .exact._common import _tridiagonal
+
+        diag, off = _tridiagonal(sample.hamiltonian)
+        return lambda flat, axes: _chain_eigenpairs(diag, off, int(axes[0][0]),
+                                                    int(axes[0][-1]) + 1, lo, hi)
+    return lambda flat, axes: _eigenpairs(A[flat][:, flat], lo, hi)
 
 
 def landscape_counts(land, basins: Basins, lo: float, hi: float) -> np.ndarray:
