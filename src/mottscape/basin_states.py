@@ -234,6 +234,10 @@ WHOLE_SAMPLE_COST = 1.0
 def _whole_sample_cheaper(lo: np.ndarray, hi: np.ndarray, size: int) -> bool:
     """Whether one solve of the whole sample should cost less than the boxes (2D and 3D).
 
+    Only asked on Dirichlet samples: on a periodic one the box dipole is the position form
+    cut at the faces, which is not the exact reference's (velocity form) for states that
+    wrap, so the whole-sample box would not be the exact Kubo-Greenwood sum.
+
     Cost model: a box of n cells costs ~n^2. A shift-invert solve of a box costs its sparse
     LU (n^1.5 in 2D, n^2 in 3D) and its Lanczos vectors (n times its states, which grow like
     n); both window solves scale about as n^2 over the sizes met here, for the boxes and for
@@ -614,8 +618,10 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     if merge:
         lo, hi, members = _merged_boxes(lo, hi, members, sample.grid.shape,
                                         sample.grid.periodic)
-    whole = merge and sample.ndim > 1 and len(members) > 1 and \
+    # a box that covers the sample is the whole-sample solve already: say so
+    whole = merge and sample.ndim > 1 and not sample.grid.periodic and (
         _whole_sample_cheaper(lo, hi, sample.grid.size)
+        or bool(np.any(np.prod(hi - lo, axis=1) == sample.grid.size)))
     if whole:
         lo, hi = np.zeros((1, sample.ndim), int), np.asarray([sample.grid.shape])
         members = [sorted(k for m in members for k in m)]
