@@ -63,7 +63,7 @@ def test_the_tridiagonal_chain_solver_equals_the_generic_box_solver(monkeypatch)
     s = make_sample(ms.disorder.block((2048,), block=8, width=4.0, seed=5))
     chain = _states(s, 1.0, 0.15)
     # the generic path: the same boxes as submatrices of H (as on a periodic chain)
-    monkeypatch.setattr(bs, "_box_solver", lambda sample, A, lo, hi, whole:
+    monkeypatch.setattr(bs, "_box_solver", lambda sample, A, lo, hi, *rest:
                         lambda flat, axes: bs._eigenpairs(A[flat][:, flat], lo, hi))
     sparse = _states(s, 1.0, 0.15)
     assert chain.n == sparse.n and chain.n_boxes == sparse.n_boxes

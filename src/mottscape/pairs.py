@@ -380,7 +380,7 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     e_edges = units.omega_to_energy(edges)
     window = float(e_edges[-1])
     states = basin_states(sample, basins, metric_land.agmon_metric(fermi_energy),
-                          fermi_energy, window)
+                          fermi_energy, window, landscape=land)
     dist = _search(metric_land, basins, states, fermi_energy,
                    units.omega_to_energy(np.asarray(omega, float)), stats.delta_xi, options)
     tubes = pair_tubes(land, metric_land, basins, dist, options.cross_section)
