@@ -529,7 +529,9 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
     -------
     xarray.Dataset
         ``sigma_pairs``, ``n_pairs`` and ``box_share`` on coordinate ``omega`` (geometric bin
-        centres), with ``omega_lower``/``omega_upper``.
+        centres), with ``omega_lower``/``omega_upper``; the attributes ``pair_model_boxes``
+        and ``pair_model_whole_sample`` (1 when the whole sample was one box: sigma_pairs is
+        then the exact Kubo-Greenwood sum, not an LL estimate).
     """
     import xarray as xr
 
@@ -551,7 +553,9 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
                 "omega_lower": ("omega", edges[:-1], {"units": units.omega_unit}),
                 "omega_upper": ("omega", edges[1:], {"units": units.omega_unit})},
         attrs={"prefactor": prefactor, "amplitude": model.amplitude,
-               "cross_section": model.cross_section},
+               "cross_section": model.cross_section, "pair_model_boxes": model.boxes,
+               # 1: the whole sample was one box, sigma_pairs is the exact reference's
+               "pair_model_whole_sample": int(model.whole_sample)},
     )
 
 
