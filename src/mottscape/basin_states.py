@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.ndimage as ndi
 import scipy.sparse as sp
 
@@ -57,6 +58,19 @@ MAX_LEAKAGE = 0.05
 #: Default box padding, in Agmon lengths 1/<w> outside the basins (|psi|^2 ~ e^{-2 padding}
 #: on the box faces).
 PADDING_AGMON = 10.0
+#: Merge neighbouring basins' boxes (:func:`_merged_boxes`) and, in 2D and 3D, solve the whole
+#: sample as one box when that is cheaper (:func:`_whole_sample_cheaper`). Tests of the LL
+#: tunnelling amplitude switch it off to keep one box per basin.
+MERGE_BOXES = True
+#: Two boxes are merged when the box around both has at most this many times the cells of the
+#: largest basin box it holds (fewer, slightly larger solves; the same states).
+MERGE_RATIO = 1.3
+#: On a 1D Dirichlet chain overlapping boxes are merged into segments of up to this many cells
+#: (a tridiagonal window solve costs O(n k): there the cost of a box is its Python overhead;
+#: the 3018 boxes of the 1D benchmark become 1672 segments). Pairs of states in one segment
+#: are then resolved there (exact), not by the LL tunnelling amplitude: on the 1D benchmark
+#: every bin's sigma became box-resolved (``box_share`` 1).
+CHAIN_SEGMENT_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,12 @@ class BasinStates:
         The energy half-width W of the states kept (|E_a - E_F| <= W).
     padding_cells
         The box padding used, in cells per axis.
+    n_boxes
+        Number of boxes diagonalised (fewer than the basins when neighbouring boxes merged).
+    whole_sample
+        The whole sample was solved as one box (:func:`_whole_sample_cheaper`): every state is
+        an exact eigenstate of H and every pair of them is resolved in that box, so that the
+        pair model's sigma is the exact Kubo-Greenwood sum, not an LL estimate.
     """
 
     basin: np.ndarray
@@ -126,6 +146,8 @@ class BasinStates:
     unmatched: int
     window: float
     padding_cells: np.ndarray
+    n_boxes: int = 0
+    whole_sample: bool = False
 
     @property
     def n(self) -> int:
@@ -149,38 +171,145 @@ def _padding_cells(sample: Sample, metric: np.ndarray, basins: Basins,
     return np.minimum(cells, np.asarray(sample.grid.shape))
 
 
-def _box_axes(sample: Sample, slices: tuple[slice, ...], pad: np.ndarray) -> list[np.ndarray]:
-    """Unwrapped cell indices of the padded box, per axis (clipped or wrapped at the faces)."""
-    axes = []
-    for a, (sl, n) in enumerate(zip(slices, sample.grid.shape, strict=True)):
-        lo, hi = sl.start - int(pad[a]), sl.stop + int(pad[a])
-        if sample.grid.periodic:
-            if hi - lo >= n:
-                lo, hi = 0, n
-            axes.append(np.arange(lo, hi))
-        else:
-            axes.append(np.arange(max(lo, 0), min(hi, n)))
-    return axes
+def _basin_boxes(sample: Sample, basins: Basins, pad: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Padded bounding box of each basin: unwrapped index ranges ``[lo, hi)`` per axis.
+
+    Clipped at Dirichlet faces; an axis of a periodic sample that the padded box covers
+    whole becomes ``[0, n)``, otherwise the range may run past the faces (wrapped).
+    Returns ``(lo, hi, members)``, ``lo`` and ``hi`` of shape ``(n_boxes, d)`` and the basins
+    (0-based) of each box.
+    """
+    shape = np.asarray(sample.grid.shape)
+    found = [(k, sl) for k, sl in enumerate(ndi.find_objects(basins.labels, basins.n))
+             if sl is not None]
+    lo = np.array([[x.start for x in sl] for _, sl in found], int).reshape(-1, shape.size) - pad
+    hi = np.array([[x.stop for x in sl] for _, sl in found], int).reshape(-1, shape.size) + pad
+    lo, hi = _clipped(lo, hi, shape, sample.grid.periodic)
+    return lo, hi, [[k] for k, _ in found]
 
 
-def _eigenpairs(A: sp.csr_array, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+def _clipped(lo: np.ndarray, hi: np.ndarray, shape: np.ndarray, periodic: bool
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Box ranges clipped at Dirichlet faces, or a periodic axis covered whole as ``[0, n)``."""
+    if periodic:
+        whole = hi - lo >= shape
+        return np.where(whole, 0, lo), np.where(whole, shape, hi)
+    return np.maximum(lo, 0), np.minimum(hi, shape)
+
+
+def _merged_boxes(lo: np.ndarray, hi: np.ndarray, members: list[list[int]], shape,
+                  periodic: bool, ratio: float = MERGE_RATIO
+                  ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Neighbouring boxes merged while the merged box stays small (:data:`MERGE_RATIO`).
+
+    Greedy: the boxes are visited from the largest; a box absorbs, one at a time, the
+    overlapping box whose union with it is smallest, as long as that union has at most
+    ``ratio`` times the cells of the largest original box in it. On periodic samples two
+    boxes are merged only when they overlap without wrapping.
+    """
+    shape = np.asarray(shape)
+    lo, hi = lo.copy(), hi.copy()
+    big = np.prod(hi - lo, axis=1).astype(float)  # largest original box in each group
+    alive = np.ones(len(members), bool)
+    groups = [list(m) for m in members]
+    for a in np.argsort(-big, kind="stable"):
+        while alive[a]:
+            ulo, uhi = _clipped(np.minimum(lo, lo[a]), np.maximum(hi, hi[a]), shape, periodic)
+            cells = np.prod(uhi - ulo, axis=1).astype(float)
+            overlap = np.all((lo < hi[a]) & (lo[a] < hi), axis=1)
+            ok = alive & overlap & (cells <= ratio * np.maximum(big, big[a]))
+            ok[a] = False
+            if not ok.any():
+                break
+            b = int(np.flatnonzero(ok)[np.argmin(cells[ok])])
+            lo[a], hi[a] = ulo[b], uhi[b]
+            big[a] = max(big[a], big[b])
+            groups[a] += groups[b]
+            alive[b] = False
+    keep = np.flatnonzero(alive)
+    return lo[keep], hi[keep], [sorted(groups[k]) for k in keep]
+
+
+def _merged_segments(lo: np.ndarray, hi: np.ndarray, members: list[list[int]],
+                     max_cells: int = CHAIN_SEGMENT_MAX
+                     ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Overlapping boxes of a Dirichlet chain merged, left to right, into segments.
+
+    A box joins the current segment when it overlaps it and the segment stays within
+    ``max_cells`` cells (a longer box stays alone). Boxes apart are not joined: a segment
+    across a gap would also find the states of the gap, which no basin's box holds.
+    """
+    order = np.argsort(lo[:, 0], kind="stable")
+    out_lo: list[int] = []
+    out_hi: list[int] = []
+    groups: list[list[int]] = []
+    for k in order:
+        a, b = int(lo[k, 0]), int(hi[k, 0])
+        if groups and a < out_hi[-1] and max(b, out_hi[-1]) - out_lo[-1] <= max_cells:
+            out_hi[-1] = max(b, out_hi[-1])
+            groups[-1] += members[k]
+            continue
+        out_lo.append(a)
+        out_hi.append(b)
+        groups.append(list(members[k]))
+    return (np.asarray(out_lo, int).reshape(-1, 1), np.asarray(out_hi, int).reshape(-1, 1),
+            [sorted(g) for g in groups])
+
+
+#: The whole sample is solved as one box when the boxes' cost, modelled as the sum of their
+#: squared cell counts, exceeds this many times the squared cells of the sample (see
+#: :func:`_whole_sample_cheaper`).
+WHOLE_SAMPLE_COST = 1.0
+
+
+def _whole_sample_cheaper(lo: np.ndarray, hi: np.ndarray, size: int) -> bool:
+    """Whether one solve of the whole sample should cost less than the boxes (2D and 3D).
+
+    Only asked on Dirichlet samples: on a periodic one the box dipole is the position form
+    cut at the faces, which is not the exact reference's (velocity form) for states that
+    wrap, so the whole-sample box would not be the exact Kubo-Greenwood sum.
+
+    Cost model: a box of n cells costs ~n^2. A shift-invert solve of a box costs its sparse
+    LU (n^1.5 in 2D, n^2 in 3D) and its Lanczos vectors (n times its states, which grow like
+    n); both window solves scale about as n^2 over the sizes met here, for the boxes and for
+    the sample alike. On the benchmark samples the ratio sum(n_box^2) / n_sample^2 is 0.06
+    for the 2D block model at 256^2 (404 boxes of ~750 cells: boxes win) and 15 for the 3D
+    Anderson model at 20^3 (441 boxes of ~1400 cells, 76 sample volumes in all: the sample
+    wins), so the choice does not hinge on the constant.
+    """
+    cells = np.prod(hi - lo, axis=1).astype(float)
+    return bool(np.sum(cells**2) > WHOLE_SAMPLE_COST * float(size) ** 2)
+
+
+def _eigenpairs(A: sp.csr_array, lo: float, hi: float, guess: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Eigenpairs of a box in (lo, hi]: dense for small boxes, else shift-invert Lanczos.
 
     Shift-invert at the window centre returns the k eigenvalues nearest to it; k is doubled
-    until the farthest one returned lies outside the window, so the window is complete.
+    until the farthest one returned lies outside the window, so the window is complete. The
+    first k comes from ``guess``, the landscape-law count of the box's states in the window
+    (:func:`landscape_cell_counts`; 16 without one): on the 2D benchmark's boxes it was
+    enough for every box, and asking for fewer pairs than a fixed 16 halved the Lanczos work.
+    The factorisation of ``A - centre`` is made once (the fill-reducing ordering of the exact
+    reference's slices) and reused if k is doubled.
     """
     from .exact._windows import _solve_dense, _start_vector
 
     n = A.shape[0]
     if n <= DENSE_BOX_MAX:
         return _solve_dense(A, lo, hi)
-    from scipy.sparse.linalg import eigsh
+    import scipy.sparse.linalg as spla
 
     centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    k = 16
+    lu = spla.splu((A - centre * sp.identity(n, format="csr")).tocsc(),
+                   permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.1,
+                   options={"SymmetricMode": True})
+    op = spla.LinearOperator(A.shape, matvec=lu.solve, dtype=float)
+    k = 16 if guess is None else max(4, math.ceil(GUESS_FACTOR * guess) + 3)
     while True:
-        w, v = eigsh(A.tocsc(), k=min(k, n - 2), sigma=centre, which="LM",
-                     v0=_start_vector(n))  # fixed: the numbers repeat bit for bit
+        w, v = spla.eigsh(A, k=min(k, n - 2), sigma=centre, which="LM", OPinv=op,
+                          v0=_start_vector(n))  # fixed: the numbers repeat bit for bit
         if np.abs(w - centre).max() > half or k >= n - 2:
             break
         k *= 2
@@ -188,6 +317,53 @@ def _eigenpairs(A: sp.csr_array, lo: float, hi: float) -> tuple[np.ndarray, np.n
     w, v = w[order], v[:, order]
     keep = (w > lo) & (w <= hi)
     return w[keep], v[:, keep]
+
+
+#: Shift-invert boxes ask first for this many times their landscape-law count, plus 3.
+GUESS_FACTOR = 1.3
+
+
+def _chain_eigenpairs(diag: np.ndarray, off: np.ndarray, start: int, stop: int, lo: float,
+                      hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs in (lo, hi] of the segment ``[start, stop)`` of a Dirichlet chain.
+
+    The box matrix of a 1D Dirichlet chain is tridiagonal: LAPACK's ``stemr`` finds the
+    window's eigenpairs in O(n k), without assembling and slicing a sparse matrix (which
+    cost more than the solve on the chain's boxes of a few dozen cells).
+    """
+    d = diag[start:stop]
+    if d.size == 1:
+        keep = (d > lo) & (d <= hi)
+        return d[keep], np.ones((1, int(keep.sum())))
+    w, v = sla.eigh_tridiagonal(d, off[start:stop - 1], select="v", select_range=(lo, hi),
+                                lapack_driver="stemr")
+    return w, v
+
+
+def _whole_sample_eigenpairs(sample: Sample, lo: float, hi: float
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of H on the whole sample in the window, checked against an inertia count.
+
+    The exact reference's solvers: dense up to ``DENSE_MAX`` cells, else shift-invert
+    spectrum slicing (:mod:`mottscape.exact`).
+    """
+    from .errors import ConvergenceError
+    from .exact._common import DENSE_MAX
+    from .exact._counts import count_eigenvalues_below
+    from .exact._windows import _solve_dense, _solve_shift_invert
+
+    ham = sample.hamiltonian
+    counts = count_eigenvalues_below(ham, [lo, hi])
+    expected = int(counts[1] - counts[0])
+    if ham.size <= DENSE_MAX:
+        w, v = _solve_dense(ham, lo, hi)
+    else:
+        w, v, _ = _solve_shift_invert(ham, lo, hi, expected)
+    if w.size != expected:
+        raise ConvergenceError(
+            f"the pair model's whole-sample box found {w.size} states in [{lo:g}, {hi:g}] "
+            f"but the inertia count is {expected}")
+    return w, v
 
 
 def nearest_basin(labels: np.ndarray) -> np.ndarray:
@@ -257,32 +433,108 @@ def _dipoles(v1: np.ndarray, v2: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return x2
 
 
-def _box_candidates(sample: Sample, A: sp.csr_array, labels: np.ndarray, axes, lo: float,
-                    hi: float, metric: np.ndarray, nearest: np.ndarray) -> dict[str, np.ndarray]:
-    """Every window state of one box: energy, centroid, volume, tail, leakage, owner, dipoles."""
+def _box_cells(sample: Sample, axes: list[np.ndarray]) -> tuple[np.ndarray, list]:
+    """Global flat index of every cell of a box (row-major in the box) and the index mesh."""
     shape = sample.grid.shape
     mesh = np.meshgrid(*axes, indexing="ij")
     flat = np.ravel_multi_index([m % n for m, n in zip(mesh, shape, strict=True)],
                                 shape).ravel()
-    w, v = _eigenpairs(A[flat][:, flat], lo, hi)
+    return flat, list(mesh)
+
+
+def _box_candidates(sample: Sample, w: np.ndarray, v: np.ndarray, axes, flat: np.ndarray,
+                    mesh: list, members: list[int], nearest: np.ndarray) -> dict[str, np.ndarray]:
+    """Every window state of one box: energy, centroid, volume, leakage, owner, dipoles.
+
+    ``home``: the owner basin is one of the box's ``members`` (tails are measured later, for
+    the kept copies only: :func:`_kept_tails`).
+    """
     h = np.asarray(sample.grid.spacing)
     pos = np.stack([(m.ravel() + 0.5) * h[a] for a, m in enumerate(mesh)], axis=1)
     owner = nearest.ravel()[_peaks(v, flat)] - 1
-    box_shape = tuple(len(x) for x in axes)
-    lab_box = labels.ravel()[flat].reshape(box_shape)
-    met_box = metric.ravel()[flat].reshape(box_shape)
-    tails = np.full(w.size, np.nan)
-    for k in np.unique(owner[owner >= 0]):
-        mine = owner == k
-        if np.any(lab_box == k + 1):
-            tails[mine] = _tails(v[:, mine], met_box, lab_box == k + 1, sample)
     prob = v**2
     lengths = np.asarray(sample.grid.lengths)
     centroid = prob.T @ pos
     return dict(energies=w, centroids=centroid % lengths if sample.grid.periodic else centroid,
-                volumes=sample.grid.cell_volume / np.sum(prob**2, axis=0), tails=tails,
+                volumes=sample.grid.cell_volume / np.sum(prob**2, axis=0),
                 leakage=prob[_edge_mask(sample, axes)].sum(axis=0), owner=owner,
-                x2=_dipoles(v, v, pos), vectors=v, cells=flat)
+                home=np.isin(owner, members), x2=_dipoles(v, v, pos), vectors=v, cells=flat,
+                shape=np.array([len(x) for x in axes]))
+
+
+def _kept_tails(boxes: list[dict], box: np.ndarray, local: np.ndarray, owner: np.ndarray,
+                kept: np.ndarray, sample: Sample, metric: np.ndarray, labels: np.ndarray
+                ) -> np.ndarray:
+    """Tail amplitude of each kept state, measured in the box its kept copy comes from.
+
+    Only the kept copies are measured (a state is often found in several boxes); a 1D
+    Dirichlet chain measures all the owners of a box at once (:func:`_chain_tails`).
+    """
+    tails = np.full(kept.size, np.nan)
+    chain = sample.ndim == 1 and not sample.grid.periodic
+    for b in np.unique(box[kept]):
+        sel = np.flatnonzero(box[kept] == b)
+        g = boxes[int(b)]
+        cols, own = local[kept[sel]], owner[kept[sel]]
+        if chain:
+            tails[sel] = _chain_tails(g["vectors"][:, cols], own, metric.ravel()[g["cells"]],
+                                      labels.ravel()[g["cells"]], sample)
+            continue
+        lab_box = labels.ravel()[g["cells"]].reshape(tuple(g["shape"]))
+        met_box = metric.ravel()[g["cells"]].reshape(tuple(g["shape"]))
+        for k in np.unique(own[own >= 0]):
+            mine = own == k
+            if np.any(lab_box == k + 1):
+                tails[sel[mine]] = _tails(g["vectors"][:, cols[mine]], met_box,
+                                          lab_box == k + 1, sample)
+    return tails
+
+
+def _chain_tails(v: np.ndarray, owner: np.ndarray, metric: np.ndarray, labels: np.ndarray,
+                 sample: Sample) -> np.ndarray:
+    """:func:`_tails` of the states of one segment of a Dirichlet chain, all owners at once.
+
+    A basin of a chain is a run of cells, so its Agmon distance in the segment is the
+    trapezoid cumulative sum of the metric away from the run's ends: the values of
+    :func:`mottscape.agmon.distance_field` in 1D (same floor of the segment's metric), with
+    no search per owner.
+    """
+    from .agmon import FLOOR
+
+    h = float(sample.grid.spacing[0])
+    # the floor of agmon.floored_metric on this segment (its max; a segment of zero metric
+    # would use 1 / its length), without building a Grid for the segment
+    top = float(metric.max()) if float(metric.max()) > 0 else 1.0 / (metric.size * h)
+    wf = np.maximum(metric, FLOOR * top)
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * h * (wf[1:] + wf[:-1]))])
+    runs, row = np.unique(owner, return_inverse=True)
+    inside = labels[None, :] == runs[:, None] + 1  # (owners, cells)
+    present = inside.any(axis=1) & (runs >= 0)
+    first = np.argmax(inside, axis=1)
+    last = labels.size - 1 - np.argmax(inside[:, ::-1], axis=1)
+    j = np.arange(labels.size)
+    rho = np.where(j < first[:, None], cum[first][:, None] - cum,
+                   np.where(j > last[:, None], cum - cum[last][:, None], 0.0))[row]
+    sel = (rho >= TAIL_RANGE[0]) & (rho <= TAIL_RANGE[1]) & present[row][:, None]
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.abs(v.T) / math.sqrt(sample.grid.cell_volume)) + rho
+    return np.exp(_row_medians(logs, sel))
+
+
+def _row_medians(x: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """Median of each row of ``x`` over its selected entries (NaN if none).
+
+    Hand-written: ``np.nanmedian`` goes through masked arrays and cost 1.5 ms per segment.
+    """
+    count = sel.sum(axis=1)
+    if x.shape[1] == 0:
+        return np.full(x.shape[0], np.nan)
+    ordered = np.sort(np.where(sel, x, np.inf), axis=1)
+    rows = np.arange(x.shape[0])
+    # the middle entry (odd count: both indices are it) or the mean of the two middle ones
+    with np.errstate(invalid="ignore"):
+        mid = 0.5 * (ordered[rows, np.maximum(count - 1, 0) // 2] + ordered[rows, count // 2])
+    return np.where(count > 0, mid, np.nan)
 
 
 def _projection(boxes: list[dict], c: tuple[int, int], kept: list[tuple[int, int]]
@@ -310,8 +562,9 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
     state overlap to about 1 minus their leakage; distinct eigenstates are orthogonal, and a
     copy of a degenerate pair is a rotation inside their span); it is then attached to the one
     it overlaps most. Otherwise it is a new state if its box holds it well (leakage <=
-    :data:`NEW_STATE_LEAKAGE`) or its box is its owner's own box (the states of a weakly bound
-    basin leak a little in every box), and no leakier than :data:`MAX_LEAKAGE`.
+    :data:`NEW_STATE_LEAKAGE`) or its box is one of its owner's own boxes (``home``; the
+    states of a weakly bound basin leak a little in every box), and no leakier than
+    :data:`MAX_LEAKAGE`.
     """
     order = np.argsort(cand["leakage"], kind="stable")
     local = np.concatenate([np.arange(g["energies"].size) for g in boxes]) if boxes else box
@@ -337,7 +590,7 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
                 if proj.sum() > 0.5:
                     index[c] = index[near[np.argmax(proj)]]
                     continue
-        if leak <= MAX_LEAKAGE and (leak <= NEW_STATE_LEAKAGE or cand["owner"][c] == box[c]):
+        if leak <= MAX_LEAKAGE and (leak <= NEW_STATE_LEAKAGE or cand["home"][c]):
             index[c] = len(kept)
             kept.append(int(c))
             buckets.setdefault(_bucket(home, shape, grid), []).append(int(c))
@@ -382,7 +635,8 @@ def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
 
 
 def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energy: float,
-                 window: float, *, padding: float = PADDING_AGMON) -> BasinStates:
+                 window: float, *, padding: float = PADDING_AGMON,
+                 merge: bool | None = None, landscape=None) -> BasinStates:
     """The eigenstates of H in |E - E_F| <= ``window``, found basin by basin.
 
     Parameters
@@ -401,29 +655,60 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     padding
         Box padding around each basin, in Agmon lengths (the inverse mean metric outside the
         basins).
+    merge
+        Merge neighbouring basins' boxes (:data:`MERGE_RATIO`; on a 1D Dirichlet chain into
+        segments of up to :data:`CHAIN_SEGMENT_MAX` cells) and, in 2D and 3D, solve the
+        whole sample as one box when the boxes would cost more (:func:`_whole_sample_cheaper`).
+        None: :data:`MERGE_BOXES`. With ``merge=False`` every basin has its own box.
+    landscape
+        The solved landscape of ``sample``: its landscape-law count sizes the shift-invert
+        solves of large boxes (the states found do not depend on it).
 
     Returns
     -------
     BasinStates
+        ``n_boxes`` and ``whole_sample`` record the boxes solved. When the whole sample is one
+        box, every state is an exact eigenstate of H and every pair is resolved in that box:
+        the pair model's sigma is then the exact Kubo-Greenwood sum, not an LL estimate.
     """
     if not (isinstance(window, int | float) and math.isfinite(window) and window > 0):
         raise InputError(f"window={window!r} must be a finite energy > 0 (the half-width of "
                          "the window of states around E_F)")
     if not (isinstance(padding, int | float) and math.isfinite(padding) and padding > 0):
         raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 10")
+    merge = MERGE_BOXES if merge is None else bool(merge)
     pad = _padding_cells(sample, metric, basins, float(padding))
+    lo, hi, members = _basin_boxes(sample, basins, pad)
+    if merge and sample.ndim == 1 and not sample.grid.periodic:
+        lo, hi, members = _merged_segments(lo, hi, members)
+    elif merge:
+        lo, hi, members = _merged_boxes(lo, hi, members, sample.grid.shape,
+                                        sample.grid.periodic)
+    # a box that covers the sample is the whole-sample solve already: say so
+    whole = merge and sample.ndim > 1 and not sample.grid.periodic and (
+        _whole_sample_cheaper(lo, hi, sample.grid.size)
+        or bool(np.any(np.prod(hi - lo, axis=1) == sample.grid.size)))
+    if whole:
+        lo, hi = np.zeros((1, sample.ndim), int), np.asarray([sample.grid.shape])
+        members = [sorted(k for m in members for k in m)]
     A = sample.hamiltonian.matrix("csr")
     nearest = nearest_basin(basins.labels)
+    guess = None if landscape is None else \
+        landscape_cell_counts(landscape, fermi_energy - window, fermi_energy + window)
+    solve = _box_solver(sample, A, fermi_energy - window, fermi_energy + window, whole, guess)
     from .exact._common import _blas_single_thread
 
+    boxes = []
     # one BLAS thread, as for the exact reference's boxes: threaded BLAS on small boxes only
     # fights the other processes for the cores (ARPACK's eigenvector step 27x slower under load)
     with _blas_single_thread():
-        boxes = [_box_candidates(sample, A, basins.labels, _box_axes(sample, sl, pad),
-                                 fermi_energy - window, fermi_energy + window, metric, nearest)
-                 for sl in ndi.find_objects(basins.labels, basins.n) if sl is not None]
+        for blo, bhi, mem in zip(lo, hi, members, strict=True):
+            axes = [np.arange(x, y) for x, y in zip(blo, bhi, strict=True)]
+            flat, mesh = _box_cells(sample, axes)
+            w, v = solve(flat, axes)
+            boxes.append(_box_candidates(sample, w, v, axes, flat, mesh, mem, nearest))
     d = sample.ndim
-    fields = ("energies", "centroids", "volumes", "tails", "leakage", "owner")
+    fields = ("energies", "centroids", "volumes", "leakage", "owner", "home")
     cand = {k: (np.concatenate([g[k] for g in boxes]) if boxes else
                 np.zeros((0, d) if k == "centroids" else 0)) for k in fields}
     box = np.concatenate([np.full(g["energies"].size, i) for i, g in enumerate(boxes)]
@@ -435,12 +720,45 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     for c in np.argsort(cand["leakage"], kind="stable")[::-1]:  # least leaking copy last
         if index[c] >= 0:
             kept[index[c]] = c
+    local = np.concatenate([np.arange(g["energies"].size) for g in boxes]) if boxes else box
+    tails = _kept_tails(boxes, box, local, cand["owner"], kept, sample, metric, basins.labels)
     return BasinStates(
         basin=cand["owner"][kept].astype(int), energies=cand["energies"][kept],
         centroids=cand["centroids"][kept], volumes=cand["volumes"][kept],
-        tails=cand["tails"][kept], leakage=cand["leakage"][kept],
+        tails=tails, leakage=cand["leakage"][kept],
         box_pairs=_pairs_of_boxes(boxes, index), unmatched=int(np.count_nonzero(index < 0)),
-        window=float(window), padding_cells=pad)
+        window=float(window), padding_cells=pad, n_boxes=len(boxes), whole_sample=whole)
+
+
+def _box_solver(sample: Sample, A: sp.csr_array, lo: float, hi: float, whole: bool,
+                guess: np.ndarray | None = None):
+    """The eigensolver of the boxes: ``solve(flat, axes) -> (w, v)`` in (lo, hi].
+
+    The whole sample by the exact reference's solvers; a box of a 1D Dirichlet chain as a
+    tridiagonal segment; any other box as its submatrix of H (dense or shift-invert, sized
+    by the per-cell landscape-law counts ``guess`` summed over the box).
+    """
+    if whole:
+        return lambda flat, axes: _whole_sample_eigenpairs(sample, lo, hi)
+    if sample.ndim == 1 and not sample.grid.periodic:
+        from .exact._common import _tridiagonal
+
+        diag, off = _tridiagonal(sample.hamiltonian)
+        return lambda flat, axes: _chain_eigenpairs(diag, off, int(axes[0][0]),
+                                                    int(axes[0][-1]) + 1, lo, hi)
+    return lambda flat, axes: _eigenpairs(A[flat][:, flat], lo, hi,
+                                          None if guess is None else float(guess[flat].sum()))
+
+
+def landscape_cell_counts(land, lo: float, hi: float) -> np.ndarray:
+    """Landscape-law number of states in (lo, hi] per cell (flat, per spin; refs. [28, 30])."""
+    from .landscape import free_idos
+
+    vu = land.effective_potential.ravel()
+    mass = np.broadcast_to(land.mass, land.effective_potential.shape).ravel()
+    n = [free_idos(np.maximum(e - vu, 0.0) * mass, land.grid, land.units, land.dispersion)
+         for e in (hi, lo)]
+    return (n[0] - n[1]) * land.grid.cell_volume
 
 
 def landscape_counts(land, basins: Basins, lo: float, hi: float) -> np.ndarray:

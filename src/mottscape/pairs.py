@@ -41,6 +41,14 @@ two-level system of sec. III:
   their box splitting |E_a - E_b| and their box dipole |X_ab|^2, not through t_ab
   (``box_share`` reports the part of sigma they carry; the rest is the LL tunnelling model).
 
+Neighbouring basins' boxes are merged when the merged box is barely larger, and in 2D and 3D
+the whole sample is solved as one box when the boxes would cost more
+(:func:`mottscape.basin_states.basin_states`, ``merge``). Then every state is an exact
+eigenstate of H and every pair is resolved in that box: sigma_pairs *is* the exact
+Kubo-Greenwood sum of the sample (``box_share`` = 1), not an LL estimate. The model records it
+(:attr:`PairModel.whole_sample`, :attr:`PairModel.boxes`; the results' variables
+``pair_model_whole_sample`` and ``pair_model_boxes``).
+
 sigma_pairs is the Kubo-Greenwood sum (eqs. 4-5, spin included) over these pairs, binned
 exactly like :func:`mottscape.kubo_greenwood`: each pair adds
 2 pi (Delta E) |X_ab|^2 / (d |Omega|) / (hbar * bin width) to the bin of omega_ab = Delta E / hbar.
@@ -191,6 +199,9 @@ class PairModel:
         Some pair at the search bound still had 2 t >= hbar omega_min.
     amplitude, cross_section, coupling
         The choices used (``coupling``: ``options.pair_coupling``, see :func:`recoupled`).
+    boxes, whole_sample
+        Number of boxes diagonalised, and whether the whole sample was one box (then sigma is
+        the exact Kubo-Greenwood sum of the sample, not an LL estimate; see the module notes).
     """
 
     states: BasinStates
@@ -215,6 +226,16 @@ class PairModel:
     amplitude: str
     cross_section: str
     coupling: str
+
+    @property
+    def boxes(self) -> int:
+        """Number of boxes diagonalised for the states (one per basin unless merged)."""
+        return self.states.n_boxes
+
+    @property
+    def whole_sample(self) -> bool:
+        """The whole sample was solved as one box: sigma is the exact reference's, not LL's."""
+        return self.states.whole_sample
 
 
 def _state_pairs(states: BasinStates, dist: PairDistances
@@ -349,6 +370,9 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     Returns
     -------
     PairModel
+        When the states' boxes would cost more than one solve of the whole sample (2D, 3D),
+        the sample is one box and sigma is the exact Kubo-Greenwood sum
+        (``PairModel.whole_sample``).
     """
     sample = land.sample
     units, grid = sample.units, sample.grid
@@ -356,7 +380,7 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     e_edges = units.omega_to_energy(edges)
     window = float(e_edges[-1])
     states = basin_states(sample, basins, metric_land.agmon_metric(fermi_energy),
-                          fermi_energy, window)
+                          fermi_energy, window, landscape=land)
     dist = _search(metric_land, basins, states, fermi_energy,
                    units.omega_to_energy(np.asarray(omega, float)), stats.delta_xi, options)
     tubes = pair_tubes(land, metric_land, basins, dist, options.cross_section)
@@ -505,7 +529,9 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
     -------
     xarray.Dataset
         ``sigma_pairs``, ``n_pairs`` and ``box_share`` on coordinate ``omega`` (geometric bin
-        centres), with ``omega_lower``/``omega_upper``.
+        centres), with ``omega_lower``/``omega_upper``; the attributes ``pair_model_boxes``
+        and ``pair_model_whole_sample`` (1 when the whole sample was one box: sigma_pairs is
+        then the exact Kubo-Greenwood sum, not an LL estimate).
     """
     import xarray as xr
 
@@ -527,7 +553,9 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
                 "omega_lower": ("omega", edges[:-1], {"units": units.omega_unit}),
                 "omega_upper": ("omega", edges[1:], {"units": units.omega_unit})},
         attrs={"prefactor": prefactor, "amplitude": model.amplitude,
-               "cross_section": model.cross_section},
+               "cross_section": model.cross_section, "pair_model_boxes": model.boxes,
+               # 1: the whole sample was one box, sigma_pairs is the exact reference's
+               "pair_model_whole_sample": int(model.whole_sample)},
     )
 
 

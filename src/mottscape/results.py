@@ -108,6 +108,13 @@ def _pair_variables(result: PipelineResult) -> dict:
                                   "of eq. A13)", units.energy_unit),
         "pairs_truncated": _var(s, model.truncated, "a pair at the Agmon search bound still "
                                 "had 2 t >= hbar omega_min"),
+        "pair_model_boxes": _var(s, model.boxes, "boxes diagonalised for the pair model's "
+                                 "states (one per basin unless neighbouring boxes merged)",
+                                 "1"),
+        "pair_model_whole_sample": _var(s, model.whole_sample, "the whole sample was solved as "
+                                        "one box (cheaper than the basins' boxes): sigma_pairs "
+                                        "is then the exact Kubo-Greenwood sum, not an LL "
+                                        "estimate"),
     }
 
 

@@ -89,10 +89,26 @@ def _point_table(ds: xr.Dataset) -> str:
             f"{float(np.mean(row.n_states.values)):7.1f} "
             f"{int(np.sum(n_pairs)):7d} {mean['sigma_ll']:11.4g} {sem:9.2g} "
             f"{mean['sigma_mb']:11.4g}{exact}  {int(valid.sum())}/{valid.size}")
+    note = _whole_sample_note(ds)
+    if note:
+        lines.append(note)
     notes = ds.attrs.get("diagnosis", "")
-    if notes:  # one sample: the failed assumptions of the theory with their remedies
+    if notes:  # the failed assumptions of the theory with their remedies
         lines += ["outside the theory's validity:", *(f"  - {n}" for n in notes.split("\n"))]
     return "\n".join(lines)
+
+
+def _whole_sample_note(ds: xr.Dataset) -> str:
+    """A line saying when the pair model solved the whole sample as one box (exact sigma)."""
+    if "pair_model_whole_sample" not in ds:
+        return ""
+    whole = np.asarray(ds["pair_model_whole_sample"].values, dtype=bool).ravel()
+    if not whole.any():
+        return ""
+    where = "" if whole.size == 1 else f" in {int(whole.sum())}/{whole.size} realizations"
+    return (f"pair model: the whole sample was solved as one box{where} (cheaper than the "
+            "basins' boxes): there sigma_pairs is the exact Kubo-Greenwood sum of the sample, "
+            "not an LL estimate")
 
 
 def report_store(store: str | Path, out: str | Path | None = None

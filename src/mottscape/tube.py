@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _agmon_kernels as _kernels
-from .agmon import PairDistances, distance_field, neighbour_offsets
+from .agmon import PairDistances, neighbour_offsets
 from .basins import Basins
 from .landscape import Landscape
 from .options import CrossSection
@@ -116,7 +116,7 @@ def _fields(land: Landscape, metric_land: Landscape, basins: Basins, energy: flo
 
 
 def _one_tube(path: np.ndarray, lens: np.ndarray, pos: np.ndarray, fields: _Fields,
-              field_i: np.ndarray,
+              field_path: np.ndarray,
               rho: float, a_i: float, a_j: float, volumes: np.ndarray, ends: tuple[int, int],
               d: int, cross_section: str) -> tuple:
     """V_ij, crossed volume, midpoint metric and section, centre and fallback of one path."""
@@ -145,10 +145,74 @@ def _one_tube(path: np.ndarray, lens: np.ndarray, pos: np.ndarray, fields: _Fiel
     section = _section(np.where(live, lam, 1.0), d) if d > 1 else np.ones(path.size)
     weight = np.where(live, section * ds, 0.0)
     vol = float(weight.sum()) + crossed
-    mid = int(np.argmin(np.where(live, np.abs(field_i[path] - 0.5 * rho), np.inf)))
+    mid = int(np.argmin(np.where(live, np.abs(field_path - 0.5 * rho), np.inf)))
     centre = (weight @ pos) / weight.sum() if weight.sum() > 0 else pos.mean(axis=0)
     frac = float(bad[live].mean()) if live.any() else 0.0
     return vol, crossed, float(w[mid]), float(section[mid]), centre, frac
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The bounded field of one source basin on the cells it covers (flat, row-major).
+
+    ``offset`` maps window cells to the grid's (``offset + k``; a 1D stretch), or None when
+    the window is the whole grid.
+    """
+
+    field: np.ndarray
+    labels: np.ndarray
+    shape3: np.ndarray
+    periodic: bool
+    offset: int | None
+
+    def cells_of(self, label: int) -> np.ndarray:
+        """Window cells with this label."""
+        return np.flatnonzero(self.labels == label)
+
+    def global_cells(self, cells: np.ndarray) -> np.ndarray:
+        """Grid cells of window cells."""
+        return cells if self.offset is None else cells + self.offset
+
+
+class _SourceFields:
+    """Bounded Agmon fields rho(., B_i) of the tube sources.
+
+    2D and 3D: the compiled bounded fast marching of :mod:`mottscape._agmon_kernels` on the
+    whole grid (the values of :func:`mottscape.agmon.distance_field`, without a scikit-fmm
+    call and its window per source). A 1D Dirichlet chain: only the stretch within the bound,
+    from one cumulative sum of the metric (a basin is a run of cells; the field is the
+    trapezoid sum away from its ends, as :func:`mottscape.agmon.distance_field` in 1D).
+    """
+
+    def __init__(self, metric: np.ndarray, labels: np.ndarray, grid) -> None:
+        from .agmon import floored_metric
+
+        self.grid = grid
+        self.labels = labels
+        self.wf = np.ascontiguousarray(floored_metric(metric, grid), dtype=float).ravel()
+        self.chain = grid.ndim == 1 and not grid.periodic
+        if self.chain:
+            h = float(grid.spacing[0])
+            self.cum = np.concatenate([[0.0], np.cumsum(0.5 * h * (self.wf[1:] + self.wf[:-1]))])
+            self.cells, self.start = _kernels.basin_cells(labels, int(labels.max(initial=0)))
+        self.shape3 = np.array((1,) * (3 - grid.ndim) + tuple(grid.shape), np.int64)
+        self.h3 = np.array((1.0,) * (3 - grid.ndim) + tuple(grid.spacing))
+
+    def field(self, i: int, bound: float) -> _Window:
+        """rho(., B_i), inf beyond ``bound`` (or outside the returned stretch)."""
+        if not self.chain:
+            f = _kernels.march_field(self.wf, self.labels, i + 1, self.shape3,
+                                     bool(self.grid.periodic), self.h3, 2, bound)
+            return _Window(f, self.labels, self.shape3, bool(self.grid.periodic), None)
+        a, b = int(self.cells[self.start[i]]), int(self.cells[self.start[i + 1] - 1])
+        lo = int(np.searchsorted(self.cum, self.cum[a] - bound, side="left")) - 1
+        hi = int(np.searchsorted(self.cum, self.cum[b] + bound, side="right")) + 1
+        lo, hi = max(lo, 0), min(hi, self.labels.size)
+        j = np.arange(lo, hi)
+        f = np.where(j < a, self.cum[a] - self.cum[j],
+                     np.where(j > b, self.cum[j] - self.cum[b], 0.0))
+        f[f > bound] = np.inf
+        return _Window(f, self.labels[lo:hi], np.array([1, 1, hi - lo], np.int64), False, lo)
 
 
 def pair_tubes(land: Landscape, metric_land: Landscape, basins: Basins,
@@ -184,25 +248,26 @@ def pair_tubes(land: Landscape, metric_land: Landscape, basins: Basins,
     fields = _fields(land, metric_land, basins, pairs.energy)
     metric = metric_land.agmon_metric(pairs.energy)
     offsets, steplen = neighbour_offsets(grid)
-    shape3 = np.array((1,) * (3 - d) + tuple(grid.shape), np.int64)
     radius = np.array([_radius(v, d) for v in basins.volumes])
-    maxlen = 4 * int(sum(grid.shape)) + 16
     h = np.asarray(grid.spacing)
+    source_fields = _SourceFields(metric, fields.labels, grid)
     for i in np.unique(pairs.i):
         rows = np.flatnonzero(pairs.i == i)
-        field = distance_field(metric, grid, basins.mask(i),
-                               bound=float(pairs.rho[rows].max()) * 1.05 + 1.0).ravel()
+        win = source_fields.field(int(i), float(pairs.rho[rows].max()) * 1.05 + 1.0)
         for p in rows:
             j = int(pairs.j[p])
-            cells = np.flatnonzero(fields.labels == j + 1)
-            start = int(cells[np.argmin(field[cells])])
-            path, taken = _kernels.descend(field, fields.labels, shape3, grid.periodic, offsets,
-                                   steplen, start, i + 1, maxlen)
+            cells = win.cells_of(j + 1)
+            start = int(cells[np.argmin(win.field[cells])])
+            path, taken = _kernels.descend(win.field, win.labels, win.shape3, win.periodic,
+                                           offsets, steplen, start, i + 1,
+                                           4 * int(win.shape3.sum()) + 16)
             lens = np.where(taken >= 0, steplen[taken], 0.0)
             moves = np.where(taken[:, None] >= 0, offsets[taken, 3 - d:], 0) * h
-            pos = fields.positions[start] + np.cumsum(moves, axis=0)  # unwrapped
-            got = _one_tube(path, lens, pos, fields, field, float(pairs.rho[p]), radius[i],
-                            radius[j], basins.volumes, (int(i), j), d, cross_section)
+            glob = win.global_cells(path)
+            pos = fields.positions[glob[0]] + np.cumsum(moves, axis=0)  # unwrapped
+            got = _one_tube(glob, lens, pos, fields, win.field[path], float(pairs.rho[p]),
+                            radius[i], radius[j], basins.volumes, (int(i), j), d,
+                            cross_section)
             (out["volume"][p], out["crossed"][p], out["mid_metric"][p], out["mid_section"][p],
              out["centre"][p], out["fallback"][p]) = got
             out["steps"][p] = path.size

@@ -72,20 +72,27 @@ def _gershgorin(ham: Hamiltonian) -> tuple[float, float]:
     return float(np.min(A.diagonal() - offsum)), float(np.max(A.diagonal() + offsum))
 
 
-@contextlib.contextmanager
-def _blas_single_thread():
-    """Run OpenBLAS single-threaded inside the block (best effort, Linux only).
+#: The (get, set) thread-count functions of the loaded OpenBLAS libraries, found once per
+#: process (None until the first :func:`_blas_single_thread`).
+_BLAS_HANDLES: list[tuple] | None = None
 
-    ARPACK's reverse communication issues many small BLAS-2 calls; with the OpenBLAS
-    thread pool on the 2-core development machine they ran 2-3x slower than on one thread,
-    and dense ``eigh`` of a few thousand rows 3-4x slower. We switch the
-    loaded OpenBLAS libraries (numpy's and scipy's) to one thread and restore them after,
-    through their exported ``*_set_num_threads`` symbols, as threadpoolctl would do.
+
+def _blas_handles() -> list[tuple]:
+    """The ``*_get_num_threads`` / ``*_set_num_threads`` pairs of every loaded OpenBLAS.
+
+    Found once and cached: reading ``/proc/self/maps`` (large once numba has compiled) and
+    opening the libraries cost ~1 ms, and the pair model enters the block once per box.
+    ``scipy.linalg`` is imported first so that scipy's own OpenBLAS is loaded when we look.
     """
-    handles = []
+    global _BLAS_HANDLES
+    if _BLAS_HANDLES is not None:
+        return _BLAS_HANDLES
+    handles: list[tuple] = []
     try:
         import ctypes
         import re
+
+        import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS before the scan)
 
         with open("/proc/self/maps") as fh:
             libs = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", fh.read())))
@@ -98,15 +105,33 @@ def _blas_single_thread():
                     get = getattr(cdll, f"openblas_get_num_threads{suffix}", None)
                     put = getattr(cdll, f"openblas_set_num_threads{suffix}", None)
                 if get is not None and put is not None:
-                    handles.append((put, int(get())))
-                    put(1)
+                    handles.append((get, put))
                     break
     except (OSError, AttributeError, ValueError):
         pass
+    _BLAS_HANDLES = handles
+    return handles
+
+
+@contextlib.contextmanager
+def _blas_single_thread():
+    """Run OpenBLAS single-threaded inside the block (best effort, Linux only).
+
+    ARPACK's reverse communication issues many small BLAS-2 calls; with the OpenBLAS
+    thread pool on the 2-core development machine they ran 2-3x slower than on one thread,
+    and dense ``eigh`` of a few thousand rows 3-4x slower. We switch the
+    loaded OpenBLAS libraries (numpy's and scipy's) to one thread and restore them after,
+    through their exported ``*_set_num_threads`` symbols, as threadpoolctl would do (the
+    libraries are located once, :func:`_blas_handles`).
+    """
+    saved = []
+    for get, put in _blas_handles():
+        saved.append((put, int(get())))
+        put(1)
     try:
         yield
     finally:
-        for put, n in handles:
+        for put, n in saved:
             put(n)
 
 
