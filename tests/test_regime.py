@@ -106,3 +106,18 @@ def test_pair_model_valid_is_the_regime():
                 & bool(ds["landscape_converged"]))
     np.testing.assert_array_equal(ds.valid, expected)
     assert ds.valid.any() and not ds.valid.all()
+
+
+def test_pair_model_memory_is_checked_before_it_runs(monkeypatch):
+    """A grid that fits for eq. 17 but not with the pair model is refused by name, with the fix."""
+    from mottscape import grid
+
+    V = disorder.block((64, 64), block=4, width=4.0, seed=3)
+    n = V.size
+    monkeypatch.setattr(grid, "_available_memory",
+                        lambda: n * (grid.BYTES_PER_POINT_PIPELINE + grid.BYTES_PER_POINT_PAIRS)
+                        - 1)
+    with pytest.raises(ms.InputError, match=r"pair model.*use estimator='eq17'"):
+        ms.ac_conductivity(V, 0.7, OMEGA)
+    ds = ms.ac_conductivity(V, 0.7, OMEGA, estimator="eq17")  # 112 bytes per point: fits
+    assert ds.attrs["option_estimator"] == "eq17"

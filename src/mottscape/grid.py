@@ -20,6 +20,7 @@ __all__ = [
     "BOUNDARIES",
     "BYTES_PER_POINT_HAMILTONIAN",
     "BYTES_PER_POINT_LANDSCAPE",
+    "BYTES_PER_POINT_PAIRS",
     "BYTES_PER_POINT_PIPELINE",
     "ENERGY_MAX",
     "MASS_BOUNDS",
@@ -62,6 +63,12 @@ MAX_POINTS = 2**62
 BYTES_PER_POINT_HAMILTONIAN = 24
 BYTES_PER_POINT_LANDSCAPE = 112
 BYTES_PER_POINT_PIPELINE = 112
+#: The pair model (the default estimator) on top of the pipeline: its boxes, states, tails and
+#: tubes. Measured as the peak resident set over the eq. 17 pipeline's: ~640 bytes/point on 2D
+#: block samples of 256^2-512^2 (2026-12-05, after the box merging) and 1,325 on a 384^2 sample
+#: before it; 1,500 covers both. A rough guard, not a bound: a 3D sample solved as one box
+#: (sparse LU fill-in) can need more.
+BYTES_PER_POINT_PAIRS = 1500
 
 
 @dataclass(frozen=True)
@@ -334,7 +341,8 @@ def as_mass(mass, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def check_memory(n_points: int, bytes_per_point: int = BYTES_PER_POINT_PIPELINE,
-                 what: str = "a grid") -> None:
+                 what: str = "a grid", fix: str = "use a smaller sample or a machine with more "
+                 "memory") -> None:
     """Raise :class:`InputError` if a grid of ``n_points`` would not fit in available memory.
 
     Call it before allocating anything of the grid's size: the estimate is
@@ -347,7 +355,7 @@ def check_memory(n_points: int, bytes_per_point: int = BYTES_PER_POINT_PIPELINE,
         raise InputError(
             f"{what} of {int(n_points):,} points needs about {need / 2**30:.1f} GiB "
             f"({bytes_per_point} bytes per point) but only {avail / 2**30:.1f} GiB is available; "
-            "use a smaller sample or a machine with more memory"
+            f"{fix}"
         )
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from .basins import Basins, find_basins
 from .conductivity import Conductivity, conductivity_curves
 from .errors import InputError
-from .grid import BYTES_PER_POINT_PIPELINE, check_memory
+from .grid import BYTES_PER_POINT_PAIRS, BYTES_PER_POINT_PIPELINE, check_memory
 from .landscape import Landscape, landscape_of, metric_landscape
 from .mott import mott_scale
 from .options import Options
@@ -166,6 +166,18 @@ class _Timer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
+def _check_pipeline_memory(sample: Sample, opts: Options) -> None:
+    """Refuse a grid whose pipeline (and pair model, when it runs) would not fit in memory."""
+    if opts.runs_pair_model:
+        check_memory(sample.grid.size, BYTES_PER_POINT_PIPELINE + BYTES_PER_POINT_PAIRS,
+                     "the pipeline with the pair model (estimator='pairs') on a grid",
+                     "use estimator='eq17' (the paper's formula, "
+                     f"{BYTES_PER_POINT_PIPELINE} bytes per point), a smaller sample or a "
+                     "machine with more memory")
+    else:
+        check_memory(sample.grid.size, BYTES_PER_POINT_PIPELINE, "the pipeline on a grid")
+
+
 def run(sample: Sample, fermi_energy: float, omega, options: Options | None = None, *,
         landscape: Landscape | None = None, progress: bool = False) -> PipelineResult:
     """The LL workflow of sec. IV on one sample, step by step.
@@ -196,7 +208,7 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
     clock = _Timer()
     with clock.step("landscape"):
         if landscape is None:
-            check_memory(sample.grid.size, BYTES_PER_POINT_PIPELINE, "the pipeline on a grid")
+            _check_pipeline_memory(sample, opts)
             landscape = landscape_of(sample, opts, on_failure="flag")
         _check_spectrum(landscape, ef, hw)
         if opts.runs_pair_model and landscape.solver == "given":
