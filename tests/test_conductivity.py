@@ -169,7 +169,8 @@ def test_pipeline_runs_in_every_dimension(shape):
 
 def test_percolating_sample_is_flagged_not_hidden():
     V = block_sample((64, 64))
-    ds = ms.ac_conductivity(V, 2.5, OMEGA)  # far above the band tail: V_u <= E_F percolates
+    with pytest.warns(ms.RegimeWarning, match="percolate"):
+        ds = ms.ac_conductivity(V, 2.5, OMEGA)  # far above the band tail: V_u <= E_F percolates
     assert bool(ds["percolating"])
     assert not ds.valid.any()
 
