@@ -312,3 +312,16 @@ figures = false
                              0.9, ds.omega.values, pair_model=True)
     np.testing.assert_allclose(ds.sigma_pairs.isel(realization=0), one.sigma_pairs, rtol=1e-12)
     np.testing.assert_allclose(ds.sigma_pairs_mean, ds.sigma_pairs.mean("realization"))
+
+
+def test_basins_one_step_apart_still_tunnel():
+    # Basins whose geodesic has no cell of positive metric (rho_ij ~ 0.3-0.5 from the floored
+    # metric between cells) once got a zero midpoint section, so Herring's t_ab = 0 for the
+    # most strongly coupled pairs (docs/investigation/README.md, resonant pairs). Now every
+    # pair at a positive Agmon distance couples, and more strongly than any pair farther apart.
+    V = ms.disorder.block((128, 128), block=4, width=4.0, seed=11)
+    m = ms.run_pipeline(V, 0.9, np.geomspace(5e-3, 0.2, 6)).pair_model
+    rho = m.distances.rho[m.pair]
+    assert np.all(m.t[rho > 0] > 0)
+    thin = rho < 0.6
+    assert thin.any() and np.median(m.t[thin]) > np.median(m.t[rho > 2])

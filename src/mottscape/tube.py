@@ -133,7 +133,7 @@ def _one_tube(path: np.ndarray, lens: np.ndarray, pos: np.ndarray, fields: _Fiel
     ds = 0.5 * (lens + np.append(lens[1:], 0.0))
     live = w > 0
     if not live.any():
-        return crossed, crossed, 0.0, 0.0, pos.mean(axis=0), 0.0
+        return _thin_barrier(rho, float(arc[-1]), a_i, a_j, crossed, pos, d)
     lam_f = w * (1.0 / (a_i + l_i) + 1.0 / (a_j + l_j))
     lam = lam_f.copy()
     bad = np.zeros(path.size, bool)
@@ -149,6 +149,24 @@ def _one_tube(path: np.ndarray, lens: np.ndarray, pos: np.ndarray, fields: _Fiel
     centre = (weight @ pos) / weight.sum() if weight.sum() > 0 else pos.mean(axis=0)
     frac = float(bad[live].mean()) if live.any() else 0.0
     return vol, crossed, float(w[mid]), float(section[mid]), centre, frac
+
+
+def _thin_barrier(rho: float, length: float, a_i: float, a_j: float, crossed: float,
+                  pos: np.ndarray, d: int) -> tuple:
+    """The tube of a path with no cell of positive metric (basins one step apart).
+
+    rho_ij > 0 then comes from the floored metric between the path's cells, and the Laplace
+    method of eq. A9 has no non-degenerate part to integrate. For Herring's amplitude the
+    barrier is taken as uniform over the path: w = rho_ij / length, with the fronts'
+    cross-section at zero path length, det H_perp = [w (1/a_i + 1/a_j)]^{d-1}. Without it the
+    midpoint flux, and t_ab, would be zero for the most strongly coupled pairs.
+    """
+    w_mid = rho / length if length > 0 else 0.0
+    if w_mid <= 0:
+        return crossed, crossed, 0.0, 0.0, pos.mean(axis=0), 0.0
+    section = float(_section(np.array([w_mid * (1.0 / a_i + 1.0 / a_j)]), d)[0]) \
+        if d > 1 else 1.0
+    return crossed, crossed, w_mid, section, pos.mean(axis=0), 0.0
 
 
 @dataclass(frozen=True)
