@@ -72,67 +72,38 @@ def _gershgorin(ham: Hamiltonian) -> tuple[float, float]:
     return float(np.min(A.diagonal() - offsum)), float(np.max(A.diagonal() + offsum))
 
 
-#: The (get, set) thread-count functions of the loaded OpenBLAS libraries, found once per
-#: process (None until the first :func:`_blas_single_thread`).
-_BLAS_HANDLES: list[tuple] | None = None
+#: threadpoolctl's view of the loaded BLAS libraries, made once per process (None until the
+#: first :func:`_blas_single_thread`).
+_BLAS_CONTROLLER = None
 
 
-def _blas_handles() -> list[tuple]:
-    """The ``*_get_num_threads`` / ``*_set_num_threads`` pairs of every loaded OpenBLAS.
+def _blas_controller():
+    """A :class:`threadpoolctl.ThreadpoolController`, made once and cached.
 
-    Found once and cached: reading ``/proc/self/maps`` (large once numba has compiled) and
-    opening the libraries cost ~1 ms, and the pair model enters the block once per box.
-    ``scipy.linalg`` is imported first so that scipy's own OpenBLAS is loaded when we look.
+    Making one scans the loaded libraries (~1 ms, and ``threadpool_limits`` does it on every
+    call), while the pair model enters the block once per box. ``scipy.linalg`` is imported
+    first so that scipy's own OpenBLAS is loaded when the controller looks.
     """
-    global _BLAS_HANDLES
-    if _BLAS_HANDLES is not None:
-        return _BLAS_HANDLES
-    handles: list[tuple] = []
-    try:
-        import ctypes
-        import re
-
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
         import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS before the scan)
+        from threadpoolctl import ThreadpoolController
 
-        with open("/proc/self/maps") as fh:
-            libs = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", fh.read())))
-        for lib in libs:
-            cdll = ctypes.CDLL(lib)
-            for suffix in ("", "64_", "_64_"):
-                get = getattr(cdll, f"scipy_openblas_get_num_threads{suffix}", None)
-                put = getattr(cdll, f"scipy_openblas_set_num_threads{suffix}", None)
-                if get is None or put is None:
-                    get = getattr(cdll, f"openblas_get_num_threads{suffix}", None)
-                    put = getattr(cdll, f"openblas_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    handles.append((get, put))
-                    break
-    except (OSError, AttributeError, ValueError):
-        pass
-    _BLAS_HANDLES = handles
-    return handles
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER
 
 
 @contextlib.contextmanager
 def _blas_single_thread():
-    """Run OpenBLAS single-threaded inside the block (best effort, Linux only).
+    """Run BLAS single-threaded inside the block (numpy's and scipy's libraries).
 
     ARPACK's reverse communication issues many small BLAS-2 calls; with the OpenBLAS
     thread pool on the 2-core development machine they ran 2-3x slower than on one thread,
-    and dense ``eigh`` of a few thousand rows 3-4x slower. We switch the
-    loaded OpenBLAS libraries (numpy's and scipy's) to one thread and restore them after,
-    through their exported ``*_set_num_threads`` symbols, as threadpoolctl would do (the
-    libraries are located once, :func:`_blas_handles`).
+    and dense ``eigh`` of a few thousand rows 3-4x slower. The thread counts are restored
+    after the block (threadpoolctl, through the cached :func:`_blas_controller`).
     """
-    saved = []
-    for get, put in _blas_handles():
-        saved.append((put, int(get())))
-        put(1)
-    try:
+    with _blas_controller().limit(limits=1, user_api="blas"):
         yield
-    finally:
-        for put, n in saved:
-            put(n)
 
 
 def _fermi(E: np.ndarray, fermi_energy: float, temperature: float) -> np.ndarray:
