@@ -103,6 +103,8 @@ __all__ = [
     "PairDistances",
     "agmon_distance",
     "basin_distances",
+    "chain_cumulative",
+    "chain_run_distance",
     "distance_field",
     "floored_metric",
     "geodesic",
@@ -281,6 +283,26 @@ def _march_1d(wf: np.ndarray, source: np.ndarray, h: float, periodic: bool,
     fwd = _sweep(wf, source, h, order)
     bwd = _sweep(wf[::-1], source[::-1], h, order)[::-1]
     return np.minimum(fwd, bwd)
+
+
+def chain_cumulative(wf: np.ndarray, h: float) -> np.ndarray:
+    """Agmon length from the first cell of a chain to each cell (trapezoid rule, order 2).
+
+    ``wf`` is the floored metric along the chain (:func:`floored_metric`), ``h`` its spacing.
+    """
+    return np.concatenate([[0.0], np.cumsum(0.5 * h * (wf[1:] + wf[:-1]))])
+
+
+def chain_run_distance(cum: np.ndarray, first, last, cells: np.ndarray) -> np.ndarray:
+    """rho of ``cells`` from a run of cells ``[first, last]`` of a Dirichlet chain.
+
+    A basin of a chain is a run, so its Agmon distance is the cumulative length
+    (:func:`chain_cumulative`) away from the run's ends and 0 inside: the values of
+    :func:`distance_field` (order 2) in 1D, with no search. ``first`` and ``last`` may be
+    arrays of shape ``(k, 1)`` (k runs at once, against ``cells`` of shape ``(n,)``).
+    """
+    return np.where(cells < first, cum[first] - cum[cells],
+                    np.where(cells > last, cum[cells] - cum[last], 0.0))
 
 
 def _sweep(w: np.ndarray, s: np.ndarray, h: float, order: int) -> np.ndarray:

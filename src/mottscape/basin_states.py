@@ -499,22 +499,20 @@ def _chain_tails(v: np.ndarray, owner: np.ndarray, metric: np.ndarray, labels: n
     :func:`mottscape.agmon.distance_field` in 1D (same floor of the segment's metric), with
     no search per owner.
     """
-    from .agmon import FLOOR
+    from .agmon import FLOOR, chain_cumulative, chain_run_distance
 
     h = float(sample.grid.spacing[0])
     # the floor of agmon.floored_metric on this segment (its max; a segment of zero metric
     # would use 1 / its length), without building a Grid for the segment
     top = float(metric.max()) if float(metric.max()) > 0 else 1.0 / (metric.size * h)
     wf = np.maximum(metric, FLOOR * top)
-    cum = np.concatenate([[0.0], np.cumsum(0.5 * h * (wf[1:] + wf[:-1]))])
+    cum = chain_cumulative(wf, h)
     runs, row = np.unique(owner, return_inverse=True)
     inside = labels[None, :] == runs[:, None] + 1  # (owners, cells)
     present = inside.any(axis=1) & (runs >= 0)
     first = np.argmax(inside, axis=1)
     last = labels.size - 1 - np.argmax(inside[:, ::-1], axis=1)
-    j = np.arange(labels.size)
-    rho = np.where(j < first[:, None], cum[first][:, None] - cum,
-                   np.where(j > last[:, None], cum - cum[last][:, None], 0.0))[row]
+    rho = chain_run_distance(cum, first[:, None], last[:, None], np.arange(labels.size))[row]
     sel = (rho >= TAIL_RANGE[0]) & (rho <= TAIL_RANGE[1]) & present[row][:, None]
     with np.errstate(divide="ignore"):
         logs = np.log(np.abs(v.T) / math.sqrt(sample.grid.cell_volume)) + rho

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _agmon_kernels as _kernels
-from .agmon import PairDistances, neighbour_offsets
+from .agmon import PairDistances, chain_cumulative, chain_run_distance, neighbour_offsets
 from .basins import Basins
 from .landscape import Landscape
 from .options import CrossSection
@@ -210,8 +210,7 @@ class _SourceFields:
         self.wf = np.ascontiguousarray(floored_metric(metric, grid), dtype=float).ravel()
         self.chain = grid.ndim == 1 and not grid.periodic
         if self.chain:
-            h = float(grid.spacing[0])
-            self.cum = np.concatenate([[0.0], np.cumsum(0.5 * h * (self.wf[1:] + self.wf[:-1]))])
+            self.cum = chain_cumulative(self.wf, float(grid.spacing[0]))
             self.cells, self.start = _kernels.basin_cells(labels, int(labels.max(initial=0)))
         self.shape3 = np.array((1,) * (3 - grid.ndim) + tuple(grid.shape), np.int64)
         self.h3 = np.array((1.0,) * (3 - grid.ndim) + tuple(grid.spacing))
@@ -226,9 +225,7 @@ class _SourceFields:
         lo = int(np.searchsorted(self.cum, self.cum[a] - bound, side="left")) - 1
         hi = int(np.searchsorted(self.cum, self.cum[b] + bound, side="right")) + 1
         lo, hi = max(lo, 0), min(hi, self.labels.size)
-        j = np.arange(lo, hi)
-        f = np.where(j < a, self.cum[a] - self.cum[j],
-                     np.where(j > b, self.cum[j] - self.cum[b], 0.0))
+        f = chain_run_distance(self.cum, a, b, np.arange(lo, hi))
         f[f > bound] = np.inf
         return _Window(f, self.labels[lo:hi], np.array([1, 1, hi - lo], np.int64), False, lo)
 
