@@ -103,3 +103,38 @@ def test_a_small_2d_sample_keeps_its_boxes():
     s = make_sample(ms.disorder.block((128, 128), block=4, width=4.0, seed=3))
     st = _states(s, 0.9, 0.2)
     assert not st.whole_sample and st.n_boxes > 10
+
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_state_vectors_read_a_single_well_state_inside_its_box(periodic):
+    # The pair model's midpoint amplitudes read each state on its box eigenvector. For one
+    # well in a large sample the exact state IS the single-well state: inside the readable
+    # part of the box (>= PROBE_MARGIN_AGMON Agmon lengths from a cut face) the box vector must
+    # be it to a few %, and nearer to the cut faces it is not (the face pulls the tail down),
+    # which is why those cells are not read.
+    V = np.ones((72, 72))
+    corner = 1 if periodic else 33  # a periodic sample's box wraps round the faces
+    V[corner:corner + 6, corner:corner + 6] = 0.0
+    sample = make_sample(V, boundary="periodic" if periodic else "dirichlet")
+    E = lowest_eigenvalues(sample, 1)
+    E, psi = exact_eigenstates(sample, float(E[0]) - 1e-3, float(E[0]) + 1e-3)
+    psi = np.abs(psi[:, 0]) / np.sqrt(sample.grid.cell_volume)
+    st = _states(sample, float(E[0]), 0.05, keep_vectors=True)
+    assert st.n == 1 and st.vectors is not None
+    assert _states(sample, float(E[0]), 0.05).vectors is None
+    cells = np.arange(sample.grid.size)
+    got = st.vectors.at(np.zeros(cells.size, int), cells)
+    read = np.isfinite(got)
+    assert 0.05 * cells.size < read.sum() < cells.size  # a box, not the whole sample
+    # a face at Agmon distance D cuts the tail by about e^{-2 D}: 1.8 % at D = 2
+    np.testing.assert_allclose(got[read], psi[read], rtol=0.02)
+    # the box's cells next to its faces (not read) are cut by them
+    boxed = np.zeros(cells.size, bool)
+    boxed[np.unique(np.concatenate([g[0] for g in st.vectors._boxes]))] = True
+    near_face = boxed & ~read
+    assert near_face.any()
+    box_vector = np.abs(st.vectors._boxes[0][2][np.argsort(st.vectors._boxes[0][1]), 0])
+    cut = box_vector / np.sqrt(sample.grid.cell_volume) / psi[st.vectors._boxes[0][0]]
+    assert cut.min() < 0.9  # nearest the faces the box vector is >10 % below the state
+    assert np.isnan(st.vectors.at(np.zeros(1, int), np.array([-1]))[0])

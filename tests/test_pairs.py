@@ -190,15 +190,28 @@ def separate_boxes(monkeypatch):
     monkeypatch.setattr("mottscape.basin_states.MERGE_BOXES", False)
 
 
+@pytest.mark.parametrize("amplitude", ["tail", "midpoint"])
 @pytest.mark.parametrize("d, gaps", [(1, (8, 12)), (2, (8, 12))])
-def test_herring_amplitude_gives_the_two_well_splitting(d, gaps, separate_boxes):
-    # Herring's formula with the states' own tails: within 25 % of the exact splitting of two
-    # square wells (barrier 1, rho_ij from 5 to 10); eq. A13 with c = V^-1/2 is 15-30 times
-    # too large on the same wells (docs/theory.md).
-    opts = Options(pair_model=True)
+def test_herring_amplitude_gives_the_two_well_splitting(d, gaps, amplitude, separate_boxes):
+    # Herring's formula with the states' own tails or their box vectors at the midpoint:
+    # within 25 % of the exact splitting of two square wells (barrier 1, rho_ij from 5 to 10);
+    # eq. A13 with c = V^-1/2 is 15-30 times too large on the same wells (docs/theory.md).
+    opts = Options(pair_model=True, state_amplitude=amplitude)
     for gap in gaps:
-        model, exact, _ = _model_splitting(_two_wells(d, gap, 1.0), opts)
+        model, exact, m = _model_splitting(_two_wells(d, gap, 1.0), opts)
         assert model / exact == pytest.approx(1.0, abs=0.25)
+        if amplitude == "midpoint":  # both states read on their boxes
+            np.testing.assert_array_equal(m.midpoint_read, 2)
+
+
+def test_midpoint_amplitude_holds_at_large_separation_2d(separate_boxes):
+    # Farther apart (rho_ij 12-16) the tail amplitude continued as e^{-rho} drifts above the
+    # exact splitting in 2D (1.18, 1.27); the box vectors read at the midpoint stay within 15 %.
+    opts = Options(pair_model=True, state_amplitude="midpoint")
+    for gap in (16, 20):
+        model, exact, m = _model_splitting(_two_wells(2, gap, 1.0), opts)
+        assert model / exact == pytest.approx(1.0, abs=0.15)
+        np.testing.assert_array_equal(m.midpoint_read, 2)
 
 
 @pytest.mark.slow

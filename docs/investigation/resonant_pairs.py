@@ -85,7 +85,7 @@ import mottscape as ms
 from mottscape.agmon import PairDistances, basin_distances
 from mottscape.basin_states import (
     PADDING_AGMON,
-    _box_axes,
+    _clipped,
     _eigenpairs,
     _padding_cells,
     _tails,
@@ -96,7 +96,18 @@ from mottscape.sample import make_sample
 from mottscape.tube import pair_tubes
 
 HERE = Path(__file__).resolve().parent
+
+
+def _box_axes(sample, slices, pad) -> list[np.ndarray]:
+    """Unwrapped cell indices of a padded box, per axis (the package's box rule)."""
+    lo = np.array([sl.start for sl in slices]) - pad
+    hi = np.array([sl.stop for sl in slices]) + pad
+    lo, hi = _clipped(lo[None], hi[None], np.asarray(sample.grid.shape), sample.grid.periodic)
+    return [np.arange(x, y) for x, y in zip(lo[0], hi[0], strict=True)]
+
 OUT = HERE / "resonant_pairs.json"
+#: Options of the package's pair model (``--state-amplitude``); default: the package defaults.
+PIPE_OPTIONS: dict = {}
 
 #: A hybrid: its two largest basin-domain weights sum to at least this ...
 TWO_BASINS = 0.8
@@ -416,6 +427,8 @@ def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list
             k = sel[np.argmin(np.abs(st.energies[model.a[sel]] - ei0)
                               + np.abs(st.energies[model.b[sel]] - ej0))]
             got["t_package"] = float(model.t[k])
+            got["package_read"] = int(getattr(model, "midpoint_read", np.zeros(k + 1))[k])
+            got["package_boxed"] = bool(model.boxed[k])
         out.append(got)
     if out:
         sub = PairDistances(i=np.array([p["i"] for p in out]), j=np.array([p["j"] for p in out]),
@@ -443,7 +456,7 @@ def one_sample(model: str, seed: int, window: float, natural: bool = True) -> di
     land = ms.solve_landscape(V)
     ef = spec["fermi"] if spec["fermi"] is not None else float(
         np.quantile(land.effective_potential, QUANTILE))
-    pipe = ms.run_pipeline(sample, ef, OMEGA, landscape=land, pair_model=True)
+    pipe = ms.run_pipeline(sample, ef, OMEGA, landscape=land, pair_model=True, **PIPE_OPTIONS)
     land, mland, basins = pipe.landscape, pipe.metric_landscape, pipe.basins
     metric = mland.agmon_metric(ef)
     tuned, tuned_cuts = tuned_pairs(sample, pipe, ef, window, seed) if TUNED else ([], {})
@@ -521,7 +534,8 @@ def _ll_amplitudes(pairs: list[dict], sub: PairDistances, tubes, land, pipe, ef:
     out = {}
     for name, c in (("herring_tail", c_tail), ("herring_vpr", c_vpr),
                     ("herring_basin", c_basin)):
-        out[name] = _amplitude("herring", None, rho, tubes, idx, c, frame, dxi, kin, mass)
+        out[name] = _amplitude("herring", None, rho, tubes, idx, c * np.exp(-rho), frame, dxi,
+                               kin, mass)
     out["a13"] = _amplitude("a13", c_vpr * np.exp(-rho) * vols, rho, tubes, idx, c_vpr, frame,
                             dxi, kin, mass)
     out["a16"] = _amplitude("a16", None, rho, tubes, idx, None, frame, dxi, kin, mass)
@@ -676,8 +690,15 @@ def main(argv=None) -> int:
     p.add_argument("--no-tuned", action="store_true", help="skip the tuned resonances")
     p.add_argument("--report", action="store_true",
                    help="only reprint the tables from the JSON (summaries recomputed)")
+    p.add_argument("--state-amplitude", default=None,
+                   help="the package pair model's state_amplitude (default: the package's)")
+    p.add_argument("--out", default=None, help="JSON file (default resonant_pairs.json)")
     args = p.parse_args(argv)
-    global TUNED
+    global TUNED, OUT
+    if args.state_amplitude:
+        PIPE_OPTIONS["state_amplitude"] = args.state_amplitude
+    if args.out:
+        OUT = Path(args.out)
     TUNED = not args.no_tuned
     if args.report:
         result = json.loads(OUT.read_text())

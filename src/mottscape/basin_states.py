@@ -38,7 +38,8 @@ from .basins import Basins
 from .errors import InputError
 from .sample import Sample
 
-__all__ = ["BasinStates", "BoxPairs", "basin_states", "landscape_counts", "nearest_basin"]
+__all__ = ["BasinStates", "BoxPairs", "StateVectors", "basin_states", "landscape_counts",
+           "nearest_basin"]
 
 #: Boxes with at most this many cells are diagonalised densely (``eigh(subset_by_value)``);
 #: larger ones by shift-invert Lanczos around E_F.
@@ -134,6 +135,9 @@ class BasinStates:
         The whole sample was solved as one box (:func:`_whole_sample_cheaper`): every state is
         an exact eigenstate of H and every pair of them is resolved in that box, so that the
         pair model's sigma is the exact Kubo-Greenwood sum, not an LL estimate.
+    vectors
+        The states' box eigenvectors (:class:`StateVectors`) when asked for
+        (``basin_states(..., keep_vectors=True)``), else None.
     """
 
     basin: np.ndarray
@@ -148,6 +152,7 @@ class BasinStates:
     padding_cells: np.ndarray
     n_boxes: int = 0
     whole_sample: bool = False
+    vectors: StateVectors | None = None
 
     @property
     def n(self) -> int:
@@ -157,6 +162,78 @@ class BasinStates:
     def counts(self, n_basins: int) -> np.ndarray:
         """Number of states found per basin."""
         return np.bincount(self.basin, minlength=n_basins)
+
+
+#: Agmon lengths 1 / <w> kept between a cell and the faces of a box for the box's states to
+#: be read at that cell (:meth:`StateVectors.at`): a Dirichlet face at Agmon distance D pulls
+#: a state's tail down by about e^{-2 D}, 2 % at D = 2.
+PROBE_MARGIN_AGMON = 2.0
+
+
+class StateVectors:
+    """The kept states' box eigenvectors, read cell by cell.
+
+    Each state is the eigenvector of the box its kept copy comes from (the least leaking one).
+    A cell is readable for a state when it lies in that box at least :data:`PROBE_MARGIN_AGMON`
+    Agmon lengths (converted to cells per axis) from the box faces that are not faces of a
+    Dirichlet sample; elsewhere the box's face has cut the state's tail.
+
+    Parameters
+    ----------
+    boxes
+        Per box holding kept states: its global cells (flat, row-major in the box), the
+        vectors of its kept states (columns) and the readable-cell mask.
+    slot, column
+        Per state: its box (index into ``boxes``) and its column there.
+    cell_volume
+        Volume of one cell (the vectors are normalized over cells; psi = v / sqrt(cell volume)).
+    """
+
+    def __init__(self, boxes: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 slot: np.ndarray, column: np.ndarray, cell_volume: float) -> None:
+        self._boxes = []
+        for cells, vectors, readable in boxes:
+            order = np.argsort(cells, kind="stable")
+            self._boxes.append((cells[order], order, vectors, readable))
+        self._slot = np.asarray(slot, int)
+        self._column = np.asarray(column, int)
+        self._scale = 1.0 / math.sqrt(cell_volume)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the vectors."""
+        return int(sum(g[2].nbytes + g[0].nbytes + g[1].nbytes for g in self._boxes))
+
+    def at(self, states: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """|psi_a(r)| of each state ``states[k]`` at grid cell ``cells[k]`` (flat index).
+
+        NaN where the cell is not readable for that state (outside its box, too close to the
+        box's faces, or a negative cell index).
+        """
+        states = np.asarray(states, int)
+        cells = np.asarray(cells, int)
+        out = np.full(states.size, np.nan)
+        slot = self._slot[states]
+        for b in np.unique(slot):
+            sel = np.flatnonzero(slot == b)
+            sorted_cells, order, vectors, readable = self._boxes[int(b)]
+            pos = np.minimum(np.searchsorted(sorted_cells, cells[sel]), sorted_cells.size - 1)
+            loc = order[pos]
+            ok = (sorted_cells[pos] == cells[sel]) & readable[loc]
+            out[sel[ok]] = np.abs(vectors[loc[ok], self._column[states[sel[ok]]]]) * self._scale
+        return out
+
+
+def _state_vectors(boxes: list[dict], box: np.ndarray, local: np.ndarray, kept: np.ndarray,
+                   cell_volume: float) -> StateVectors:
+    """The :class:`StateVectors` of the kept states (candidates ``kept``)."""
+    held, slot, column = [], np.zeros(kept.size, int), np.zeros(kept.size, int)
+    for n, b in enumerate(np.unique(box[kept])):
+        sel = np.flatnonzero(box[kept] == b)
+        g = boxes[int(b)]
+        held.append((g["cells"], g["vectors"][:, local[kept[sel]]], g["readable"]))
+        slot[sel], column[sel] = n, np.arange(sel.size)
+    return StateVectors(held, slot, column, cell_volume)
 
 
 def _padding_cells(sample: Sample, metric: np.ndarray, basins: Basins,
@@ -410,15 +487,19 @@ def _peaks(v: np.ndarray, flat: np.ndarray) -> np.ndarray:
     return np.where(tie, flat[:, None], np.iinfo(np.int64).max).min(axis=0)
 
 
-def _edge_mask(sample: Sample, axes: list[np.ndarray]) -> np.ndarray:
-    """Cells on the box faces that are not faces of a Dirichlet sample (flattened)."""
+def _edge_mask(sample: Sample, axes: list[np.ndarray], depth=1) -> np.ndarray:
+    """Cells near the box faces that are not faces of a Dirichlet sample (flattened).
+
+    ``depth``: cells per axis from the face (an int or one per axis; 1: the outer layer).
+    """
     edge = np.zeros(tuple(len(x) for x in axes), bool)
+    depths = np.broadcast_to(np.asarray(depth, int), (len(axes),))
     for a, x in enumerate(axes):
-        n = sample.grid.shape[a]
+        n, k = sample.grid.shape[a], int(depths[a])
         if (sample.grid.periodic and x.size < n) or x[0] > 0:
-            edge[(slice(None),) * a + (0,)] = True
+            edge[(slice(None),) * a + (slice(0, k),)] = True
         if (sample.grid.periodic and x.size < n) or x[-1] < n - 1:
-            edge[(slice(None),) * a + (-1,)] = True
+            edge[(slice(None),) * a + (slice(max(x.size - k, 0), None),)] = True
     return edge.ravel()
 
 
@@ -634,7 +715,8 @@ def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
 
 def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energy: float,
                  window: float, *, padding: float = PADDING_AGMON,
-                 merge: bool | None = None, landscape=None) -> BasinStates:
+                 merge: bool | None = None, landscape=None,
+                 keep_vectors: bool = False) -> BasinStates:
     """The eigenstates of H in |E - E_F| <= ``window``, found basin by basin.
 
     Parameters
@@ -661,6 +743,10 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     landscape
         The solved landscape of ``sample``: its landscape-law count sizes the shift-invert
         solves of large boxes (the states found do not depend on it).
+    keep_vectors
+        Keep the states' box eigenvectors (:attr:`BasinStates.vectors`), for the pair model's
+        amplitudes at the Agmon midpoints (``state_amplitude="midpoint"``). They take the
+        memory of one eigenvector per state over its box.
 
     Returns
     -------
@@ -677,6 +763,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     merge = MERGE_BOXES if merge is None else bool(merge)
     pad = _padding_cells(sample, metric, basins, float(padding))
     lo, hi, members = _basin_boxes(sample, basins, pad)
+    margin = _padding_cells(sample, metric, basins, PROBE_MARGIN_AGMON)
     if merge and sample.ndim == 1 and not sample.grid.periodic:
         lo, hi, members = _merged_segments(lo, hi, members)
     elif merge:
@@ -705,6 +792,8 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
             flat, mesh = _box_cells(sample, axes)
             w, v = solve(flat, axes)
             boxes.append(_box_candidates(sample, w, v, axes, flat, mesh, mem, nearest))
+            if keep_vectors:
+                boxes[-1]["readable"] = ~_edge_mask(sample, axes, margin)
     d = sample.ndim
     fields = ("energies", "centroids", "volumes", "leakage", "owner", "home")
     cand = {k: (np.concatenate([g[k] for g in boxes]) if boxes else
@@ -725,7 +814,9 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         centroids=cand["centroids"][kept], volumes=cand["volumes"][kept],
         tails=tails, leakage=cand["leakage"][kept],
         box_pairs=_pairs_of_boxes(boxes, index), unmatched=int(np.count_nonzero(index < 0)),
-        window=float(window), padding_cells=pad, n_boxes=len(boxes), whole_sample=whole)
+        window=float(window), padding_cells=pad, n_boxes=len(boxes), whole_sample=whole,
+        vectors=(_state_vectors(boxes, box, local, kept, sample.grid.cell_volume)
+                 if keep_vectors else None))
 
 
 def _box_solver(sample: Sample, A: sp.csr_array, lo: float, hi: float, whole: bool,

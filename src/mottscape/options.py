@@ -60,9 +60,11 @@ The pair model (App. A-B, :mod:`mottscape.pairs`):
     The tube's cross-section of eq. A9: ``"fronts"`` (spherical Agmon fronts, our extension)
     or ``"landscape"`` (-Delta u / u, eqs. A19-A20).
 ``state_amplitude``
-    c_a of eq. 10: ``"volume"`` (V_a^{-1/2}, the paper's estimate below eq. 10) or ``"tail"``
+    c_a of eq. 10: ``"volume"`` (V_a^{-1/2}, the paper's estimate below eq. 10), ``"tail"``
     (our extension: the amplitude of the state's own exponential tail, psi_a ~ A_a e^{-rho}
-    measured on its box).
+    measured on its box) or ``"midpoint"`` (our extension, the default: psi_a at the pair's
+    Agmon midpoint read on the state's box eigenvector, continued as e^{-Delta rho} from the
+    nearest cell of the geodesic that its box holds).
 ``pair_coupling``
     ``"box"`` (default): two states of different basins that one box holds enter with their
     box splitting and dipole; ``"tunnelling"``: every pair of states of different basins goes
@@ -113,7 +115,7 @@ XiMethod = Literal["transfer_matrix", "fit", "metric"]
 Effective = Literal["vu", "scaled"]
 Amplitude = Literal["a13", "herring", "a16"]
 CrossSection = Literal["fronts", "landscape"]
-StateAmplitude = Literal["volume", "tail"]
+StateAmplitude = Literal["volume", "tail", "midpoint"]
 PairCoupling = Literal["box", "tunnelling"]
 Estimator = Literal["pairs", "eq17"]
 #: Landscape solvers: ``"scipy-cg"`` is scipy's CG with a Jacobi preconditioner on the
@@ -160,7 +162,7 @@ class Options:
     pair_model: bool | None = None
     amplitude: Amplitude = "herring"
     cross_section: CrossSection = "fronts"
-    state_amplitude: StateAmplitude = "tail"
+    state_amplitude: StateAmplitude = "midpoint"
     pair_coupling: PairCoupling = "box"
     solver: LandscapeSolver = "auto"
     tol: float = 1e-10

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -184,6 +184,11 @@ class PairModel:
     boxed
         Per inter-basin state pair: both states were resolved in one box; such pairs enter
         sigma with that box's splitting and |X|^2 (``states.box_pairs``), not through t_ab.
+    midpoint_read
+        Per inter-basin state pair: how many of its two states' amplitudes at the Agmon
+        midpoint were read on their box eigenvectors (``state_amplitude="midpoint"``, see
+        :func:`_midpoint_product`; the others continue the tail amplitude as
+        e^{-rho_ij / 2}).
     sigma, n_pairs
         Per bin: the conductivity (unit of ``units.sigma_unit``) and the pairs counted.
     box_share
@@ -216,6 +221,7 @@ class PairModel:
     x2: np.ndarray
     active: np.ndarray
     boxed: np.ndarray
+    midpoint_read: np.ndarray
     sigma: np.ndarray
     n_pairs: np.ndarray
     box_share: np.ndarray
@@ -253,13 +259,14 @@ def _state_pairs(states: BasinStates, dist: PairDistances
     return a, b, pair
 
 
-def _amplitude(kind: str, overlap, rho, tubes: PairTubes, pair, c_ab, frame: float,
+def _amplitude(kind: str, overlap, rho, tubes: PairTubes, pair, product, frame: float,
                delta_xi: float, kinetic: float, mass: np.ndarray) -> np.ndarray:
+    """t_ab; ``product`` is psi_a psi_b at the Agmon midpoint (:func:`_midpoint_product`)."""
     if kind == "a13":
         return frame * overlap
     if kind == "herring":
         flux = 2.0 * kinetic * tubes.mid_metric[pair] / mass[pair]  # hbar^2 w / m
-        return flux * c_ab * np.exp(-rho) * tubes.mid_section[pair]
+        return flux * product * tubes.mid_section[pair]
     return delta_xi * rho * np.exp(-rho)
 
 
@@ -295,11 +302,76 @@ def _box_resolved(states: BasinStates, a: np.ndarray, b: np.ndarray, coupling: s
 
 
 def _state_amplitudes(states: BasinStates, kind: str) -> np.ndarray:
-    """c_a of eq. 10: V_a^{-1/2} (``"volume"``) or the measured tail amplitude (``"tail"``)."""
+    """c_a of eq. 10: V_a^{-1/2} (``"volume"``) or the measured tail amplitude.
+
+    The tail amplitude for ``"tail"``, and for ``"midpoint"`` where the midpoint is not
+    readable; V_a^{-1/2} where a state has no tail measured.
+    """
     c = 1.0 / np.sqrt(states.volumes)
-    if kind == "tail":
+    if kind in ("tail", "midpoint"):
         c = np.where(np.isfinite(states.tails), states.tails, c)
     return c
+
+
+def _midpoint_product(states: BasinStates, kind: str, a: np.ndarray, b: np.ndarray,
+                      pair: np.ndarray, rho: np.ndarray, tubes: PairTubes
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """psi_a psi_b at the Agmon midpoint of each state pair, and how many of the two were read.
+
+    Eq. 10 gives psi_a(s*) = c_a e^{-rho_ij / 2} at the midpoint s*, so the product is
+    c_a c_b e^{-rho_ij}. With ``kind="midpoint"`` each factor is instead read on the state's
+    own box eigenvector (:meth:`~mottscape.basin_states.StateVectors.at`): at the midpoint
+    cell if the box holds it, else at the cell of the geodesic nearest to the midpoint on the
+    state's side that the box holds, continued to the midpoint as e^{-Delta rho} (eq. 10 over
+    the remaining stretch only); the tail amplitude where the box holds no cell of the path
+    beyond the basin. Why: in 2D the exact single-well states decay from their basins as about
+    e^{-1.2 rho}, not e^{-rho}, so a tail amplitude measured at rho = 1-3 and continued as
+    e^{-rho} overestimates them at the midpoint, more the farther apart the wells
+    (docs/investigation/README.md, "Couplings of exact resonant pairs"); the box eigenvector
+    has the decay of the local Hamiltonian.
+    """
+    half = np.exp(-0.5 * rho)
+    c = _state_amplitudes(states, kind)
+    fa, fb = c[a] * half, c[b] * half
+    read = np.zeros(a.size, int)
+    if kind != "midpoint" or states.vectors is None or not a.size:
+        return fa * fb, read
+    for own_is_i, s, f in ((True, a, fa), (False, b, fb)):
+        got = _read_on_path(states.vectors, s, pair, rho, tubes, own_is_i)
+        ok = np.isfinite(got)
+        f[ok] = got[ok]
+        read += ok
+    return fa * fb, read
+
+
+def _read_on_path(vectors, s: np.ndarray, pair: np.ndarray, rho: np.ndarray,
+                  tubes: PairTubes, own_is_i: bool) -> np.ndarray:
+    """psi_s at the midpoint, read on the box of state ``s`` (see :func:`_midpoint_product`).
+
+    ``own_is_i``: the states lie in B_i of their pairs (the end the path's rho is measured
+    from), else in B_j. NaN where the box holds no cell of the path on the state's side.
+    """
+    out = vectors.at(s, tubes.mid_cell[pair])
+    miss = np.flatnonzero(~np.isfinite(out))
+    if not miss.size:
+        return out
+    p = pair[miss]
+    lo, hi = tubes.path_start[p], tubes.path_start[p + 1]
+    lens = hi - lo
+    q = np.repeat(np.arange(miss.size), lens)
+    k = np.arange(q.size) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+    f = tubes.path_rho[k]
+    own = f if own_is_i else rho[miss][q] - f  # rho from the state's basin, on the geodesic
+    gap = 0.5 * rho[miss][q] - own
+    vals = vectors.at(s[miss][q], tubes.path_cells[k])
+    good = (gap >= 0) & np.isfinite(vals)
+    if not good.any():
+        return out
+    q, gap, vals = q[good], gap[good], vals[good]
+    order = np.lexsort((gap, q))  # per state pair, the smallest gap first
+    first = order[np.r_[True, q[order][1:] != q[order][:-1]]]
+    out[miss[q[first]]] = vals[first] * np.exp(-gap[first])
+    return out
 
 
 def _two_level(t: np.ndarray, overlap: np.ndarray, states: BasinStates, a: np.ndarray,
@@ -379,19 +451,20 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     edges = omega_edges(omega) if edges is None else np.asarray(edges, float)
     e_edges = units.omega_to_energy(edges)
     window = float(e_edges[-1])
+    midpoint = options.state_amplitude == "midpoint"
     states = basin_states(sample, basins, metric_land.agmon_metric(fermi_energy),
-                          fermi_energy, window, landscape=land)
+                          fermi_energy, window, landscape=land, keep_vectors=midpoint)
     dist = _search(metric_land, basins, states, fermi_energy,
                    units.omega_to_energy(np.asarray(omega, float)), stats.delta_xi, options)
     tubes = pair_tubes(land, metric_land, basins, dist, options.cross_section)
     a, b, pair = _state_pairs(states, dist)
     rho = dist.rho[pair]
-    c = _state_amplitudes(states, options.state_amplitude)
-    c_ab = c[a] * c[b]
-    overlap = c_ab * np.exp(-rho) * (tubes.volume[pair] + basins.volumes[dist.i[pair]]
-                                     + basins.volumes[dist.j[pair]])
+    product, read = _midpoint_product(states, options.state_amplitude, a, b, pair, rho, tubes)
+    states = replace(states, vectors=None)  # one eigenvector per state: not kept
+    overlap = product * (tubes.volume[pair] + basins.volumes[dist.i[pair]]
+                         + basins.volumes[dist.j[pair]])
     frame = fermi_energy + land.shift
-    t = _amplitude(options.amplitude, overlap, rho, tubes, pair, c_ab, frame,
+    t = _amplitude(options.amplitude, overlap, rho, tubes, pair, product, frame,
                    stats.delta_xi, units.kinetic, _mid_mass(land, dist))
     split, x2, active = _two_level(t, overlap, states, a, b, tubes.centre[pair], grid,
                                    fermi_energy)
@@ -402,7 +475,7 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     near_bound = rho >= float(np.max(dist.bound)) - 1.0 if rho.size else np.zeros(0, bool)
     return PairModel(states=states, distances=dist, tubes=tubes, a=a, b=b, pair=pair, t=t,
                      overlap=overlap, splitting=split, x2=x2, active=active,
-                     boxed=boxed,
+                     boxed=boxed, midpoint_read=read,
                      sigma=sigma, n_pairs=count, box_share=share, edges=edges,
                      energy_frame=frame,
                      landscape_count=landscape_counts(land, basins, fermi_energy - window,
@@ -460,8 +533,6 @@ def pair_model_on(pipeline, omega_edges_) -> PairModel:
 
 def _rebinned(model: PairModel, edges: np.ndarray, pipeline) -> PairModel:
     """The same pairs binned on other edges."""
-    from dataclasses import replace
-
     units, grid = pipeline.sample.units, pipeline.sample.grid
     tunnel = ~model.boxed
     sigma, count, share = _sigma((model.splitting[tunnel], model.x2[tunnel],
@@ -478,8 +549,6 @@ def recoupled(model: PairModel, coupling: str, pipeline) -> PairModel:
     ``coupling`` is ``"box"`` or ``"tunnelling"``: only which pairs go through t_ab, and so
     sigma, change.
     """
-    from dataclasses import replace
-
     from .options import allowed
 
     if coupling not in allowed("pair_coupling"):
@@ -561,8 +630,6 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
 
 def _scaled(model: PairModel, prefactor: float, pipeline) -> PairModel:
     """The model with every t_ab multiplied by ``prefactor`` (splittings and |X|^2 redone)."""
-    from dataclasses import replace
-
     t = prefactor * model.t
     split, x2, active = _two_level(t, prefactor * model.overlap, model.states, model.a,
                                    model.b, model.tubes.centre[model.pair],

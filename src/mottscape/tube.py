@@ -66,6 +66,13 @@ class PairTubes:
     mid_metric, mid_section
         The metric w and the cross-section (2 pi)^{(d-1)/2} / sqrt(det H_perp) at the Agmon
         midpoint of Gamma_1 (0 and 0 if Gamma_1 is empty).
+    mid_cell
+        Flat grid index of the Agmon midpoint cell (the middle cell of the path when Gamma_1
+        is empty), where the pair model reads its states' amplitudes
+        (``state_amplitude="midpoint"``).
+    path_cells, path_rho, path_start
+        The traced geodesic of each pair: its flat grid cells from B_j to B_i, and
+        rho(., B_i) on them, pair p at ``path_start[p]:path_start[p + 1]``.
     centre
         Cross-section-weighted mean position of Gamma_1, shape ``(n, d)`` (length units).
     fallback
@@ -79,9 +86,13 @@ class PairTubes:
     crossed: np.ndarray
     mid_metric: np.ndarray
     mid_section: np.ndarray
+    mid_cell: np.ndarray
     centre: np.ndarray
     fallback: np.ndarray
     steps: np.ndarray
+    path_cells: np.ndarray
+    path_rho: np.ndarray
+    path_start: np.ndarray
 
 
 def _section(lam: np.ndarray, d: int) -> np.ndarray:
@@ -119,7 +130,7 @@ def _one_tube(path: np.ndarray, lens: np.ndarray, pos: np.ndarray, fields: _Fiel
               field_path: np.ndarray,
               rho: float, a_i: float, a_j: float, volumes: np.ndarray, ends: tuple[int, int],
               d: int, cross_section: str) -> tuple:
-    """V_ij, crossed volume, midpoint metric and section, centre and fallback of one path."""
+    """V_ij, crossed volume, midpoint metric, section and cell, centre and fallback of one path."""
     w = fields.metric[path]
     lab = fields.labels[path]
     crossed_labels = set(np.unique(lab[(w == 0) & (lab > 0)]).tolist()) - {ends[0] + 1,
@@ -133,7 +144,8 @@ def _one_tube(path: np.ndarray, lens: np.ndarray, pos: np.ndarray, fields: _Fiel
     ds = 0.5 * (lens + np.append(lens[1:], 0.0))
     live = w > 0
     if not live.any():
-        return _thin_barrier(rho, float(arc[-1]), a_i, a_j, crossed, pos, d)
+        return (*_thin_barrier(rho, float(arc[-1]), a_i, a_j, crossed, pos, d),
+                int(path[path.size // 2]))
     lam_f = w * (1.0 / (a_i + l_i) + 1.0 / (a_j + l_j))
     lam = lam_f.copy()
     bad = np.zeros(path.size, bool)
@@ -148,7 +160,7 @@ def _one_tube(path: np.ndarray, lens: np.ndarray, pos: np.ndarray, fields: _Fiel
     mid = int(np.argmin(np.where(live, np.abs(field_path - 0.5 * rho), np.inf)))
     centre = (weight @ pos) / weight.sum() if weight.sum() > 0 else pos.mean(axis=0)
     frac = float(bad[live].mean()) if live.any() else 0.0
-    return vol, crossed, float(w[mid]), float(section[mid]), centre, frac
+    return vol, crossed, float(w[mid]), float(section[mid]), centre, frac, int(path[mid])
 
 
 def _thin_barrier(rho: float, length: float, a_i: float, a_j: float, crossed: float,
@@ -256,10 +268,13 @@ def pair_tubes(land: Landscape, metric_land: Landscape, basins: Basins,
     d = grid.ndim
     n = len(pairs)
     out = dict(volume=np.zeros(n), crossed=np.zeros(n), mid_metric=np.zeros(n),
-               mid_section=np.zeros(n), centre=np.zeros((n, d)), fallback=np.zeros(n),
+               mid_section=np.zeros(n), mid_cell=np.full(n, -1), centre=np.zeros((n, d)),
+               fallback=np.zeros(n),
                steps=np.zeros(n, int))
+    paths: list[np.ndarray] = [np.zeros(0, np.int64)] * n
+    path_rho: list[np.ndarray] = [np.zeros(0)] * n
     if n == 0:
-        return PairTubes(**out)
+        return PairTubes(**out, **_ragged(paths, path_rho))
     fields = _fields(land, metric_land, basins, pairs.energy)
     metric = metric_land.agmon_metric(pairs.energy)
     offsets, steplen = neighbour_offsets(grid)
@@ -284,6 +299,14 @@ def pair_tubes(land: Landscape, metric_land: Landscape, basins: Basins,
                             radius[i], radius[j], basins.volumes, (int(i), j), d,
                             cross_section)
             (out["volume"][p], out["crossed"][p], out["mid_metric"][p], out["mid_section"][p],
-             out["centre"][p], out["fallback"][p]) = got
+             out["centre"][p], out["fallback"][p], out["mid_cell"][p]) = got
             out["steps"][p] = path.size
-    return PairTubes(**out)
+            paths[p], path_rho[p] = glob, win.field[path]
+    return PairTubes(**out, **_ragged(paths, path_rho))
+
+
+def _ragged(paths: list[np.ndarray], rho: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The geodesics as concatenated cells and rho(., B_i), with each pair's start."""
+    start = np.concatenate([[0], np.cumsum([p.size for p in paths], dtype=np.int64)])
+    return dict(path_cells=np.concatenate([np.zeros(0, np.int64), *paths]).astype(np.int64),
+                path_rho=np.concatenate([np.zeros(0), *rho]), path_start=start)
