@@ -278,7 +278,8 @@ def render(names: list[str], dest: Path = HERE) -> dict[str, str]:
         for r in table.runs:
             if r not in results:
                 results[r] = summarize(ms.read_netcdf(dest / r / "validation.nc"))
-        out[name] = table.render(results)
+        # only the table's own runs, in its order (score_table has a column per run)
+        out[name] = table.render({r: results[r] for r in table.runs})
     return out
 
 
