@@ -1,6 +1,8 @@
-"""Print the Markdown tables of docs/validation.md from the saved validation runs.
+"""Table formatters of docs/validation.md.
 
-Usage: python docs/validation/report.py  (from the repository root)
+Used by ``regenerate.py``, which writes the tables into docs/validation.md. Run as a script
+(``python docs/validation/report.py``, from the repository root) it prints every generated
+table of docs/validation.md from the saved runs, and writes nothing.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-import mottscape as ms
-from mottscape.validation import summarize
+from mottscape.validation import effective_realizations, resolved_bins
 
 HERE = Path(__file__).parent
 MODELS = {"block_1d": "1D block", "block_2d": "2D block", "gaussian_1d": "1D Gaussian"}
@@ -22,7 +23,11 @@ REGIME_MODELS = {"anderson_3d": "3D Anderson box [0, 20], 24³",
                  "gaussian_3d": "3D Gaussian field, 32³",
                  "gaussian_2d_512": "2D Gaussian field, 512²"}
 SHOWN = [("eq17_default", "LL eq. 17 (paper)"), ("eq17_effective_scaled", "LL eq. 17, scaled W_u"),
-         ("mb", "MB (eq. 1)"), ("pairs", "pair model (sigma_ll since 2026-12)")]
+         ("mb", "MB (eq. 1)"), ("pairs", "pair model")]
+#: The columns of the pair-model section (runs ``pairs/<model>``, :func:`pairs_table`).
+PAIR_SHOWN = [("eq17_default", "σ_LL (eq. 17, paper)"),
+              ("eq17_effective_scaled", "σ_LL scaled W_u"), ("mb", "σ_MB (eq. 1)"),
+              ("pairs", "σ_pairs (default)"), ("pairs_tunnelling", "σ_pairs, all t_ab")]
 
 
 def fmt(res, name, k):
@@ -84,6 +89,26 @@ def regime_table(res) -> str:
     return head + "\n".join(rows) + f"\n\n{facts}.\n"
 
 
+def pairs_table(res) -> str:
+    """The pair-model section's table: exact pairs, ratios of :data:`PAIR_SHOWN`, box share."""
+    dxi = float(res.delta_xi.mean())
+    share = res["pairs_box_share"].mean("realization").values
+    neff = effective_realizations(res)
+    ok = resolved_bins(res)
+    head = ("| ω | ω/Δ_ξ | σ_exact | exact pairs (eff. realizations) | "
+            + " | ".join(label for _, label in PAIR_SHOWN) + " | box share of σ_pairs |\n"
+            + "|---" * (5 + len(PAIR_SHOWN)) + "|\n")
+    rows = []
+    for k in range(res.sizes["omega"]):
+        w = float(res.omega[k])
+        mark = "" if ok[k] else " (unresolved)"
+        rows.append(f"| {w:.3g}{mark} | {w / dxi:.2g} | {float(res.sigma_exact_mean[k]):.3g} | "
+                    f"{int(res.n_pairs_exact.values.sum(axis=0)[k])} ({neff[k]:.1f}) | "
+                    + " | ".join(fmt(res, n, k) for n, _ in PAIR_SHOWN)
+                    + f" | {share[k]:.2f} |")
+    return head + "\n".join(rows) + "\n"
+
+
 def score_table(results) -> str:
     names = [f"eq17_{v}" for v in next(iter(results.values())).variant.values] + ["mb", "pairs"]
     head = "| curve | " + " | ".join(MODELS[m] for m in results) + " | mean |\n"
@@ -97,22 +122,12 @@ def score_table(results) -> str:
 
 
 def main() -> None:
-    results = {}
-    for m in MODELS:
-        path = HERE / m / "validation.nc"
-        if path.exists():
-            results[m] = summarize(ms.read_netcdf(path))
-    for m, res in results.items():
-        print(f"### {MODELS[m]} ({res.sizes['realization']} realizations)\n")
-        print(model_table(res))
-    print("### Scores\n")
-    print(score_table(results))
-    for m, label in REGIME_MODELS.items():
-        path = HERE / m / "validation.nc"
-        if path.exists():
-            res = summarize(ms.read_netcdf(path))
-            print(f"### {label} ({res.sizes['realization']} realizations)\n")
-            print(regime_table(res))
+    """Print every generated table of docs/validation.md (``regenerate.TABLES``)."""
+    import runpy
+
+    regenerate = runpy.run_path(str(HERE / "regenerate.py"), run_name="validation_regenerate")
+    for name, text in regenerate["render"](list(regenerate["TABLES"])).items():
+        print(f"<!-- table:{name} -->\n\n{text}")
 
 
 if __name__ == "__main__":
