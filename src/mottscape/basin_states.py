@@ -187,10 +187,14 @@ class StateVectors:
         Per state: its box (index into ``boxes``) and its column there.
     cell_volume
         Volume of one cell (the vectors are normalized over cells; psi = v / sqrt(cell volume)).
+    copies
+        Sorted keys ``slot * n_states + state`` of the states that have a copy (kept or not)
+        among the eigenvectors of each box in ``boxes`` (:meth:`shares_box`).
     """
 
     def __init__(self, boxes: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                 slot: np.ndarray, column: np.ndarray, cell_volume: float) -> None:
+                 slot: np.ndarray, column: np.ndarray, cell_volume: float,
+                 copies: np.ndarray | None = None) -> None:
         self._boxes = []
         for cells, vectors, readable in boxes:
             order = np.argsort(cells, kind="stable")
@@ -198,6 +202,17 @@ class StateVectors:
         self._slot = np.asarray(slot, int)
         self._column = np.asarray(column, int)
         self._scale = 1.0 / math.sqrt(cell_volume)
+        self._copies = np.zeros(0, np.int64) if copies is None else np.asarray(copies)
+
+    def shares_box(self, states: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """Whether the box of each ``states[k]`` also holds a copy of ``others[k]``.
+
+        There the two are eigenvectors of one box Hamiltonian: each carries its hybridisation
+        with the other, so it is not the single-well state of Herring's formula.
+        """
+        n = self._slot.size
+        keys = self._slot[np.asarray(states, int)] * n + np.asarray(others, int)
+        return np.isin(keys, self._copies)
 
     @property
     def nbytes(self) -> int:
@@ -225,15 +240,21 @@ class StateVectors:
 
 
 def _state_vectors(boxes: list[dict], box: np.ndarray, local: np.ndarray, kept: np.ndarray,
-                   cell_volume: float) -> StateVectors:
-    """The :class:`StateVectors` of the kept states (candidates ``kept``)."""
+                   index: np.ndarray, cell_volume: float) -> StateVectors:
+    """The :class:`StateVectors` of the kept states (candidates ``kept``).
+
+    ``index``: the kept state of every candidate (-1 if none), which gives the copies.
+    """
     held, slot, column = [], np.zeros(kept.size, int), np.zeros(kept.size, int)
-    for n, b in enumerate(np.unique(box[kept])):
+    used = np.unique(box[kept])
+    for n, b in enumerate(used):
         sel = np.flatnonzero(box[kept] == b)
         g = boxes[int(b)]
         held.append((g["cells"], g["vectors"][:, local[kept[sel]]], g["readable"]))
         slot[sel], column[sel] = n, np.arange(sel.size)
-    return StateVectors(held, slot, column, cell_volume)
+    copy = (index >= 0) & np.isin(box, used)
+    copies = np.unique(np.searchsorted(used, box[copy]) * kept.size + index[copy])
+    return StateVectors(held, slot, column, cell_volume, copies)
 
 
 def _padding_cells(sample: Sample, metric: np.ndarray, basins: Basins,
@@ -815,7 +836,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         tails=tails, leakage=cand["leakage"][kept],
         box_pairs=_pairs_of_boxes(boxes, index), unmatched=int(np.count_nonzero(index < 0)),
         window=float(window), padding_cells=pad, n_boxes=len(boxes), whole_sample=whole,
-        vectors=(_state_vectors(boxes, box, local, kept, sample.grid.cell_volume)
+        vectors=(_state_vectors(boxes, box, local, kept, index, sample.grid.cell_volume)
                  if keep_vectors else None))
 
 

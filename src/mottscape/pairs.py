@@ -324,7 +324,11 @@ def _midpoint_product(states: BasinStates, kind: str, a: np.ndarray, b: np.ndarr
     cell if the box holds it, else at the cell of the geodesic nearest to the midpoint on the
     state's side that the box holds, continued to the midpoint as e^{-Delta rho} (eq. 10 over
     the remaining stretch only); the tail amplitude where the box holds no cell of the path
-    beyond the basin. Why: in 2D the exact single-well states decay from their basins as about
+    beyond the basin, or where it also holds the partner state (the two are then hybrids of one
+    box Hamiltonian, not the single-well states of Herring's formula; by default such a pair
+    is resolved on its box and t_ab is not used, unless the copies leak).
+
+    Why: in 2D the exact single-well states decay from their basins as about
     e^{-1.2 rho}, not e^{-rho}, so a tail amplitude measured at rho = 1-3 and continued as
     e^{-rho} overestimates them at the midpoint, more the farther apart the wells
     (docs/investigation/README.md, "Couplings of exact resonant pairs"); the box eigenvector
@@ -336,9 +340,9 @@ def _midpoint_product(states: BasinStates, kind: str, a: np.ndarray, b: np.ndarr
     read = np.zeros(a.size, int)
     if kind != "midpoint" or states.vectors is None or not a.size:
         return fa * fb, read
-    for own_is_i, s, f in ((True, a, fa), (False, b, fb)):
+    for own_is_i, s, other, f in ((True, a, b, fa), (False, b, a, fb)):
         got = _read_on_path(states.vectors, s, pair, rho, tubes, own_is_i)
-        ok = np.isfinite(got)
+        ok = np.isfinite(got) & ~states.vectors.shares_box(s, other)
         f[ok] = got[ok]
         read += ok
     return fa * fb, read
