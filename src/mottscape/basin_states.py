@@ -257,11 +257,19 @@ def _state_vectors(boxes: list[dict], box: np.ndarray, local: np.ndarray, kept: 
     return StateVectors(held, slot, column, cell_volume, copies)
 
 
-def _padding_cells(sample: Sample, metric: np.ndarray, basins: Basins,
-                   padding: float) -> np.ndarray:
-    """Box padding per axis: ``padding`` Agmon lengths 1 / <w> over the cells outside basins."""
+def _mean_outside(metric: np.ndarray, basins: Basins) -> float:
+    """Mean Agmon metric <w> over the cells outside the basins (0 if there are none)."""
     outside = basins.labels == 0
-    mean = float(metric[outside].mean()) if outside.any() else 0.0
+    return float(metric[outside].mean()) if outside.any() else 0.0
+
+
+def _padding_cells(sample: Sample, metric: np.ndarray, basins: Basins,
+                   padding: float, mean: float | None = None) -> np.ndarray:
+    """Box padding per axis: ``padding`` Agmon lengths 1 / <w> over the cells outside basins.
+
+    ``mean``: <w> if already known (:func:`_mean_outside`).
+    """
+    mean = _mean_outside(metric, basins) if mean is None else mean
     h = np.asarray(sample.grid.spacing)
     if mean <= 0:
         return np.asarray(sample.grid.shape)
@@ -782,9 +790,10 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     if not (isinstance(padding, int | float) and math.isfinite(padding) and padding > 0):
         raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 10")
     merge = MERGE_BOXES if merge is None else bool(merge)
-    pad = _padding_cells(sample, metric, basins, float(padding))
+    mean = _mean_outside(metric, basins)
+    pad = _padding_cells(sample, metric, basins, float(padding), mean)
     lo, hi, members = _basin_boxes(sample, basins, pad)
-    margin = _padding_cells(sample, metric, basins, PROBE_MARGIN_AGMON)
+    margin = _padding_cells(sample, metric, basins, PROBE_MARGIN_AGMON, mean)
     if merge and sample.ndim == 1 and not sample.grid.periodic:
         lo, hi, members = _merged_segments(lo, hi, members)
     elif merge:

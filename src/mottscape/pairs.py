@@ -244,6 +244,12 @@ class PairModel:
         return self.states.whole_sample
 
 
+def _expanded(lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group ``g`` and rank within it of each of ``sum(lens)`` items, ``lens[g]`` per group."""
+    group = np.repeat(np.arange(lens.size), lens)
+    return group, np.arange(group.size) - np.repeat(np.cumsum(lens) - lens, lens)
+
+
 def _state_pairs(states: BasinStates, dist: PairDistances
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (state of B_i, state of B_j) for every listed basin pair (i, j)."""
@@ -251,9 +257,7 @@ def _state_pairs(states: BasinStates, dist: PairDistances
     count = np.bincount(states.basin, minlength=dist.n)
     start = np.concatenate([[0], np.cumsum(count)])
     ci, cj = count[dist.i], count[dist.j]
-    per = ci * cj
-    pair = np.repeat(np.arange(per.size), per)
-    k = np.arange(pair.size) - np.repeat(np.cumsum(per) - per, per)
+    pair, k = _expanded(ci * cj)
     a = order[start[dist.i][pair] + k // np.maximum(cj[pair], 1)]
     b = order[start[dist.j][pair] + k % np.maximum(cj[pair], 1)]
     return a, b, pair
@@ -360,10 +364,8 @@ def _read_on_path(vectors, s: np.ndarray, pair: np.ndarray, rho: np.ndarray,
     if not miss.size:
         return out
     p = pair[miss]
-    lo, hi = tubes.path_start[p], tubes.path_start[p + 1]
-    lens = hi - lo
-    q = np.repeat(np.arange(miss.size), lens)
-    k = np.arange(q.size) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(lo, lens)
+    q, k = _expanded(tubes.path_start[p + 1] - tubes.path_start[p])
+    k += tubes.path_start[p][q]  # the cells of each path in the concatenated paths
     f = tubes.path_rho[k]
     own = f if own_is_i else rho[miss][q] - f  # rho from the state's basin, on the geodesic
     gap = 0.5 * rho[miss][q] - own
