@@ -560,9 +560,10 @@ def format_tables(res: dict) -> str:
                        f"{r['us_per_cell']:.3f} | {r['default_median_s']:.3f} "
                        f"({r['default_threads']}) |")
     if res.get("pipeline"):
+        order = ["landscape", "basins", "statistics", "agmon", "moments", "conductivity",
+                 "results"]  # the pipeline's steps; others (none today) after them by name
         keys = sorted({k for r in res["pipeline"] for k in r["steps_s"]},
-                      key=lambda k: ["landscape", "basins", "agmon"].index(k)
-                      if k in ("landscape", "basins", "agmon") else 9)
+                      key=lambda k: (order.index(k) if k in order else len(order), k))
         out += ["", f"Whole pipeline, {N_OMEGA} frequencies (median s, fresh process per run)",
                 "", "| sample | disorder box | E_F (V_u quantile) | sources | valid omegas | "
                 "total | "

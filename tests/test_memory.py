@@ -122,7 +122,7 @@ def test_released_scratch_and_int32_labels_change_no_distance(land3, monkeypatch
     got = agmon.basin_distances(land3, basins, sources=src, bound=6.0, workers=2)
     assert got.i.size > 0
     # as before: int64 labels and scratch arrays that keep their pages
-    monkeypatch.setattr(agmon._Scratch, "release", lambda self: None)
+    monkeypatch.setattr(agmon._Scratch, "release", lambda self, below=None: None)
     wide = dataclasses.replace(basins, labels=basins.labels.astype(np.int64))
     monkeypatch.setattr(agmon, "_kernel_labels",
                         lambda labels, nb: np.ascontiguousarray(labels).ravel())
@@ -136,3 +136,26 @@ def test_unbounded_searches_keep_the_thread_memory_rule():
     assert agmon._search_threads(None, 10_000, cells, bounded=False) == 1
     assert agmon._search_threads(None, 10_000, cells, bounded=True) == min(
         agmon.MAX_THREADS, len(os.sched_getaffinity(0)))
+
+
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MADV_DONTNEED"), reason="no madvise")
+def test_scratch_release_below_hands_back_only_the_cell_pages_below():
+    """release(below=c) zeroes (hands back) the by-cell arrays' pages before cell c, keeps the
+    pages after it and every page of the by-slot arrays; release() hands back everything."""
+    import mmap
+
+    n = 8 * mmap.PAGESIZE
+    s = agmon._Scratch(n)
+    for a in s.arrays:
+        a[:] = 7
+    cut = 3 * mmap.PAGESIZE + 5  # not on a page boundary of any array
+    s.release(below=cut)
+    for k, a in enumerate(s.arrays):
+        if k < agmon._Scratch.BY_CELL:
+            edge = cut * a.itemsize // mmap.PAGESIZE * mmap.PAGESIZE // a.itemsize
+            assert edge <= cut
+            assert np.all(a[:edge] == 0) and np.all(a[cut:] == 7)
+        else:
+            assert np.all(a == 7)
+    s.release()
+    assert all(np.all(a == 0) for a in s.arrays)

@@ -47,6 +47,9 @@ PHI_IN = 1e-6
 _FAR = np.uint8(0)
 _NARROW = np.uint8(1)
 _FROZEN = np.uint8(2)
+#: Frozen cells of the source itself (every state test ``>= _FROZEN`` counts them frozen): the
+#: second-order update reads the source from the flag, not from the labels array.
+_SOURCE = np.uint8(3)
 
 _JIT = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy",
         "forceinline": False}
@@ -192,9 +195,21 @@ def _with(cc, a, t):  # pragma: no cover - compiled
     return (cc[0], cc[1], t)
 
 
+@njit(inline="always", **_JIT)
+def _as_tuples(shape, h):  # pragma: no cover - compiled
+    """Shape, C-order strides and spacing of a 3D grid as tuples.
+
+    The kernels index them in every neighbour lookup; as arrays, each of the (compiled, not
+    inlined by numba) point updates took a reference on them per call, an atomic increment
+    and decrement that cost about half the search time (measured: 2.1x, bit-identical).
+    """
+    return ((shape[0], shape[1], shape[2]), (shape[1] * shape[2], shape[2], np.int64(1)),
+            (h[0], h[1], h[2]))
+
+
 # ---------------------------------------------------------------------- point updates
 @njit(inline="always", **_JIT)
-def _update1(cell, cc, dist, flag, w, shape, strides, periodic, i2):  # pragma: no cover
+def _update1(cell, cc, dist, flag, wc, shape, strides, periodic, i2):  # pragma: no cover
     """First-order update (skfmm ``updatePointOrderOne`` with the travel-time quadratic)."""
     a = 0.0
     b = 0.0
@@ -203,13 +218,13 @@ def _update1(cell, cc, dist, flag, w, shape, strides, periodic, i2):  # pragma: 
         v = np.inf
         for step in (-1, 1):
             m = _nb(cell, cc, ax, step, shape, strides, periodic)
-            if m >= 0 and flag[m] == _FROZEN and dist[m] < v:
+            if m >= 0 and flag[m] >= _FROZEN and dist[m] < v:
                 v = dist[m]
         if v < np.inf:
             a += i2[ax]
             b -= i2[ax] * 2.0 * v
             c += i2[ax] * v * v
-    c -= w[cell] * w[cell]
+    c -= wc * wc
     det = b * b - 4.0 * a * c
     if det >= 0.0:
         return (-b + np.sqrt(det)) / 2.0 / a
@@ -217,8 +232,8 @@ def _update1(cell, cc, dist, flag, w, shape, strides, periodic, i2):  # pragma: 
 
 
 @njit(inline="always", **_JIT)
-def _quad2(cell, cc, used, dist, flag, w, shape, strides, periodic, i2, labels,
-           lab):  # pragma: no cover - compiled
+def _quad2(cell, cc, used, dist, flag, wc, shape, strides, periodic,
+           i2):  # pragma: no cover - compiled
     """Second-order quadratic over the axes in bit mask ``used``; NaN if no real root."""
     a = 0.0
     b = 0.0
@@ -230,13 +245,13 @@ def _quad2(cell, cc, used, dist, flag, w, shape, strides, periodic, i2, labels,
         v2 = np.inf
         for step in (-1, 1):
             m = _nb(cell, cc, ax, step, shape, strides, periodic)
-            if m >= 0 and flag[m] == _FROZEN and dist[m] < v1:
+            if m >= 0 and flag[m] >= _FROZEN and dist[m] < v1:
                 v1 = dist[m]
                 m2 = _nb(cell, cc, ax, 2 * step, shape, strides, periodic)
                 # skfmm keeps value2 of an earlier direction unless this one provides its own
-                if m2 >= 0 and flag[m2] == _FROZEN and dist[m2] <= v1:
+                if m2 >= 0 and flag[m2] >= _FROZEN and dist[m2] <= v1:
                     # skfmm negates a value across the zero level (phi < 0 on the source)
-                    v2 = -dist[m2] if labels[m2] == lab else dist[m2]
+                    v2 = -dist[m2] if flag[m2] == _SOURCE else dist[m2]
         if v2 < np.inf:
             tp = (4.0 * v1 - v2) / 3.0
             a += i2[ax] * 2.25
@@ -246,7 +261,7 @@ def _quad2(cell, cc, used, dist, flag, w, shape, strides, periodic, i2, labels,
             a += i2[ax]
             b -= i2[ax] * 2.0 * v1
             c += i2[ax] * v1 * v1
-    c -= w[cell] * w[cell]
+    c -= wc * wc
     det = b * b - 4.0 * a * c
     if det >= 0.0 and a > 0.0:
         return (-b + np.sqrt(det)) / 2.0 / a
@@ -254,8 +269,8 @@ def _quad2(cell, cc, used, dist, flag, w, shape, strides, periodic, i2, labels,
 
 
 @njit(**_JIT)
-def _fallback2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels,
-               lab):  # pragma: no cover - compiled
+def _fallback2(cell, cc, dist, flag, wc, shape, strides, periodic,
+               i2):  # pragma: no cover - compiled
     """skfmm's recursion when the second-order quadratic over all axes has no real root.
 
     skfmm recurses over the sets of axes with one more axis left out and takes the minimum of
@@ -274,7 +289,7 @@ def _fallback2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels,
                 continue
             r = np.nan
             if used != 7:
-                r = _quad2(cell, cc, used, dist, flag, w, shape, strides, periodic, i2, labels, lab)
+                r = _quad2(cell, cc, used, dist, flag, wc, shape, strides, periodic, i2)
             if r == r:
                 if r < best:
                     best = r
@@ -285,25 +300,25 @@ def _fallback2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels,
     if best < np.inf:
         return best
     # every partial update undefined (skfmm: NaN): first order for this cell
-    return _update1(cell, cc, dist, flag, w, shape, strides, periodic, i2)
+    return _update1(cell, cc, dist, flag, wc, shape, strides, periodic, i2)
 
 
 @njit(inline="always", **_JIT)
-def _update2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels,
-             lab):  # pragma: no cover - compiled
+def _update2(cell, cc, dist, flag, wc, shape, strides, periodic,
+             i2):  # pragma: no cover - compiled
     """Second-order update (skfmm travel-time ``updatePointOrderTwo``)."""
-    r = _quad2(cell, cc, 7, dist, flag, w, shape, strides, periodic, i2, labels, lab)
+    r = _quad2(cell, cc, 7, dist, flag, wc, shape, strides, periodic, i2)
     if r == r:
         return r
-    return _fallback2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels, lab)
+    return _fallback2(cell, cc, dist, flag, wc, shape, strides, periodic, i2)
 
 
 @njit(**_INLINE)
-def _update(cell, cc, order, dist, flag, w, shape, strides, periodic, i2, labels,
-            lab):  # pragma: no cover - compiled
+def _update(cell, cc, order, dist, flag, wc, shape, strides, periodic,
+            i2):  # pragma: no cover - compiled
     if order == 2:
-        return _update2(cell, cc, dist, flag, w, shape, strides, periodic, i2, labels, lab)
-    return _update1(cell, cc, dist, flag, w, shape, strides, periodic, i2)
+        return _update2(cell, cc, dist, flag, wc, shape, strides, periodic, i2)
+    return _update1(cell, cc, dist, flag, wc, shape, strides, periodic, i2)
 
 
 # ---------------------------------------------------------------------- one search
@@ -319,14 +334,12 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
     touched cells.
     """
     nt = 0
-    i2 = np.empty(3)
-    for ax in range(3):
-        i2[ax] = 1.0 / (h[ax] * h[ax])
+    i2 = (1.0 / (h[0] * h[0]), 1.0 / (h[1] * h[1]), 1.0 / (h[2] * h[2]))
     # source cells at 0
     for k in range(cells.size):
         q = cells[k]
         dist[q] = 0.0
-        flag[q] = _FROZEN
+        flag[q] = _SOURCE
         touched[nt] = q
         nt += 1
     ns = nt
@@ -382,8 +395,8 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
                 m = q + (t - cq[ax]) * strides[ax]
                 if flag[m] != _FAR:
                     continue
-                d = _update(m, _with(cq, ax, t), order, dist, flag, w, shape, strides,
-                            periodic, i2, labels, lab)
+                d = _update(m, _with(cq, ax, t), order, dist, flag, w[m], shape, strides,
+                            periodic, i2)
                 dist[m] = d
                 flag[m] = _NARROW
                 touched[nt] = m
@@ -418,9 +431,9 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
                     if t < 0:
                         continue
                     m = q + (t - cq[ax]) * strides[ax]
-                    if flag[m] != _FROZEN:
-                        d = _update(m, _with(cq, ax, t), order, dist, flag, w, shape, strides,
-                                    periodic, i2, labels, lab)
+                    if flag[m] < _FROZEN:
+                        d = _update(m, _with(cq, ax, t), order, dist, flag, w[m], shape,
+                                    strides, periodic, i2)
                         if d != 0.0:
                             dist[m] = d
                             if flag[m] == _FAR:
@@ -437,8 +450,8 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
                             continue
                         m2 = q + (t2 - cq[ax]) * strides[ax]
                         if flag[m2] == _NARROW:
-                            d = _update(m2, _with(cq, ax, t2), order, dist, flag, w, shape,
-                                        strides, periodic, i2, labels, lab)
+                            d = _update(m2, _with(cq, ax, t2), order, dist, flag, w[m2],
+                                        shape, strides, periodic, i2)
                             if d != 0.0:
                                 dist[m2] = d
                                 _heap_set(hv, hi, pos, size, m2, d)
@@ -448,7 +461,7 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
     # cells left in the band are beyond the bound
     for k in range(nt):
         q = touched[k]
-        if flag[q] != _FROZEN:
+        if flag[q] < _FROZEN:
             dist[q] = np.inf
     return nt
 
@@ -494,7 +507,7 @@ def basin_cells(labels, n):  # pragma: no cover - compiled
 @njit(**_JIT)
 def march_field(w, labels, lab, shape, periodic, h, order, bound):  # pragma: no cover
     """Distance field (flat, inf beyond ``bound``) from the cells of label ``lab``."""
-    strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
+    shape, strides, h = _as_tuples(shape, h)
     cells = np.flatnonzero(labels == lab).astype(np.int64)
     dist = np.full(w.size, np.inf)
     flag = np.zeros(w.size, np.uint8)
@@ -520,13 +533,14 @@ def march_pairs(w, labels, cells, start, sources, bounds, wanted, shape, periodi
 
     For source basin i (label i + 1) and every other labelled cell with ``wanted[label]``
     reached at a distance <= ``bounds[k]``, the minimum distance per basin j. Returns
-    ``(i, j, rho)`` arrays, grouped by source, j in the order first reached. ``flag`` (0 on
+    ``(i, j, rho)`` arrays, grouped by source, j in the order first reached, and the lowest
+    flat index any search of the call touched (``w.size`` if none). ``flag`` (0 on
     entry, and again on return) and ``dist``, ``pos``, ``touched``, ``hv``, ``hi``, ``batch``
     are work arrays of the grid's size; only ``flag`` needs initial values: ``dist`` and
     ``pos`` are read only at cells whose flag says they were set in the current search, so
     they may come from np.empty and only the pages a search touches are ever written.
     """
-    strides = np.array([shape[1] * shape[2], shape[2], 1], np.int64)
+    shape, strides, h = _as_tuples(shape, h)
     nl = wanted.size
     best = np.full(nl, np.inf)
     hits = np.empty(64, np.int64)
@@ -534,6 +548,7 @@ def march_pairs(w, labels, cells, start, sources, bounds, wanted, shape, periodi
     oj = np.empty(256, np.int64)
     orho = np.empty(256)
     npair = 0
+    lowest = w.size
     for s in range(sources.size):
         b = sources[s]
         lab = b + 1
@@ -544,6 +559,8 @@ def march_pairs(w, labels, cells, start, sources, bounds, wanted, shape, periodi
         nh = 0
         for k in range(nt):
             q = touched[k]
+            if q < lowest:
+                lowest = q
             d = dist[q]
             if d > bound:
                 continue
@@ -569,7 +586,7 @@ def march_pairs(w, labels, cells, start, sources, bounds, wanted, shape, periodi
             npair += 1
             best[lq] = np.inf
         _reset(nt, touched, dist, flag)
-    return oi[:npair].copy(), oj[:npair].copy(), orho[:npair].copy()
+    return oi[:npair].copy(), oj[:npair].copy(), orho[:npair].copy(), lowest
 
 
 @njit(**_JIT)
