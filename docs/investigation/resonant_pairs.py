@@ -87,6 +87,7 @@ from mottscape.basin_states import (
     PADDING_AGMON,
     _clipped,
     _eigenpairs,
+    _mean_outside,
     _padding_cells,
     _tails,
     nearest_basin,
@@ -390,7 +391,7 @@ def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list
     rng = np.random.default_rng(seed)
     objects = ndi.find_objects(basins.labels, basins.n)
     nearest = nearest_basin(basins.labels)
-    pad = _padding_cells(sample, metric, basins, PADDING_AGMON)
+    pad = _padding_cells(sample, PADDING_AGMON, _mean_outside(metric, basins))
     cand = np.array([n for n in range(len(dist)) if int(dist.i[n]) in owners
                      and int(dist.j[n]) in owners], int)
     chosen = []
@@ -486,7 +487,7 @@ def one_sample(model: str, seed: int, window: float, natural: bool = True) -> di
     sub = PairDistances(i=dist.i[rows], j=dist.j[rows], rho=dist.rho[rows], n=dist.n,
                         bound=dist.bound, sources=dist.sources, energy=ef)
     tubes = pair_tubes(land, mland, basins, sub, pipe.options.cross_section)
-    pad = _padding_cells(sample, metric, basins, PADDING_AGMON)
+    pad = _padding_cells(sample, PADDING_AGMON, _mean_outside(metric, basins))
     nearest = nearest_basin(basins.labels)
     lo, hi = ef - window - 0.1, ef + window + 0.1
     model_states = pipe.pair_model.states

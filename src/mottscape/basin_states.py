@@ -194,7 +194,7 @@ class StateVectors:
 
     def __init__(self, boxes: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                  slot: np.ndarray, column: np.ndarray, cell_volume: float,
-                 copies: np.ndarray | None = None) -> None:
+                 copies: np.ndarray) -> None:
         self._boxes = []
         for cells, vectors, readable in boxes:
             order = np.argsort(cells, kind="stable")
@@ -202,7 +202,7 @@ class StateVectors:
         self._slot = np.asarray(slot, int)
         self._column = np.asarray(column, int)
         self._scale = 1.0 / math.sqrt(cell_volume)
-        self._copies = np.zeros(0, np.int64) if copies is None else np.asarray(copies)
+        self._copies = np.asarray(copies)
 
     def shares_box(self, states: np.ndarray, others: np.ndarray) -> np.ndarray:
         """Whether the box of each ``states[k]`` also holds a copy of ``others[k]``.
@@ -263,13 +263,11 @@ def _mean_outside(metric: np.ndarray, basins: Basins) -> float:
     return float(metric[outside].mean()) if outside.any() else 0.0
 
 
-def _padding_cells(sample: Sample, metric: np.ndarray, basins: Basins,
-                   padding: float, mean: float | None = None) -> np.ndarray:
-    """Box padding per axis: ``padding`` Agmon lengths 1 / <w> over the cells outside basins.
+def _padding_cells(sample: Sample, padding: float, mean: float) -> np.ndarray:
+    """Box padding per axis: ``padding`` Agmon lengths 1 / <w>.
 
-    ``mean``: <w> if already known (:func:`_mean_outside`).
+    ``mean`` is <w> over the cells outside the basins (:func:`_mean_outside`).
     """
-    mean = _mean_outside(metric, basins) if mean is None else mean
     h = np.asarray(sample.grid.spacing)
     if mean <= 0:
         return np.asarray(sample.grid.shape)
@@ -791,9 +789,9 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 10")
     merge = MERGE_BOXES if merge is None else bool(merge)
     mean = _mean_outside(metric, basins)
-    pad = _padding_cells(sample, metric, basins, float(padding), mean)
+    pad = _padding_cells(sample, float(padding), mean)
     lo, hi, members = _basin_boxes(sample, basins, pad)
-    margin = _padding_cells(sample, metric, basins, PROBE_MARGIN_AGMON, mean)
+    margin = _padding_cells(sample, PROBE_MARGIN_AGMON, mean)
     if merge and sample.ndim == 1 and not sample.grid.periodic:
         lo, hi, members = _merged_segments(lo, hi, members)
     elif merge:
