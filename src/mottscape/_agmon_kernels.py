@@ -208,18 +208,21 @@ def _as_tuples(shape, h):  # pragma: no cover - compiled
 
 
 # ---------------------------------------------------------------------- point updates
+# The updates take the frozen values around the cell as tuples (n1: the neighbours, n2: the
+# cells two steps out, sign: -1 for source cells among those, axis-major, inf where not
+# frozen), read in the marching loop of _search: numba takes an atomic reference on every
+# array a compiled function receives (IR-inlined ones too), at every call.
 @njit(inline="always", **_JIT)
-def _update1(cell, cc, dist, flag, wc, shape, strides, periodic, i2):  # pragma: no cover
+def _update1(n1, wc, i2):  # pragma: no cover - compiled
     """First-order update (skfmm ``updatePointOrderOne`` with the travel-time quadratic)."""
     a = 0.0
     b = 0.0
     c = 0.0
     for ax in range(3):
         v = np.inf
-        for step in (-1, 1):
-            m = _nb(cell, cc, ax, step, shape, strides, periodic)
-            if m >= 0 and flag[m] >= _FROZEN and dist[m] < v:
-                v = dist[m]
+        for s in range(2):
+            if n1[2 * ax + s] < v:
+                v = n1[2 * ax + s]
         if v < np.inf:
             a += i2[ax]
             b -= i2[ax] * 2.0 * v
@@ -232,8 +235,7 @@ def _update1(cell, cc, dist, flag, wc, shape, strides, periodic, i2):  # pragma:
 
 
 @njit(inline="always", **_JIT)
-def _quad2(cell, cc, used, dist, flag, wc, shape, strides, periodic,
-           i2):  # pragma: no cover - compiled
+def _quad2(used, n1, n2, sign, wc, i2):  # pragma: no cover - compiled
     """Second-order quadratic over the axes in bit mask ``used``; NaN if no real root."""
     a = 0.0
     b = 0.0
@@ -243,15 +245,13 @@ def _quad2(cell, cc, used, dist, flag, wc, shape, strides, periodic,
             continue
         v1 = np.inf
         v2 = np.inf
-        for step in (-1, 1):
-            m = _nb(cell, cc, ax, step, shape, strides, periodic)
-            if m >= 0 and flag[m] >= _FROZEN and dist[m] < v1:
-                v1 = dist[m]
-                m2 = _nb(cell, cc, ax, 2 * step, shape, strides, periodic)
+        for s in range(2):
+            k = 2 * ax + s
+            if n1[k] < v1:
+                v1 = n1[k]
                 # skfmm keeps value2 of an earlier direction unless this one provides its own
-                if m2 >= 0 and flag[m2] >= _FROZEN and dist[m2] <= v1:
-                    # skfmm negates a value across the zero level (phi < 0 on the source)
-                    v2 = -dist[m2] if flag[m2] == _SOURCE else dist[m2]
+                if n2[k] <= v1:
+                    v2 = sign[k] * n2[k]
         if v2 < np.inf:
             tp = (4.0 * v1 - v2) / 3.0
             a += i2[ax] * 2.25
@@ -269,56 +269,48 @@ def _quad2(cell, cc, used, dist, flag, wc, shape, strides, periodic,
 
 
 @njit(**_JIT)
-def _fallback2(cell, cc, dist, flag, wc, shape, strides, periodic,
-               i2):  # pragma: no cover - compiled
+def _fallback2(n1, n2, sign, wc, i2):  # pragma: no cover - compiled
     """skfmm's recursion when the second-order quadratic over all axes has no real root.
 
     skfmm recurses over the sets of axes with one more axis left out and takes the minimum of
-    the first solvable set along every branch; the loop over the 8 subsets (largest first)
-    visits the same sets. Not inlined: it is rare.
+    the first solvable set along every branch; the loop over the 8 subsets (largest first,
+    ``reach`` a bit mask of the subsets a branch reaches) visits the same sets. Not inlined:
+    it is rare.
     """
-    reach = np.zeros(8, np.bool_)
-    reach[7] = True
+    reach = 1 << 7
     best = np.inf
     for size in (3, 2, 1):
         for used in range(7, 0, -1):
-            if not reach[used]:
+            if not (reach >> used) & 1:
                 continue
             bits = (used & 1) + ((used >> 1) & 1) + ((used >> 2) & 1)
             if bits != size:
                 continue
             r = np.nan
             if used != 7:
-                r = _quad2(cell, cc, used, dist, flag, wc, shape, strides, periodic, i2)
+                r = _quad2(used, n1, n2, sign, wc, i2)
             if r == r:
                 if r < best:
                     best = r
             else:
                 for ax in range(3):
                     if (used >> ax) & 1:
-                        reach[used & ~(1 << ax)] = True
+                        reach |= 1 << (used & ~(1 << ax))
     if best < np.inf:
         return best
     # every partial update undefined (skfmm: NaN): first order for this cell
-    return _update1(cell, cc, dist, flag, wc, shape, strides, periodic, i2)
-
-
-@njit(inline="always", **_JIT)
-def _update2(cell, cc, dist, flag, wc, shape, strides, periodic,
-             i2):  # pragma: no cover - compiled
-    """Second-order update (skfmm travel-time ``updatePointOrderTwo``)."""
-    r = _quad2(cell, cc, 7, dist, flag, wc, shape, strides, periodic, i2)
-    if r == r:
-        return r
-    return _fallback2(cell, cc, dist, flag, wc, shape, strides, periodic, i2)
+    return _update1(n1, wc, i2)
 
 
 @njit(**_INLINE)
-def _update(cell, cc, order, dist, flag, wc, shape, strides, periodic,
-            i2):  # pragma: no cover - compiled
+def _update(order, n1, n2, sign, wc, i2):  # pragma: no cover - compiled
+    """Travel time at a cell from the frozen values around it (order 1 or 2)."""
     if order == 2:
-        return _update2(cell, cc, dist, flag, wc, shape, strides, periodic, i2)
-    return _update1(cell, cc, dist, flag, wc, shape, strides, periodic, i2)
+        r = _quad2(7, n1, n2, sign, wc, i2)
+        if r == r:
+            return r
+        return _fallback2(n1, n2, sign, wc, i2)
+    return _update1(n1, wc, i2)
 
 
 # ---------------------------------------------------------------------- one search
@@ -381,47 +373,19 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
                 flag[m] = _FROZEN
                 touched[nt] = m
                 nt += 1
-    # narrow band: far cells next to frozen ones (skfmm initalizeNarrow)
+    # The neighbours of the cells just frozen are updated at one place (the loop below):
+    # first the initial frozen set (skfmm initalizeNarrow: far neighbours only, each updated
+    # once), then every batch of equal values popped from the heap (skfmm baseMarcher::solve:
+    # far and narrow neighbours, and at order 2 the narrow cells two steps out). The update
+    # reads the frozen values around the cell here, into ``near``: passed to a compiled
+    # function, dist and flag would take atomic references at every update.
+    near = np.empty(18)
     size = 0
-    nf = nt
-    for k in range(nf):
-        q = touched[k]
-        cq = _coords(q, shape, strides)
-        for ax in range(3):
-            for step in (-1, 1):
-                t = _target(cq, ax, step, shape, periodic)
-                if t < 0:
-                    continue
-                m = q + (t - cq[ax]) * strides[ax]
-                if flag[m] != _FAR:
-                    continue
-                d = _update(m, _with(cq, ax, t), order, dist, flag, w[m], shape, strides,
-                            periodic, i2)
-                dist[m] = d
-                flag[m] = _NARROW
-                touched[nt] = m
-                nt += 1
-                _heap_push(hv, hi, pos, size, d, m)
-                size += 1
-    # main loop (skfmm baseMarcher::solve)
-    while size > 0:
-        value = hv[0]
-        q = hi[0]
-        if value > narrow:
-            break
-        _heap_pop(hv, hi, pos, size)
-        size -= 1
-        flag[q] = _FROZEN
-        nb_ = 0
-        batch[nb_] = q
-        nb_ += 1
-        while size > 0 and hv[0] == value:
-            q2 = hi[0]
-            _heap_pop(hv, hi, pos, size)
-            size -= 1
-            flag[q2] = _FROZEN
-            batch[nb_] = q2
-            nb_ += 1
+    nb_ = nt
+    for k in range(nt):
+        batch[k] = touched[k]
+    seeding = True
+    while True:
         for k in range(nb_):
             q = batch[k]
             cq = _coords(q, shape, strides)
@@ -431,30 +395,70 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
                     if t < 0:
                         continue
                     m = q + (t - cq[ax]) * strides[ax]
-                    if flag[m] < _FROZEN:
-                        d = _update(m, _with(cq, ax, t), order, dist, flag, w[m], shape,
-                                    strides, periodic, i2)
-                        if d != 0.0:
-                            dist[m] = d
-                            if flag[m] == _FAR:
-                                flag[m] = _NARROW
-                                touched[nt] = m
-                                nt += 1
-                                _heap_push(hv, hi, pos, size, d, m)
-                                size += 1
-                            else:
-                                _heap_set(hv, hi, pos, size, m, d)
-                    elif order == 2:
-                        t2 = _target(cq, ax, 2 * step, shape, periodic)
-                        if t2 < 0:
+                    if flag[m] == _FAR or (flag[m] == _NARROW and not seeding):
+                        cm = _with(cq, ax, t)
+                    elif order == 2 and not seeding and flag[m] >= _FROZEN:
+                        t = _target(cq, ax, 2 * step, shape, periodic)
+                        if t < 0:
                             continue
-                        m2 = q + (t2 - cq[ax]) * strides[ax]
-                        if flag[m2] == _NARROW:
-                            d = _update(m2, _with(cq, ax, t2), order, dist, flag, w[m2],
-                                        shape, strides, periodic, i2)
-                            if d != 0.0:
-                                dist[m2] = d
-                                _heap_set(hv, hi, pos, size, m2, d)
+                        m = q + (t - cq[ax]) * strides[ax]
+                        if flag[m] != _NARROW:
+                            continue
+                        cm = _with(cq, ax, t)
+                    else:
+                        continue
+                    # the frozen values around m (see _update)
+                    for ax2 in range(3):
+                        for s in range(2):
+                            j = 2 * ax2 + s
+                            near[j] = np.inf
+                            near[6 + j] = np.inf
+                            near[12 + j] = 1.0
+                            t1 = _target(cm, ax2, 2 * s - 1, shape, periodic)
+                            if t1 < 0:
+                                continue
+                            m1 = m + (t1 - cm[ax2]) * strides[ax2]
+                            if flag[m1] < _FROZEN:
+                                continue
+                            near[j] = dist[m1]
+                            if order != 2:
+                                continue
+                            t1 = _target(cm, ax2, 4 * s - 2, shape, periodic)
+                            if t1 < 0:
+                                continue
+                            m1 = m + (t1 - cm[ax2]) * strides[ax2]
+                            if flag[m1] >= _FROZEN:
+                                near[6 + j] = dist[m1]
+                                if flag[m1] == _SOURCE:
+                                    near[12 + j] = -1.0
+                    d = _update(order, (near[0], near[1], near[2], near[3], near[4], near[5]),
+                                (near[6], near[7], near[8], near[9], near[10], near[11]),
+                                (near[12], near[13], near[14], near[15], near[16], near[17]),
+                                w[m], i2)
+                    if d == 0.0 and not seeding:
+                        continue
+                    dist[m] = d
+                    if flag[m] == _FAR:
+                        flag[m] = _NARROW
+                        touched[nt] = m
+                        nt += 1
+                        _heap_push(hv, hi, pos, size, d, m)
+                        size += 1
+                    else:
+                        _heap_set(hv, hi, pos, size, m, d)
+        seeding = False
+        # the next batch: every heap entry of the smallest value, unless beyond the bound
+        if size == 0 or hv[0] > narrow:
+            break
+        value = hv[0]
+        nb_ = 0
+        while size > 0 and hv[0] == value:
+            q = hi[0]
+            _heap_pop(hv, hi, pos, size)
+            size -= 1
+            flag[q] = _FROZEN
+            batch[nb_] = q
+            nb_ += 1
     # the cells still in the heap
     for k in range(size):
         pos[hi[k]] = -1
