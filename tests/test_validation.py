@@ -91,6 +91,35 @@ def test_summary_bootstrap_brackets_the_ratio():
     np.testing.assert_allclose(summarize(old).ratio_eq17_default, 2.0)
 
 
+def test_summary_bootstrap_band_of_a_curve_does_not_depend_on_the_others():
+    import xarray as xr
+
+    rng = np.random.default_rng(3)
+    R, W = 10, 4
+    ex = rng.uniform(1, 2, (R, W))
+    noisy = lambda: ex * rng.uniform(0.3, 3.0, (R, W))  # noqa: E731
+    base = {"sigma_exact": (("realization", "omega"), ex),
+            "sigma_ll": (("realization", "omega"), noisy()),
+            "sigma_mb": (("realization", "omega"), noisy()),
+            "sigma_pairs": (("realization", "omega"), noisy())}
+    coords = {"omega": [1.0, 2.0, 4.0, 8.0]}
+    one = xr.Dataset({**base, "sigma_eq17": (("realization", "variant", "omega"),
+                                             noisy()[:, None, :])},
+                     coords={**coords, "variant": ["a"]})
+    both = xr.Dataset({**base, "sigma_eq17": (("realization", "variant", "omega"),
+                                              np.stack([noisy(), one.sigma_eq17.values[:, 0]],
+                                                       axis=1))},
+                      coords={**coords, "variant": ["z", "a"]})
+    s1, s2 = summarize(one), summarize(both)
+    for name in ("ratio_eq17_a_lo", "ratio_eq17_a_hi", "ratio_ll_lo", "ratio_pairs_hi"):
+        np.testing.assert_array_equal(s1[name], s2[name])
+    # paired: a curve equal to twice another has exactly twice its band
+    twice = one.assign(sigma_mb=2 * one.sigma_ll)
+    s3 = summarize(twice)
+    np.testing.assert_allclose(s3.ratio_mb_lo, 2 * s3.ratio_ll_lo, rtol=1e-12)
+    np.testing.assert_allclose(s3.ratio_mb_hi, 2 * s3.ratio_ll_hi, rtol=1e-12)
+
+
 def test_cli_validate(tmp_path, capsys):
     study = tmp_path / "s.toml"
     study.write_text(SMALL.replace("realizations = 2", "realizations = 1"))

@@ -153,10 +153,17 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
                                    "level": np.arange(k)})
 
 
-def _bootstrap_ratio(num: np.ndarray, den: np.ndarray, rng, n_boot: int = 400):
-    """16th/50th/84th percentiles of mean(num)/mean(den) over resampled realizations."""
-    R = num.shape[0]
-    idx = rng.integers(0, R, size=(n_boot, R))
+#: Bootstrap resamples of the realizations in :func:`summarize`.
+N_BOOTSTRAP = 400
+
+
+def _bootstrap_ratio(num: np.ndarray, den: np.ndarray, idx: np.ndarray):
+    """16th/50th/84th percentiles of mean(num)/mean(den) over resampled realizations.
+
+    ``idx`` (resamples x realizations) holds the realizations of each resample; every curve
+    is resampled with the same ``idx`` (a paired bootstrap), so its band depends on neither
+    the other curves nor their order.
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = num[idx].mean(axis=1) / den[idx].mean(axis=1)
     ratios = np.where(np.isfinite(ratios), ratios, np.nan)
@@ -220,7 +227,8 @@ def summarize(per: xr.Dataset, seed: int = 0) -> xr.Dataset:
     of ensemble means ``ratio_X`` with its bootstrap band, ``slope_X`` and ``score_X``.
     """
     per = _current_names(per)
-    rng = np.random.default_rng(seed)
+    idx = np.random.default_rng(seed).integers(
+        0, per.sizes["realization"], size=(N_BOOTSTRAP, per.sizes["realization"]))
     w = per.omega.values
     ex = per["sigma_exact"].values
     out = per.copy()
@@ -236,7 +244,7 @@ def summarize(per: xr.Dataset, seed: int = 0) -> xr.Dataset:
         curves[f"eq17_{v}"] = per["sigma_eq17"].sel(variant=v).values
     stats = {}
     for name, arr in curves.items():
-        lo, _median, hi = _bootstrap_ratio(arr, ex, rng)
+        lo, _median, hi = _bootstrap_ratio(arr, ex, idx)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = arr.mean(axis=0) / ex.mean(axis=0)
         out[f"ratio_{name}"] = ("omega", ratio)
