@@ -183,20 +183,30 @@ def test_two_wells_in_one_box_take_the_box_splitting():
     assert x2 == pytest.approx(25.0, rel=0.1)
 
 
-@pytest.fixture
-def separate_boxes(monkeypatch):
-    """One box per basin: the LL tunnelling amplitude is measured on each well's own box
-    (merged boxes, or the whole sample as one box, would resolve the pair exactly)."""
-    monkeypatch.setattr("mottscape.basin_states.MERGE_BOXES", False)
+def test_state_boxes_option_chooses_merged_or_per_basin_boxes():
+    # 2D wells 6 cells apart: merged boxes (the default) make this small sample one box (the
+    # whole-sample solve is cheaper than the two padded boxes), so the states are exact
+    # eigenstates and the pair is resolved there; per_basin keeps a box around each well.
+    sample = _two_wells(2, 6, 1.0)
+    _, exact, merged = _model_splitting(sample, Options(pair_model=True))
+    _, _, apart = _model_splitting(sample, Options(pair_model=True, state_boxes="per_basin"))
+    assert merged.states.n_boxes == 1 and merged.states.whole_sample
+    bp = merged.states.box_pairs
+    assert abs(bp.energy_a[0] - bp.energy_b[0]) == pytest.approx(exact, rel=1e-6)
+    assert apart.states.n_boxes == 2 and not apart.states.whole_sample
+    with pytest.raises(ms.InputError, match="state_boxes"):
+        Options(state_boxes="one")
 
 
 @pytest.mark.parametrize("amplitude", ["tail", "midpoint"])
 @pytest.mark.parametrize("d, gaps", [(1, (8, 12)), (2, (8, 12))])
-def test_herring_amplitude_gives_the_two_well_splitting(d, gaps, amplitude, separate_boxes):
+def test_herring_amplitude_gives_the_two_well_splitting(d, gaps, amplitude):
     # Herring's formula with the states' own tails or their box vectors at the midpoint:
     # within 25 % of the exact splitting of two square wells (barrier 1, rho_ij from 5 to 10);
     # eq. A13 with c = V^-1/2 is 15-30 times too large on the same wells (docs/theory.md).
-    opts = Options(pair_model=True, state_amplitude=amplitude)
+    # one box per well: the LL tunnelling amplitude is measured on each well's own box
+    # (merged boxes, or the whole sample as one box, would resolve the pair exactly)
+    opts = Options(pair_model=True, state_amplitude=amplitude, state_boxes="per_basin")
     for gap in gaps:
         model, exact, m = _model_splitting(_two_wells(d, gap, 1.0), opts)
         assert model / exact == pytest.approx(1.0, abs=0.25)
@@ -204,10 +214,10 @@ def test_herring_amplitude_gives_the_two_well_splitting(d, gaps, amplitude, sepa
             np.testing.assert_array_equal(m.midpoint_read, 2)
 
 
-def test_midpoint_amplitude_holds_at_large_separation_2d(separate_boxes):
+def test_midpoint_amplitude_holds_at_large_separation_2d():
     # Farther apart (rho_ij 12-16) the tail amplitude continued as e^{-rho} drifts above the
     # exact splitting in 2D (1.18, 1.27); the box vectors read at the midpoint stay within 15 %.
-    opts = Options(pair_model=True, state_amplitude="midpoint")
+    opts = Options(pair_model=True, state_amplitude="midpoint", state_boxes="per_basin")
     for gap in (16, 20):
         model, exact, m = _model_splitting(_two_wells(2, gap, 1.0), opts)
         assert model / exact == pytest.approx(1.0, abs=0.15)
@@ -215,8 +225,8 @@ def test_midpoint_amplitude_holds_at_large_separation_2d(separate_boxes):
 
 
 @pytest.mark.slow
-def test_herring_amplitude_gives_the_two_well_splitting_3d(separate_boxes):
-    opts = Options(pair_model=True)
+def test_herring_amplitude_gives_the_two_well_splitting_3d():
+    opts = Options(pair_model=True, state_boxes="per_basin")
     for gap in (10, 12):
         model, exact, _ = _model_splitting(_two_wells(3, gap, 1.0), opts)
         assert model / exact == pytest.approx(1.0, abs=0.25)

@@ -21,12 +21,14 @@ pytestmark = pytest.mark.slow
 BAND = 3.0
 
 
-def _study(potential: dict, ef: float, omega: tuple[float, float], realizations: int):
+def _study(potential: dict, ef: float, omega: tuple[float, float], realizations: int,
+           options: dict | None = None):
     return ms.study_from_dict({
         "potential": potential,
         "conductivity": {"fermi_energy": ef, "omega_min": omega[0], "omega_max": omega[1],
                          "n_omega": 5},
         "ensemble": {"realizations": realizations},
+        "options": options or {},
     })
 
 
@@ -54,18 +56,15 @@ def test_2d_gaussian_field_within_the_band():
     "(measured 2026-12-05 with state_amplitude='midpoint': 187x exact in the lowest resolved "
     "bin, omega ~ 0.065, 8 exact pairs per realization, 1.2-4.0 in the four others; the LL "
     "tunnelling part alone is 4.5-6.6x exact in every bin: t_ab is too large in 3D)"))
-def test_3d_anderson_within_the_band(monkeypatch):
+def test_3d_anderson_within_the_band():
     """Held-out 3D Anderson model, box [0, 20], at 20^3 (not the Mott regime at this size:
     the Mott lengths reach half the sample; a check of the estimator in 3D).
 
     At this size the default pair model solves the whole sample as one box (exact by
     construction); a box per basin, what larger samples get, is the estimator checked here.
     """
-    from mottscape import basin_states
-
-    monkeypatch.setattr(basin_states, "MERGE_BOXES", False)
     study = _study({"model": "anderson", "shape": [20, 20, 20], "seed": 3011, "width": 20.0},
-                   4.5, (0.05, 1.0), 4)
+                   4.5, (0.05, 1.0), 4, {"state_boxes": "per_basin"})
     res = validate(study, variants={"default": {}})
     checked = _checked_bins(res)
     assert checked.sum() >= 2, res.resolved.values

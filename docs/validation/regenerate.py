@@ -25,14 +25,13 @@ runs without computing anything.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -66,10 +65,6 @@ report = _load(HERE / "report.py", "validation_report")
 #: The variants of eq. 17 of the pair-model runs (the per-model runs compare all of
 #: :data:`mottscape.validation.DEFAULT_VARIANTS`).
 PAIR_VARIANTS = {"default": {}, "effective_scaled": {"effective": "scaled"}}
-#: The 3D runs and their tables are the pair model with a box around every basin: with the
-#: merged boxes (the default since 2026-12-05) these small Dirichlet samples are one box and
-#: sigma_ll is the exact sum (docs/validation.md, "Boxes").
-BOX_PER_BASIN = {"mottscape.basin_states.MERGE_BOXES": False}
 
 
 @dataclass(frozen=True)
@@ -87,8 +82,6 @@ class Run:
         the study, so a smaller run is a subset of a larger one with the same samples.
     variants
         Variants of eq. 17 (None: ``DEFAULT_VARIANTS``).
-    settings
-        Module attributes (``"package.module.NAME"``) set for the duration of the run.
     exact_from
         Other runs whose saved exact parts may be reused (same study, more realizations).
     """
@@ -97,7 +90,6 @@ class Run:
     study: Path
     realizations: int | None = None
     variants: dict | None = None
-    settings: Mapping[str, object] = field(default_factory=dict)
     exact_from: tuple[str, ...] = ()
 
 
@@ -118,8 +110,11 @@ RUNS: dict[str, Run] = {r.name: r for r in [
     _pair_run("gaussian_2d", INVESTIGATION / "gaussian_2d.toml", 4),
     _pair_run("alloy_2d", INVESTIGATION / "alloy_2d.toml", 4),
     Run("gaussian_2d_512", HERE / "gaussian_2d_512.toml"),
-    Run("anderson_3d", HERE / "anderson_3d.toml", settings=BOX_PER_BASIN),
-    Run("gaussian_3d", HERE / "gaussian_3d.toml", settings=BOX_PER_BASIN),
+    # the 3D studies set state_boxes = "per_basin": with the merged boxes (the default) these
+    # small Dirichlet samples are one box and sigma_ll is the exact sum (docs/validation.md,
+    # "Boxes")
+    Run("anderson_3d", HERE / "anderson_3d.toml"),
+    Run("gaussian_3d", HERE / "gaussian_3d.toml"),
 ]}
 
 
@@ -227,24 +222,6 @@ def reusable_exact(run: Run, dest: Path) -> tuple[xr.Dataset, Path] | None:
     return None
 
 
-@contextlib.contextmanager
-def _settings(values: Mapping[str, object]) -> Iterator[None]:
-    """Set module attributes (``"package.module.NAME": value``) and restore them after."""
-    old = []
-    try:
-        for key, value in values.items():
-            module_name, attr = key.rsplit(".", 1)
-            module = importlib.import_module(module_name)
-            if not hasattr(module, attr):
-                raise AttributeError(f"{key} does not exist (renamed?); fix RUNS in {__file__}")
-            old.append((module, attr, getattr(module, attr)))
-            setattr(module, attr, value)
-        yield
-    finally:
-        for module, attr, value in reversed(old):
-            setattr(module, attr, value)
-
-
 def compute(run: Run, dest: Path, reuse_exact: bool) -> float:
     """Run one validation study into ``dest/<run.name>``; returns its wall time in seconds."""
     def say(message: str) -> None:
@@ -256,9 +233,8 @@ def compute(run: Run, dest: Path, reuse_exact: bool) -> float:
     elif reuse_exact:
         say("no saved run of the same samples and bins: computing the exact reference")
     start = time.perf_counter()
-    with _settings(run.settings):
-        validate(run.study, realizations=run.realizations, variants=run.variants,
-                 reuse_exact=None if reuse is None else reuse[0], out=dest / run.name, log=say)
+    validate(run.study, realizations=run.realizations, variants=run.variants,
+             reuse_exact=None if reuse is None else reuse[0], out=dest / run.name, log=say)
     wall = time.perf_counter() - start
     say(f"wall time {wall:.0f} s")
     return wall

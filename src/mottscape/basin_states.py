@@ -59,10 +59,6 @@ MAX_LEAKAGE = 0.05
 #: Default box padding, in Agmon lengths 1/<w> outside the basins (|psi|^2 ~ e^{-2 padding}
 #: on the box faces).
 PADDING_AGMON = 10.0
-#: Merge neighbouring basins' boxes (:func:`_merged_boxes`) and, in 2D and 3D, solve the whole
-#: sample as one box when that is cheaper (:func:`_whole_sample_cheaper`). Tests of the LL
-#: tunnelling amplitude switch it off to keep one box per basin.
-MERGE_BOXES = True
 #: Two boxes are merged when the box around both has at most this many times the cells of the
 #: largest basin box it holds (fewer, slightly larger solves; the same states).
 MERGE_RATIO = 1.3
@@ -742,7 +738,7 @@ def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
 
 def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energy: float,
                  window: float, *, padding: float = PADDING_AGMON,
-                 merge: bool | None = None, landscape=None,
+                 merge: bool = True, landscape=None,
                  keep_vectors: bool = False) -> BasinStates:
     """The eigenstates of H in |E - E_F| <= ``window``, found basin by basin.
 
@@ -766,7 +762,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         Merge neighbouring basins' boxes (:data:`MERGE_RATIO`; on a 1D Dirichlet chain into
         segments of up to :data:`CHAIN_SEGMENT_MAX` cells) and, in 2D and 3D, solve the
         whole sample as one box when the boxes would cost more (:func:`_whole_sample_cheaper`).
-        None: :data:`MERGE_BOXES`. With ``merge=False`` every basin has its own box.
+        With ``merge=False`` every basin has its own box (the option ``state_boxes``).
     landscape
         The solved landscape of ``sample``: its landscape-law count sizes the shift-invert
         solves of large boxes (the states found do not depend on it).
@@ -787,7 +783,8 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
                          "the window of states around E_F)")
     if not (isinstance(padding, int | float) and math.isfinite(padding) and padding > 0):
         raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 10")
-    merge = MERGE_BOXES if merge is None else bool(merge)
+    if not isinstance(merge, bool | np.bool_):
+        raise InputError(f"merge={merge!r} must be True or False")
     mean = _mean_outside(metric, basins)
     pad = _padding_cells(sample, float(padding), mean)
     lo, hi, members = _basin_boxes(sample, basins, pad)

@@ -70,6 +70,13 @@ The pair model (App. A-B, :mod:`mottscape.pairs`):
     box splitting and dipole; ``"tunnelling"``: every pair of states of different basins goes
     through t_ab (App. A), only the states of one basin pair up on their box (this isolates
     the LL amplitude, for validation).
+``state_boxes``
+    The boxes on which the states near E_F are found (:func:`mottscape.basin_states.basin_states`):
+    ``"merged"`` (default: neighbouring basins' boxes merged when the merged box is barely
+    larger, and in 2D/3D the whole sample as one box when that is cheaper, in which case
+    sigma_pairs is the exact Kubo-Greenwood sum) or ``"per_basin"`` (one box around every
+    basin: every pair of different basins goes through the LL amplitude t_ab; what large
+    samples get, and how the LL amplitude is validated on small ones).
 
 Solver strategies: ``solver`` (the landscape solve, :func:`mottscape.solve_landscape`),
 ``tol`` (its relative residual), ``dispersion`` (free IDOS of the landscape law).
@@ -102,6 +109,7 @@ __all__ = [
     "PairSet",
     "Split",
     "StateAmplitude",
+    "StateBoxes",
     "XiMethod",
     "allowed",
 ]
@@ -117,6 +125,7 @@ Amplitude = Literal["a13", "herring", "a16"]
 CrossSection = Literal["fronts", "landscape"]
 StateAmplitude = Literal["volume", "tail", "midpoint"]
 PairCoupling = Literal["box", "tunnelling"]
+StateBoxes = Literal["merged", "per_basin"]
 Estimator = Literal["pairs", "eq17"]
 #: Landscape solvers: ``"scipy-cg"`` is scipy's CG with a Jacobi preconditioner on the
 #: assembled matrix, ``"stencil-cg"`` the matrix-free fused Jacobi-CG of mottscape.
@@ -141,7 +150,7 @@ class Options:
         or eq. 17 (``"eq17"``).
     mott_scale, dos, center, split, pair_set, xi, effective
         The open choices of eq. 17 and of the classical formula (see the module docstring).
-    pair_model, amplitude, cross_section, state_amplitude, pair_coupling
+    pair_model, amplitude, cross_section, state_amplitude, pair_coupling, state_boxes
         The pair model of App. A-B and its choices (see the module docstring).
     pair_window
         Half-width (energy) of the window of states of ``pair_set="window"``; None means the
@@ -164,6 +173,7 @@ class Options:
     cross_section: CrossSection = "fronts"
     state_amplitude: StateAmplitude = "midpoint"
     pair_coupling: PairCoupling = "box"
+    state_boxes: StateBoxes = "merged"
     solver: LandscapeSolver = "auto"
     tol: float = 1e-10
     dispersion: Dispersion = "lattice"

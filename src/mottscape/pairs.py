@@ -440,8 +440,8 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
         Increasing angular frequencies (at least two); the bins lie between them
         (:func:`omega_edges`), and the top of the last bin sets the window of states.
     options
-        ``amplitude``, ``cross_section``, ``state_amplitude``, ``pair_coupling`` and
-        ``mott_scale`` are used.
+        ``amplitude``, ``cross_section``, ``state_amplitude``, ``pair_coupling``,
+        ``state_boxes`` and ``mott_scale`` are used.
     edges
         Bin edges of angular frequency (default :func:`omega_edges` of ``omega``).
 
@@ -459,7 +459,8 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     window = float(e_edges[-1])
     midpoint = options.state_amplitude == "midpoint"
     states = basin_states(sample, basins, metric_land.agmon_metric(fermi_energy),
-                          fermi_energy, window, landscape=land, keep_vectors=midpoint)
+                          fermi_energy, window, merge=options.state_boxes == "merged",
+                          landscape=land, keep_vectors=midpoint)
     dist = _search(metric_land, basins, states, fermi_energy,
                    units.omega_to_energy(np.asarray(omega, float)), stats.delta_xi, options)
     tubes = pair_tubes(land, metric_land, basins, dist, options.cross_section)
