@@ -212,8 +212,8 @@ class StateVectors:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the vectors."""
-        return int(sum(g[2].nbytes + g[0].nbytes + g[1].nbytes for g in self._boxes))
+        """Memory held by the vectors (with their boxes' cells, order and readable masks)."""
+        return int(sum(sum(a.nbytes for a in g) for g in self._boxes))
 
     def at(self, states: np.ndarray, cells: np.ndarray) -> np.ndarray:
         """|psi_a(r)| of each state ``states[k]`` at grid cell ``cells[k]`` (flat index).
