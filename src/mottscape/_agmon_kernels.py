@@ -414,20 +414,14 @@ def _search(lab, cells, labels, w, shape, strides, periodic, h, order, narrow, d
                             near[j] = np.inf
                             near[6 + j] = np.inf
                             near[12 + j] = 1.0
-                            t1 = _target(cm, ax2, 2 * s - 1, shape, periodic)
-                            if t1 < 0:
-                                continue
-                            m1 = m + (t1 - cm[ax2]) * strides[ax2]
-                            if flag[m1] < _FROZEN:
+                            m1 = _nb(m, cm, ax2, 2 * s - 1, shape, strides, periodic)
+                            if m1 < 0 or flag[m1] < _FROZEN:
                                 continue
                             near[j] = dist[m1]
                             if order != 2:
                                 continue
-                            t1 = _target(cm, ax2, 4 * s - 2, shape, periodic)
-                            if t1 < 0:
-                                continue
-                            m1 = m + (t1 - cm[ax2]) * strides[ax2]
-                            if flag[m1] >= _FROZEN:
+                            m1 = _nb(m, cm, ax2, 4 * s - 2, shape, strides, periodic)
+                            if m1 >= 0 and flag[m1] >= _FROZEN:
                                 near[6 + j] = dist[m1]
                                 if flag[m1] == _SOURCE:
                                     near[12 + j] = -1.0
