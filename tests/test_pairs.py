@@ -214,6 +214,32 @@ def test_herring_amplitude_gives_the_two_well_splitting(d, gaps, amplitude):
             np.testing.assert_array_equal(m.midpoint_read, 2)
 
 
+@pytest.mark.parametrize("d, gaps", [(1, (8, 12)), (2, (8, 12, 16))])
+def test_flux_amplitude_is_the_two_well_splitting(d, gaps):
+    # Herring's surface integral summed over the lattice bonds of a plane between the wells, on
+    # the two states' box eigenvectors: the lattice identity is exact for single-well states,
+    # so t_ab is the exact splitting / 2 to 1 % (Herring's Laplace estimate: 0.83-0.90), also
+    # where the boxes hold the midpoint for one state only and the plane moves to a bond both
+    # hold (gap 16).
+    opts = Options(pair_model=True, amplitude="flux", state_boxes="per_basin")
+    for gap in gaps:
+        model, exact, m = _model_splitting(_two_wells(d, gap, 1.0), opts)
+        assert model / exact == pytest.approx(1.0, abs=0.01)
+        np.testing.assert_array_equal(m.flux_read, True)
+
+
+def test_flux_amplitude_falls_back_to_herring_where_the_boxes_do_not_meet():
+    # gap 20 in 2D: the two boxes hold no common cell of the geodesic, so the flux cannot be
+    # read and the Laplace estimate of "herring" is used, identically.
+    sample = _two_wells(2, 20, 1.0)
+    kw = dict(pair_model=True, state_boxes="per_basin")
+    flux, exact, m = _model_splitting(sample, Options(amplitude="flux", **kw))
+    herring, _, _ = _model_splitting(sample, Options(amplitude="herring", **kw))
+    assert not m.flux_read.any()
+    assert flux == pytest.approx(herring, rel=1e-12)
+    assert flux / exact == pytest.approx(1.0, abs=0.1)
+
+
 def test_midpoint_amplitude_holds_at_large_separation_2d():
     # Farther apart (rho_ij 12-16) the tail amplitude continued as e^{-rho} drifts above the
     # exact splitting in 2D (1.18, 1.27); the box vectors read at the midpoint stay within 15 %.
@@ -225,11 +251,13 @@ def test_midpoint_amplitude_holds_at_large_separation_2d():
 
 
 @pytest.mark.slow
-def test_herring_amplitude_gives_the_two_well_splitting_3d():
-    opts = Options(pair_model=True, state_boxes="per_basin")
+@pytest.mark.parametrize("amplitude, tol", [("herring", 0.25), ("flux", 0.01)])
+def test_herring_amplitude_gives_the_two_well_splitting_3d(amplitude, tol):
+    opts = Options(pair_model=True, amplitude=amplitude, state_boxes="per_basin")
     for gap in (10, 12):
-        model, exact, _ = _model_splitting(_two_wells(3, gap, 1.0), opts)
-        assert model / exact == pytest.approx(1.0, abs=0.25)
+        model, exact, m = _model_splitting(_two_wells(3, gap, 1.0), opts)
+        assert model / exact == pytest.approx(1.0, abs=tol)
+        assert m.flux_read.all() == (amplitude == "flux")
 
 
 # ---------------------------------------------------------------------- sigma_pairs

@@ -423,7 +423,7 @@ def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list
             continue
         got.update(rho=float(dist.rho[n]), mid_metric=float(tubes.mid_metric[n]),
                    mid_section=float(tubes.mid_section[n]),
-                   tube_volume=float(tubes.volume[n]),
+                   tube_volume=float(tubes.volume[n]), crossed=float(tubes.crossed[n]),
                    vol_i=float(basins.volumes[got["i"]]), vol_j=float(basins.volumes[got["j"]]))
         # the package's own t_ab for its states of i and j nearest the single-well energies
         sel = np.flatnonzero(model.pair == n)
@@ -438,6 +438,7 @@ def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list
             got["t_package"] = float(model.t[k])
             got["package_read"] = int(getattr(model, "midpoint_read", np.zeros(k + 1))[k])
             got["package_boxed"] = bool(model.boxed[k])
+            got["package_flux"] = bool(getattr(model, "flux_read", np.zeros(k + 1, bool))[k])
         out.append(got)
     if out:
         sub = PairDistances(i=np.array([p["i"] for p in out]), j=np.array([p["j"] for p in out]),
@@ -582,6 +583,23 @@ def _quartiles(x: np.ndarray) -> list[float]:
     return [float(v) for v in np.quantile(x, [0.25, 0.5, 0.75])] if x.size else []
 
 
+def _package_subsets(pairs: list[dict], t_ex: np.ndarray, rho: np.ndarray) -> dict:
+    """The package's t / t_exact where the pair model uses t (not resolved in one box), split
+    by how t was obtained: the lattice flux read on both box vectors (``amplitude="flux"``),
+    or not (Herring's Laplace estimate), and for geodesics that cross another basin."""
+    t = np.array([p.get("t_package", math.nan) for p in pairs])
+    used = ~np.array([bool(p.get("package_boxed", True)) for p in pairs])
+    flux = np.array([bool(p.get("package_flux", False)) for p in pairs])
+    crossed = np.array([p.get("crossed", math.nan) > 0 for p in pairs])
+    out = {}
+    for name, sel in (("package, t used", used), ("package, t used, flux read", used & flux),
+                      ("package, t used, flux not read", used & ~flux),
+                      ("package, t used, geodesic crosses a basin", used & crossed),
+                      ("package, t used, crosses none", used & ~crossed)):
+        out[name] = ratio_stats(np.where(sel, t, math.nan), t_ex, rho)
+    return out
+
+
 def summarize(rows: list[dict], key: str = "pairs") -> dict:
     pairs = [p for row in rows for p in row[key]]
     if not pairs:
@@ -605,6 +623,8 @@ def summarize(rows: list[dict], key: str = "pairs") -> dict:
     out["ratios"] = {name: ratio_stats(np.array([p[f"t_{name}"] for p in pairs]), t_ex, rho)
                      for name in (*VARIANTS, "single_well", "flux", "package")
                      if f"t_{name}" in pairs[0]}
+    if key == "tuned" and "package_boxed" in pairs[0]:
+        out["ratios"].update(_package_subsets(pairs, t_ex, rho))
     if "mid_ratio_i" in pairs[0]:
         # Herring's LL formula over the exact flux, split exactly into two factors at the
         # midpoint cell x*: the tails, A_i A_j e^{-rho_ij} / (phi_i phi_j)(x*), and the rest,
@@ -701,6 +721,8 @@ def main(argv=None) -> int:
                    help="only reprint the tables from the JSON (summaries recomputed)")
     p.add_argument("--state-amplitude", default=None,
                    help="the package pair model's state_amplitude (default: the package's)")
+    p.add_argument("--amplitude", default=None,
+                   help="the package pair model's amplitude (default: the package's)")
     p.add_argument("--state-boxes", default=None,
                    help="the package pair model's state_boxes (default: the package's)")
     p.add_argument("--out", default=None, help="JSON file (default resonant_pairs.json)")
@@ -710,6 +732,8 @@ def main(argv=None) -> int:
         PIPE_OPTIONS["state_amplitude"] = args.state_amplitude
     if args.state_boxes:
         PIPE_OPTIONS["state_boxes"] = args.state_boxes
+    if args.amplitude:
+        PIPE_OPTIONS["amplitude"] = args.amplitude
     if args.out:
         OUT = Path(args.out)
     TUNED = not args.no_tuned

@@ -221,6 +221,10 @@ class StateVectors:
         NaN where the cell is not readable for that state (outside its box, too close to the
         box's faces, or a negative cell index).
         """
+        return np.abs(self.values(states, cells))
+
+    def values(self, states: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """psi_a(r) with its sign (that of the box eigenvector), else as :meth:`at`."""
         states = np.asarray(states, int)
         cells = np.asarray(cells, int)
         out = np.full(states.size, np.nan)
@@ -231,7 +235,7 @@ class StateVectors:
             pos = np.minimum(np.searchsorted(sorted_cells, cells[sel]), sorted_cells.size - 1)
             loc = order[pos]
             ok = (sorted_cells[pos] == cells[sel]) & readable[loc]
-            out[sel[ok]] = np.abs(vectors[loc[ok], self._column[states[sel[ok]]]]) * self._scale
+            out[sel[ok]] = vectors[loc[ok], self._column[states[sel[ok]]]] * self._scale
         return out
 
 

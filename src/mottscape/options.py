@@ -54,8 +54,10 @@ The pair model (App. A-B, :mod:`mottscape.pairs`):
     only allowed with ``estimator="eq17"`` (the fast LL pipeline alone).
 ``amplitude``
     Its transition amplitude: ``"a13"`` (eq. A13, the paper), ``"herring"`` (Herring's
-    surface formula with the same LL states, our extension) or ``"a16"``
-    (Delta_xi rho e^{-rho}).
+    surface formula with the same LL states by the Laplace method at the Agmon midpoint, our
+    extension), ``"flux"`` (the default: Herring's surface integral summed on the lattice over
+    the two states' box eigenvectors, our extension; ``"herring"`` where their boxes do not
+    both hold a bond of the geodesic) or ``"a16"`` (Delta_xi rho e^{-rho}).
 ``cross_section``
     The tube's cross-section of eq. A9: ``"fronts"`` (spherical Agmon fronts, our extension)
     or ``"landscape"`` (-Delta u / u, eqs. A19-A20).
@@ -121,7 +123,7 @@ Split = Literal["components", "watershed"]
 PairSet = Literal["sigma_omega", "window"]
 XiMethod = Literal["transfer_matrix", "fit", "metric"]
 Effective = Literal["vu", "scaled"]
-Amplitude = Literal["a13", "herring", "a16"]
+Amplitude = Literal["a13", "herring", "flux", "a16"]
 CrossSection = Literal["fronts", "landscape"]
 StateAmplitude = Literal["volume", "tail", "midpoint"]
 PairCoupling = Literal["box", "tunnelling"]
@@ -169,7 +171,7 @@ class Options:
     xi: XiMethod = "transfer_matrix"
     effective: Effective = "vu"
     pair_model: bool | None = None
-    amplitude: Amplitude = "herring"
+    amplitude: Amplitude = "flux"
     cross_section: CrossSection = "fronts"
     state_amplitude: StateAmplitude = "midpoint"
     pair_coupling: PairCoupling = "box"

@@ -25,6 +25,10 @@ two-level system of sec. III:
       (2 pi)^{(d-1)/2} / sqrt(det H_perp(s*)). It is independent of the energy frame and is
       the textbook exact leading order for two wells (in 1D, t = (hbar^2 kappa / m) psi_a psi_b
       at the midpoint).
+  ``"flux"`` (our extension)
+      Herring's surface integral itself, summed over the lattice bonds of the plane through
+      s* on the two states' box eigenvectors (:mod:`mottscape.flux`): no Laplace method, no
+      continuum metric; ``"herring"`` for the pairs whose boxes do not both hold that plane.
   ``"a16"``
       t = Delta_xi rho_ij e^{-rho_ij} (eq. A16, its open O(1) prefactor set to 1).
 
@@ -70,6 +74,7 @@ import numpy as np
 from .agmon import PairDistances, basin_distances
 from .basin_states import BasinStates, basin_states, landscape_counts
 from .errors import InputError
+from .flux import flux_amplitude
 from .mott import mott_scale
 from .tube import PairTubes, pair_tubes
 
@@ -189,6 +194,10 @@ class PairModel:
         midpoint were read on their box eigenvectors (``state_amplitude="midpoint"``, see
         :func:`_midpoint_product`; the others continue the tail amplitude as
         e^{-rho_ij / 2}).
+    flux_read
+        Per inter-basin state pair: t_ab is the lattice Herring flux of the two states' box
+        eigenvectors (``amplitude="flux"``, :func:`mottscape.flux.flux_amplitude`); where
+        False it is Herring's Laplace estimate.
     sigma, n_pairs
         Per bin: the conductivity (unit of ``units.sigma_unit``) and the pairs counted.
     box_share
@@ -222,6 +231,7 @@ class PairModel:
     active: np.ndarray
     boxed: np.ndarray
     midpoint_read: np.ndarray
+    flux_read: np.ndarray
     sigma: np.ndarray
     n_pairs: np.ndarray
     box_share: np.ndarray
@@ -268,7 +278,7 @@ def _amplitude(kind: str, overlap, rho, tubes: PairTubes, pair, product, frame: 
     """t_ab; ``product`` is psi_a psi_b at the Agmon midpoint (:func:`_midpoint_product`)."""
     if kind == "a13":
         return frame * overlap
-    if kind == "herring":
+    if kind in ("herring", "flux"):  # "flux": where the lattice flux cannot be read
         flux = 2.0 * kinetic * tubes.mid_metric[pair] / mass[pair]  # hbar^2 w / m
         return flux * product * tubes.mid_section[pair]
     return delta_xi * rho * np.exp(-rho)
@@ -457,22 +467,29 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     edges = omega_edges(omega) if edges is None else np.asarray(edges, float)
     e_edges = units.omega_to_energy(edges)
     window = float(e_edges[-1])
-    midpoint = options.state_amplitude == "midpoint"
+    keep = options.state_amplitude == "midpoint" or options.amplitude == "flux"
     states = basin_states(sample, basins, metric_land.agmon_metric(fermi_energy),
                           fermi_energy, window, merge=options.state_boxes == "merged",
-                          landscape=land, keep_vectors=midpoint)
+                          landscape=land, keep_vectors=keep)
     dist = _search(metric_land, basins, states, fermi_energy,
                    units.omega_to_energy(np.asarray(omega, float)), stats.delta_xi, options)
     tubes = pair_tubes(land, metric_land, basins, dist, options.cross_section)
     a, b, pair = _state_pairs(states, dist)
     rho = dist.rho[pair]
     product, read = _midpoint_product(states, options.state_amplitude, a, b, pair, rho, tubes)
-    states = replace(states, vectors=None)  # one eigenvector per state: not kept
     overlap = product * (tubes.volume[pair] + basins.volumes[dist.i[pair]]
                          + basins.volumes[dist.j[pair]])
     frame = fermi_energy + land.shift
+    mass = _mid_mass(land, dist)
     t = _amplitude(options.amplitude, overlap, rho, tubes, pair, product, frame,
-                   stats.delta_xi, units.kinetic, _mid_mass(land, dist))
+                   stats.delta_xi, units.kinetic, mass)
+    fluxed = np.zeros(t.size, bool)
+    if options.amplitude == "flux" and states.vectors is not None:
+        flux = flux_amplitude(states.vectors, grid, a, b, pair, rho, tubes,
+                              units.kinetic, mass)
+        fluxed = np.isfinite(flux)
+        t = np.where(fluxed, flux, t)
+    states = replace(states, vectors=None)  # one eigenvector per state: not kept
     split, x2, active = _two_level(t, overlap, states, a, b, tubes.centre[pair], grid,
                                    fermi_energy)
     boxed = _box_resolved(states, a, b, options.pair_coupling)
@@ -482,7 +499,7 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     near_bound = rho >= float(np.max(dist.bound)) - 1.0 if rho.size else np.zeros(0, bool)
     return PairModel(states=states, distances=dist, tubes=tubes, a=a, b=b, pair=pair, t=t,
                      overlap=overlap, splitting=split, x2=x2, active=active,
-                     boxed=boxed, midpoint_read=read,
+                     boxed=boxed, midpoint_read=read, flux_read=fluxed,
                      sigma=sigma, n_pairs=count, box_share=share, edges=edges,
                      energy_frame=frame,
                      landscape_count=landscape_counts(land, basins, fermi_energy - window,
