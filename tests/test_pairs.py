@@ -240,6 +240,24 @@ def test_flux_amplitude_falls_back_to_herring_where_the_boxes_do_not_meet():
     assert flux / exact == pytest.approx(1.0, abs=0.1)
 
 
+def test_flux_share_reports_the_part_of_sigma_on_read_fluxes():
+    # a box per basin on a 2D block sample: part of the tunnelling sigma rests on read fluxes,
+    # the shares of sigma add up to at most 1, and with Herring's Laplace estimate it is 0
+    V = ms.disorder.block((96, 96), block=4, width=4.0, seed=3)
+    w = np.geomspace(5e-3, 0.2, 6)
+    kw = dict(pair_model=True, state_boxes="per_basin")
+    flux = ms.run_pipeline(V, 0.9, w, amplitude="flux", **kw).pair_model
+    herring = ms.run_pipeline(V, 0.9, w, amplitude="herring", **kw).pair_model
+    live = flux.sigma > 0
+    assert flux.flux_read[~flux.boxed].any() and np.nanmax(flux.flux_share) > 0
+    assert np.all(flux.box_share[live] + flux.flux_share[live] <= 1 + 1e-12)
+    assert not herring.flux_read.any()
+    np.testing.assert_array_equal(herring.flux_share[herring.sigma > 0], 0.0)
+    # the pairs whose t_ab was not read keep Herring's value exactly
+    same = ~flux.flux_read
+    np.testing.assert_allclose(flux.t[same], herring.t[same], rtol=1e-12)
+
+
 def test_midpoint_amplitude_holds_at_large_separation_2d():
     # Farther apart (rho_ij 12-16) the tail amplitude continued as e^{-rho} drifts above the
     # exact splitting in 2D (1.18, 1.27); the box vectors read at the midpoint stay within 15 %.

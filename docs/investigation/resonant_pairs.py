@@ -2,13 +2,15 @@
 
     .venv/bin/python docs/investigation/resonant_pairs.py
         [--models block,gaussian,alloy,block_1d,anderson_3d] [--seeds N] [--window W]
-        [--no-tuned] [--state-amplitude A] [--state-boxes B]
+        [--no-tuned] [--state-amplitude A] [--state-boxes B] [--amplitude T] [--out F]
 
 Issue 11, item 3, second half. Run time: 32 min on the shared 2-core machine (load 4-5) (three 2D
 models and a 1D chain, 20 samples each, 128^2 and 4096 sites); the 3D Anderson model (20 samples
 of 20^3) takes about 3 min: ``--models anderson_3d --state-boxes per_basin`` (a box per basin,
 as large samples get; with the merged boxes these small samples are one box and the package
-does not use t_ab). Writes
+does not use t_ab). The comparison of the amplitudes ``herring`` and ``flux`` (README,
+"Herring's flux on the box vectors") ran each model with ``--seeds 10 --state-boxes per_basin
+--amplitude T --out docs/investigation/amplitude/MODEL_T.json`` (2-5 min per model). Writes
 ``docs/investigation/resonant_pairs.json`` beside this script (models not run keep their
 previous entries). Nothing in ``src/`` is changed; private helpers of ``mottscape.pairs``
 and ``mottscape.basin_states`` are imported so that the formulas are the package's own.

@@ -203,6 +203,10 @@ class PairModel:
     box_share
         Per bin: the part of ``sigma`` carried by pairs resolved in one box (pairs of one basin
         and ``boxed`` pairs); the rest is the LL tunnelling model of App. A.
+    flux_share
+        Per bin: the part of ``sigma`` carried by tunnelling pairs whose t_ab is the lattice
+        flux read on both states' box vectors (``flux_read``); the rest of the tunnelling
+        part rests on Herring's Laplace estimate (or the chosen ``amplitude``).
     edges
         Bin edges of angular frequency.
     energy_frame
@@ -235,6 +239,7 @@ class PairModel:
     sigma: np.ndarray
     n_pairs: np.ndarray
     box_share: np.ndarray
+    flux_share: np.ndarray
     edges: np.ndarray
     energy_frame: float
     landscape_count: np.ndarray
@@ -413,20 +418,26 @@ def _box_terms(states: BasinStates, ef: float, coupling: str
             (np.minimum(ea, eb) < ef) & (ef < np.maximum(ea, eb)))
 
 
-def _sigma(tunnel: tuple, box: tuple, e_edges: np.ndarray, grid, units
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """sigma per bin (study units), the pairs counted and the share of box-resolved pairs.
+def _sigma(tunnel: tuple, box: tuple, e_edges: np.ndarray, grid, units, fluxed: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """sigma per bin (study units), the pairs counted, and two shares of sigma.
 
-    ``tunnel`` and ``box``: (splitting, |X|^2, active) of the tunnelling and box pairs.
+    The shares: from the box-resolved pairs, and from the tunnelling pairs whose t_ab is a
+    read flux. ``tunnel`` and ``box``: (splitting, |X|^2, active) of the tunnelling and box pairs;
+    ``fluxed``: which tunnelling pairs have a flux-read t_ab.
     """
     energy, x2_all, active_all = (np.concatenate([u, v]) for u, v in zip(tunnel, box,
                                                                           strict=True))
     sigma, count = _binned(energy, x2_all, active_all, e_edges, grid.volume, grid.ndim)
     in_box = np.arange(energy.size) >= tunnel[0].size
-    part, _ = _binned(energy, x2_all, active_all & in_box, e_edges, grid.volume, grid.ndim)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(sigma > 0, part / sigma, np.nan)
-    return sigma * units.sigma_factor(grid.ndim), count, share
+    by_flux = np.concatenate([fluxed, np.zeros(box[0].size, bool)])
+    shares = []
+    for part_of in (in_box, by_flux):
+        part, _ = _binned(energy, x2_all, active_all & part_of, e_edges, grid.volume,
+                          grid.ndim)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares.append(np.where(sigma > 0, part / sigma, np.nan))
+    return sigma * units.sigma_factor(grid.ndim), count, shares[0], shares[1]
 
 
 def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
@@ -493,14 +504,16 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     split, x2, active = _two_level(t, overlap, states, a, b, tubes.centre[pair], grid,
                                    fermi_energy)
     boxed = _box_resolved(states, a, b, options.pair_coupling)
-    sigma, count, share = _sigma((split[~boxed], x2[~boxed], active[~boxed]),
-                                 _box_terms(states, fermi_energy, options.pair_coupling),
-                                 e_edges, grid, units)
+    sigma, count, share, flux_share = _sigma(
+        (split[~boxed], x2[~boxed], active[~boxed]),
+        _box_terms(states, fermi_energy, options.pair_coupling), e_edges, grid, units,
+        fluxed[~boxed])
     near_bound = rho >= float(np.max(dist.bound)) - 1.0 if rho.size else np.zeros(0, bool)
     return PairModel(states=states, distances=dist, tubes=tubes, a=a, b=b, pair=pair, t=t,
                      overlap=overlap, splitting=split, x2=x2, active=active,
                      boxed=boxed, midpoint_read=read, flux_read=fluxed,
-                     sigma=sigma, n_pairs=count, box_share=share, edges=edges,
+                     sigma=sigma, n_pairs=count, box_share=share, flux_share=flux_share,
+                     edges=edges,
                      energy_frame=frame,
                      landscape_count=landscape_counts(land, basins, fermi_energy - window,
                                                       fermi_energy + window),
@@ -559,12 +572,12 @@ def _rebinned(model: PairModel, edges: np.ndarray, pipeline) -> PairModel:
     """The same pairs binned on other edges."""
     units, grid = pipeline.sample.units, pipeline.sample.grid
     tunnel = ~model.boxed
-    sigma, count, share = _sigma((model.splitting[tunnel], model.x2[tunnel],
-                                  model.active[tunnel]),
-                                 _box_terms(model.states, pipeline.fermi_energy,
-                                            model.coupling),
-                                 units.omega_to_energy(edges), grid, units)
-    return replace(model, sigma=sigma, n_pairs=count, box_share=share, edges=edges)
+    sigma, count, share, flux_share = _sigma(
+        (model.splitting[tunnel], model.x2[tunnel], model.active[tunnel]),
+        _box_terms(model.states, pipeline.fermi_energy, model.coupling),
+        units.omega_to_energy(edges), grid, units, model.flux_read[tunnel])
+    return replace(model, sigma=sigma, n_pairs=count, box_share=share, flux_share=flux_share,
+                   edges=edges)
 
 
 def recoupled(model: PairModel, coupling: str, pipeline) -> PairModel:
@@ -621,10 +634,11 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
     Returns
     -------
     xarray.Dataset
-        ``sigma_pairs``, ``n_pairs`` and ``box_share`` on coordinate ``omega`` (geometric bin
-        centres), with ``omega_lower``/``omega_upper``; the attributes ``pair_model_boxes``
-        and ``pair_model_whole_sample`` (1 when the whole sample was one box: sigma_pairs is
-        then the exact Kubo-Greenwood sum, not an LL estimate).
+        ``sigma_pairs``, ``n_pairs``, ``box_share`` and ``flux_share`` on coordinate
+        ``omega`` (geometric bin centres), with ``omega_lower``/``omega_upper``; the
+        attributes ``pair_model_boxes`` and ``pair_model_whole_sample`` (1 when the whole
+        sample was one box: sigma_pairs is then the exact Kubo-Greenwood sum, not an LL
+        estimate).
     """
     import xarray as xr
 
@@ -640,7 +654,10 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
          "n_pairs": ("omega", model.n_pairs, {"units": "1",
                                               "long_name": "state pairs in the bin"}),
          "box_share": ("omega", model.box_share, {"units": "1", "long_name": "share of "
-                                                  "sigma_pairs from pairs resolved in a box"})},
+                                                  "sigma_pairs from pairs resolved in a box"}),
+         "flux_share": ("omega", model.flux_share, {"units": "1", "long_name": "share of "
+                                                    "sigma_pairs from tunnelling pairs whose "
+                                                    "t_ab is a read lattice flux"})},
         coords={"omega": ("omega", np.sqrt(edges[:-1] * edges[1:]),
                           {"units": units.omega_unit}),
                 "omega_lower": ("omega", edges[:-1], {"units": units.omega_unit}),

@@ -97,6 +97,9 @@ def _pair_variables(result: PipelineResult) -> dict:
                               "1"),
         "pairs_box_share": _var(w, model.box_share, "share of sigma_pairs from pairs resolved "
                                 "in one basin box (the rest: LL tunnelling, App. A)", "1"),
+        "pairs_flux_share": _var(w, model.flux_share, "share of sigma_pairs from tunnelling "
+                                 "pairs whose t_ab is the lattice Herring flux read on both "
+                                 "states' box vectors (amplitude flux)", "1"),
         "n_states_basins": _var(s, st.n, "states near E_F found basin by basin (window of "
                                 "the pair model)", "1"),
         "n_states_landscape_law": _var(s, float(model.landscape_count.sum()), "landscape-law "
