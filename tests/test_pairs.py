@@ -240,6 +240,34 @@ def test_flux_amplitude_falls_back_to_herring_where_the_boxes_do_not_meet():
     assert flux / exact == pytest.approx(1.0, abs=0.1)
 
 
+def test_flux_needs_single_well_states():
+    # a box vector with more than 1 % of its weight on the partner's basin is a hybrid the box
+    # did not resolve as two states: its flux is not read (Herring's estimate is kept)
+    from mottscape.agmon import PairDistances
+    from mottscape.basin_states import StateVectors
+    from mottscape.flux import PARTNER_WEIGHT, _single_well
+
+    labels = np.zeros(20, int)
+    labels[2:5], labels[14:17] = 1, 2
+    x = np.arange(20.0)
+    well_1, well_2 = np.exp(-np.abs(x - 3)), np.exp(-np.abs(x - 15))
+    states = []
+    for mix in (0.0, 0.05, 0.5):
+        v = well_2 + mix * well_1
+        states.append(v / np.linalg.norm(v))
+    states.insert(0, well_1 / np.linalg.norm(well_1))
+    vecs = StateVectors([(np.arange(20), np.array(states).T, np.ones(20, bool))],
+                        slot=np.zeros(4, int), column=np.arange(4), cell_volume=1.0,
+                        copies=np.zeros(0, int))
+    dist = PairDistances(i=np.array([0]), j=np.array([1]), rho=np.array([10.0]), n=2,
+                         bound=np.array([20.0]), sources=np.array([0, 1]), energy=0.0)
+    on_1 = [float(np.sum(s[2:5] ** 2)) for s in states[1:]]
+    got = [bool(_single_well(vecs, labels, dist, np.array([0]), np.array([s]), np.array([0]),
+                             1.0)[0]) for s in (1, 2, 3)]
+    # pure, a 5 % admixture (0.3 % of the weight: accepted), half and half (a hybrid)
+    assert got == [w <= PARTNER_WEIGHT for w in on_1] == [True, True, False]
+
+
 def test_flux_share_reports_the_part_of_sigma_on_read_fluxes():
     # a box per basin on a 2D block sample: part of the tunnelling sigma rests on read fluxes,
     # the shares of sigma add up to at most 1, and with Herring's Laplace estimate it is 0
@@ -253,9 +281,15 @@ def test_flux_share_reports_the_part_of_sigma_on_read_fluxes():
     assert np.all(flux.box_share[live] + flux.flux_share[live] <= 1 + 1e-12)
     assert not herring.flux_read.any()
     np.testing.assert_array_equal(herring.flux_share[herring.sigma > 0], 0.0)
-    # the pairs whose t_ab was not read keep Herring's value exactly
+    # the pairs whose t_ab was not read keep Herring's value exactly; the read ones keep
+    # Herring's S_ab / t_ab (both carry the midpoint product psi_a psi_b, which the flux sets)
     same = ~flux.flux_read
     np.testing.assert_allclose(flux.t[same], herring.t[same], rtol=1e-12)
+    np.testing.assert_allclose(flux.overlap[same], herring.overlap[same], rtol=1e-12)
+    read = flux.flux_read & (herring.t > 0)
+    assert read.any() and not np.allclose(flux.t[read], herring.t[read])
+    np.testing.assert_allclose(flux.overlap[read] / flux.t[read],
+                               herring.overlap[read] / herring.t[read], rtol=1e-9)
 
 
 def test_midpoint_amplitude_holds_at_large_separation_2d():

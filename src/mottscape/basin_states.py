@@ -223,8 +223,12 @@ class StateVectors:
         """
         return np.abs(self.values(states, cells))
 
-    def values(self, states: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """psi_a(r) with its sign (that of the box eigenvector), else as :meth:`at`."""
+    def values(self, states: np.ndarray, cells: np.ndarray, anywhere: bool = False
+               ) -> np.ndarray:
+        """psi_a(r) with its sign (that of the box eigenvector), else as :meth:`at`.
+
+        ``anywhere``: every cell of the box is read, also those near its cut faces.
+        """
         states = np.asarray(states, int)
         cells = np.asarray(cells, int)
         out = np.full(states.size, np.nan)
@@ -234,7 +238,7 @@ class StateVectors:
             sorted_cells, order, vectors, readable = self._boxes[int(b)]
             pos = np.minimum(np.searchsorted(sorted_cells, cells[sel]), sorted_cells.size - 1)
             loc = order[pos]
-            ok = (sorted_cells[pos] == cells[sel]) & readable[loc]
+            ok = (sorted_cells[pos] == cells[sel]) & (readable[loc] | anywhere)
             out[sel[ok]] = vectors[loc[ok], self._column[states[sel[ok]]]] * self._scale
         return out
 

@@ -24,9 +24,11 @@ site, not sqrt(Delta), and the flux per bond is 2 sinh of that rate, which the c
 formula misses at the large barriers of strongly disordered 3D samples
 (docs/investigation/README.md, "3D Anderson model pair by pair").
 
-A pair gets no flux (NaN, and the pair model keeps Herring's Laplace estimate) when the box of
-either state does not hold the bond at the midpoint, or holds the partner state too (the two
-are then hybrids of one box Hamiltonian, not the single-well states of the formula).
+A pair gets no flux (NaN, and the pair model keeps Herring's Laplace estimate) when the boxes
+share no bond of the geodesic, or when either state is not a single-well state of its basin:
+its box also holds the partner state (the two are then hybrids of one box Hamiltonian), or
+it carries more than :data:`PARTNER_WEIGHT` of its weight on the partner's basin (a hybrid
+that the box did not resolve as two states; the flux of such a vector is meaningless).
 
 Written here rather than taken from a library: the Wronskian flux of two eigenvectors over a
 patch of lattice bonds is a few array operations on the package's own box vectors; no sparse
@@ -42,24 +44,28 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from .agmon import PairDistances
     from .basin_states import StateVectors
     from .grid import Grid
     from .tube import PairTubes
 
-__all__ = ["PATCH_MAX_CELLS", "PATCH_WIDTHS", "flux_amplitude"]
+__all__ = ["PARTNER_WEIGHT", "PATCH_MAX_CELLS", "PATCH_WIDTHS", "flux_amplitude"]
 
 #: The patch of S reaches this many transverse Gaussian widths of the tube from the geodesic
 #: (e^{-9/2}: the flux outside is below 1 %).
 PATCH_WIDTHS = 3.0
 #: Largest half-width of the patch, in cells along each transverse axis.
 PATCH_MAX_CELLS = 8
+#: Largest weight of a state on its partner's basin for it to count as a single-well state
+#: (a mixing amplitude of 0.1; the convention of ``pairs.RESOLVE_LEAK``).
+PARTNER_WEIGHT = 1e-2
 #: Cells of the geodesic on each side of the midpoint that give its direction there.
 DIRECTION_STEPS = 2
 
 
-def flux_amplitude(vectors: StateVectors, grid: Grid, a: np.ndarray, b: np.ndarray,
-                   pair: np.ndarray, rho: np.ndarray, tubes: PairTubes, kinetic: float,
-                   mass: np.ndarray) -> np.ndarray:
+def flux_amplitude(vectors: StateVectors, grid: Grid, labels: np.ndarray,
+                   dist: PairDistances, tubes: PairTubes, a: np.ndarray, b: np.ndarray,
+                   pair: np.ndarray, kinetic: float, mass: np.ndarray) -> np.ndarray:
     """t_ab of each state pair as the lattice Herring flux through the midpoint plane.
 
     Parameters
@@ -68,14 +74,14 @@ def flux_amplitude(vectors: StateVectors, grid: Grid, a: np.ndarray, b: np.ndarr
         The states' box eigenvectors.
     grid
         The sample's grid.
+    labels
+        The basins' labels on the grid (0 outside, i + 1 in basin i).
+    dist, tubes
+        The basin pairs (B_i, B_j, rho_ij) and their geodesics, midpoints and cross-sections.
     a, b
         The state pairs: ``a`` in basin i of its basin pair, ``b`` in basin j.
     pair
-        Index of each state pair's basin pair in ``tubes``.
-    rho
-        rho_ij of each state pair's basins (eq. 9).
-    tubes
-        The geodesics, midpoints and cross-sections of the basin pairs.
+        Index of each state pair's basin pair in ``dist`` and ``tubes``.
     kinetic
         hbar^2 / (2 m_ref) of the unit system.
     mass
@@ -89,8 +95,9 @@ def flux_amplitude(vectors: StateVectors, grid: Grid, a: np.ndarray, b: np.ndarr
     t = np.full(a.size, np.nan)
     if not a.size:
         return t
-    ok = (tubes.mid_cell[pair] >= 0) & ~vectors.shares_box(a, b) & ~vectors.shares_box(b, a)
-    k = np.flatnonzero(ok)
+    rho = dist.rho[pair]
+    k = np.flatnonzero(tubes.mid_cell[pair] >= 0)
+    k = k[_single_well(vectors, labels, dist, a[k], b[k], pair[k], grid.cell_volume)]
     cell = tubes.mid_cell[pair[k]]
     for attempt in range(4):
         if attempt == 2:  # the boxes do not both hold the midpoint: the nearest cell they do
@@ -102,6 +109,38 @@ def flux_amplitude(vectors: StateVectors, grid: Grid, a: np.ndarray, b: np.ndarr
         left = ~np.isfinite(t[k])
         k, cell = k[left], cell[left]
     return t
+
+
+def _single_well(vectors: StateVectors, labels: np.ndarray, dist: PairDistances,
+                 a: np.ndarray, b: np.ndarray, pair: np.ndarray, cell_volume: float
+                 ) -> np.ndarray:
+    """Whether both states of each pair are single-well states (see the module docstring)."""
+    ok = ~vectors.shares_box(a, b) & ~vectors.shares_box(b, a)
+    basin_cells = _BasinCells(labels)
+    for s, partner in ((a, dist.j[pair]), (b, dist.i[pair])):
+        ok &= basin_cells.weight(vectors, s, partner, cell_volume) <= PARTNER_WEIGHT
+    return ok
+
+
+class _BasinCells:
+    """The cells of every basin, grouped (flat indices)."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        flat = labels.ravel()
+        inside = np.flatnonzero(flat > 0)
+        order = np.argsort(flat[inside], kind="stable")
+        self.cells = inside[order]
+        self.start = np.searchsorted(flat[self.cells], np.arange(1, int(flat.max(initial=0)) + 2))
+
+    def weight(self, vectors: StateVectors, states: np.ndarray, basins: np.ndarray,
+               cell_volume: float) -> np.ndarray:
+        """Weight of each state on the basin ``basins[k]`` (what its box holds of it)."""
+        lens = self.start[basins + 1] - self.start[basins]
+        q = np.repeat(np.arange(states.size), lens)
+        k = np.arange(q.size) - np.repeat(np.cumsum(lens) - lens, lens) + self.start[basins][q]
+        vals = vectors.values(states[q], self.cells[k], anywhere=True)
+        return np.bincount(q, weights=np.nan_to_num(vals) ** 2,
+                           minlength=states.size) * cell_volume
 
 
 def _flux_through(vectors: StateVectors, grid: Grid, a: np.ndarray, b: np.ndarray,

@@ -29,6 +29,10 @@ two-level system of sec. III:
       Herring's surface integral itself, summed over the lattice bonds of the plane through
       s* on the two states' box eigenvectors (:mod:`mottscape.flux`): no Laplace method, no
       continuum metric; ``"herring"`` for the pairs whose boxes do not both hold that plane.
+      S_ab and Herring's t both carry the midpoint product psi_a psi_b(s*); where the flux is
+      read, S_ab takes the product it implies (S_ab * t_flux / t_herring), so that the
+      second term of eq. B3 does not keep the LL product that the flux has corrected (for
+      geodesics through other basins the two differ by orders of magnitude).
   ``"a16"``
       t = Delta_xi rho_ij e^{-rho_ij} (eq. A16, its open O(1) prefactor set to 1).
 
@@ -496,9 +500,12 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
                    stats.delta_xi, units.kinetic, mass)
     fluxed = np.zeros(t.size, bool)
     if options.amplitude == "flux" and states.vectors is not None:
-        flux = flux_amplitude(states.vectors, grid, a, b, pair, rho, tubes,
+        flux = flux_amplitude(states.vectors, grid, basins.labels, dist, tubes, a, b, pair,
                               units.kinetic, mass)
         fluxed = np.isfinite(flux)
+        # S_ab and Herring's t share the midpoint product psi_a psi_b(s*): the flux implies it
+        scaled = fluxed & (t > 0)
+        overlap = np.where(scaled, overlap * flux / np.where(scaled, t, 1.0), overlap)
         t = np.where(fluxed, flux, t)
     states = replace(states, vectors=None)  # one eigenvector per state: not kept
     split, x2, active = _two_level(t, overlap, states, a, b, tubes.centre[pair], grid,
