@@ -232,10 +232,12 @@ class StateVectors:
         states = np.asarray(states, int)
         cells = np.asarray(cells, int)
         out = np.full(states.size, np.nan)
+        if not states.size:
+            return out
         slot = self._slot[states]
-        for b in np.unique(slot):
-            sel = np.flatnonzero(slot == b)
-            sorted_cells, order, vectors, readable = self._boxes[int(b)]
+        by_slot = np.argsort(slot, kind="stable")  # the reads grouped box by box
+        for sel in np.split(by_slot, np.flatnonzero(np.diff(slot[by_slot])) + 1):
+            sorted_cells, order, vectors, readable = self._boxes[int(slot[sel[0]])]
             pos = np.minimum(np.searchsorted(sorted_cells, cells[sel]), sorted_cells.size - 1)
             loc = order[pos]
             ok = (sorted_cells[pos] == cells[sel]) & (readable[loc] | anywhere)
