@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._groups import expanded
+
 if TYPE_CHECKING:
     from .agmon import PairDistances
     from .basin_states import StateVectors
@@ -135,9 +137,8 @@ class _BasinCells:
     def weight(self, vectors: StateVectors, states: np.ndarray, basins: np.ndarray,
                cell_volume: float) -> np.ndarray:
         """Weight of each state on the basin ``basins[k]`` (what its box holds of it)."""
-        lens = self.start[basins + 1] - self.start[basins]
-        q = np.repeat(np.arange(states.size), lens)
-        k = np.arange(q.size) - np.repeat(np.cumsum(lens) - lens, lens) + self.start[basins][q]
+        q, k = expanded(self.start[basins + 1] - self.start[basins])
+        k += self.start[basins][q]
         vals = vectors.values(states[q], self.cells[k], anywhere=True)
         return np.bincount(q, weights=np.nan_to_num(vals) ** 2,
                            minlength=states.size) * cell_volume
@@ -174,7 +175,7 @@ def _shared_cell(vectors: StateVectors, a: np.ndarray, b: np.ndarray, pair: np.n
 
     Nearest in rho; -1 where the boxes hold no common cell of the geodesic.
     """
-    q, k = _path_cells(tubes, pair)
+    q, k = tubes.path_items(pair)
     cells = tubes.path_cells[k]
     both = np.isfinite(vectors.values(a[q], cells)) & np.isfinite(vectors.values(b[q], cells))
     gap = np.where(both, np.abs(tubes.path_rho[k] - 0.5 * rho[q]), np.inf)
@@ -188,15 +189,6 @@ def _shared_cell(vectors: StateVectors, a: np.ndarray, b: np.ndarray, pair: np.n
     return out
 
 
-def _path_cells(tubes: PairTubes, pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The cells of the listed pairs' paths (into ``pair``, into ``tubes.path_cells``)."""
-    start, stop = tubes.path_start[pair], tubes.path_start[pair + 1]
-    lens = stop - start
-    q = np.repeat(np.arange(pair.size), lens)
-    k = np.arange(q.size) - np.repeat(np.cumsum(lens) - lens, lens) + start[q]
-    return q, k
-
-
 def _crossing(grid: Grid, tubes: PairTubes, pair: np.ndarray, cell: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The crossing axis of the plane at ``cell``, the step towards B_i, and the slant.
@@ -205,7 +197,7 @@ def _crossing(grid: Grid, tubes: PairTubes, pair: np.ndarray, cell: np.ndarray
     angle between them.
     """
     start, stop = tubes.path_start[pair], tubes.path_start[pair + 1]
-    q, k = _path_cells(tubes, pair)
+    q, k = tubes.path_items(pair)
     hit = np.flatnonzero(tubes.path_cells[k] == cell[q])
     at = (start + stop) // 2  # (the cell is on the path; the middle is only a guard)
     at[q[hit][::-1]] = k[hit][::-1]  # the first hit of each pair wins

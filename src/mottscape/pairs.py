@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._groups import expanded
 from .agmon import PairDistances, basin_distances
 from .basin_states import BasinStates, basin_states, landscape_counts
 from .errors import InputError
@@ -263,12 +264,6 @@ class PairModel:
         return self.states.whole_sample
 
 
-def _expanded(lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Group ``g`` and rank within it of each of ``sum(lens)`` items, ``lens[g]`` per group."""
-    group = np.repeat(np.arange(lens.size), lens)
-    return group, np.arange(group.size) - np.repeat(np.cumsum(lens) - lens, lens)
-
-
 def _state_pairs(states: BasinStates, dist: PairDistances
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (state of B_i, state of B_j) for every listed basin pair (i, j)."""
@@ -276,7 +271,7 @@ def _state_pairs(states: BasinStates, dist: PairDistances
     count = np.bincount(states.basin, minlength=dist.n)
     start = np.concatenate([[0], np.cumsum(count)])
     ci, cj = count[dist.i], count[dist.j]
-    pair, k = _expanded(ci * cj)
+    pair, k = expanded(ci * cj)
     a = order[start[dist.i][pair] + k // np.maximum(cj[pair], 1)]
     b = order[start[dist.j][pair] + k % np.maximum(cj[pair], 1)]
     return a, b, pair
@@ -383,8 +378,7 @@ def _read_on_path(vectors, s: np.ndarray, pair: np.ndarray, rho: np.ndarray,
     if not miss.size:
         return out
     p = pair[miss]
-    q, k = _expanded(tubes.path_start[p + 1] - tubes.path_start[p])
-    k += tubes.path_start[p][q]  # the cells of each path in the concatenated paths
+    q, k = tubes.path_items(p)
     f = tubes.path_rho[k]
     own = f if own_is_i else rho[miss][q] - f  # rho from the state's basin, on the geodesic
     gap = 0.5 * rho[miss][q] - own

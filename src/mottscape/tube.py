@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _agmon_kernels as _kernels
+from ._groups import expanded
 from .agmon import PairDistances, chain_cumulative, chain_run_distance, neighbour_offsets
 from .basins import Basins
 from .landscape import Landscape
@@ -93,6 +94,16 @@ class PairTubes:
     path_cells: np.ndarray
     path_rho: np.ndarray
     path_start: np.ndarray
+
+    def path_items(self, pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every cell of the listed pairs' paths, flattened.
+
+        Returns, per cell, its pair (index into ``pair``) and its index into ``path_cells`` and
+        ``path_rho``.
+        """
+        start = self.path_start[pair]
+        q, k = expanded(self.path_start[pair + 1] - start)
+        return q, k + start[q]
 
 
 def _section(lam: np.ndarray, d: int) -> np.ndarray:
