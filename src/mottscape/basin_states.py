@@ -411,18 +411,18 @@ def _eigenpairs(A: sp.csr_array, lo: float, hi: float, guess: float | None = Non
         return _solve_dense(A, lo, hi)
     import scipy.sparse.linalg as spla
 
+    from .exact._factor import ShiftedFactor
+
     centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    lu = spla.splu((A - centre * sp.identity(n, format="csr")).tocsc(),
-                   permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.1,
-                   options={"SymmetricMode": True})
-    op = spla.LinearOperator(A.shape, matvec=lu.solve, dtype=float)
     k = 16 if guess is None else max(4, math.ceil(GUESS_FACTOR * guess) + 3)
-    while True:
-        w, v = spla.eigsh(A, k=min(k, n - 2), sigma=centre, which="LM", OPinv=op,
-                          v0=_start_vector(n))  # fixed: the numbers repeat bit for bit
-        if np.abs(w - centre).max() > half or k >= n - 2:
-            break
-        k *= 2
+    with ShiftedFactor(A, centre) as factor:
+        op = factor.operator()
+        while True:
+            w, v = spla.eigsh(A, k=min(k, n - 2), sigma=centre, which="LM", OPinv=op,
+                              v0=_start_vector(n))  # fixed: the numbers repeat bit for bit
+            if np.abs(w - centre).max() > half or k >= n - 2:
+                break
+            k *= 2
     order = np.argsort(w)
     w, v = w[order], v[:, order]
     keep = (w > lo) & (w <= hi)

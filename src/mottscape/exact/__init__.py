@@ -57,9 +57,15 @@ They are found by windowed eigensolvers:
 Completeness is checked for every method with an exact eigenvalue count (Sylvester's law of
 inertia): the number of eigenvalues below E is the number of negative pivots of an LDL^T
 factorisation of ``H - E``. In 1D this is the Sturm sequence of the tridiagonal matrix; in 2D and
-3D it is the sign count of the diagonal of a sparse LU factorisation made without off-diagonal
-pivoting (``splu`` in symmetric mode, ``diag_pivot_thresh=0``), accepted only when SuperLU kept the
-row and column permutations equal, so that the factorisation is a congruence. If the states found
+3D it is the inertia that MKL PARDISO's Bunch-Kaufman LDL^T reports (``pip install
+mottscape[mkl]``), or else the sign count of the diagonal of a sparse LU factorisation made
+without off-diagonal pivoting (``splu`` in symmetric mode, ``diag_pivot_thresh=0``), accepted only
+when SuperLU kept the row and column permutations equal, so that the factorisation is a
+congruence. The same back-end factorises ``H - sigma`` for the shift-invert slices
+(:mod:`mottscape.exact._factor`; the environment variable ``MOTTSCAPE_SPARSE_FACTOR`` chooses
+``auto``, ``pardiso`` or ``superlu``; the result's attribute ``sparse_factorisation`` says
+which ran). PARDISO factorised a 48^3 Anderson H in 2.3 s against 27-170 s for SuperLU: it is
+what lets the exact reference reach 3D samples in the Mott regime. If the states found
 differ from the count, a :class:`~mottscape.errors.ConvergenceError` is raised.
 
 Eigenvectors are normalised on the grid, ``sum_cells |psi|^2 = 1``; then eq. (5) is

@@ -31,6 +31,7 @@ from ._common import (
     _tridiagonal,
 )
 from ._counts import _sturm_counts, count_eigenvalues_below
+from ._factor import factor_backend
 from ._kg import _Accumulator, _count_pairs
 from ._tasks import ExactPlan, Piece, finish_blocks, make_plan, solve_piece
 from ._windows import _solve_dense, _solve_shift_invert, _solve_tridiagonal
@@ -54,6 +55,8 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
         blocks = _global_window(ham, lo, hi, method, expected, progress, info)
     info["solve_seconds"] = time.perf_counter() - t0
     info["max_residual"] = _max_residual(ham, blocks)
+    if ham.grid.ndim > 1 or ham.grid.periodic:  # counts (and slices) by sparse LDL^T
+        info["sparse_factorisation"] = factor_backend(ham.size)
     return blocks, info
 
 
@@ -376,6 +379,7 @@ def _range_pairs(acc: _Accumulator, blocks: list[_Block], coords: np.ndarray) ->
 
 #: Solver diagnostics copied from ``info`` into the attributes of the KG dataset.
 _INFO_ATTRS = ("segment", "padding", "n_segments", "xi_estimate", "factorisations",
+               "sparse_factorisation",
                "count_seconds", "n_boxes", "box_core", "box_padding", "box_max_padding",
                "box_retries", "box_max_residual", "box_seconds_max", "pair_cutoff",
                "box_pairs", "box_unconverged", "box_duplicates", "box_restarted")

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from numba import njit
 
 from ..errors import ConvergenceError
@@ -15,6 +14,7 @@ from ..grid import Grid
 from ..hamiltonian import Hamiltonian
 from ..sample import Sample
 from ._common import DENSE_MAX, _blas_single_thread, _tridiagonal
+from ._factor import ShiftedFactor, factor_backend
 
 
 # ============================================================================ eigenvalue counts
@@ -109,26 +109,13 @@ def nested_dissection(grid: Grid) -> np.ndarray:
 
 
 def _inertia_lu(A: sp.csc_array, shift: float, order: np.ndarray | None = None) -> int | None:
-    """Negative eigenvalues of ``A - shift`` from an unpivoted sparse LDL^T (None if pivoted).
+    """Negative eigenvalues of ``A - shift`` from a sparse LDL^T (None if not reliable).
 
-    ``order`` is an elimination order of the rows (a congruence, which keeps the inertia);
-    None lets SuperLU choose (minimum degree).
+    ``order`` is the elimination order SuperLU uses (a congruence, which keeps the inertia;
+    None lets SuperLU choose); PARDISO orders by itself.
     """
-    n = A.shape[0]
-    M = (A - shift * sp.identity(n, format="csc")).tocsc()
-    if order is not None:
-        M = M[order][:, order].tocsc()
-    try:
-        lu = spla.splu(M, permc_spec="MMD_AT_PLUS_A" if order is None else "NATURAL",
-                       diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    except RuntimeError:  # exactly singular: nudge the shift
-        return None
-    if not np.array_equal(lu.perm_r, lu.perm_c):
-        return None
-    piv = lu.U.diagonal()
-    if not np.all(np.isfinite(piv)):
-        return None
-    return int(np.count_nonzero(piv < 0))
+    with ShiftedFactor(A, shift, purpose="inertia", order=order) as factor:
+        return factor.negative
 
 
 def count_eigenvalues_below(ham: Hamiltonian, energies) -> np.ndarray:
@@ -149,9 +136,12 @@ def count_eigenvalues_below(ham: Hamiltonian, energies) -> np.ndarray:
     Notes
     -----
     1D Dirichlet chains use the Sturm sequence of the tridiagonal matrix; other samples the
-    sign count of the pivots of an unpivoted sparse LDL^T (SuperLU in symmetric mode). If
-    SuperLU had to pivot off the diagonal (a pivot that is exactly zero), the count is
-    retried at an energy moved by 1e-12 relative; small samples fall back to dense eigenvalues.
+    inertia of a sparse LDL^T of ``H - E`` (:class:`~mottscape.exact._factor.ShiftedFactor`:
+    MKL PARDISO's Bunch-Kaufman LDL^T where it is installed, else SuperLU in symmetric mode
+    without off-diagonal pivoting on a nested-dissection order). Where the factorisation
+    does not give the inertia reliably (SuperLU pivoted off the diagonal, PARDISO perturbed a
+    tiny pivot, an exactly singular pivot), the count is retried at an energy moved by 1e-12
+    relative; small samples fall back to dense eigenvalues.
     """
     if isinstance(ham, Sample):
         ham = ham.hamiltonian
@@ -160,7 +150,8 @@ def count_eigenvalues_below(ham: Hamiltonian, energies) -> np.ndarray:
         d, e = _tridiagonal(ham)
         return _sturm_counts(d, e, energies)
     A = ham.matrix("csc")
-    order = nested_dissection(ham.grid) if ham.grid.ndim > 1 else None
+    superlu = factor_backend(ham.size) == "superlu"
+    order = nested_dissection(ham.grid) if superlu and ham.grid.ndim > 1 else None
     out = np.zeros(energies.size, dtype=np.int64)
     dense_vals = None
     for k, E in enumerate(energies):
@@ -172,8 +163,8 @@ def count_eigenvalues_below(ham: Hamiltonian, energies) -> np.ndarray:
         if c is None:
             if ham.size > 4 * DENSE_MAX:
                 raise ConvergenceError(
-                    f"could not count the eigenvalues below E={E:g}: the sparse LDL^T needed "
-                    "off-diagonal pivoting; move the energy slightly")
+                    f"could not count the eigenvalues below E={E:g}: the sparse LDL^T gave no "
+                    "reliable inertia there (a pivot at round-off); move the energy slightly")
             if dense_vals is None:
                 with _blas_single_thread():
                     dense_vals = sla.eigvalsh(A.toarray())

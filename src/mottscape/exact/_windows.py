@@ -11,6 +11,7 @@ import scipy.sparse.linalg as spla
 
 from ..hamiltonian import Hamiltonian
 from ._common import SLICE_STATES, _blas_single_thread, _tridiagonal
+from ._factor import ShiftedFactor
 
 
 def _as_csc(ham) -> sp.csc_array:
@@ -43,9 +44,10 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
     so every eigenvalue closer than the farthest one returned (radius rho) has been found:
     the shift covers ``(sigma - rho, sigma + rho)``. Shifts start evenly spaced (one per
     ``slice_states`` expected states) and new ones are placed in the gaps left uncovered (the
-    DOS of a band tail varies fast). Each shift costs one sparse LU of ``H - sigma``, used as
-    ``OPinv``. States found by several shifts are merged (same energy: the span of their
-    vectors is kept). The caller checks the total against the inertia count.
+    DOS of a band tail varies fast). Each shift costs one sparse factorisation of
+    ``H - sigma`` (:class:`~mottscape.exact._factor.ShiftedFactor`), used as ``OPinv``.
+    States found by several shifts are merged (same energy: the span of their vectors is
+    kept). The caller checks the total against the inertia count.
     """
     A = _as_csc(ham)
     n = A.shape[0]
@@ -54,7 +56,6 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
     if expected + 10 >= n - 1:
         w, v = _solve_dense(A, lo, hi)
         return w, v, 0
-    identity = sp.identity(n, format="csc")
     nshift = max(1, math.ceil(expected / slice_states))
     width = (hi - lo) / nshift
     todo = [(lo + (i + 0.5) * width, 0.5 * width) for i in range(nshift)]
@@ -70,13 +71,11 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
     while todo:
         sigma, half = todo.pop(0)
         k = int(min(n - 2, max(16, math.ceil(1.25 * density * 2 * half) + 8)))
-        # Symmetric fill-reducing ordering, diagonal pivots preferred: ~2x sparser than COLAMD.
-        lu = spla.splu((A - sigma * identity).tocsc(), permc_spec="MMD_AT_PLUS_A",
-                       diag_pivot_thresh=0.1, options={"SymmetricMode": True})
+        with ShiftedFactor(A, sigma) as factor, _blas_single_thread():
+            # a fixed v0: ARPACK's own depends on earlier calls
+            w, v = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=factor.operator(),
+                              v0=_start_vector(n))
         nfact += 1
-        op = spla.LinearOperator(A.shape, matvec=lu.solve, dtype=float)
-        with _blas_single_thread():  # a fixed v0: ARPACK's own depends on earlier calls
-            w, v = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=op, v0=_start_vector(n))
         rho = float(np.max(np.abs(w - sigma)))
         # the k-th nearest may have an unfound twin at the same distance: cover strictly less
         rho_in = rho * (1.0 - 1e-9)
