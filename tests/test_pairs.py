@@ -20,7 +20,7 @@ from mottscape.errors import InputError
 from mottscape.exact import exact_eigenstates, kubo_greenwood
 from mottscape.landscape import Landscape, landscape_of
 from mottscape.options import Options
-from mottscape.pairs import mixing_x2, omega_edges, pair_model, splitting
+from mottscape.pairs import crossed_level_rho, mixing_x2, omega_edges, pair_model, splitting
 from mottscape.sample import make_sample
 from mottscape.statistics import level_statistics
 from mottscape.tube import pair_tubes
@@ -112,6 +112,32 @@ def test_tube_volume_counts_a_crossed_basin():
     tubes = pair_tubes(land, land, b, pd)
     assert tubes.crossed[k] == pytest.approx(5.0)
     assert tubes.volume[k] == pytest.approx(5.0 + 17.0 + 15.0)
+
+
+@pytest.mark.parametrize("depth, expect_level", [(0.45, True), (0.1, False)])
+def test_crossed_basin_counts_at_its_level_when_it_has_none_at_e(depth, expect_level):
+    # A third basin of 5 cells on the geodesic, V_u = depth <= E = 0.5: free in eq. A6. Its
+    # landscape ground level (1 + 1/4) depth is 0.5625 > E for depth 0.45 (no state at E):
+    # crossed_basins="level" adds 5 cells of the metric sqrt(m (E_k - E) / K); for depth 0.1
+    # (level 0.125 < E) nothing.
+    vu = np.full(200, 2.0)
+    vu[90:93] = vu[130:133] = 0.1
+    vu[110:115] = depth
+    land = Landscape.from_effective_potential(vu, spacing=0.5)
+    b = find_basins(land, 0.5)
+    pd = basin_distances(land, b, bound=100.0)
+    k = int(np.flatnonzero((pd.i == 0) & (pd.j == 2))[0])
+    tubes = pair_tubes(land, land, b, pd)
+    metric = land.agmon_metric(0.5)
+    extra, along = crossed_level_rho(tubes, b, metric, 0.5, 1.0, land.units.kinetic, land.grid)
+    level = 1.25 * depth - 0.5
+    expected = 5 * 0.5 * np.sqrt(level / land.units.kinetic) if expect_level else 0.0
+    assert extra[k] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    np.testing.assert_array_equal(np.delete(extra, k), 0.0)  # the others cross nothing
+    _, cells = tubes.path_items(np.array([k]))
+    on_path = along[cells]  # from B_i: 0 at i's end, the whole extra at j's end
+    assert on_path[-1] == 0.0 and on_path[0] == pytest.approx(expected)
+    assert np.all(np.diff(on_path) <= 0)  # the path runs from B_j to B_i
 
 
 @pytest.mark.parametrize("d, h, radius", [(2, 0.5, 1.0), (3, 1.0, 1.5)])

@@ -391,6 +391,32 @@ def _midpoint(sample, met, src_i, src_j, phi_i, phi_j, tails, flux, mass) -> dic
                 mid_w_exact_point=w, section_exact=float(section))
 
 
+def crossed_floor(sample, basins, tubes, n: int, metric, ef: float) -> dict:
+    """The Agmon distance the geodesic of pair n gains if each basin it crosses counts at its
+    own landscape ground level: the metric sqrt(m (E_k - E_F) / K) on the path cells of a
+    crossed basin k (metric 0 there, k not an end) whose E_k = (1 + d/4) min V_u lies above
+    E_F (a basin with no level at E_F). ``crossed_floor_rho``: that extra distance;
+    ``crossed_levels``: E_k - E_F of the crossed basins (below E_F: negative)."""
+    _, k = tubes.path_items(np.array([n]))
+    cells = tubes.path_cells[k]
+    lab = basins.labels.ravel()[cells] - 1
+    w = metric.ravel()[cells]
+    ends = {int(lab[0]), int(lab[-1])}
+    inside = (w == 0) & (lab >= 0) & ~np.isin(lab, list(ends))
+    if not inside.any():
+        return dict(crossed_floor_rho=0.0, crossed_levels=[])
+    gap = basins.energies[lab] - ef
+    mass = float(np.mean(sample.mass))
+    floor = np.where(inside & (gap > 0), np.sqrt(np.maximum(gap, 0) * mass
+                                                 / sample.units.kinetic), 0.0)
+    coords = np.stack(np.unravel_index(cells, sample.grid.shape), axis=1) * np.asarray(
+        sample.grid.spacing)
+    step = np.linalg.norm(np.diff(coords, axis=0), axis=1)
+    extra = float(np.sum(step * 0.5 * (floor[1:] + floor[:-1])))
+    levels = sorted({float(basins.energies[x] - ef) for x in np.unique(lab[inside])})
+    return dict(crossed_floor_rho=extra, crossed_levels=levels)
+
+
 def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list[dict], dict]:
     """Tuned resonances of basin pairs of the pair model, a few per bin of rho."""
     model = pipe.pair_model
@@ -426,7 +452,8 @@ def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list
         got.update(rho=float(dist.rho[n]), mid_metric=float(tubes.mid_metric[n]),
                    mid_section=float(tubes.mid_section[n]),
                    tube_volume=float(tubes.volume[n]), crossed=float(tubes.crossed[n]),
-                   vol_i=float(basins.volumes[got["i"]]), vol_j=float(basins.volumes[got["j"]]))
+                   vol_i=float(basins.volumes[got["i"]]), vol_j=float(basins.volumes[got["j"]]),
+                   **crossed_floor(sample, basins, tubes, n, metric, ef))
         # the package's own t_ab for its states of i and j nearest the single-well energies
         sel = np.flatnonzero(model.pair == n)
         got["model_holds"] = bool(sel.size)
@@ -727,6 +754,8 @@ def main(argv=None) -> int:
                    help="the package pair model's amplitude (default: the package's)")
     p.add_argument("--state-boxes", default=None,
                    help="the package pair model's state_boxes (default: the package's)")
+    p.add_argument("--crossed-basins", default=None,
+                   help="the package pair model's crossed_basins (default: the package's)")
     p.add_argument("--out", default=None, help="JSON file (default resonant_pairs.json)")
     args = p.parse_args(argv)
     global TUNED, OUT
@@ -736,6 +765,8 @@ def main(argv=None) -> int:
         PIPE_OPTIONS["state_boxes"] = args.state_boxes
     if args.amplitude:
         PIPE_OPTIONS["amplitude"] = args.amplitude
+    if args.crossed_basins:
+        PIPE_OPTIONS["crossed_basins"] = args.crossed_basins
     if args.out:
         OUT = Path(args.out)
     TUNED = not args.no_tuned

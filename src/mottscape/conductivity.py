@@ -222,7 +222,8 @@ def ac_conductivity(
         ``estimator``, ``mott_scale``, ``dos``, ``center``, ``split``, ``pair_set`` (old
         name ``pairs``), ``pair_window``, ``xi``, ``effective``, ``solver``, ``tol``,
         ``dispersion``, and the pair model's ``pair_model``, ``amplitude``,
-        ``cross_section``, ``state_amplitude``, ``pair_coupling``, ``state_boxes`` (see
+        ``cross_section``, ``state_amplitude``, ``pair_coupling``, ``state_boxes``,
+        ``crossed_basins`` (see
         :mod:`mottscape.options` for their meaning and values).
     progress
         Show a progress bar for the Agmon searches.

@@ -393,6 +393,56 @@ def _read_on_path(vectors, s: np.ndarray, pair: np.ndarray, rho: np.ndarray,
     return out
 
 
+def crossed_level_rho(tubes: PairTubes, basins: Basins, metric: np.ndarray, energy: float,
+                      mass: float, kinetic: float, grid) -> tuple[np.ndarray, np.ndarray]:
+    """The Agmon distance the crossed basins add with ``crossed_basins="level"``.
+
+    On the geodesic of each basin pair, the cells of a third basin k where the metric of
+    eq. 9 vanishes (V_u <= E) get the metric of k's landscape ground level,
+    sqrt(m (E_k - E) / K) with E_k = (1 + d/4) min_{B_k} V_u (ref. [30]), when E_k > E: a
+    basin with no level at E is crossed under its level, not freely (eq. A6 counts it as
+    free). Basins with E_k <= E and the pair's own basins are unchanged.
+
+    Returns
+    -------
+    extra : numpy.ndarray
+        Added distance per basin pair (index of ``tubes``).
+    along : numpy.ndarray
+        The added distance from basin i at every path cell, aligned with ``tubes.path_rho``
+        (which is rho(., B_i)).
+    """
+    cells = tubes.path_cells
+    n = tubes.path_start.size - 1
+    if not cells.size:
+        return np.zeros(n), np.zeros(0)
+    lengths = np.diff(tubes.path_start)
+    owner = np.repeat(np.arange(n), lengths)
+    lab = basins.labels.ravel()[cells].astype(np.int64) - 1  # -1: outside every basin
+    first = lab[tubes.path_start[:-1][lengths > 0]]
+    last = lab[tubes.path_start[1:][lengths > 0] - 1]
+    ends_i, ends_j = np.full(n, -2), np.full(n, -2)
+    ends_i[lengths > 0], ends_j[lengths > 0] = first, last
+    crossed = ((metric.ravel()[cells] == 0) & (lab >= 0) & (lab != ends_i[owner])
+               & (lab != ends_j[owner]))
+    gap = np.where(crossed, basins.energies[np.maximum(lab, 0)] - energy, 0.0)
+    floor = np.sqrt(np.maximum(gap, 0.0) * mass / kinetic)
+    # the step between consecutive cells of a path (minimum image across periodic faces)
+    idx = np.stack(np.unravel_index(cells, grid.shape), axis=1).astype(float)
+    step = np.diff(idx, axis=0)
+    if grid.periodic:
+        shape = np.asarray(grid.shape, float)
+        step -= shape * np.round(step / shape)
+    length = np.linalg.norm(step * np.asarray(grid.spacing), axis=1)
+    incr = np.concatenate([[0.0], length * 0.5 * (floor[1:] + floor[:-1])])
+    incr[tubes.path_start[:-1][lengths > 0]] = 0.0  # no step into a path's first cell
+    total = np.cumsum(incr)
+    base = np.repeat(np.concatenate([[0.0], total])[tubes.path_start[:-1]], lengths)
+    from_j = total - base  # the paths run from B_j to B_i (PairTubes)
+    extra = np.zeros(n)
+    extra[lengths > 0] = from_j[tubes.path_start[1:][lengths > 0] - 1]
+    return extra, extra[owner] - from_j
+
+
 def _two_level(t: np.ndarray, overlap: np.ndarray, states: BasinStates, a: np.ndarray,
                b: np.ndarray, centre: np.ndarray, grid, ef: float
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -485,7 +535,15 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     tubes = pair_tubes(land, metric_land, basins, dist, options.cross_section)
     a, b, pair = _state_pairs(states, dist)
     rho = dist.rho[pair]
-    product, read = _midpoint_product(states, options.state_amplitude, a, b, pair, rho, tubes)
+    tails_rho, tails_tubes = rho, tubes
+    if options.crossed_basins == "level":
+        extra, along = crossed_level_rho(tubes, basins, metric_land.agmon_metric(fermi_energy),
+                                         fermi_energy, float(np.mean(land.mass)),
+                                         units.kinetic, grid)
+        tails_rho = rho + extra[pair]
+        tails_tubes = replace(tubes, path_rho=tubes.path_rho + along)
+    product, read = _midpoint_product(states, options.state_amplitude, a, b, pair, tails_rho,
+                                      tails_tubes)
     overlap = product * (tubes.volume[pair] + basins.volumes[dist.i[pair]]
                          + basins.volumes[dist.j[pair]])
     frame = fermi_energy + land.shift
