@@ -11,7 +11,8 @@ import scipy.sparse.linalg as spla
 
 from ..hamiltonian import Hamiltonian
 from ._common import SLICE_STATES, _blas_single_thread, _tridiagonal
-from ._factor import ShiftedFactor
+from ._counts import nested_dissection
+from ._factor import ShiftedFactor, factor_backend
 
 
 def _as_csc(ham) -> sp.csc_array:
@@ -56,6 +57,9 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
     if expected + 10 >= n - 1:
         w, v = _solve_dense(A, lo, hi)
         return w, v, 0
+    order = None  # SuperLU: the grid's nested dissection (PARDISO orders by itself)
+    if isinstance(ham, Hamiltonian) and ham.grid.ndim > 1 and factor_backend(n) == "superlu":
+        order = nested_dissection(ham.grid)
     nshift = max(1, math.ceil(expected / slice_states))
     width = (hi - lo) / nshift
     todo = [(lo + (i + 0.5) * width, 0.5 * width) for i in range(nshift)]
@@ -71,7 +75,7 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
     while todo:
         sigma, half = todo.pop(0)
         k = int(min(n - 2, max(16, math.ceil(1.25 * density * 2 * half) + 8)))
-        with ShiftedFactor(A, sigma) as factor, _blas_single_thread():
+        with ShiftedFactor(A, sigma, order=order) as factor, _blas_single_thread():
             # a fixed v0: ARPACK's own depends on earlier calls
             w, v = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=factor.operator(),
                               v0=_start_vector(n))
