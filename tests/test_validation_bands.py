@@ -51,13 +51,6 @@ def test_2d_gaussian_field_within_the_band():
     assert np.all(np.abs(np.log(ll)) <= np.abs(np.log(eq17))), (ll, eq17)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 10's 3D goal is not met by the box-per-basin pair model on this reduced study "
-    "(measured 2026-12-05 with amplitude='flux': 187x exact in the lowest resolved bin, "
-    "omega ~ 0.065, 8 exact pairs per realization, 1.2-3.9 in the four others; the LL "
-    "tunnelling part alone is 4.3-6.6x exact in the four (herring: 4.5-6.6). Pair by pair "
-    "t_ab is 0.9x exact where used (docs/investigation/README.md), so the excess is not "
-    "the amplitude of two single wells: every geodesic here crosses other basins)"))
 def test_3d_anderson_within_the_band():
     """Held-out 3D Anderson model, box [0, 20], at 20^3 (not the Mott regime at this size:
     the Mott lengths reach half the sample; a check of the estimator in 3D).

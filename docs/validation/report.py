@@ -21,7 +21,9 @@ MODELS = {"block_1d": "1D block", "block_2d": "2D block", "gaussian_1d": "1D Gau
 #: the LL tunnelling part alone): the 3D validation of 2026-12-05 and the 512^2 2D field.
 REGIME_MODELS = {"anderson_3d": "3D Anderson box [0, 20], 24³",
                  "gaussian_3d": "3D Gaussian field, 32³",
-                 "gaussian_2d_512": "2D Gaussian field, 512²"}
+                 "gaussian_2d_512": "2D Gaussian field, 512²",
+                 "anderson_3d_48": "3D Anderson box [0, 20], 48³",
+                 "gaussian_3d_48": "3D Gaussian field, 48³"}
 SHOWN = [("eq17_default", "LL eq. 17 (paper)"), ("eq17_effective_scaled", "LL eq. 17, scaled W_u"),
          ("mb", "MB (eq. 1)"), ("pairs", "pair model")]
 #: The columns of the pair-model section (runs ``pairs/<model>``, :func:`pairs_table`).
