@@ -31,7 +31,7 @@ from ._common import (
     _tridiagonal,
 )
 from ._counts import _sturm_counts, count_eigenvalues_below
-from ._factor import factor_backend
+from ._factor import ShiftedFactor, factor_backend
 from ._kg import _Accumulator, _count_pairs
 from ._tasks import ExactPlan, Piece, finish_blocks, make_plan, solve_piece
 from ._windows import _solve_dense, _solve_shift_invert, _solve_tridiagonal
@@ -536,8 +536,10 @@ def lowest_eigenvalues(
             return sla.eigvalsh(ham.matrix().toarray(), subset_by_index=(0, k - 1))
         glo, _ = _gershgorin(ham)
         sigma = glo - 1e-3 * max(1.0, abs(glo))
-        w = spla.eigsh(ham.matrix("csc"), k=k, sigma=sigma, which="LM",
-                       return_eigenvectors=False)
+        A = ham.matrix("csc")
+        with ShiftedFactor(A, sigma) as factor:  # PARDISO where installed (eigsh: SuperLU)
+            w = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=factor.operator(),
+                           return_eigenvectors=False)
     return np.sort(w)
 
 
