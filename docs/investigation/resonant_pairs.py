@@ -98,7 +98,7 @@ from mottscape.basin_states import (
     _tails,
     nearest_basin,
 )
-from mottscape.pairs import RESOLVE_LEAK, _amplitude, _mid_mass
+from mottscape.pairs import RESOLVE_LEAK, _amplitude, _mid_mass, crossed_level_rho
 from mottscape.sample import make_sample
 from mottscape.tube import pair_tubes
 
@@ -391,30 +391,19 @@ def _midpoint(sample, met, src_i, src_j, phi_i, phi_j, tails, flux, mass) -> dic
                 mid_w_exact_point=w, section_exact=float(section))
 
 
-def crossed_floor(sample, basins, tubes, n: int, metric, ef: float) -> dict:
-    """The Agmon distance the geodesic of pair n gains if each basin it crosses counts at its
-    own landscape ground level: the metric sqrt(m (E_k - E_F) / K) on the path cells of a
-    crossed basin k (metric 0 there, k not an end) whose E_k = (1 + d/4) min V_u lies above
-    E_F (a basin with no level at E_F). ``crossed_floor_rho``: that extra distance;
-    ``crossed_levels``: E_k - E_F of the crossed basins (below E_F: negative)."""
+def crossed_floor(basins, tubes, n: int, metric, ef: float, extra: np.ndarray) -> dict:
+    """What ``crossed_basins="level"`` adds to the geodesic of pair n.
+
+    ``crossed_floor_rho``: the extra Agmon distance (``extra``, from
+    :func:`mottscape.pairs.crossed_level_rho`); ``crossed_levels``: E_k - E_F of the basins the
+    path crosses where the metric vanishes (below E_F: negative).
+    """
     _, k = tubes.path_items(np.array([n]))
-    cells = tubes.path_cells[k]
-    lab = basins.labels.ravel()[cells] - 1
-    w = metric.ravel()[cells]
-    ends = {int(lab[0]), int(lab[-1])}
-    inside = (w == 0) & (lab >= 0) & ~np.isin(lab, list(ends))
-    if not inside.any():
-        return dict(crossed_floor_rho=0.0, crossed_levels=[])
-    gap = basins.energies[lab] - ef
-    mass = float(np.mean(sample.mass))
-    floor = np.where(inside & (gap > 0), np.sqrt(np.maximum(gap, 0) * mass
-                                                 / sample.units.kinetic), 0.0)
-    coords = np.stack(np.unravel_index(cells, sample.grid.shape), axis=1) * np.asarray(
-        sample.grid.spacing)
-    step = np.linalg.norm(np.diff(coords, axis=0), axis=1)
-    extra = float(np.sum(step * 0.5 * (floor[1:] + floor[:-1])))
+    lab = basins.labels.ravel()[tubes.path_cells[k]] - 1
+    inside = (metric.ravel()[tubes.path_cells[k]] == 0) & (lab >= 0) & ~np.isin(
+        lab, [lab[0], lab[-1]])
     levels = sorted({float(basins.energies[x] - ef) for x in np.unique(lab[inside])})
-    return dict(crossed_floor_rho=extra, crossed_levels=levels)
+    return dict(crossed_floor_rho=float(extra[n]), crossed_levels=levels)
 
 
 def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list[dict], dict]:
@@ -439,6 +428,8 @@ def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list
     res = bp.leakage <= RESOLVE_LEAK
     boxed_basins = {(int(min(x, y)), int(max(x, y)))
                     for x, y in zip(st.basin[bp.a[res]], st.basin[bp.b[res]], strict=True)}
+    extra, _ = crossed_level_rho(tubes, basins, metric, ef, float(np.mean(sample.mass)),
+                                 sample.units.kinetic, sample.grid)
     for n in chosen:
         got = tuned_pair(sample, basins, metric, objects, nearest, pad, int(dist.i[n]),
                          int(dist.j[n]), ef, window)
@@ -453,7 +444,7 @@ def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list
                    mid_section=float(tubes.mid_section[n]),
                    tube_volume=float(tubes.volume[n]), crossed=float(tubes.crossed[n]),
                    vol_i=float(basins.volumes[got["i"]]), vol_j=float(basins.volumes[got["j"]]),
-                   **crossed_floor(sample, basins, tubes, n, metric, ef))
+                   **crossed_floor(basins, tubes, n, metric, ef, extra))
         # the package's own t_ab for its states of i and j nearest the single-well energies
         sel = np.flatnonzero(model.pair == n)
         got["model_holds"] = bool(sel.size)

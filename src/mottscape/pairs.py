@@ -416,30 +416,24 @@ def crossed_level_rho(tubes: PairTubes, basins: Basins, metric: np.ndarray, ener
     if not cells.size:
         return np.zeros(n), np.zeros(0)
     lengths = np.diff(tubes.path_start)
-    owner = np.repeat(np.arange(n), lengths)
+    owner, _ = expanded(lengths)
+    nonempty = lengths > 0
+    first, last = tubes.path_start[:-1][nonempty], tubes.path_start[1:][nonempty] - 1
     lab = basins.labels.ravel()[cells].astype(np.int64) - 1  # -1: outside every basin
-    first = lab[tubes.path_start[:-1][lengths > 0]]
-    last = lab[tubes.path_start[1:][lengths > 0] - 1]
     ends_i, ends_j = np.full(n, -2), np.full(n, -2)
-    ends_i[lengths > 0], ends_j[lengths > 0] = first, last
+    ends_i[nonempty], ends_j[nonempty] = lab[first], lab[last]
     crossed = ((metric.ravel()[cells] == 0) & (lab >= 0) & (lab != ends_i[owner])
                & (lab != ends_j[owner]))
     gap = np.where(crossed, basins.energies[np.maximum(lab, 0)] - energy, 0.0)
     floor = np.sqrt(np.maximum(gap, 0.0) * mass / kinetic)
-    # the step between consecutive cells of a path (minimum image across periodic faces)
-    idx = np.stack(np.unravel_index(cells, grid.shape), axis=1).astype(float)
-    step = np.diff(idx, axis=0)
-    if grid.periodic:
-        shape = np.asarray(grid.shape, float)
-        step -= shape * np.round(step / shape)
-    length = np.linalg.norm(step * np.asarray(grid.spacing), axis=1)
+    pos = grid.positions(np.stack(np.unravel_index(cells, grid.shape), axis=1))
+    length = np.linalg.norm(grid.displacement(pos[:-1], pos[1:]), axis=1)  # minimum image
     incr = np.concatenate([[0.0], length * 0.5 * (floor[1:] + floor[:-1])])
-    incr[tubes.path_start[:-1][lengths > 0]] = 0.0  # no step into a path's first cell
+    incr[first] = 0.0  # no step into a path's first cell
     total = np.cumsum(incr)
-    base = np.repeat(np.concatenate([[0.0], total])[tubes.path_start[:-1]], lengths)
-    from_j = total - base  # the paths run from B_j to B_i (PairTubes)
+    from_j = total - np.repeat(total[first], lengths[nonempty])  # paths run B_j -> B_i
     extra = np.zeros(n)
-    extra[lengths > 0] = from_j[tubes.path_start[1:][lengths > 0] - 1]
+    extra[nonempty] = from_j[last]
     return extra, extra[owner] - from_j
 
 
@@ -527,7 +521,8 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     e_edges = units.omega_to_energy(edges)
     window = float(e_edges[-1])
     keep = options.state_amplitude == "midpoint" or options.amplitude == "flux"
-    states = basin_states(sample, basins, metric_land.agmon_metric(fermi_energy),
+    metric = metric_land.agmon_metric(fermi_energy)
+    states = basin_states(sample, basins, metric,
                           fermi_energy, window, merge=options.state_boxes == "merged",
                           landscape=land, keep_vectors=keep)
     dist = _search(metric_land, basins, states, fermi_energy,
@@ -537,9 +532,8 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     rho = dist.rho[pair]
     tails_rho, tails_tubes = rho, tubes
     if options.crossed_basins == "level":
-        extra, along = crossed_level_rho(tubes, basins, metric_land.agmon_metric(fermi_energy),
-                                         fermi_energy, float(np.mean(land.mass)),
-                                         units.kinetic, grid)
+        extra, along = crossed_level_rho(tubes, basins, metric, fermi_energy,
+                                         float(np.mean(land.mass)), units.kinetic, grid)
         tails_rho = rho + extra[pair]
         tails_tubes = replace(tubes, path_rho=tubes.path_rho + along)
     product, read = _midpoint_product(states, options.state_amplitude, a, b, pair, tails_rho,

@@ -108,6 +108,18 @@ def nested_dissection(grid: Grid) -> np.ndarray:
     return np.concatenate(out + last)
 
 
+def superlu_order(grid: Grid, n_rows: int) -> np.ndarray | None:
+    """The elimination order SuperLU gets for ``H - E`` on ``grid``.
+
+    The grid's nested dissection in 2D and 3D when SuperLU is the back-end
+    (:func:`~mottscape.exact._factor.factor_backend`), else None (1D, or PARDISO, which
+    orders by itself).
+    """
+    if grid.ndim > 1 and factor_backend(n_rows) == "superlu":
+        return nested_dissection(grid)
+    return None
+
+
 def _inertia_lu(A: sp.csc_array, shift: float, order: np.ndarray | None = None) -> int | None:
     """Negative eigenvalues of ``A - shift`` from a sparse LDL^T (None if not reliable).
 
@@ -150,8 +162,7 @@ def count_eigenvalues_below(ham: Hamiltonian, energies) -> np.ndarray:
         d, e = _tridiagonal(ham)
         return _sturm_counts(d, e, energies)
     A = ham.matrix("csc")
-    superlu = factor_backend(ham.size) == "superlu"
-    order = nested_dissection(ham.grid) if superlu and ham.grid.ndim > 1 else None
+    order = superlu_order(ham.grid, ham.size)
     out = np.zeros(energies.size, dtype=np.int64)
     dense_vals = None
     for k, E in enumerate(energies):

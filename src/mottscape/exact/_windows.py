@@ -11,8 +11,8 @@ import scipy.sparse.linalg as spla
 
 from ..hamiltonian import Hamiltonian
 from ._common import SLICE_STATES, _blas_single_thread, _tridiagonal
-from ._counts import nested_dissection
-from ._factor import ShiftedFactor, factor_backend
+from ._counts import superlu_order
+from ._factor import ShiftedFactor
 
 
 def _as_csc(ham) -> sp.csc_array:
@@ -57,9 +57,8 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
     if expected + 10 >= n - 1:
         w, v = _solve_dense(A, lo, hi)
         return w, v, 0
-    order = None  # SuperLU: the grid's nested dissection (PARDISO orders by itself)
-    if isinstance(ham, Hamiltonian) and ham.grid.ndim > 1 and factor_backend(n) == "superlu":
-        order = nested_dissection(ham.grid)
+    # SuperLU: the grid's nested dissection (a box of H comes as a bare matrix: minimum degree)
+    order = superlu_order(ham.grid, n) if isinstance(ham, Hamiltonian) else None
     nshift = max(1, math.ceil(expected / slice_states))
     width = (hi - lo) / nshift
     todo = [(lo + (i + 0.5) * width, 0.5 * width) for i in range(nshift)]
