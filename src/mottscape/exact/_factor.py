@@ -27,6 +27,7 @@ thread count, and the exact reference must give the same numbers on any number o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Any, Literal
@@ -241,15 +242,12 @@ class ShiftedFactor:
         self.close()
 
 
-class _one_mkl_thread:
+@contextlib.contextmanager
+def _one_mkl_thread(solver):
     """MKL on one thread inside the block (thread-local: other threads keep theirs)."""
-
-    def __init__(self, solver) -> None:
-        self._mkl = solver.libmkl
-        self._previous = 0
-
-    def __enter__(self) -> None:
-        self._previous = self._mkl.MKL_Set_Num_Threads_Local(1)
-
-    def __exit__(self, *exc) -> None:
-        self._mkl.MKL_Set_Num_Threads_Local(self._previous)
+    mkl = solver.libmkl
+    previous = mkl.MKL_Set_Num_Threads_Local(1)
+    try:
+        yield
+    finally:
+        mkl.MKL_Set_Num_Threads_Local(previous)
