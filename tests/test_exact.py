@@ -189,6 +189,34 @@ def test_shift_invert_slices_match_dense_2d():
                                atol=1e-12 * a.sigma.values.max())
 
 
+def test_gaps_left_by_the_first_shifts_are_closed_when_the_slices_are_merged():
+    """The first shifts are independent pieces; a gap between them (here: one shift's states
+    withheld, as if that piece had covered nothing) is closed by new shifts at the merge, and
+    the states are those of dense diagonalisation."""
+    from mottscape.exact._windows import Slice, complete_slices, first_shifts, solve_shift
+
+    V = block((40, 40), 4, np.random.default_rng(2))
+    ham = build_hamiltonian(V)
+    A = ham.matrix("csc")
+    with _blas_single_thread():
+        w = np.linalg.eigvalsh(A.toarray())
+    lo, hi = float(w[40] + w[41]) / 2, float(w[200] + w[201]) / 2
+    shifts = first_shifts(lo, hi, 160)
+    assert len(shifts) == 3
+    density = 160 / (hi - lo)
+    slices = [solve_shift(A, s, h, density, (lo, hi)) for s, h in shifts]
+    for s in slices:  # a shift holds every level of the window inside what it covers
+        a, b = s.covered
+        want = w[(w > a) & (w < b) & (w >= lo) & (w <= hi)]
+        assert want.size > 0 and np.all((s.energies >= lo) & (s.energies <= hi))
+        assert np.abs(s.energies[:, None] - want[None, :]).min(axis=0).max() < 1e-10
+    empty = Slice(np.zeros(0), np.zeros((A.shape[0], 0)), (shifts[1][0], shifts[1][0]), 0.0)
+    got, vec, extra = complete_slices(A, lo, hi, 160, [slices[0], empty, slices[2]])
+    assert extra >= 1
+    np.testing.assert_allclose(got, w[41:201], atol=1e-10)
+    np.testing.assert_allclose(vec.T @ vec, np.eye(160), atol=1e-8)  # duplicates merged
+
+
 def test_sigma_nonnegative_and_bins_additive():
     V = block((400,), 5, np.random.default_rng(4))
     edges = np.geomspace(1e-3, 0.4, 9)

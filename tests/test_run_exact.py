@@ -130,6 +130,33 @@ def test_1d_segments_run_as_pieces(monkeypatch):
     assert np.count_nonzero(ref.sigma.values) == 4
 
 
+#: 2D Anderson W = 20 above the DENSE_MAX cells: "auto" is the shift-invert slicing, whose
+#: ~200 window states take four first shifts.
+SLICED = {
+    "potential": {"model": "anderson", "shape": [64, 64], "seed": 7, "width": 20.0},
+    "conductivity": {"fermi_energy": 10.0, "omega_min": 0.05, "omega_max": 0.3, "n_omega": 3,
+                     "exact": True},
+}
+
+
+def test_shift_invert_shifts_run_as_pieces_with_the_bits_of_kubo_greenwood():
+    st = ms.study_from_dict(SLICED)
+    assert ensemble.splits_exact(st)
+    plan = ms.exact.plan_exact(st.make_sample(0), 10.0, st.omega_edges())
+    assert plan is not None and plan.method == "shift-invert" and plan.n_pieces >= 2
+    one = ms.run_ensemble(st, 2, workers=1)
+    two = ms.run_ensemble(st, 2, workers=2)
+    np.testing.assert_array_equal(one.sigma_exact.values, two.sigma_exact.values)
+    for r in range(2):
+        ref = ms.kubo_greenwood(st.make_sample(r), 10.0, st.omega_edges())
+        assert ref.attrs["method"] == "shift-invert"
+        np.testing.assert_array_equal(two.sigma_exact.isel(realization=r), ref.sigma)
+        np.testing.assert_array_equal(two.n_pairs_exact.isel(realization=r), ref.n_pairs)
+        dense = ms.kubo_greenwood(st.make_sample(r), 10.0, st.omega_edges(), method="dense")
+        np.testing.assert_allclose(ref.sigma, dense.sigma, rtol=1e-8)
+    assert np.count_nonzero(one.sigma_exact.values) >= 4
+
+
 @pytest.mark.parametrize(("key", "value", "pattern"), [
     ("exact_method", "blocks", r"exact_method = 'blocks' is not known"),
     ("exact_padding", -1, r"exact_padding = -1 must be >= 0"),

@@ -208,26 +208,28 @@ PIECE_STRIDE = 1_000_000
 
 
 def splits_exact(study: Study) -> bool:
-    """Whether a study's exact reference runs piece by piece: boxes, or 1D segments."""
+    """Whether a study's exact reference runs piece by piece (see :func:`exact_splits`)."""
     return bool(study.conductivity.exact) and exact_splits(study)
 
 
 def exact_splits(study: Study) -> bool:
     """Whether the study's exact reference, when computed, splits into pieces.
 
-    It does when the study asks for boxes or segments, or for a 1D Dirichlet chain beyond one
-    tridiagonal solve (its segments).
+    It does when the study asks for boxes, segments or shift-invert, and with ``"auto"``
+    whenever the sample is too large for one dense (2D, 3D, periodic) or tridiagonal (1D
+    Dirichlet) solve: its segments, or its shifts.
     """
-    from .exact import WHOLE_CHAIN_MAX
+    from .exact import DENSE_MAX, WHOLE_CHAIN_MAX
 
     method = study.conductivity.exact_method or "auto"
-    if method in ("boxes", "segments"):
+    if method in ("boxes", "segments", "shift-invert"):
         return True
     if method != "auto":
         return False
     shape = study.potential.shape or study.make_potential(0).shape
-    return len(shape) == 1 and study.grid.boundary == "dirichlet" \
-        and int(np.prod(shape)) > WHOLE_CHAIN_MAX
+    if len(shape) == 1 and study.grid.boundary == "dirichlet":
+        return int(np.prod(shape)) > WHOLE_CHAIN_MAX
+    return int(np.prod(shape)) > DENSE_MAX
 
 
 def _point_study(study: Study, task: int) -> Study:

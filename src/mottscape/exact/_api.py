@@ -34,7 +34,7 @@ from ._counts import _sturm_counts, count_eigenvalues_below
 from ._factor import ShiftedFactor, factor_backend
 from ._kg import _Accumulator, _count_pairs
 from ._tasks import ExactPlan, Piece, finish_blocks, make_plan, solve_piece
-from ._windows import _solve_dense, _solve_shift_invert, _solve_tridiagonal
+from ._windows import _solve_dense, _solve_tridiagonal
 
 
 def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padding,
@@ -42,7 +42,7 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
     """Eigenstates with energies in [lo, hi] and exact counts; returns (blocks, info)."""
     method, segment = _resolve_method(ham, method, segment, core)
     t0 = time.perf_counter()
-    if method in ("boxes", "segments"):
+    if method in ("boxes", "segments", "shift-invert"):
         plan = make_plan(ham, lo, hi, method, segment, padding, core, box_tol)
         count_seconds = time.perf_counter() - t0
         blocks, info = finish_blocks(ham, plan, _solve_pieces(ham, plan, progress))
@@ -97,14 +97,11 @@ def _resolve_method(ham: Hamiltonian, method: str, segment, core) -> tuple[str, 
 
 def _global_window(ham: Hamiltonian, lo: float, hi: float, method: str, expected: int,
                    progress: bool, info: dict) -> list[_Block]:
-    """One block from a solver on the whole sample (dense, tridiagonal or shift-invert)."""
+    """One block from a solver on the whole sample (dense or tridiagonal)."""
     if method == "dense":
         w, v = _solve_dense(ham, lo, hi)
     elif method == "tridiagonal":
         w, v = _solve_tridiagonal(ham, lo, hi)
-    elif method == "shift-invert":
-        w, v, nfact = _solve_shift_invert(ham, lo, hi, expected, progress)
-        info["factorisations"] = nfact
     else:
         raise InputError(f"method={method!r} is not known; use one of {METHODS}")
     if w.size != expected:
@@ -309,16 +306,17 @@ def plan_exact(
     Returns
     -------
     ExactPlan or None
-        For the boxes and the 1D segments: the window, its inertia counts and the geometry
-        (``plan.n_pieces`` pieces, each computed by
-        :func:`~mottscape.exact._tasks.solve_piece`, then summed by :func:`finish_exact`).
-        None for a method that solves the whole sample at once (``kubo_greenwood`` is then
-        the one task).
+        For the boxes, the 1D segments and the whole-sample shift-invert slicing: the window,
+        its inertia counts and the geometry (``plan.n_pieces`` pieces: boxes, runs of
+        segments, or first shifts of the slicing, each one factorisation of the whole H;
+        each computed by :func:`~mottscape.exact._tasks.solve_piece`, then summed by
+        :func:`finish_exact`). None for a method that solves the whole sample at once in one
+        call (``"dense"``, ``"tridiagonal"``; ``kubo_greenwood`` is then the one task).
     """
     ham = _as_hamiltonian(V, 1.0, 1.0, "dirichlet", "lattice")
     _, e_edges, ef, T, _ = _kg_args(ham, fermi_energy, omega_edges, temperature, method, None)
     method, segment = _resolve_method(ham, method, segment, core)
-    if method not in ("boxes", "segments"):
+    if method not in ("boxes", "segments", "shift-invert"):
         return None
     half = float(e_edges[-1]) + KT_WINDOW * T
     return make_plan(ham, ef - half, ef + half, method, segment, padding, core, box_tol)

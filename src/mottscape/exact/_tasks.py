@@ -5,11 +5,14 @@ sample in three steps, and :func:`~mottscape.exact.kubo_greenwood` runs the very
 one process, so both give the same bits:
 
 1. :func:`make_plan`: the energy window, the exact inertia counts of the full H at its ends
-   and the geometry (box core and padding; the 1D padding from the Thouless formula);
+   and the geometry (box core and padding; the 1D padding from the Thouless formula; the
+   number of first shifts of the whole-sample shift-invert slicing);
 2. :func:`solve_piece`: piece ``k`` of the plan, a pure function of the Hamiltonian, the plan
-   and ``k``: one box (:func:`~mottscape.exact._boxes.solve_box`), or a run of consecutive
-   1D segments (each segment alone is too small a task);
-3. :func:`finish_blocks`: the states of every piece, a state kept by two boxes dropped,
+   and ``k``: one box (:func:`~mottscape.exact._boxes.solve_box`), a run of consecutive
+   1D segments (each segment alone is too small a task), or one shift of the slicing
+   (:func:`~mottscape.exact._windows.solve_shift`: one factorisation of the whole H);
+3. :func:`finish_blocks`: the states of every piece, a state kept by two boxes dropped (the
+   slicing: shifts added where the first ones left a gap, states found twice merged),
    checked against the counts (the caller then sums the pairs of eq. 4).
 
 Plans and pieces go to and from :class:`xarray.Dataset` (:meth:`ExactPlan.to_dataset`,
@@ -31,9 +34,10 @@ import xarray as xr
 from ..errors import ConvergenceError, InputError
 from ..hamiltonian import Hamiltonian
 from . import _boxes
-from ._common import _blas_single_thread, _Block, _check_scalar
-from ._counts import count_eigenvalues_below
+from ._common import _blas_single_thread, _Block, _centroids, _check_scalar, _flat_coordinates
+from ._counts import count_eigenvalues_below, superlu_order
 from ._segments import _default_padding, _solve_segments
+from ._windows import Slice, _solve_dense, complete_slices, first_shifts, solve_shift
 
 #: 1D segments are grouped into pieces of at least this many core cells.
 PIECE_CELLS = 1 << 16
@@ -46,7 +50,7 @@ class ExactPlan:
     Attributes
     ----------
     method
-        ``"boxes"`` or ``"segments"``.
+        ``"boxes"``, ``"segments"`` or ``"shift-invert"`` (whole-sample slicing).
     lo, hi
         The energy window.
     count_lo, count_hi
@@ -56,7 +60,7 @@ class ExactPlan:
     tol
         Residual tolerance of the boxes (hopping energies).
     per_piece
-        Segments per piece (1 for boxes).
+        Segments per piece (1 for boxes and shifts).
     n_pieces
         Number of pieces.
     xi_estimate
@@ -105,10 +109,17 @@ def make_plan(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padd
               box_tol: float) -> ExactPlan:
     """Count the window states and fix the geometry of the boxes or segments.
 
-    ``method`` is ``"boxes"`` (2D/3D, or a periodic chain) or ``"segments"`` (1D Dirichlet);
+    ``method`` is ``"boxes"`` (2D/3D, or a periodic chain), ``"segments"`` (1D Dirichlet) or
+    ``"shift-invert"`` (one piece per first shift; ``padding`` and ``core`` unused);
     ``segment``, ``padding``, ``core`` and ``box_tol`` as for
     :func:`~mottscape.exact.kubo_greenwood` (None for the defaults).
     """
+    if method == "shift-invert":
+        counts = count_eigenvalues_below(ham, [lo, hi])
+        expected = int(counts[1] - counts[0])
+        n_pieces = 1 if _whole_dense(ham, expected) else len(first_shifts(lo, hi, expected))
+        return ExactPlan(method, float(lo), float(hi), int(counts[0]), int(counts[1]),
+                         0, 0, 0.0, 1, n_pieces)
     if method == "boxes":
         padding, core, box_tol = check_box_args(ham, padding, core, box_tol)
     counts = count_eigenvalues_below(ham, [lo, hi])
@@ -134,6 +145,8 @@ def solve_piece(ham: Hamiltonian, plan: ExactPlan, k: int, matrix=None) -> Piece
     if not 0 <= k < plan.n_pieces:
         raise InputError(f"piece {k} is not one of the {plan.n_pieces} pieces of the plan")
     t0 = time.perf_counter()
+    if plan.method == "shift-invert":
+        return _slice_piece(ham, plan, k)
     if plan.method == "segments":
         nseg = math.ceil(ham.size / plan.core)
         which = range(k * plan.per_piece, min(nseg, (k + 1) * plan.per_piece))
@@ -165,6 +178,8 @@ def finish_blocks(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece]
                   "count_lo": plan.count_lo, "count_hi": plan.count_hi}
     if plan.method == "segments":
         return _finish_segments(ham, plan, blocks, info)
+    if plan.method == "shift-invert":
+        return _finish_slices(ham, plan, pieces, info)
     scale = _boxes._hopping_scale(ham)
     blocks, n_dup = _boxes.merge_duplicates(blocks, ham.grid, scale)
     stats = [p.stats for p in pieces]
@@ -193,6 +208,55 @@ def finish_blocks(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece]
             f"{info['box_max_residual']:.2g}); a state was lost or kept twice at a core face: "
             f"pass a larger padding= (now {plan.padding} cells) or a smaller box_tol=, or "
             "method='shift-invert'")
+    return blocks, info
+
+
+def _whole_dense(ham: Hamiltonian, expected: int) -> bool:
+    """Whether the slicing's window holds (nearly) the whole spectrum: one dense solve."""
+    return expected + 10 >= ham.size - 1
+
+
+def _slice_piece(ham: Hamiltonian, plan: ExactPlan, k: int) -> Piece:
+    """First shift ``k`` of the whole-sample slicing (or the one dense solve, or nothing)."""
+    t0 = time.perf_counter()
+    A = ham.matrix("csc")
+    lo, hi = plan.lo, plan.hi
+    if plan.expected == 0 or _whole_dense(ham, plan.expected):
+        w, v = _solve_dense(A, lo, hi) if plan.expected \
+            else (np.zeros(0), np.zeros((ham.size, 0)))
+        s = Slice(w, v, (lo, hi), 0.0)
+        nfact = 0
+    else:
+        sigma, half = first_shifts(lo, hi, plan.expected)[k]
+        s = solve_shift(A, sigma, half, plan.expected / (hi - lo), (lo, hi),
+                        superlu_order(ham.grid, ham.size))
+        nfact = 1
+    blocks = [_Block(0, ham.size, s.energies, s.vectors,
+                     _centroids(s.vectors, _flat_coordinates(ham.grid)))] if s.energies.size \
+        else []
+    return Piece(blocks, {"covered_lo": s.covered[0], "covered_hi": s.covered[1],
+                          "density": s.density, "factorisations": nfact,
+                          "seconds": time.perf_counter() - t0})
+
+
+def _finish_slices(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece], info: dict
+                   ) -> tuple[list[_Block], dict]:
+    """The first shifts' states, the gaps they left closed here, merged and counted."""
+    n = ham.size
+    slices = [Slice(np.concatenate([b.energies for b in p.blocks] or [np.zeros(0)]),
+                    np.concatenate([b.vectors for b in p.blocks] or [np.zeros((n, 0))], axis=1),
+                    (float(p.stats["covered_lo"]), float(p.stats["covered_hi"])),
+                    float(p.stats["density"]))
+              for p in pieces]
+    w, v, extra = complete_slices(ham.matrix("csc"), plan.lo, plan.hi, plan.expected, slices,
+                                  superlu_order(ham.grid, n))
+    info["factorisations"] = int(sum(p.stats["factorisations"] for p in pieces)) + extra
+    info["first_shifts"] = plan.n_pieces
+    if w.size != plan.expected:
+        raise ConvergenceError(
+            f"method 'shift-invert' found {w.size} states in [{plan.lo:g}, {plan.hi:g}] but "
+            f"the inertia count is {plan.expected}; try method='dense' on a small sample")
+    blocks = [_Block(0, n, w, v, _centroids(v, _flat_coordinates(ham.grid)))] if w.size else []
     return blocks, info
 
 

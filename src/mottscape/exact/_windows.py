@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
@@ -37,18 +38,102 @@ def _solve_tridiagonal(ham: Hamiltonian, lo: float, hi: float):
     return w, v
 
 
+@dataclass
+class Slice:
+    """The eigenpairs one shift found: inside the window only, and what the shift covers.
+
+    Attributes
+    ----------
+    energies, vectors
+        The eigenpairs found with energies in the window ``[lo, hi]``.
+    covered
+        ``(sigma - rho, sigma + rho)``, shrunk by 1e-9: every eigenvalue in it was found.
+    density
+        States per energy the shift saw (``k / (2 rho)``), for the sizing of later shifts.
+    """
+
+    energies: np.ndarray
+    vectors: np.ndarray
+    covered: tuple[float, float]
+    density: float
+
+
+def first_shifts(lo: float, hi: float, expected: int, slice_states: int = SLICE_STATES
+                 ) -> list[tuple[float, float]]:
+    """The evenly spaced first shifts of a window, as ``(sigma, half width)``.
+
+    One per ``slice_states`` expected states, at least one.
+    """
+    nshift = max(1, math.ceil(expected / slice_states))
+    width = (hi - lo) / nshift
+    return [(lo + (i + 0.5) * width, 0.5 * width) for i in range(nshift)]
+
+
+def solve_shift(A: sp.csc_array, sigma: float, half: float, density: float,
+                window: tuple[float, float], order=None) -> Slice:
+    """The eigenpairs of ``A`` nearest ``sigma``: enough for ``sigma +- half`` at ``density``.
+
+    One factorisation of ``A - sigma`` (:class:`~mottscape.exact._factor.ShiftedFactor`,
+    ``order`` its SuperLU column order) used as ``OPinv`` of shift-invert Lanczos with a fixed
+    start vector: a pure function of its arguments, so a shift solved on any worker gives the
+    same bits.
+    """
+    n = A.shape[0]
+    k = int(min(n - 2, max(16, math.ceil(1.25 * density * 2 * half) + 8)))
+    with ShiftedFactor(A, sigma, order=order) as factor, _blas_single_thread():
+        # a fixed v0: ARPACK's own depends on earlier calls
+        w, v = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=factor.operator(),
+                          v0=_start_vector(n))
+    rho = float(np.max(np.abs(w - sigma)))
+    # the k-th nearest may have an unfound twin at the same distance: cover strictly less
+    rho_in = rho * (1.0 - 1e-9)
+    inside = (w >= window[0]) & (w <= window[1])
+    return Slice(w[inside], v[:, inside], (sigma - rho_in, sigma + rho_in), k / (2.0 * rho))
+
+
+def complete_slices(A: sp.csc_array, lo: float, hi: float, expected: int,
+                    slices: list[Slice], order=None, bar=None) -> tuple[np.ndarray, np.ndarray,
+                                                                      int]:
+    """Close the gaps the first shifts left in ``[lo, hi]``, then merge what every shift found.
+
+    New shifts go to the middle of each uncovered gap, sized by the largest density any shift
+    saw (the DOS of a band tail varies fast), until the window is covered. Returns the
+    energies, the vectors (states found by several shifts merged) and the number of extra
+    factorisations.
+    """
+    slices = list(slices)
+    nfirst = len(slices)
+    density = max([expected / (hi - lo)] + [s.density for s in slices])
+    extra = 0
+    todo = _gaps([s.covered for s in slices], lo, hi)
+    while todo and extra <= 50 * nfirst + 100:
+        for a, b in todo:
+            s = solve_shift(A, (a + b) / 2, (b - a) / 2, density, (lo, hi), order)
+            slices.append(s)
+            density = max(density, s.density)
+            extra += 1
+            if bar is not None:
+                bar.update(1)
+        todo = _gaps([s.covered for s in slices], lo, hi)
+    w = np.concatenate([s.energies for s in slices])
+    v = np.concatenate([s.vectors for s in slices], axis=1)
+    w, v = _merge_states(w, v)
+    return w, v, extra
+
+
 def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
                         progress: bool = False, slice_states: int = SLICE_STATES):
     """Spectrum slicing by shift-invert Lanczos until the shifts' intervals cover [lo, hi].
 
     A shift sigma with ``k`` requested eigenpairs returns the k eigenvalues nearest to sigma,
     so every eigenvalue closer than the farthest one returned (radius rho) has been found:
-    the shift covers ``(sigma - rho, sigma + rho)``. Shifts start evenly spaced (one per
-    ``slice_states`` expected states) and new ones are placed in the gaps left uncovered (the
-    DOS of a band tail varies fast). Each shift costs one sparse factorisation of
-    ``H - sigma`` (:class:`~mottscape.exact._factor.ShiftedFactor`), used as ``OPinv``.
+    the shift covers ``(sigma - rho, sigma + rho)``. The first shifts are evenly spaced (one
+    per ``slice_states`` expected states, :func:`first_shifts`), each sized by the window's
+    mean density and independent of the others (the pieces of the exact reference solve them
+    on separate workers); new ones are then placed in the gaps left uncovered
+    (:func:`complete_slices`). Each shift costs one sparse factorisation of ``H - sigma``.
     States found by several shifts are merged (same energy: the span of their vectors is
-    kept). The caller checks the total against the inertia count.
+    kept). The caller checks the total against the inertia count. Returns ``(w, v, nfact)``.
     """
     A = _as_csc(ham)
     n = A.shape[0]
@@ -59,46 +144,21 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
         return w, v, 0
     # SuperLU: the grid's nested dissection (a box of H comes as a bare matrix: minimum degree)
     order = superlu_order(ham.grid, n) if isinstance(ham, Hamiltonian) else None
-    nshift = max(1, math.ceil(expected / slice_states))
-    width = (hi - lo) / nshift
-    todo = [(lo + (i + 0.5) * width, 0.5 * width) for i in range(nshift)]
-    covered: list[tuple[float, float]] = []
-    found_w, found_v = [], []
-    nfact = 0
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="shift-invert shifts", unit="shift")
-    density = expected / (hi - lo)  # states per energy, updated as shifts report
-    while todo:
-        sigma, half = todo.pop(0)
-        k = int(min(n - 2, max(16, math.ceil(1.25 * density * 2 * half) + 8)))
-        with ShiftedFactor(A, sigma, order=order) as factor, _blas_single_thread():
-            # a fixed v0: ARPACK's own depends on earlier calls
-            w, v = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=factor.operator(),
-                              v0=_start_vector(n))
-        nfact += 1
-        rho = float(np.max(np.abs(w - sigma)))
-        # the k-th nearest may have an unfound twin at the same distance: cover strictly less
-        rho_in = rho * (1.0 - 1e-9)
-        covered.append((sigma - rho_in, sigma + rho_in))
-        found_w.append(w)
-        found_v.append(v)
-        density = max(density, k / (2.0 * rho))
+    density = expected / (hi - lo)
+    slices = []
+    for sigma, half in first_shifts(lo, hi, expected, slice_states):
+        slices.append(solve_shift(A, sigma, half, density, (lo, hi), order))
         if bar is not None:
             bar.update(1)
-        if not todo:
-            todo = [((a + b) / 2, (b - a) / 2) for a, b in _gaps(covered, lo, hi)]
-            if len(found_w) > 50 * nshift + 100:
-                break
+    w, v, extra = complete_slices(A, lo, hi, expected, slices, order, bar)
     if bar is not None:
         bar.close()
-    w = np.concatenate(found_w)
-    v = np.concatenate(found_v, axis=1)
-    inside = (w >= lo) & (w <= hi)
-    w, v = _merge_states(w[inside], v[:, inside])
-    return w, v, nfact
+    return w, v, len(slices) + extra
 
 
 def _start_vector(n: int) -> np.ndarray:
