@@ -203,8 +203,7 @@ def test_gaps_left_by_the_first_shifts_are_closed_when_the_slices_are_merged():
     lo, hi = float(w[40] + w[41]) / 2, float(w[200] + w[201]) / 2
     shifts = first_shifts(lo, hi, 160)
     assert len(shifts) == 3
-    density = 160 / (hi - lo)
-    slices = [solve_shift(A, s, h, density, (lo, hi)) for s, h in shifts]
+    slices = [solve_shift(A, s, h, density, (lo, hi)) for s, h, density in shifts]
     for s in slices:  # a shift holds every level of the window inside what it covers
         a, b = s.covered
         want = w[(w > a) & (w < b) & (w >= lo) & (w <= hi)]

@@ -157,6 +157,29 @@ def test_shift_invert_shifts_run_as_pieces_with_the_bits_of_kubo_greenwood():
     assert np.count_nonzero(one.sigma_exact.values) >= 4
 
 
+def test_the_slicing_plan_places_its_shifts_by_exact_counts():
+    """The plan's profile holds the exact counts of eigenvalues below its energies, survives
+    its record, and puts about the same number of states under every first shift."""
+    from mottscape.exact._windows import first_shifts
+
+    st = ms.study_from_dict(SLICED)
+    sample = st.make_sample(0)
+    plan = ms.exact.plan_exact(sample, 10.0, st.omega_edges())
+    w = np.linalg.eigvalsh(sample.hamiltonian.matrix().toarray())
+    energies, counts = plan.profile
+    assert energies.size == plan.n_pieces + 1 == 5
+    np.testing.assert_array_equal(counts, [np.count_nonzero(w < e) for e in energies])
+    back = _tasks.ExactPlan.from_dataset(plan.to_dataset())
+    assert (back.profile_energies, back.profile_counts) == (plan.profile_energies,
+                                                            plan.profile_counts)
+    assert back.n_pieces == plan.n_pieces and back.count_hi == plan.count_hi
+    shifts = first_shifts(plan.lo, plan.hi, plan.expected, profile=plan.profile)
+    held = [np.count_nonzero(np.abs(w - s) <= h) for s, h, _ in shifts]
+    assert sum(held) == plan.expected
+    assert min(held) >= 0.7 * plan.expected / len(shifts)
+    assert max(held) <= 1.3 * plan.expected / len(shifts)
+
+
 @pytest.mark.parametrize(("key", "value", "pattern"), [
     ("exact_method", "blocks", r"exact_method = 'blocks' is not known"),
     ("exact_padding", -1, r"exact_padding = -1 must be >= 0"),

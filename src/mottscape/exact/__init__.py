@@ -52,9 +52,12 @@ They are found by windowed eigensolvers:
     with one sparse LU factorisation of ``H - sigma`` per shift, passed as ``OPinv``). Each
     shift asks for about ``SLICE_STATES`` states; the k states nearest a shift cover an
     interval around it, and shifts are added in the uncovered gaps until the window is
-    covered; duplicates are merged. The first shifts are evenly spaced and independent: they
-    are the pieces of :func:`plan_exact`, so an ensemble runs the shifts of one large sample
-    on separate workers (the gaps are closed when the pieces are merged).
+    covered; duplicates are merged. The first shifts are independent: they are the pieces of
+    :func:`plan_exact`, so an ensemble runs the shifts of one large sample on separate
+    workers (the gaps are closed when the pieces are merged). With three shifts or more the
+    plan counts the eigenvalues at a few energies inside the window (one factorisation each)
+    and places the shifts at equal expected counts: a band tail's DOS rises across the
+    window, and evenly spaced shifts leave gaps at its top.
 
 Completeness is checked for every method with an exact eigenvalue count (Sylvester's law of
 inertia): the number of eigenvalues below E is the number of negative pivots of an LDL^T

@@ -78,23 +78,45 @@ class ExactPlan:
     per_piece: int
     n_pieces: int
     xi_estimate: float = math.nan
+    profile_energies: tuple[float, ...] = ()
+    profile_counts: tuple[int, ...] = ()
 
     @property
     def expected(self) -> int:
         """Eigenstates of H in the window."""
         return self.count_hi - self.count_lo
 
+    @property
+    def profile(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The slicing's inertia-count profile ``(energies, counts)``, or None."""
+        if not self.profile_energies:
+            return None
+        return np.array(self.profile_energies), np.array(self.profile_counts)
+
     def to_dataset(self) -> xr.Dataset:
-        """The plan as scalar variables (checksummed by a store, unlike attributes)."""
-        return xr.Dataset({f.name: ((), getattr(self, f.name))
-                           for f in dataclasses.fields(self)})
+        """The plan as variables (checksummed by a store, unlike attributes)."""
+        data: dict[str, tuple[Any, Any]] = {
+            f.name: ((), getattr(self, f.name)) for f in dataclasses.fields(self)}
+        data["profile_energies"] = ("profile", np.array(self.profile_energies, dtype=float))
+        data["profile_counts"] = ("profile", np.array(self.profile_counts, dtype=np.int64))
+        return xr.Dataset(data)
 
     @classmethod
     def from_dataset(cls, ds: xr.Dataset) -> ExactPlan:
-        """The plan written by :meth:`to_dataset`."""
+        """The plan written by :meth:`to_dataset` (a record without a profile has none)."""
         kinds = {"method": str, "lo": float, "hi": float, "tol": float, "xi_estimate": float}
-        return cls(**{f.name: kinds.get(f.name, int)(ds[f.name].values.item())
-                      for f in dataclasses.fields(cls)})
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in ds:
+                continue
+            x = ds[f.name].values
+            if f.name == "profile_energies":
+                values[f.name] = tuple(float(e) for e in x)
+            elif f.name == "profile_counts":
+                values[f.name] = tuple(int(c) for c in x)
+            else:
+                values[f.name] = kinds.get(f.name, int)(x.item())
+        return cls(**values)
 
 
 @dataclass
@@ -115,11 +137,7 @@ def make_plan(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padd
     :func:`~mottscape.exact.kubo_greenwood` (None for the defaults).
     """
     if method == "shift-invert":
-        counts = count_eigenvalues_below(ham, [lo, hi])
-        expected = int(counts[1] - counts[0])
-        n_pieces = 1 if _whole_dense(ham, expected) else len(first_shifts(lo, hi, expected))
-        return ExactPlan(method, float(lo), float(hi), int(counts[0]), int(counts[1]),
-                         0, 0, 0.0, 1, n_pieces)
+        return _slicing_plan(ham, lo, hi)
     if method == "boxes":
         padding, core, box_tol = check_box_args(ham, padding, core, box_tol)
     counts = count_eigenvalues_below(ham, [lo, hi])
@@ -216,6 +234,32 @@ def _whole_dense(ham: Hamiltonian, expected: int) -> bool:
     return expected + 10 >= ham.size - 1
 
 
+#: The whole-sample slicing counts the eigenvalues at up to this many - 1 interior energies
+#: of the window (one factorisation of H each) to place its first shifts.
+PROFILE_INTERVALS = 4
+
+
+def _slicing_plan(ham: Hamiltonian, lo: float, hi: float) -> ExactPlan:
+    """The plan of the whole-sample slicing.
+
+    Counts at the window's ends, and with three shifts or more a profile of counts inside it
+    that places the shifts (:func:`~mottscape.exact._windows.first_shifts`).
+    """
+    counts = count_eigenvalues_below(ham, [lo, hi])
+    expected = int(counts[1] - counts[0])
+    n_pieces = 1 if _whole_dense(ham, expected) else len(first_shifts(lo, hi, expected))
+    energies: tuple[float, ...] = ()
+    profile: tuple[int, ...] = ()
+    if n_pieces >= 3:
+        m = min(PROFILE_INTERVALS, n_pieces)
+        inner = lo + (hi - lo) * np.arange(1, m) / m
+        energies = (float(lo), *(float(e) for e in inner), float(hi))
+        profile = (int(counts[0]), *(int(c) for c in count_eigenvalues_below(ham, inner)),
+                   int(counts[1]))
+    return ExactPlan("shift-invert", float(lo), float(hi), int(counts[0]), int(counts[1]),
+                     0, 0, 0.0, 1, n_pieces, profile_energies=energies, profile_counts=profile)
+
+
 def _slice_piece(ham: Hamiltonian, plan: ExactPlan, k: int) -> Piece:
     """First shift ``k`` of the whole-sample slicing (or the one dense solve, or nothing)."""
     t0 = time.perf_counter()
@@ -227,9 +271,8 @@ def _slice_piece(ham: Hamiltonian, plan: ExactPlan, k: int) -> Piece:
         s = Slice(w, v, (lo, hi), 0.0)
         nfact = 0
     else:
-        sigma, half = first_shifts(lo, hi, plan.expected)[k]
-        s = solve_shift(A, sigma, half, plan.expected / (hi - lo), (lo, hi),
-                        superlu_order(ham.grid, ham.size))
+        sigma, half, density = first_shifts(lo, hi, plan.expected, profile=plan.profile)[k]
+        s = solve_shift(A, sigma, half, density, (lo, hi), superlu_order(ham.grid, ham.size))
         nfact = 1
     blocks = [_Block(0, ham.size, s.energies, s.vectors,
                      _centroids(s.vectors, _flat_coordinates(ham.grid)))] if s.energies.size \
@@ -243,11 +286,13 @@ def _finish_slices(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece], info:
                    ) -> tuple[list[_Block], dict]:
     """The first shifts' states, the gaps they left closed here, merged and counted."""
     n = ham.size
-    slices = [Slice(np.concatenate([b.energies for b in p.blocks] or [np.zeros(0)]),
-                    np.concatenate([b.vectors for b in p.blocks] or [np.zeros((n, 0))], axis=1),
-                    (float(p.stats["covered_lo"]), float(p.stats["covered_hi"])),
-                    float(p.stats["density"]))
-              for p in pieces]
+    slices = []
+    for p in pieces:  # a shift's piece holds one block of whole-grid vectors, or none
+        b = p.blocks[0] if p.blocks else _Block(0, n, np.zeros(0), np.zeros((n, 0)),
+                                                np.zeros((0, ham.grid.ndim)))
+        slices.append(Slice(b.energies, b.vectors,
+                            (float(p.stats["covered_lo"]), float(p.stats["covered_hi"])),
+                            float(p.stats["density"])))
     w, v, extra = complete_slices(ham.matrix("csc"), plan.lo, plan.hi, plan.expected, slices,
                                   superlu_order(ham.grid, n))
     info["factorisations"] = int(sum(p.stats["factorisations"] for p in pieces)) + extra

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -58,15 +59,32 @@ class Slice:
     density: float
 
 
-def first_shifts(lo: float, hi: float, expected: int, slice_states: int = SLICE_STATES
-                 ) -> list[tuple[float, float]]:
-    """The evenly spaced first shifts of a window, as ``(sigma, half width)``.
+def first_shifts(lo: float, hi: float, expected: int, slice_states: int = SLICE_STATES,
+                 profile: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> list[tuple[float, float, float]]:
+    """The first shifts of a window, as ``(sigma, half width, density)``.
 
-    One per ``slice_states`` expected states, at least one.
+    One per ``slice_states`` expected states, at least one, each sized for its share of the
+    window's states. Without ``profile`` they are evenly spaced (the mean density). With
+    ``profile = (energies, counts)``, exact inertia counts at increasing energies from ``lo``
+    to ``hi`` (the counts of eigenvalues below each), the shifts sit at equal expected counts
+    of the piecewise-linear count between them: in a band tail the DOS rises across the
+    window, and evenly spaced shifts sized by the mean leave gaps at its top.
     """
     nshift = max(1, math.ceil(expected / slice_states))
-    width = (hi - lo) / nshift
-    return [(lo + (i + 0.5) * width, 0.5 * width) for i in range(nshift)]
+    share = np.arange(nshift + 1) / nshift
+    if profile is None:
+        edges = lo + (hi - lo) * share
+    else:
+        energies, counts = (np.asarray(x, dtype=float) for x in profile)
+        rel = counts - counts[0]
+        # strictly increasing abscissae for np.interp (a stretch without states is flat)
+        rel = rel + 1e-9 * np.arange(rel.size)
+        edges = np.interp(share * rel[-1], rel, energies)
+        edges[0], edges[-1] = lo, hi
+    per_shift = expected / nshift
+    return [(0.5 * (a + b), 0.5 * (b - a), per_shift / (b - a))
+            for a, b in itertools.pairwise(edges)]
 
 
 def solve_shift(A: sp.csc_array, sigma: float, half: float, density: float,
@@ -128,8 +146,9 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
     A shift sigma with ``k`` requested eigenpairs returns the k eigenvalues nearest to sigma,
     so every eigenvalue closer than the farthest one returned (radius rho) has been found:
     the shift covers ``(sigma - rho, sigma + rho)``. The first shifts are evenly spaced (one
-    per ``slice_states`` expected states, :func:`first_shifts`), each sized by the window's
-    mean density and independent of the others (the pieces of the exact reference solve them
+    per ``slice_states`` expected states, :func:`first_shifts`; the whole-sample reference
+    places them by a profile of inertia counts), each sized by the window's mean density and
+    independent of the others (the pieces of the exact reference solve them
     on separate workers); new ones are then placed in the gaps left uncovered
     (:func:`complete_slices`). Each shift costs one sparse factorisation of ``H - sigma``.
     States found by several shifts are merged (same energy: the span of their vectors is
@@ -149,9 +168,8 @@ def _solve_shift_invert(ham, lo: float, hi: float, expected: int,
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="shift-invert shifts", unit="shift")
-    density = expected / (hi - lo)
     slices = []
-    for sigma, half in first_shifts(lo, hi, expected, slice_states):
+    for sigma, half, density in first_shifts(lo, hi, expected, slice_states):
         slices.append(solve_shift(A, sigma, half, density, (lo, hi), order))
         if bar is not None:
             bar.update(1)
