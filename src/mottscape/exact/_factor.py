@@ -51,13 +51,31 @@ PARDISO_MIN_ROWS = 2000
 _PARDISO_LOADS: bool | None = None
 
 
+def _import_pypardiso():
+    """:mod:`pypardiso`, with MKL's numerical reproducibility on, unless the user set it.
+
+    Without it PARDISO's results depended on the process's history at the 1e-14 level: the
+    pair model's box solves of a 256^2 sample gave other bits after an exact reference had
+    run in the same process (MKL's buffers then sit at other alignments), so an ensemble on
+    one in-process worker differed from fresh worker processes (tests/test_runner.py).
+    ``MKL_CBWR=AUTO`` (conditional numerical reproducibility, the CPU's own code path) made
+    them history-independent; the sequential threading layer removes a second dependence,
+    on whether MKL was loaded before or during the solves (PARDISO runs on one thread here
+    anyway, :func:`_one_mkl_thread`). Both are read when MKL loads: set before the import.
+    """
+    os.environ.setdefault("MKL_CBWR", "AUTO")
+    os.environ.setdefault("MKL_THREADING_LAYER", "SEQUENTIAL")
+    import pypardiso
+
+    return pypardiso
+
+
 def _pardiso_loads() -> bool:
     """Whether :mod:`pypardiso` imports and finds MKL (checked once per process)."""
     global _PARDISO_LOADS
     if _PARDISO_LOADS is None:
         try:
-            import pypardiso
-
+            pypardiso = _import_pypardiso()
             pypardiso.PyPardisoSolver()
             _PARDISO_LOADS = True
         except (ImportError, OSError):
@@ -112,9 +130,7 @@ class _PardisoPool(threading.local):
     def take(self):
         if self.idle:
             return self.idle.pop()
-        import pypardiso
-
-        return pypardiso.PyPardisoSolver(mtype=-2)  # real symmetric indefinite
+        return _import_pypardiso().PyPardisoSolver(mtype=-2)  # real symmetric indefinite
 
     def give(self, solver) -> None:
         self.idle.append(solver)
