@@ -2,18 +2,20 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/bench_pairs.py [1d] [2d] [2d512] [3d]
+    .venv/bin/python benchmarks/bench_pairs.py [1d] [2d] [2d512] [2d1024] [3d]
 
 One sample per case, the three timed in one run (ratios cancel the machine's load): the LL
 pipeline alone (``estimator="eq17"``: the default estimator is the pair model), the same
 with the pair model, and ``kubo_greenwood`` on the pair model's bins.
 Cases: 1D block chain of 2^17 sites (E_F = 1), 2D block 256^2 (E_F = 0.9), 2D 512^2
 (realization 0 of the validation model ``docs/validation/gaussian_2d_512.toml``, its E_F and
+frequencies), 2D 1024^2 (the same model and seed at twice the side, its E_F and
 frequencies), 3D Anderson box [0, 20] 20^3 (E_F between the 40th and 41st eigenvalues).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -33,9 +35,12 @@ def case(name: str):
     if name == "2d":
         V = ms.disorder.block((256, 256), block=4, width=4.0, seed=3)
         return make_sample(V), 0.9, np.geomspace(5e-3, 0.2, 6)
-    if name == "2d512":
+    if name in ("2d512", "2d1024"):
         st = ms.load_study(Path(__file__).resolve().parents[1]
                            / "docs/validation/gaussian_2d_512.toml")
+        if name == "2d1024":
+            st = dataclasses.replace(
+                st, potential=dataclasses.replace(st.potential, shape=(1024, 1024)))
         return st.make_sample(0), st.conductivity.fermi_energy, st.omegas()
     V = ms.disorder.anderson((20, 20, 20), width=20.0, seed=1)
     s = make_sample(V)

@@ -1,0 +1,64 @@
+"""The pair model's box solves at ARPACK's default accuracy against ``BOX_LANCZOS_TOL``.
+
+Usage (from the repository root)::
+
+    NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_box_tol.py [2d] [2d512] [--repeats 3]
+
+For each case of ``bench_pairs.py``, times the whole pipeline with the pair model with the
+boxes' Lanczos tolerance at 0 (machine precision, ARPACK's default) and at
+``basin_states.BOX_LANCZOS_TOL``, alternated ``--repeats`` times in one process (medians; the
+ratio cancels the machine's load), and prints the largest relative change of sigma_pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import mottscape as ms
+from mottscape import basin_states
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pairs import case  # the same samples
+
+
+def run(sample, ef, omega, tol: float) -> tuple[float, np.ndarray]:
+    """Wall time and sigma_pairs of one pipeline run with the box tolerance ``tol``."""
+    basin_states.BOX_LANCZOS_TOL = tol
+    t = time.perf_counter()
+    res = ms.run_pipeline(sample, ef, omega, pair_model=True)
+    assert res.pair_model is not None
+    return time.perf_counter() - t, np.asarray(res.pair_model.sigma)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("cases", nargs="*", default=["2d", "2d512"])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    tuned = basin_states.BOX_LANCZOS_TOL
+    print(f"| case | tol 0 (s) | tol {tuned:g} (s) | ratio | max rel. change of sigma_pairs |")
+    print("|---|---|---|---|---|")
+    for name in args.cases:
+        sample, ef, omega = case(name)
+        run(sample, ef, omega[:2], tuned)  # compile the kernels
+        times: dict[float, list[float]] = {0.0: [], tuned: []}
+        sigma: dict[float, np.ndarray] = {}
+        for _ in range(args.repeats):
+            for tol in (0.0, tuned):
+                t, sigma[tol] = run(sample, ef, omega, tol)
+                times[tol].append(t)
+        a, b = sigma[0.0], sigma[tuned]
+        change = np.max(np.abs(b - a) / np.where(a != 0, np.abs(a), 1.0))
+        t0, t1 = np.median(times[0.0]), np.median(times[tuned])
+        print(f"| {name} {sample.shape} | {t0:.2f} | {t1:.2f} | {t1 / t0:.3f} | {change:.1e} |",
+              flush=True)
+    basin_states.BOX_LANCZOS_TOL = tuned
+
+
+if __name__ == "__main__":
+    main()
