@@ -34,13 +34,17 @@ def test_merged_boxes_find_the_states_of_one_box_per_basin(V, ef, window):
     one = _states(s, ef, window, merge=False)
     merged = _states(s, ef, window, merge=True)
     assert merged.n_boxes < one.n_boxes and not merged.whole_sample
-    assert merged.n == one.n
-    # every state that its own box holds well is found again, at the same energy
+    # merging adds no state (a box per basin may keep a few box artefacts: states confined by
+    # a face that cuts a neighbouring well; 3 of 68 on the 2D sample with the default padding),
+    # and misses few exact states (in 1D a few of the gaps between basins: 110 of 116)
+    exact, _ = exact_eigenstates(s, ef - window, ef + window)
+    assert merged.n <= one.n and merged.n >= 0.9 * exact.size
+    # every state that its own box holds well is found again, at the same energy (a copy's
+    # error is at most ~30 times its leakage: 3e-7 for both copies)
     held = one.energies[one.leakage < 1e-8]
     assert held.size >= 5
-    assert np.abs(held[:, None] - merged.energies[None, :]).min(axis=1).max() < 1e-8
+    assert np.abs(held[:, None] - merged.energies[None, :]).min(axis=1).max() < 3e-7
     # and the merged boxes are at least as close to the exact spectrum
-    exact, _ = exact_eigenstates(s, ef - window, ef + window)
     err = {k: np.abs(st.energies[:, None] - exact[None, :]).min(axis=1)
            for k, st in (("one", one), ("merged", merged))}
     assert np.sum(err["merged"] > 1e-6) <= np.sum(err["one"] > 1e-6)
@@ -67,10 +71,13 @@ def test_the_tridiagonal_chain_solver_equals_the_generic_box_solver(monkeypatch)
                         lambda flat, axes: bs._eigenpairs(A[flat][:, flat], lo, hi))
     sparse = _states(s, 1.0, 0.15)
     assert chain.n == sparse.n and chain.n_boxes == sparse.n_boxes
-    np.testing.assert_allclose(chain.energies, sparse.energies, rtol=0, atol=1e-10)
-    np.testing.assert_array_equal(chain.basin, sparse.basin)
-    np.testing.assert_allclose(chain.tails, sparse.tails, rtol=1e-6)
-    np.testing.assert_allclose(chain.box_pairs.x2, sparse.box_pairs.x2, rtol=1e-6, atol=1e-12)
+    # the same states; their order follows the copies' leakages, which tie at round-off
+    i, j = np.argsort(chain.energies), np.argsort(sparse.energies)
+    np.testing.assert_allclose(chain.energies[i], sparse.energies[j], rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(chain.basin[i], sparse.basin[j])
+    np.testing.assert_allclose(chain.tails[i], sparse.tails[j], rtol=1e-6)
+    np.testing.assert_allclose(np.sort(chain.box_pairs.x2), np.sort(sparse.box_pairs.x2),
+                               rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape, width, omega", [
@@ -138,3 +145,35 @@ def test_state_vectors_read_a_single_well_state_inside_its_box(periodic):
     cut = box_vector / np.sqrt(sample.grid.cell_volume) / psi[st.vectors._boxes[0][0]]
     assert cut.min() < 0.9  # nearest the faces the box vector is >10 % below the state
     assert np.isnan(st.vectors.at(np.zeros(1, int), np.array([-1]))[0])
+
+
+def test_the_box_energies_converge_to_the_exact_spectrum_with_the_padding():
+    # the boxes' Dirichlet faces push a state's energy up by ~its weight on them, which falls
+    # about as e^{-2 padding}: more padding, closer to the exact eigenvalues
+    s = make_sample(ms.disorder.block((96, 96), block=4, width=4.0, seed=6))
+    ef, window = 0.9, 0.2
+    exact, _ = exact_eigenstates(s, ef - window, ef + window)
+    median, off = [], []
+    for pad in (5.0, 10.0, bs.PADDING_AGMON):
+        st = _states(s, ef, window, merge=False, padding=pad)
+        err = np.abs(st.energies[:, None] - exact[None, :]).min(axis=1)
+        median.append(np.median(err))
+        off.append(np.count_nonzero(err > 1e-6))
+    assert median[1] < 0.1 * median[0] and median[2] < 0.1 * median[1]
+    assert off[0] > off[1] > off[2]
+    assert off[2] <= 0.2 * exact.size and st.n == exact.size
+
+
+def test_the_state_padding_option_reaches_the_boxes():
+    V = ms.disorder.block((64, 64), block=4, width=4.0, seed=3)
+    w = np.geomspace(5e-3, 0.2, 4)
+    default = ms.run_pipeline(V, 0.9, w, pair_model=True).pair_model.states
+    thin = ms.run_pipeline(V, 0.9, w, pair_model=True, state_padding=5).pair_model.states
+    # cells = ceil(padding / (<w> h)) + 1: the same mean metric, a third of the padding
+    assert np.all(thin.padding_cells < default.padding_cells)
+    np.testing.assert_array_equal(thin.padding_cells - 1,
+                                  np.ceil((default.padding_cells - 1) / 3.0 - 1e-9))
+    with pytest.raises(ms.InputError, match="state_padding"):
+        ms.run_pipeline(V, 0.9, w, pair_model=True, state_padding=0)
+    # the option's default is the module's (options.py does not import basin_states)
+    assert ms.Options().state_padding == bs.PADDING_AGMON

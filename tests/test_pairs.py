@@ -183,6 +183,13 @@ def _two_wells(d: int, gap: int, barrier: float, width: int = 6):
     return make_sample(V)
 
 
+#: The two-well tests of t_ab keep the boxes padded by 10 Agmon lengths (the default until
+#: 2026-12-06; now 15): their separations were chosen so that each well's own box does not
+#: hold the partner well, and with 15 the pair would be resolved in one box instead of through
+#: the tunnelling amplitude these tests measure.
+TWO_WELL_PADDING = 10.0
+
+
 def _model_splitting(sample, options):
     ev = np.sort(sla.eigsh(sample.hamiltonian.matrix("csc"), k=3, sigma=0, which="LM")[0])
     exact = ev[1] - ev[0]
@@ -232,7 +239,8 @@ def test_herring_amplitude_gives_the_two_well_splitting(d, gaps, amplitude):
     # eq. A13 with c = V^-1/2 is 15-30 times too large on the same wells (docs/theory.md).
     # one box per well: the LL tunnelling amplitude is measured on each well's own box
     # (merged boxes, or the whole sample as one box, would resolve the pair exactly)
-    opts = Options(pair_model=True, state_amplitude=amplitude, state_boxes="per_basin")
+    opts = Options(pair_model=True, state_amplitude=amplitude, state_boxes="per_basin",
+                   state_padding=TWO_WELL_PADDING)
     for gap in gaps:
         model, exact, m = _model_splitting(_two_wells(d, gap, 1.0), opts)
         assert model / exact == pytest.approx(1.0, abs=0.25)
@@ -247,7 +255,8 @@ def test_flux_amplitude_is_the_two_well_splitting(d, gaps):
     # so t_ab is the exact splitting / 2 to 1 % (Herring's Laplace estimate: 0.83-0.90), also
     # where the boxes hold the midpoint for one state only and the plane moves to a bond both
     # hold (gap 16).
-    opts = Options(pair_model=True, amplitude="flux", state_boxes="per_basin")
+    opts = Options(pair_model=True, amplitude="flux", state_boxes="per_basin",
+                   state_padding=TWO_WELL_PADDING)
     for gap in gaps:
         model, exact, m = _model_splitting(_two_wells(d, gap, 1.0), opts)
         assert model / exact == pytest.approx(1.0, abs=0.01)
@@ -258,7 +267,7 @@ def test_flux_amplitude_falls_back_to_herring_where_the_boxes_do_not_meet():
     # gap 20 in 2D: the two boxes hold no common cell of the geodesic, so the flux cannot be
     # read and the Laplace estimate of "herring" is used, identically.
     sample = _two_wells(2, 20, 1.0)
-    kw = dict(pair_model=True, state_boxes="per_basin")
+    kw = dict(pair_model=True, state_boxes="per_basin", state_padding=TWO_WELL_PADDING)
     flux, exact, m = _model_splitting(sample, Options(amplitude="flux", **kw))
     herring, _, _ = _model_splitting(sample, Options(amplitude="herring", **kw))
     assert not m.flux_read.any()
@@ -299,7 +308,7 @@ def test_flux_share_reports_the_part_of_sigma_on_read_fluxes():
     # the shares of sigma add up to at most 1, and with Herring's Laplace estimate it is 0
     V = ms.disorder.block((96, 96), block=4, width=4.0, seed=3)
     w = np.geomspace(5e-3, 0.2, 6)
-    kw = dict(pair_model=True, state_boxes="per_basin")
+    kw = dict(pair_model=True, state_boxes="per_basin", state_padding=TWO_WELL_PADDING)
     flux = ms.run_pipeline(V, 0.9, w, amplitude="flux", **kw).pair_model
     herring = ms.run_pipeline(V, 0.9, w, amplitude="herring", **kw).pair_model
     live = flux.sigma > 0
@@ -321,7 +330,8 @@ def test_flux_share_reports_the_part_of_sigma_on_read_fluxes():
 def test_midpoint_amplitude_holds_at_large_separation_2d():
     # Farther apart (rho_ij 12-16) the tail amplitude continued as e^{-rho} drifts above the
     # exact splitting in 2D (1.18, 1.27); the box vectors read at the midpoint stay within 15 %.
-    opts = Options(pair_model=True, state_amplitude="midpoint", state_boxes="per_basin")
+    opts = Options(pair_model=True, state_amplitude="midpoint", state_boxes="per_basin",
+                   state_padding=TWO_WELL_PADDING)
     for gap in (16, 20):
         model, exact, m = _model_splitting(_two_wells(2, gap, 1.0), opts)
         assert model / exact == pytest.approx(1.0, abs=0.15)
@@ -331,7 +341,8 @@ def test_midpoint_amplitude_holds_at_large_separation_2d():
 @pytest.mark.slow
 @pytest.mark.parametrize("amplitude, tol", [("herring", 0.25), ("flux", 0.01)])
 def test_herring_amplitude_gives_the_two_well_splitting_3d(amplitude, tol):
-    opts = Options(pair_model=True, amplitude=amplitude, state_boxes="per_basin")
+    opts = Options(pair_model=True, amplitude=amplitude, state_boxes="per_basin",
+                   state_padding=TWO_WELL_PADDING)
     for gap in (10, 12):
         model, exact, m = _model_splitting(_two_wells(3, gap, 1.0), opts)
         assert model / exact == pytest.approx(1.0, abs=tol)

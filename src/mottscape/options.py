@@ -79,6 +79,12 @@ The pair model (App. A-B, :mod:`mottscape.pairs`):
     sigma_pairs is the exact Kubo-Greenwood sum) or ``"per_basin"`` (one box around every
     basin: every pair of different basins goes through the LL amplitude t_ab; what large
     samples get, and how the LL amplitude is validated on small ones).
+``state_padding``
+    Padding of those boxes around each basin, in Agmon lengths (the inverse mean Agmon metric
+    outside the basins; ``basin_states.PADDING_AGMON``, 15 by default, 10 before 2026-12-06).
+    The states' box energies err by up to ~30 times their weight on the box faces, which
+    falls about as e^{-2 padding}: a larger padding converges sigma_pairs at a higher cost
+    (docs/validation.md, "Box padding").
 ``crossed_basins``
     How the LL tails of eq. 10 cross a third basin on the geodesic when the states' boxes do
     not reach the Agmon midpoint: ``"level"`` (the default, our extension: a crossed basin
@@ -164,7 +170,7 @@ class Options:
     mott_scale, dos, center, split, pair_set, xi, effective
         The open choices of eq. 17 and of the classical formula (see the module docstring).
     pair_model, amplitude, cross_section, state_amplitude, pair_coupling, state_boxes
-    crossed_basins
+    state_padding, crossed_basins
         The pair model of App. A-B and its choices (see the module docstring).
     pair_window
         Half-width (energy) of the window of states of ``pair_set="window"``; None means the
@@ -188,6 +194,7 @@ class Options:
     state_amplitude: StateAmplitude = "midpoint"
     pair_coupling: PairCoupling = "box"
     state_boxes: StateBoxes = "merged"
+    state_padding: float = 15.0  # basin_states.PADDING_AGMON (not imported: import cost)
     crossed_basins: CrossedBasins = "level"
     solver: LandscapeSolver = "auto"
     tol: float = 1e-10
@@ -207,6 +214,10 @@ class Options:
                                _positive(self.pair_window, "pair_window",
                                          "the half-width of the window of states whose pairs "
                                          "estimate f"))
+        object.__setattr__(self, "state_padding",
+                           _positive(self.state_padding, "state_padding",
+                                     "the box padding of the pair model's states in Agmon "
+                                     "lengths, e.g. 15"))
         tol = _positive(self.tol, "tol", "a number between 0 and 1: > 0 and < 1, a relative "
                         "residual, e.g. 1e-10")
         if tol >= 1.0:

@@ -523,7 +523,8 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     keep = options.state_amplitude == "midpoint" or options.amplitude == "flux"
     metric = metric_land.agmon_metric(fermi_energy)
     states = basin_states(sample, basins, metric,
-                          fermi_energy, window, merge=options.state_boxes == "merged",
+                          fermi_energy, window, padding=options.state_padding,
+                          merge=options.state_boxes == "merged",
                           landscape=land, keep_vectors=keep)
     dist = _search(metric_land, basins, states, fermi_energy,
                    units.omega_to_energy(np.asarray(omega, float)), stats.delta_xi, options)
