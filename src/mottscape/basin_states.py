@@ -442,7 +442,7 @@ GUESS_FACTOR = 1.3
 #: default, is machine precision). Energies then carry errors of ~1e-10 of their distance
 #: to the window centre, far below any splitting or bin the pair model resolves; on the
 #: 512^2 validation sample it saves a quarter of the Lanczos steps and moves sigma_pairs by
-#: 1e-13 (docs/performance.md, the pair model).
+#: less than 1e-13 (docs/performance.md, the pair model).
 BOX_LANCZOS_TOL = 1e-10
 
 
