@@ -102,3 +102,40 @@ def test_backend_choice_and_errors(monkeypatch):
     monkeypatch.setenv(ENV_VAR, "pardiso")
     with pytest.raises(InputError, match=r"mottscape\[mkl\]"):
         factor_backend(10**5)
+
+
+_HISTORY = """
+import sys
+import mottscape as ms
+from mottscape import ensemble
+from mottscape.exact import kubo_greenwood
+from mottscape.runner import one_blas_thread
+if sys.argv[1] == "after":  # PARDISO used first on another matrix (48^2: 2304 rows)
+    first = ms.study_from_dict({
+        "potential": {"model": "block", "shape": [48, 48], "seed": 4, "block": 4, "width": 4.0},
+        "conductivity": {"fermi_energy": 0.8, "omega_min": 0.03, "omega_max": 0.2,
+                         "n_omega": 3}})
+    kubo_greenwood(first.make_potential(0), 0.8, first.omega_edges())
+study = ms.study_from_dict({
+    "potential": {"model": "block", "shape": [256, 256], "seed": 3, "block": 4, "width": 4.0},
+    "conductivity": {"fermi_energy": 0.6, "omega_min": 0.02, "omega_max": 0.1, "n_omega": 4}})
+with one_blas_thread():
+    sys.stdout.write(ensemble.realization_task(study, 0)["sigma_ll"].values.tobytes().hex())
+"""
+
+
+@pardiso
+def test_pardiso_bits_do_not_depend_on_what_the_process_solved_before():
+    # the pair model's PARDISO box solves of a 256^2 sample (boxes over PARDISO_MIN_ROWS), in
+    # a fresh process and after an exact reference: with MKL's defaults they differed by
+    # 2e-14, and an in-process worker differed from fresh workers; the package loads MKL with
+    # MKL_CBWR and a sequential layer. Fresh processes: no earlier test's MKL state enters.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MKL_")}
+    runs = [subprocess.run([sys.executable, "-c", _HISTORY, which], capture_output=True,
+                           text=True, env=env, timeout=600, check=True).stdout
+            for which in ("fresh", "after")]
+    assert len(runs[0]) == 4 * 16 and runs[0] == runs[1]
