@@ -61,7 +61,8 @@ MAX_LEAKAGE = 0.05
 #: keeps more). Chosen by self-convergence on the training samples (three 128^2 block
 #: samples, seeds 3-5, E_F = 0.9): with 10, sigma_pairs moved by up to a factor 270 in a bin
 #: against padding 20 (a copy leaking 1e-4 sits ~1e-3 off in energy: states cross E_F,
-#: splittings cross bins); with 15 by at most 6 %, at 1.5x the box cost (docs/validation.md).
+#: splittings cross bins); with 15 by at most 6 %, at about twice the box cost
+#: (docs/validation.md, docs/performance.md).
 PADDING_AGMON = 15.0
 #: Two boxes are merged when the box around both has at most this many times the cells of the
 #: largest basin box it holds (fewer, slightly larger solves; the same states).
