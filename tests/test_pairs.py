@@ -308,7 +308,7 @@ def test_flux_share_reports_the_part_of_sigma_on_read_fluxes():
     # the shares of sigma add up to at most 1, and with Herring's Laplace estimate it is 0
     V = ms.disorder.block((96, 96), block=4, width=4.0, seed=3)
     w = np.geomspace(5e-3, 0.2, 6)
-    kw = dict(pair_model=True, state_boxes="per_basin", state_padding=TWO_WELL_PADDING)
+    kw = dict(pair_model=True, state_boxes="per_basin")
     flux = ms.run_pipeline(V, 0.9, w, amplitude="flux", **kw).pair_model
     herring = ms.run_pipeline(V, 0.9, w, amplitude="herring", **kw).pair_model
     live = flux.sigma > 0
