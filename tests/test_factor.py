@@ -80,6 +80,43 @@ def test_pardiso_solves_and_repeats_bit_for_bit(monkeypatch):
             assert y.tobytes() == x.tobytes() and y0.tobytes() == x0.tobytes()
 
 
+@pardiso
+def test_pardiso_refines_only_perturbed_factors(monkeypatch):
+    # MKL's default: two steps of iterative refinement on every solve (3x a solve's work). An
+    # unperturbed LDL^T solves to round-off without them; a factor with perturbed pivots keeps
+    # them. The handles are pooled: a later factor starts again from MKL's defaults.
+    import scipy.sparse as sp
+
+    monkeypatch.setenv(ENV_VAR, "pardiso")
+    A = build_hamiltonian(np.random.default_rng(3).uniform(0, 20, (14, 14, 14))).matrix("csr")
+    b = np.random.default_rng(1).standard_normal(A.shape[0])
+    # eliminating the first row of [[1, 1], [1, 1 + 1e-14]] leaves a pivot of 1e-14
+    tiny = sp.block_diag([np.array([[1.0, 1.0], [1.0, 1.0 + 1e-14]]), sp.identity(98)],
+                         format="csr")
+    for _ in range(2):
+        with ShiftedFactor(A, 4.5, pardiso_min_rows=0) as f:
+            assert f.backend == "pardiso" and f.negative is not None
+            x = f.solve(b)
+            assert f._solver.iparm[6] == 0  # refinement steps of the last solve
+            res = np.linalg.norm(A @ x - 4.5 * x - b) / np.linalg.norm(b)
+            assert res < 1e-14
+        with ShiftedFactor(tiny, 0.0, pardiso_min_rows=0) as g:
+            assert g.negative is None  # the pivot was perturbed: no inertia
+            g.solve(np.ones(100))
+            assert g._solver.iparm[6] > 0
+
+
+def test_boxes_stay_on_superlu_below_their_threshold(monkeypatch):
+    from mottscape import basin_states
+
+    monkeypatch.setattr(_factor, "_PARDISO_LOADS", True)  # the choice, not the solve
+    monkeypatch.setenv(ENV_VAR, "auto")
+    n = basin_states.BOX_PARDISO_MIN_ROWS
+    assert PARDISO_MIN_ROWS < n
+    assert factor_backend(n - 1, n) == "superlu" and factor_backend(n, n) == "pardiso"
+    assert factor_backend(n - 1) == "pardiso"  # the exact reference's threshold
+
+
 def test_released_factor_refuses_to_solve(monkeypatch):
     monkeypatch.setenv(ENV_VAR, "auto")
     A = build_hamiltonian(np.random.default_rng(1).uniform(0, 4, (50, 50))).matrix("csr")
@@ -107,7 +144,7 @@ def test_backend_choice_and_errors(monkeypatch):
 _HISTORY = """
 import sys
 import mottscape as ms
-from mottscape import ensemble
+from mottscape import basin_states, ensemble
 from mottscape.exact import kubo_greenwood
 from mottscape.runner import one_blas_thread
 if sys.argv[1] == "after":  # PARDISO used first on another matrix (48^2: 2304 rows)
@@ -119,6 +156,8 @@ if sys.argv[1] == "after":  # PARDISO used first on another matrix (48^2: 2304 r
 study = ms.study_from_dict({
     "potential": {"model": "block", "shape": [256, 256], "seed": 3, "block": 4, "width": 4.0},
     "conductivity": {"fermi_energy": 0.6, "omega_min": 0.02, "omega_max": 0.1, "n_omega": 4}})
+# its largest boxes (2000-2116 cells) on PARDISO: below the boxes' default threshold
+basin_states.BOX_PARDISO_MIN_ROWS = 2000
 with one_blas_thread():
     sys.stdout.write(ensemble.realization_task(study, 0)["sigma_ll"].values.tobytes().hex())
 """
@@ -126,10 +165,11 @@ with one_blas_thread():
 
 @pardiso
 def test_pardiso_bits_do_not_depend_on_what_the_process_solved_before():
-    # the pair model's PARDISO box solves of a 256^2 sample (boxes over PARDISO_MIN_ROWS), in
-    # a fresh process and after an exact reference: with MKL's defaults they differed by
-    # 2e-14, and an in-process worker differed from fresh workers; the package loads MKL with
-    # MKL_CBWR and a sequential layer. Fresh processes: no earlier test's MKL state enters.
+    # the pair model's PARDISO box solves of a 256^2 sample (its three boxes of >= 2000 cells
+    # put on PARDISO), in a fresh process and after an exact reference: with MKL's default
+    # MKL_CBWR and threading layer they differed by 2e-14 (with or without iterative
+    # refinement), and an in-process worker differed from fresh workers; the package loads
+    # MKL with MKL_CBWR and a sequential layer. Fresh processes: no earlier test's MKL state.
     import os
     import subprocess
     import sys

@@ -421,7 +421,7 @@ def _eigenpairs(A: sp.csr_array, lo: float, hi: float, guess: float | None = Non
 
     centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     k = 16 if guess is None else max(4, math.ceil(GUESS_FACTOR * guess) + 3)
-    with ShiftedFactor(A, centre) as factor:
+    with ShiftedFactor(A, centre, pardiso_min_rows=BOX_PARDISO_MIN_ROWS) as factor:
         op = factor.operator()
         while True:
             w, v = spla.eigsh(A, k=min(k, n - 2), sigma=centre, which="LM", OPinv=op,
@@ -438,6 +438,16 @@ def _eigenpairs(A: sp.csr_array, lo: float, hi: float, guess: float | None = Non
 
 #: Shift-invert boxes ask first for this many times their landscape-law count, plus 3.
 GUESS_FACTOR = 1.3
+
+#: Boxes with fewer cells are factorised by SuperLU even where PARDISO loads (the exact
+#: reference switches at ``exact._factor.PARDISO_MIN_ROWS`` = 2000). A box's Lanczos run makes
+#: dozens of solves per factorisation, and a PARDISO solve of a box of a few thousand cells
+#: cost more than SuperLU's (call overhead) while its faster factorisation only pays off on
+#: larger 3D boxes. The pair model with the refinement of ``exact._factor`` off, this
+#: threshold against 2000, alternated in one process (benchmarks/bench_box_factor.py,
+#: docs/performance.md): 2D 512^2 0.76x, 3D 20^3 with a box per basin 0.76x; SuperLU for
+#: every box instead: 1.16x and 1.05x of this one (a single threshold for 2D and 3D).
+BOX_PARDISO_MIN_ROWS = 5000
 
 #: Relative accuracy of the boxes' Ritz values of (A - centre)^-1 (ARPACK's ``tol``; 0, its
 #: default, is machine precision). Energies then carry errors of ~1e-10 of their distance
