@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ from mottscape.exact import _factor, kubo_greenwood
 from mottscape.pairs import omega_edges
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pairs import case  # the same samples
+from bench_pairs import alternated, case, largest_change  # the same samples
 
 _NO_REFINEMENT = _factor._without_refinement
 _NOW = basin_states.BOX_PARDISO_MIN_ROWS
@@ -64,17 +63,19 @@ def computation(name: str):
                                               state_boxes=boxes).pair_model.sigma)
 
 
-def timed(f, setting: str) -> tuple[float, np.ndarray]:
+def under(f, setting: str):
+    """``f`` run under one of :data:`SETTINGS` (a function returning sigma)."""
     refine, rows = SETTINGS[setting]
-    _factor._without_refinement = (lambda iparm: None) if refine else _NO_REFINEMENT
-    basin_states.BOX_PARDISO_MIN_ROWS = rows
-    try:
-        t = time.perf_counter()
-        out = f()
-        return time.perf_counter() - t, out
-    finally:
-        _factor._without_refinement = _NO_REFINEMENT
-        basin_states.BOX_PARDISO_MIN_ROWS = _NOW
+
+    def run() -> np.ndarray:
+        _factor._without_refinement = (lambda iparm: None) if refine else _NO_REFINEMENT
+        basin_states.BOX_PARDISO_MIN_ROWS = rows
+        try:
+            return f()
+        finally:
+            _factor._without_refinement = _NO_REFINEMENT
+            basin_states.BOX_PARDISO_MIN_ROWS = _NOW
+    return run
 
 
 def main() -> None:
@@ -90,16 +91,9 @@ def main() -> None:
         f = computation(name)
         f()  # warm-up: numba kernels, PARDISO handles
         settings = ["before", "no-refinement"] if name == "exact2d" else list(SETTINGS)
-        times: dict[str, list[float]] = {k: [] for k in settings}
-        sig: dict[str, np.ndarray] = {}
-        for _ in range(args.repeats):
-            for k in settings:
-                t, sig[k] = timed(f, k)
-                times[k].append(t)
-        base = sig["before"]
-        ok = base != 0
+        times, sig = alternated({k: under(f, k) for k in settings}, args.repeats)
         for k in settings:
-            change = float(np.max(np.abs(sig[k][ok] / base[ok] - 1.0), initial=0.0))
+            change = largest_change(sig["before"], sig[k])
             ratio = np.median(times[k]) / np.median(times["before"])
             print(f"| {name} | {k} | {', '.join(f'{t:.2f}' for t in times[k])} | "
                   f"{ratio:.2f} | {change:.1e} |", flush=True)

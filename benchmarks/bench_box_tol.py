@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,17 @@ import mottscape as ms
 from mottscape import basin_states
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pairs import case  # the same samples
+from bench_pairs import alternated, case, largest_change  # the same samples
 
 
-def run(sample, ef, omega, tol: float) -> tuple[float, np.ndarray]:
-    """Wall time and sigma_pairs of one pipeline run with the box tolerance ``tol``."""
-    basin_states.BOX_LANCZOS_TOL = tol
-    t = time.perf_counter()
-    res = ms.run_pipeline(sample, ef, omega, pair_model=True)
-    assert res.pair_model is not None
-    return time.perf_counter() - t, np.asarray(res.pair_model.sigma)
+def sigma_at(sample, ef, omega, tol: float):
+    """sigma_pairs of one pipeline run with the box tolerance ``tol`` (a function)."""
+    def run() -> np.ndarray:
+        basin_states.BOX_LANCZOS_TOL = tol
+        res = ms.run_pipeline(sample, ef, omega, pair_model=True)
+        assert res.pair_model is not None
+        return np.asarray(res.pair_model.sigma)
+    return run
 
 
 def main() -> None:
@@ -45,16 +45,11 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name in args.cases:
         sample, ef, omega = case(name)
-        run(sample, ef, omega[:2], tuned)  # compile the kernels
-        times: dict[float, list[float]] = {0.0: [], tuned: []}
-        sigma: dict[float, np.ndarray] = {}
-        for _ in range(args.repeats):
-            for tol in (0.0, tuned):
-                t, sigma[tol] = run(sample, ef, omega, tol)
-                times[tol].append(t)
-        a, b = sigma[0.0], sigma[tuned]
-        change = np.max(np.abs(b - a) / np.where(a != 0, np.abs(a), 1.0))
-        t0, t1 = np.median(times[0.0]), np.median(times[tuned])
+        sigma_at(sample, ef, omega[:2], tuned)()  # compile the kernels
+        times, sigma = alternated({"0": sigma_at(sample, ef, omega, 0.0),
+                                   "tuned": sigma_at(sample, ef, omega, tuned)}, args.repeats)
+        change = largest_change(sigma["0"], sigma["tuned"])
+        t0, t1 = np.median(times["0"]), np.median(times["tuned"])
         print(f"| {name} {sample.shape} | {t0:.2f} | {t1:.2f} | {t1 / t0:.3f} | {change:.1e} |",
               flush=True)
     basin_states.BOX_LANCZOS_TOL = tuned

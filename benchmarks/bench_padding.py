@@ -12,8 +12,8 @@ one process after a warm-up run; prints each time and the ratio of the medians.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 import mottscape as ms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_pairs import case  # the same samples
+from bench_pairs import alternated, case  # the same samples
 
 
 def main() -> None:
@@ -34,14 +34,12 @@ def main() -> None:
     for name in args.cases:
         sample, ef, omega = case(name)
         ms.run_pipeline(sample, ef, omega[:2], pair_model=True)  # compile the kernels
-        times: dict[float, list[float]] = {10.0: [], 15.0: []}
-        for _ in range(args.repeats):
-            for pad in times:
-                t = time.perf_counter()
-                ms.run_pipeline(sample, ef, omega, pair_model=True, state_padding=pad)
-                times[pad].append(time.perf_counter() - t)
+        runs = {f"{pad:g}": functools.partial(ms.run_pipeline, sample, ef, omega,
+                                              pair_model=True, state_padding=pad)
+                for pad in (10.0, 15.0)}
+        times, _ = alternated(runs, args.repeats)
         a, b = (", ".join(f"{t:.2f}" for t in times[p]) for p in times)
-        ratio = np.median(times[15.0]) / np.median(times[10.0])
+        ratio = np.median(times["15"]) / np.median(times["10"])
         print(f"| {name} {sample.shape} | {a} | {b} | {ratio:.2f} |", flush=True)
 
 

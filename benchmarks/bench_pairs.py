@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +54,29 @@ def timed(f, *args, **kwargs) -> float:
     t0 = time.perf_counter()
     f(*args, **kwargs)
     return time.perf_counter() - t0
+
+
+def alternated(runs: dict[str, Callable[[], Any]], repeats: int
+               ) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Every run ``repeats`` times, the runs alternated so that a drift of the machine's load
+    falls on all of them alike (A/B scripts: bench_box_tol, bench_padding, bench_box_factor).
+
+    Returns the wall times of each run and its last result.
+    """
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    last: dict[str, Any] = {}
+    for _ in range(repeats):
+        for k, f in runs.items():
+            t0 = time.perf_counter()
+            last[k] = f()
+            times[k].append(time.perf_counter() - t0)
+    return times, last
+
+
+def largest_change(ref: np.ndarray, other: np.ndarray) -> float:
+    """max |other - ref| / |ref| (absolute where ref is 0)."""
+    return float(np.max(np.abs(other - ref) / np.where(ref != 0, np.abs(ref), 1.0),
+                        initial=0.0))
 
 
 def main(names) -> None:
