@@ -192,8 +192,9 @@ TWO_WELL_PADDING = 10.0
 
 def _model_splitting(sample, options):
     # a fixed start vector: ARPACK's random one moved E_F by ~1e-15 between calls, and t_ab
-    # of the 20-cell gap moves by up to 2e-4 with it (E_F sits between the two hybrids, 5e-9
-    # apart), so "flux" and "herring" were compared at different E_F
+    # of the 20-cell gap moves by up to 2.5e-4 with it (fast marching is not continuous in
+    # its input where values tie: mottscape.agmon, "Rounding-level changes of the input"),
+    # so "flux" and "herring" were compared at different E_F
     A = sample.hamiltonian.matrix("csc")
     ev = np.sort(sla.eigsh(A, k=3, sigma=0, which="LM", v0=np.ones(A.shape[0]))[0])
     exact = ev[1] - ev[0]
