@@ -64,11 +64,12 @@ BYTES_PER_POINT_HAMILTONIAN = 24
 BYTES_PER_POINT_LANDSCAPE = 112
 BYTES_PER_POINT_PIPELINE = 112
 #: The pair model (the default estimator) on top of the pipeline: its boxes, states, tails and
-#: tubes. Measured as the peak resident set over the eq. 17 pipeline's: ~640 bytes/point on 2D
-#: block samples of 256^2-512^2 (2026-12-05, after the box merging) and 1,325 on a 384^2 sample
-#: before it; 1,500 covers both. A rough guard, not a bound: a 3D sample solved as one box
-#: (sparse LU fill-in) can need more.
-BYTES_PER_POINT_PAIRS = 1500
+#: tubes. Measured as the peak resident set over the eq. 17 pipeline's on 2D block samples
+#: (width 4, E_F = 0.9, 6 frequencies; 2026-12-07, boxes padded by 15 Agmon lengths):
+#: 3.0, 2.9 and 3.6 kB/point at 256^2, 512^2 and 1024^2 (~640 at padding 10 on 2026-12-05:
+#: a box's vectors grow as the square of its cells). 4,200 is the largest plus 15 %. A rough
+#: guard, not a bound: a 3D sample solved as one box (sparse LU fill-in) can need more.
+BYTES_PER_POINT_PAIRS = 4200
 
 
 @dataclass(frozen=True)
