@@ -61,8 +61,8 @@ def test_field_equals_scikit_fmm(shape, boundary, order):
 
 def _two_well_metrics():
     """Mirror-symmetric 2D metrics of two square wells 20 cells apart (many values tie): the
-    piecewise-constant one (zero in the wells, 1.2 outside) and the landscape's at an energy
-    between the wells' ground states (continuous, as sqrt([V_u - E]_+) is)."""
+    piecewise-constant one (zero in the wells, 1.2 outside) and the landscape's at
+    E = min V_u + 0.1 (continuous, as sqrt([V_u - E]_+) is)."""
     grid = make_grid((26, 56))
     V = np.ones(grid.shape)
     V[10:16, 12:18] = V[10:16, 38:44] = 0.0
