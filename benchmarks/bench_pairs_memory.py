@@ -14,6 +14,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+# The child builds the sample itself rather than importing bench_pairs.case or
+# bench_memory.status: those modules import the exact reference (MKL) and the benchmark
+# runner, which the eq. 17 pipeline never loads, and would raise its baseline peak by ~40 MiB.
 CHILD = """
 import numpy as np
 import mottscape as ms
