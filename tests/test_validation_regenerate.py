@@ -101,6 +101,11 @@ def test_tables_only_command_rewrites_the_document(regen, saved, tmp_path, capsy
     assert regen["main"]([*args[:-1], str(bare)]) == 2
     assert "marker <!-- table:pairs/block_1d --> not found" in capsys.readouterr().err
     assert bare.read_text(encoding="utf-8") == "# nothing\n"
+    # a --doc that does not exist stops the command before any run is computed
+    with pytest.raises(SystemExit, match="is not a file"):
+        regen["main"](["--models", "pairs/block_1d", "--dest", str(tmp_path / "none"),
+                       "--doc", str(tmp_path / "missing.md")])
+    assert not (tmp_path / "none").exists()
 
 
 def test_exact_reused_only_for_the_same_samples(regen, saved, tmp_path):

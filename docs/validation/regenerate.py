@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="document whose tables are rewritten (default: docs/validation.md)")
     args = p.parse_args(argv)
     runs = _selected(args.models)
+    if not args.doc.is_file():  # checked first: the runs take up to hours, the doc is written last
+        raise SystemExit(f"--doc {args.doc} is not a file: name an existing copy of "
+                         "docs/validation.md (its tables are rewritten in place)")
     times = {}
     if not args.tables_only:
         for name in runs:
