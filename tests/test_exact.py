@@ -396,3 +396,28 @@ def test_shift_invert_degenerate_levels_and_progress():
     np.testing.assert_allclose(Ps.T @ Ps, np.eye(Es.size), atol=1e-8)
     res = ham.matrix() @ Ps - Ps * Es
     assert np.abs(res).max() < 1e-8
+
+
+def test_shift_invert_refuses_a_window_whose_vectors_do_not_fit(monkeypatch):
+    # the whole-sample slicing holds every window state at once: too little memory for them is
+    # refused after the inertia counts, before any slice is solved, with the fix named
+    from mottscape import grid
+    from mottscape.exact import _tasks
+    from mottscape.exact._common import SLICE_STATES
+
+    V = block((40, 40), 4, np.random.default_rng(2))
+    ham = build_hamiltonian(V)
+    w = lowest_eigenvalues(ham, 202)
+    lo, hi = float(w[40] + w[41]) / 2, float(w[200] + w[201]) / 2  # 160 states
+    need = V.size * 8 * (2 * 160 + 2 * SLICE_STATES + 1)
+    monkeypatch.setattr(grid, "_available_memory", lambda: need - 1)
+
+    def unreachable(*args, **kwargs):
+        raise AssertionError("a slice was solved")
+    with monkeypatch.context() as m:
+        m.setattr(_tasks, "solve_shift", unreachable)
+        with pytest.raises(InputError, match=r"160 window eigenstates.*method='boxes'"):
+            exact_eigenstates(ham, lo, hi, method="shift-invert")
+    monkeypatch.setattr(grid, "_available_memory", lambda: need)
+    E, _ = exact_eigenstates(ham, lo, hi, method="shift-invert")
+    assert E.size == 160
