@@ -71,24 +71,46 @@ def calibrated_solver(sample, A, lo, hi, whole, guess=None):
 
 def extrapolated_eigenpairs(A, lo: float, hi: float, guess: float):
     """``basin_states._eigenpairs`` with a miss extrapolated instead of doubled."""
+    from mottscape.exact._windows import _solve_dense
+
+    if A.shape[0] <= basin_states.DENSE_BOX_MAX:
+        return _solve_dense(A, lo, hi)
+    k = max(4, math.ceil(basin_states.GUESS_FACTOR * guess) + 3)
+    return _shift_invert(A, lo, hi, k, extrapolated)
+
+
+def extrapolated(k: int, reach: float, half: float) -> int:
+    """The next k after a miss: the window holds about k half / reach states, times 1.3, + 3."""
+    return math.ceil(basin_states.GUESS_FACTOR * k * half / max(reach, 1e-6 * half)) + 3
+
+
+def doubled(k: int, reach: float, half: float) -> int:
+    """The next k after a miss, as ``basin_states._eigenpairs`` asks for it."""
+    return 2 * k
+
+
+def _shift_invert(A, lo: float, hi: float, k: int, grow, ncv=None):
+    """Eigenpairs of A in (lo, hi] by shift-invert Lanczos from k pairs, ascending.
+
+    ``grow(k, reach, half)`` gives the next k while all k values found lie in the window;
+    ``ncv(k)`` the Lanczos basis size (ARPACK's default 2 k + 1 when None).
+    """
     from mottscape.exact._factor import ShiftedFactor
-    from mottscape.exact._windows import _solve_dense, _start_vector
+    from mottscape.exact._windows import _start_vector
 
     n = A.shape[0]
-    if n <= basin_states.DENSE_BOX_MAX:
-        return _solve_dense(A, lo, hi)
     centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    k = max(4, math.ceil(basin_states.GUESS_FACTOR * guess) + 3)
     with ShiftedFactor(A, centre, pardiso_min_rows=basin_states.BOX_PARDISO_MIN_ROWS) as f:
         op = f.operator()
         while True:
             k = min(k, n - 2)
             w, v = spla.eigsh(A, k=k, sigma=centre, which="LM", OPinv=op, v0=_start_vector(n),
-                              tol=basin_states.BOX_LANCZOS_TOL)
+                              tol=basin_states.BOX_LANCZOS_TOL,
+                              ncv=None if ncv is None else min(n - 1, max(ncv(k), k + 2)))
             reach = float(np.abs(w - centre).max())
             if reach > half or k >= n - 2:
                 break
-            k = math.ceil(basin_states.GUESS_FACTOR * k * half / max(reach, 1e-6 * half)) + 3
+            k = grow(k, reach, half)
     order = np.argsort(w)
     w, v = w[order], v[:, order]
     keep = (w > lo) & (w <= hi)
@@ -138,23 +160,8 @@ def pipeline(sample, ef, omega, opts, solver, tally: dict):
 
 
 def _window(A, lo: float, hi: float, k: int, ncv=None) -> np.ndarray:
-    """Eigenvalues of A in (lo, hi] by shift-invert Lanczos from k pairs (``ncv(k)``)."""
-    from mottscape.exact._factor import ShiftedFactor
-    from mottscape.exact._windows import _start_vector
-
-    n = A.shape[0]
-    centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    with ShiftedFactor(A, centre, pardiso_min_rows=basin_states.BOX_PARDISO_MIN_ROWS) as f:
-        op = f.operator()
-        while True:
-            k = min(k, n - 2)
-            w = spla.eigsh(A, k=k, sigma=centre, which="LM", OPinv=op, v0=_start_vector(n),
-                           tol=basin_states.BOX_LANCZOS_TOL,
-                           ncv=None if ncv is None else min(n - 1, max(ncv(k), k + 2)))[0]
-            if np.abs(w - centre).max() > half or k >= n - 2:
-                break
-            k *= 2
-    return w[(w > lo) & (w <= hi)]
+    """Eigenvalues of A in (lo, hi] from k pairs, k doubled on a miss (``ncv(k)``)."""
+    return _shift_invert(A, lo, hi, k, doubled, ncv)[0]
 
 
 def per_box() -> None:
