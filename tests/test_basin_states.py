@@ -109,6 +109,35 @@ def test_the_whole_sample_box_is_the_exact_reference_and_says_so(shape, width, o
     assert not one.whole_sample and one.n_boxes == pipe.basins.n
 
 
+def test_the_whole_sample_box_refuses_a_window_whose_vectors_do_not_fit(monkeypatch):
+    # like the exact reference's slicing, the pair model's whole-sample box holds every window
+    # state at once: too little memory is refused after the inertia count, naming the option
+    from mottscape import grid
+    from mottscape.errors import InputError
+    from mottscape.exact import _windows
+    from mottscape.exact._common import DENSE_MAX, SLICE_STATES
+
+    s = make_sample(ms.disorder.anderson((56, 56), width=10.0, seed=1))
+    assert s.grid.size > DENSE_MAX  # the slicing, not the dense solve
+    ev = lowest_eigenvalues(s, 31)
+    ef = float(0.5 * (ev[29] + ev[30]))
+    lo, hi = lowest_eigenvalues(s, 200)[[0, -1]]
+    assert lo < ef - 0.4 and ef + 0.4 < hi
+    n = int(np.count_nonzero(np.abs(lowest_eigenvalues(s, 200) - ef) < 0.4))
+    need = s.grid.size * 8 * (2 * n + 2 * SLICE_STATES + 1)
+
+    def unreachable(*args, **kwargs):
+        raise AssertionError("the window was solved")
+    monkeypatch.setattr(grid, "_available_memory", lambda: need - 1)
+    with monkeypatch.context() as m:
+        m.setattr(_windows, "_solve_shift_invert", unreachable)
+        with pytest.raises(InputError, match=rf"{n} window eigenstates.*state_boxes='per_basin'"):
+            _states(s, ef, 0.4)
+    monkeypatch.setattr(grid, "_available_memory", lambda: need)
+    st = _states(s, ef, 0.4)
+    assert st.whole_sample and st.energies.size == n
+
+
 def test_a_small_2d_sample_keeps_its_boxes():
     s = make_sample(ms.disorder.block((128, 128), block=4, width=4.0, seed=3))
     st = _states(s, 0.9, 0.2)

@@ -484,11 +484,13 @@ def _whole_sample_eigenpairs(sample: Sample, lo: float, hi: float
     """Eigenpairs of H on the whole sample in the window, checked against an inertia count.
 
     The exact reference's solvers: dense up to ``DENSE_MAX`` cells, else shift-invert
-    spectrum slicing (:mod:`mottscape.exact`).
+    spectrum slicing (:mod:`mottscape.exact`), refused like the exact reference's slicing
+    (:class:`~mottscape.errors.InputError`) when the window's vectors cannot be held.
     """
     from .errors import ConvergenceError
     from .exact._common import DENSE_MAX
     from .exact._counts import count_eigenvalues_below
+    from .exact._tasks import check_vectors_memory
     from .exact._windows import _solve_dense, _solve_shift_invert
 
     ham = sample.hamiltonian
@@ -497,6 +499,10 @@ def _whole_sample_eigenpairs(sample: Sample, lo: float, hi: float
     if ham.size <= DENSE_MAX:
         w, v = _solve_dense(ham, lo, hi)
     else:
+        check_vectors_memory(
+            ham, expected, "the pair model's whole-sample box (state_boxes='merged')",
+            "use state_boxes='per_basin' (each state held on its basin's box), narrow the "
+            "window (a lower top frequency), or a smaller sample")
         w, v, _ = _solve_shift_invert(ham, lo, hi, expected)
     if w.size != expected:
         raise ConvergenceError(

@@ -257,7 +257,10 @@ def _slicing_plan(ham: Hamiltonian, lo: float, hi: float) -> ExactPlan:
     expected = int(counts[1] - counts[0])
     whole_dense = _whole_dense(ham, expected)
     if not whole_dense:
-        _check_vectors_memory(ham, expected)
+        check_vectors_memory(
+            ham, expected, "the whole-sample slicing (method='shift-invert')",
+            "use method='boxes' (each state held on its box), narrow the window (a lower top "
+            "frequency), or a smaller sample")
     n_pieces = 1 if whole_dense else len(first_shifts(lo, hi, expected))
     energies: tuple[float, ...] = ()
     profile: tuple[int, ...] = ()
@@ -271,7 +274,7 @@ def _slicing_plan(ham: Hamiltonian, lo: float, hi: float) -> ExactPlan:
                      0, 0, 0.0, 1, n_pieces, profile_energies=energies, profile_counts=profile)
 
 
-def _check_vectors_memory(ham: Hamiltonian, expected: int) -> None:
+def check_vectors_memory(ham: Hamiltonian, expected: int, who: str, fix: str) -> None:
     """Refuse a slicing whose window eigenvectors cannot be held (:class:`InputError`).
 
     The pair sum needs every window state of the whole sample at once, and the process holds
@@ -280,13 +283,20 @@ def _check_vectors_memory(ham: Hamiltonian, expected: int) -> None:
     machine, 26-30 slices done, whose states' vectors are 12.8-14.8 GB: 1.6-1.9 times),
     plus one slice's Lanczos basis (about 2 ``SLICE_STATES`` vectors). Checked after the
     inertia counts, before any slice is solved; the factorisations come on top.
+
+    Parameters
+    ----------
+    ham : Hamiltonian
+        The sample's H (its size sets the length of a vector).
+    expected : int
+        Window states, from the inertia counts.
+    who, fix : str
+        The computation refused and the remedy, for the message (the exact reference's
+        slicing and the pair model's whole-sample box have different remedies).
     """
     vectors = 2 * expected + 2 * SLICE_STATES + 1
-    check_memory(ham.size, 8 * vectors,
-                 f"the {expected:,} window eigenstates of the whole-sample slicing "
-                 "(method='shift-invert') on a grid",
-                 "use method='boxes' (each state held on its box), narrow the window (a "
-                 "lower top frequency), or a smaller sample")
+    check_memory(ham.size, 8 * vectors, f"the {expected:,} window eigenstates of {who} on a grid",
+                 fix)
 
 
 def _slice_piece(ham: Hamiltonian, plan: ExactPlan, k: int) -> Piece:
