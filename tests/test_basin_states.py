@@ -138,6 +138,40 @@ def test_the_whole_sample_box_refuses_a_window_whose_vectors_do_not_fit(monkeypa
     assert st.whole_sample and st.energies.size == n
 
 
+def _overlapping_kept_pairs(sample, states) -> int:
+    """Pairs of kept states whose box vectors overlap by more than 1/2 (|<a|b>|^2)."""
+    n = sample.grid.size
+    vecs = np.stack([np.nan_to_num(states.vectors.values(np.full(n, a), np.arange(n),
+                                                         anywhere=True))
+                     for a in range(states.n)], axis=1) * np.sqrt(sample.grid.cell_volume)
+    gram = (vecs.T @ vecs) ** 2
+    np.fill_diagonal(gram, 0.0)
+    return int(np.count_nonzero(gram > 0.5) // 2)
+
+
+def test_box_copies_far_apart_on_a_fine_grid_are_one_state(monkeypatch):
+    # Copies of one state found in two boxes lie up to ~1.3 times the sum of their radii
+    # apart (the box cuts their tails differently). On a fine grid (h = 0.05, states ~100
+    # cells wide) a reach of a fixed 10 cells kept them as distinct states, which are then
+    # not orthogonal; the reach scaled by the states' size keeps no two that overlap by
+    # more than 1/2 (the test of _distinct_states).
+    s = make_sample(ms.disorder.gaussian((4000,), 0.5, spacing=0.05, seed=2), 0.05)
+    land = landscape_of(s)
+    ef = float(np.quantile(land.effective_potential, 0.3))
+
+    def kept(same_size):
+        monkeypatch.setattr(bs, "SAME_SIZE", same_size)
+        st = _states(s, ef, 0.3, merge=False, keep_vectors=True)
+        return st.n, _overlapping_kept_pairs(s, st)
+
+    scaled = bs.SAME_SIZE
+    n_fixed, pairs_fixed = kept(0.0)  # the reach of 10 cells alone (before 2026-12-07)
+    n_scaled, pairs_scaled = kept(scaled)
+    assert pairs_fixed > 0, "the sample no longer has copies farther apart than 10 cells"
+    assert pairs_scaled == 0
+    assert n_scaled < n_fixed  # the copies are attached, not dropped
+
+
 def test_a_small_2d_sample_keeps_its_boxes():
     s = make_sample(ms.disorder.block((128, 128), block=4, width=4.0, seed=3))
     st = _states(s, 0.9, 0.2)

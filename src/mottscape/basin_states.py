@@ -50,13 +50,19 @@ TAIL_RANGE = (1.0, 3.0)
 #: energies (a copy's energy error is 0.1-30 times its leakage, measured on the 2D block
 #: model)...
 SAME_ENERGY = 0.02
-#: ... and centroids within this many cells; the overlap of the two decides. A box that cuts
-#: a state's tail pulls its centroid: copies of one state in two boxes were 3-6 cells apart on
-#: the training samples (128^2 block, seeds 3-5, and 96^2, seeds 3 and 6, E_F = 0.9), and at 3
+#: ... and centroids within this many cells, or :data:`SAME_SIZE` times the sum of the two
+#: states' radii if that is more; the overlap of the two decides. A box that cuts a state's
+#: tail pulls its centroid: copies of one state in two boxes were 3-6 cells apart on the
+#: training samples (128^2 block, seeds 3-5, and 96^2, seeds 3 and 6, E_F = 0.9), and at 3
 #: (the value before 2026-12-07) such copies were kept as new states: 125 states where the
 #: exact spectrum has 116 (a box per basin; merged boxes 122). At 10, 20 and 40 the same
-#: states are kept (117; merged 117), so 10 is a pre-filter that no longer decides.
+#: states are kept (117; merged 117), so 10 is a pre-filter that no longer decides there.
 SAME_PLACE = 10.0
+#: The reach in units of the states' size: copies of one state lie up to 0.62 times the sum
+#: of their radii (participation volume^(1/d)) apart on the training samples and up to 1.31
+#: on a 192^2 InGaN-like alloy in nm (0.3 nm cells, states of 8-72 cells' radius), where 10
+#: cells kept 1053 states for the 403 of the exact spectrum (2026-12-07).
+SAME_SIZE = 2.0
 #: A candidate held this well by its box may be a new state whatever box it comes from...
 NEW_STATE_LEAKAGE = 1e-3
 #: ... and no candidate leaking more than this is kept (a box artefact).
@@ -608,7 +614,8 @@ def _box_candidates(sample: Sample, w: np.ndarray, v: np.ndarray, axes, flat: np
                 volumes=sample.grid.cell_volume / np.sum(prob**2, axis=0),
                 leakage=prob[_edge_mask(sample, axes)].sum(axis=0), owner=owner,
                 home=np.isin(owner, members), x2=_dipoles(v, v, pos), vectors=v, cells=flat,
-                shape=np.array([len(x) for x in axes]))
+                shape=np.array([len(x) for x in axes]),
+                axes=[x % n for x, n in zip(axes, sample.grid.shape, strict=True)])
 
 
 def _kept_tails(boxes: list[dict], box: np.ndarray, local: np.ndarray, owner: np.ndarray,
@@ -684,18 +691,39 @@ def _row_medians(x: np.ndarray, sel: np.ndarray) -> np.ndarray:
     return np.where(count > 0, mid, np.nan)
 
 
+def _shared_block(boxes: list[dict], b1: int, b2: int) -> tuple[tuple, tuple] | None:
+    """The cells boxes ``b1`` and ``b2`` share, as an index block of each (None: disjoint).
+
+    A box is the product of its axes' index ranges (wrapped on periodic samples), so the
+    shared cells are the product of the per-axis intersections, in the same order in both.
+    """
+    i1, i2 = [], []
+    for a1, a2 in zip(boxes[b1]["axes"], boxes[b2]["axes"], strict=True):
+        _, p1, p2 = np.intersect1d(a1, a2, assume_unique=True, return_indices=True)
+        if p1.size == 0:
+            return None
+        i1.append(p1)
+        i2.append(p2)
+    return np.ix_(*i1), np.ix_(*i2)
+
+
 def _projection(boxes: list[dict], c: tuple[int, int], kept: list[tuple[int, int]]
                 ) -> np.ndarray:
     """|<c|s>|^2 of candidate ``c`` with kept states ``kept`` ((box, column) pairs)."""
     bc, jc = c
-    cells_c, vc = boxes[bc]["cells"], boxes[bc]["vectors"][:, jc]
+    vc = boxes[bc]["vectors"][:, jc].reshape(tuple(boxes[bc]["shape"]))
+    kb = np.array([b for b, _ in kept], int)
+    kj = np.array([j for _, j in kept], int)
     out = np.zeros(len(kept))
-    for n, (bs, js) in enumerate(kept):
+    for bs in np.unique(kb):
         if bs == bc:
             continue  # eigenvectors of one box are orthogonal
-        _, ic, is_ = np.intersect1d(cells_c, boxes[bs]["cells"], assume_unique=True,
-                                    return_indices=True)
-        out[n] = float(vc[ic] @ boxes[bs]["vectors"][is_, js]) ** 2
+        block = _shared_block(boxes, bc, int(bs))
+        if block is None:
+            continue
+        sel = np.flatnonzero(kb == bs)
+        vs = boxes[bs]["vectors"][:, kj[sel]].reshape(*boxes[bs]["shape"], sel.size)
+        out[sel] = (vc[block[0]].ravel() @ vs[block[1]].reshape(-1, sel.size)) ** 2
     return out
 
 
@@ -704,33 +732,42 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
     """Kept state of each candidate (-1: neither kept nor a copy of a kept state).
 
     Candidates are taken by increasing leakage. A candidate is a copy of the kept states near
-    it (energy within :data:`SAME_ENERGY` hopping energies, centroid within
-    :data:`SAME_PLACE` cells) when its squared projection on them exceeds 1/2 (copies of one
-    state overlap to about 1 minus their leakage; distinct eigenstates are orthogonal, and a
-    copy of a degenerate pair is a rotation inside their span); it is then attached to the one
-    it overlaps most. Otherwise it is a new state if its box holds it well (leakage <=
-    :data:`NEW_STATE_LEAKAGE`) or its box is one of its owner's own boxes (``home``; the
-    states of a weakly bound basin leak a little in every box), and no leakier than
-    :data:`MAX_LEAKAGE`.
+    it (energy within :data:`SAME_ENERGY` hopping energies, centroids within the larger of
+    :data:`SAME_PLACE` cells and :data:`SAME_SIZE` times the sum of the two radii) when its
+    squared projection on them exceeds 1/2 (copies of one state overlap to about 1 minus
+    their leakage; distinct eigenstates are orthogonal, and a copy of a degenerate pair is a
+    rotation inside their span); it is then attached to the one it overlaps most. Otherwise
+    it is a new state if its box holds it well (leakage <= :data:`NEW_STATE_LEAKAGE`) or its
+    box is one of its owner's own boxes (``home``; the states of a weakly bound basin leak a
+    little in every box), and no leakier than :data:`MAX_LEAKAGE`.
     """
-    order = np.argsort(cand["leakage"], kind="stable")
-    local = np.concatenate([np.arange(g["energies"].size) for g in boxes]) if boxes else box
     index = np.full(box.size, -1)
+    if box.size == 0:
+        return index
+    order = np.argsort(cand["leakage"], kind="stable")
+    local = np.concatenate([np.arange(g["energies"].size) for g in boxes])
     kept: list[int] = []
-    reach = SAME_PLACE * float(np.max(grid.spacing))
-    buckets: dict[tuple[int, ...], list[int]] = {}  # kept states by centroid // reach
-    shape = np.maximum(np.floor(np.asarray(grid.lengths) / reach).astype(int), 1)
+    floor = SAME_PLACE * float(np.max(grid.spacing))
+    radius = SAME_SIZE * cand["volumes"] ** (1.0 / len(grid.shape))
+    # kept states hashed by centroid in cells of side `cell`, which covers most pairs' reach
+    # in one ring of neighbours; a larger reach looks further out
+    cell = max(floor, 2.0 * float(np.quantile(radius, 0.9)))
+    shape = np.maximum(np.floor(np.asarray(grid.lengths) / cell).astype(int), 1)
+    buckets: dict[tuple[int, ...], list[int]] = {}
+    widest = 0.0  # largest SAME_SIZE * radius among the kept states
     for c in order:
         leak = cand["leakage"][c]
-        home = np.floor(cand["centroids"][c] / reach).astype(int)
-        near_ids = [s for off in itertools.product((-1, 0, 1), repeat=home.size)
-                    for s in buckets.get(_bucket(home + np.asarray(off), shape, grid), [])]
+        home = np.floor(cand["centroids"][c] / cell).astype(int)
+        ring = math.ceil(max(floor, radius[c] + widest) / cell)
+        keys = {_bucket(home + np.asarray(off), shape, grid)
+                for off in itertools.product(range(-ring, ring + 1), repeat=home.size)}
+        near_ids = [s for key in keys for s in buckets.get(key, [])]
         if near_ids:
             k = np.asarray(near_ids)
             dist = np.linalg.norm(grid.displacement(cand["centroids"][k], cand["centroids"][c]),
                                   axis=1)
             near = k[(np.abs(cand["energies"][k] - cand["energies"][c]) <= SAME_ENERGY * hopping)
-                     & (dist <= reach)]
+                     & (dist <= np.maximum(floor, radius[k] + radius[c]))]
             if near.size:
                 proj = _projection(boxes, (int(box[c]), int(local[c])),
                                    [(int(box[s]), int(local[s])) for s in near])
@@ -741,6 +778,7 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
             index[c] = len(kept)
             kept.append(int(c))
             buckets.setdefault(_bucket(home, shape, grid), []).append(int(c))
+            widest = max(widest, float(radius[c]))
     return index
 
 
@@ -870,7 +908,8 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
                 np.zeros((0, d) if k == "centroids" else 0)) for k in fields}
     box = np.concatenate([np.full(g["energies"].size, i) for i, g in enumerate(boxes)]
                          ) if boxes else np.zeros(0, int)
-    hopping = float(np.max(np.abs((A - sp.diags(A.diagonal())).data), initial=1.0))
+    off = np.abs((A - sp.diags(A.diagonal())).data)
+    hopping = float(off.max()) if off.size else 1.0  # no floor: in eV it is often < 1
     index = _distinct_states(boxes, cand, box, sample.grid, hopping)
     n = int(index.max()) + 1 if index.size else 0
     kept = np.full(n, -1)
