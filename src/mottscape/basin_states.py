@@ -758,10 +758,14 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
     for c in order:
         leak = cand["leakage"][c]
         home = np.floor(cand["centroids"][c] / cell).astype(int)
-        ring = math.ceil(max(floor, radius[c] + widest) / cell)
-        keys = {_bucket(home + np.asarray(off), shape, grid)
-                for off in itertools.product(range(-ring, ring + 1), repeat=home.size)}
-        near_ids = [s for key in keys for s in buckets.get(key, [])]
+        # bucket indices lie in [0, shape], so a ring of max(shape) reaches every bucket
+        ring = min(math.ceil(max(floor, radius[c] + widest) / cell), int(shape.max()))
+        if (2 * ring + 1) ** home.size >= len(kept):
+            near_ids = kept  # a wide state in the ring: fewer kept states than buckets
+        else:
+            keys = {_bucket(home + np.asarray(off), shape, grid)
+                    for off in itertools.product(range(-ring, ring + 1), repeat=home.size)}
+            near_ids = [s for key in keys for s in buckets.get(key, [])]
         if near_ids:
             k = np.asarray(near_ids)
             dist = np.linalg.norm(grid.displacement(cand["centroids"][k], cand["centroids"][c]),
