@@ -707,14 +707,15 @@ def _shared_block(boxes: list[dict], b1: int, b2: int) -> tuple[tuple, tuple] | 
     return np.ix_(*i1), np.ix_(*i2)
 
 
-def _projection(boxes: list[dict], c: tuple[int, int], kept: list[tuple[int, int]]
+def _projection(boxes: list[dict], bc: int, jc: int, kb: np.ndarray, kj: np.ndarray
                 ) -> np.ndarray:
-    """|<c|s>|^2 of candidate ``c`` with kept states ``kept`` ((box, column) pairs)."""
-    bc, jc = c
+    """|<c|s>|^2 of a candidate with kept states.
+
+    The candidate is column ``jc`` of box ``bc``; the kept states are columns ``kj`` of boxes
+    ``kb``.
+    """
     vc = boxes[bc]["vectors"][:, jc].reshape(tuple(boxes[bc]["shape"]))
-    kb = np.array([b for b, _ in kept], int)
-    kj = np.array([j for _, j in kept], int)
-    out = np.zeros(len(kept))
+    out = np.zeros(kb.size)
     for bs in np.unique(kb):
         if bs == bc:
             continue  # eigenvectors of one box are orthogonal
@@ -748,18 +749,19 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
     local = np.concatenate([np.arange(g["energies"].size) for g in boxes])
     kept: list[int] = []
     floor = SAME_PLACE * float(np.max(grid.spacing))
-    radius = SAME_SIZE * cand["volumes"] ** (1.0 / len(grid.shape))
+    # a pair's reach is max(floor, half_reach[a] + half_reach[b])
+    half_reach = SAME_SIZE * cand["volumes"] ** (1.0 / len(grid.shape))
     # kept states hashed by centroid in cells of side `cell`, which covers most pairs' reach
     # in one ring of neighbours; a larger reach looks further out
-    cell = max(floor, 2.0 * float(np.quantile(radius, 0.9)))
+    cell = max(floor, 2.0 * float(np.quantile(half_reach, 0.9)))
     shape = np.maximum(np.floor(np.asarray(grid.lengths) / cell).astype(int), 1)
     buckets: dict[tuple[int, ...], list[int]] = {}
-    widest = 0.0  # largest SAME_SIZE * radius among the kept states
+    widest = 0.0  # largest half_reach among the kept states
     for c in order:
         leak = cand["leakage"][c]
         home = np.floor(cand["centroids"][c] / cell).astype(int)
         # bucket indices lie in [0, shape], so a ring of max(shape) reaches every bucket
-        ring = min(math.ceil(max(floor, radius[c] + widest) / cell), int(shape.max()))
+        ring = min(math.ceil(max(floor, half_reach[c] + widest) / cell), int(shape.max()))
         if (2 * ring + 1) ** home.size >= len(kept):
             near_ids = kept  # a wide state in the ring: fewer kept states than buckets
         else:
@@ -771,10 +773,9 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
             dist = np.linalg.norm(grid.displacement(cand["centroids"][k], cand["centroids"][c]),
                                   axis=1)
             near = k[(np.abs(cand["energies"][k] - cand["energies"][c]) <= SAME_ENERGY * hopping)
-                     & (dist <= np.maximum(floor, radius[k] + radius[c]))]
+                     & (dist <= np.maximum(floor, half_reach[k] + half_reach[c]))]
             if near.size:
-                proj = _projection(boxes, (int(box[c]), int(local[c])),
-                                   [(int(box[s]), int(local[s])) for s in near])
+                proj = _projection(boxes, int(box[c]), int(local[c]), box[near], local[near])
                 if proj.sum() > 0.5:
                     index[c] = index[near[np.argmax(proj)]]
                     continue
@@ -782,7 +783,7 @@ def _distinct_states(boxes: list[dict], cand: dict[str, np.ndarray], box: np.nda
             index[c] = len(kept)
             kept.append(int(c))
             buckets.setdefault(_bucket(home, shape, grid), []).append(int(c))
-            widest = max(widest, float(radius[c]))
+            widest = max(widest, float(half_reach[c]))
     return index
 
 
@@ -893,6 +894,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     guess = None if landscape is None else \
         landscape_cell_counts(landscape, fermi_energy - window, fermi_energy + window)
     solve = _box_solver(sample, A, fermi_energy - window, fermi_energy + window, whole, guess)
+    from .exact._boxes import _hopping_scale
     from .exact._common import _blas_single_thread
 
     boxes = []
@@ -912,9 +914,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
                 np.zeros((0, d) if k == "centroids" else 0)) for k in fields}
     box = np.concatenate([np.full(g["energies"].size, i) for i, g in enumerate(boxes)]
                          ) if boxes else np.zeros(0, int)
-    off = np.abs((A - sp.diags(A.diagonal())).data)
-    hopping = float(off.max()) if off.size else 1.0  # no floor: in eV it is often < 1
-    index = _distinct_states(boxes, cand, box, sample.grid, hopping)
+    index = _distinct_states(boxes, cand, box, sample.grid, _hopping_scale(sample.hamiltonian))
     n = int(index.max()) + 1 if index.size else 0
     kept = np.full(n, -1)
     for c in np.argsort(cand["leakage"], kind="stable")[::-1]:  # least leaking copy last
