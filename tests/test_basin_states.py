@@ -7,6 +7,8 @@ equal the generic sparse box solve.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -243,3 +245,78 @@ def test_the_state_padding_option_reaches_the_boxes():
         ms.run_pipeline(V, 0.9, w, pair_model=True, state_padding=0)
     # the option's default is the module's (options.py does not import basin_states)
     assert ms.Options().state_padding == bs.PADDING_AGMON
+
+
+@pytest.mark.parametrize("h", [1.0, 0.1, 0.02])
+def test_the_truncation_error_is_the_energy_shift_of_a_cut_state_at_any_spacing(h):
+    # A square well (width 4, barrier 1) in boxes padded by 1-5 length units: the box cuts
+    # the states' tails and raises their energies by dE. The estimate (lattice form of
+    # (hbar^2 / 2m) |psi'|^2 / (2 kappa), kappa read on the state) must be that shift at
+    # every grid spacing; the face weight itself (the leakage) shrinks with h at equal dE.
+    L = 40.0
+    n = round(L / h)
+    x = (np.arange(n) + 0.5) * h
+    s = make_sample(np.where(np.abs(x - L / 2) < 2.0, 0.0, 1.0), h)
+    A = s.hamiltonian.matrix("csr").toarray()
+    exact = np.linalg.eigvalsh(A)
+    leak = []
+    for pad in (1.0, 2.0, 3.0, 5.0):
+        lo, hi = int(np.floor((L / 2 - 2 - pad) / h)), int(np.ceil((L / 2 + 2 + pad) / h))
+        w, v = np.linalg.eigh(A[lo:hi, lo:hi])
+        bound = w < 1.0
+        est = bs._truncation_error(s, [np.arange(lo, hi)], v[:, bound])
+        shift = w[bound] - exact[:bound.sum()]
+        assert np.all(shift > 0)
+        assert np.all((est > 0.8 * shift) & (est < 2.0 * shift)), (pad, est / shift)
+        leak.append(v[0, 0] ** 2 + v[-1, 0] ** 2)
+    if h < 0.1:  # same shifts, a face weight ~h^3 times the unit lattice's
+        assert max(leak) < 1e-3 * 0.02
+
+
+def test_the_truncation_error_of_a_2d_well_cut_on_every_face():
+    for h in (1.0, 0.25):
+        L = 24.0
+        n = round(L / h)
+        x = (np.arange(n) + 0.5) * h
+        X, Y = np.meshgrid(x, x, indexing="ij")
+        s = make_sample(np.where((np.abs(X - L / 2) < 2.0) & (np.abs(Y - L / 2) < 1.5),
+                                 0.0, 1.0), h)
+        exact = lowest_eigenvalues(s, 1)[0]
+        A = s.hamiltonian.matrix("csr")
+        for pad in (1.0, 3.0):
+            ax = np.arange(int(np.floor((L / 2 - 2 - pad) / h)),
+                           int(np.ceil((L / 2 + 2 + pad) / h)))
+            cells = (ax[:, None] * n + ax[None, :]).ravel()
+            w, v = np.linalg.eigh(A[cells][:, cells].toarray())
+            est = bs._truncation_error(s, [ax, ax], v[:, :1])[0]
+            assert 0.8 < est / (w[0] - exact) < 1.25
+
+
+def test_cut_states_are_reported_where_their_pairs_carry_sigma():
+    # A fine 1D chain (h = 0.05, states ~100 cells wide) with a box per basin: boxes padded
+    # by 3 Agmon lengths cut the states, and sigma_pairs is wrong by orders of magnitude in
+    # every bin; the pairs' energy errors say so (uncertain_share) and the RegimeWarning
+    # names the remedy. At 40 the boxes hold the states: nothing is flagged and sigma is
+    # exact. Wherever a bin is not flagged, sigma is within 15 % of exact.
+    V = ms.disorder.gaussian((4000,), 0.5, spacing=0.05, seed=2)
+    ef = float(np.quantile(landscape_of(make_sample(V, 0.05)).effective_potential, 0.3))
+    omega = np.geomspace(0.003, 0.3, 7)
+    exact = None
+    for pad in (3.0, 40.0):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            ds = ms.ac_conductivity(V, fermi_energy=ef, omega=omega, spacing=0.05,
+                                    state_boxes="per_basin", state_padding=pad)
+        if exact is None:
+            exact = ms.kubo_greenwood(V, ef, [*ds.omega_lower.values,
+                                              float(ds.omega_upper.values[-1])], spacing=0.05)
+        share = ds.pairs_uncertain_share.values
+        filled = ds.sigma_pairs.values > 0
+        warned = any("state_padding" in str(w.message) for w in record)
+        if pad == 3.0:
+            assert np.all(share[filled] > 0.5) and warned
+        else:
+            assert np.all(np.nan_to_num(share) < 1e-6) and not warned
+        ok = filled & (share < 0.1) & (exact.n_pairs.values >= 10)
+        ratio = ds.sigma_pairs.values[ok] / exact.sigma.values[ok]
+        assert np.all((ratio > 0.85) & (ratio < 1.15)), (pad, ratio)

@@ -101,6 +101,9 @@ class BoxPairs:
     leakage
         The larger of the two states' weights on that box's faces (the box is the one where
         it is smallest).
+    energy_error
+        The sum of the two states' estimated energy errors in that box (their splitting is
+        uncertain by up to this much; :func:`_truncation_error`).
     """
 
     a: np.ndarray
@@ -109,6 +112,7 @@ class BoxPairs:
     energy_b: np.ndarray
     x2: np.ndarray
     leakage: np.ndarray
+    energy_error: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,9 @@ class BasinStates:
     leakage
         Weight of each state on the outer cell layer of its box (small when the padding holds
         the state).
+    energy_error
+        Estimated shift of each state's energy by the faces of its box (energy unit,
+        :func:`_truncation_error`): unlike the leakage, comparable across grid spacings.
     box_pairs
         The pairs of states resolved together in one box (:class:`BoxPairs`).
     unmatched
@@ -158,6 +165,7 @@ class BasinStates:
     volumes: np.ndarray
     tails: np.ndarray
     leakage: np.ndarray
+    energy_error: np.ndarray
     box_pairs: BoxPairs
     unmatched: int
     window: float
@@ -561,6 +569,22 @@ def _peaks(v: np.ndarray, flat: np.ndarray) -> np.ndarray:
     return np.where(tie, flat[:, None], np.iinfo(np.int64).max).min(axis=0)
 
 
+def _cut_faces(sample: Sample, axes: list[np.ndarray]) -> list[tuple[int, bool]]:
+    """The box faces that cut the sample, as (axis, is the low side).
+
+    Faces of a Dirichlet sample and the ends of a whole periodic axis do not cut it.
+    """
+    faces = []
+    for a, x in enumerate(axes):
+        n = sample.grid.shape[a]
+        wrapped = sample.grid.periodic and x.size < n
+        if wrapped or x[0] > 0:
+            faces.append((a, True))
+        if wrapped or x[-1] < n - 1:
+            faces.append((a, False))
+    return faces
+
+
 def _edge_mask(sample: Sample, axes: list[np.ndarray], depth=1) -> np.ndarray:
     """Cells near the box faces that are not faces of a Dirichlet sample (flattened).
 
@@ -568,13 +592,49 @@ def _edge_mask(sample: Sample, axes: list[np.ndarray], depth=1) -> np.ndarray:
     """
     edge = np.zeros(tuple(len(x) for x in axes), bool)
     depths = np.broadcast_to(np.asarray(depth, int), (len(axes),))
-    for a, x in enumerate(axes):
-        n, k = sample.grid.shape[a], int(depths[a])
-        if (sample.grid.periodic and x.size < n) or x[0] > 0:
-            edge[(slice(None),) * a + (slice(0, k),)] = True
-        if (sample.grid.periodic and x.size < n) or x[-1] < n - 1:
-            edge[(slice(None),) * a + (slice(max(x.size - k, 0), None),)] = True
+    for a, low in _cut_faces(sample, axes):
+        k = int(depths[a])
+        part = slice(0, k) if low else slice(max(axes[a].size - k, 0), None)
+        edge[(slice(None),) * a + (part,)] = True
     return edge.ravel()
+
+
+def _truncation_error(sample: Sample, axes: list[np.ndarray], v: np.ndarray) -> np.ndarray:
+    """Estimated shift of each box state's energy by the box's Dirichlet faces (energy unit).
+
+    A decaying tail psi_n ~ e^{-q n} cut by a Dirichlet wall one cell past the box's outer
+    layer N becomes psi_n ~ sinh(q (N + 1 - n)); the energy rises by
+    dE = t psi_N^2 / (2 sinh q), the lattice form of (hbar^2 / 2m) |d psi / dn|^2 / (2 kappa)
+    (move the wall in from infinity with Hadamard's formula), summed over the cut faces. q is
+    read on the state itself: psi_{N-1} / psi_N = 2 cosh q, layer-weighted over each face.
+    A face where the state does not decay (ratio <= 2: the face cuts an allowed region)
+    gets q = 1 / (box length along that axis) - a cut state, whose error is then the
+    estimate's upper range.
+
+    Unlike the leakage psi_N^2 itself, dE does not shrink with the grid spacing h: on fine
+    grids t ~ 1/h^2 and q ~ kappa h (docs/validation.md, "Energy errors of cut box states").
+    On the training samples this over-estimates the error (2D block: median 1/25 of it),
+    in 1D at h = 0.05 it is within 0.1-3 of it.
+    """
+    shape = tuple(len(x) for x in axes)
+    err = np.zeros(v.shape[1])
+    if not v.shape[1]:
+        return err
+    vv = v.reshape(*shape, v.shape[1])
+    for a, low in _cut_faces(sample, axes):
+        if shape[a] < 2:
+            continue
+        hop = float(np.max(np.abs(sample.hamiltonian.couplings[a])))
+        outer = vv.take(0 if low else shape[a] - 1, axis=a).reshape(-1, v.shape[1])
+        inner = vv.take(1 if low else shape[a] - 2, axis=a).reshape(-1, v.shape[1])
+        weight = np.sum(outer**2, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.sum(np.abs(outer * inner), axis=0) / weight
+        # 2 sinh q for a decaying layer (ratio > 2), 2 sin k for an oscillating one
+        # (ratio = 2 cos k < 2), at least 2 / (the box length) for a flat one
+        denom = np.sqrt(np.abs(4.0 - np.nan_to_num(ratio) ** 2))
+        err += hop * weight / np.maximum(denom, 2.0 / shape[a])
+    return err
 
 
 def _dipoles(v1: np.ndarray, v2: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -612,7 +672,8 @@ def _box_candidates(sample: Sample, w: np.ndarray, v: np.ndarray, axes, flat: np
     centroid = prob.T @ pos
     return dict(energies=w, centroids=centroid % lengths if sample.grid.periodic else centroid,
                 volumes=sample.grid.cell_volume / np.sum(prob**2, axis=0),
-                leakage=prob[_edge_mask(sample, axes)].sum(axis=0), owner=owner,
+                leakage=prob[_edge_mask(sample, axes)].sum(axis=0),
+                energy_error=_truncation_error(sample, axes, v), owner=owner,
                 home=np.isin(owner, members), x2=_dipoles(v, v, pos), vectors=v, cells=flat,
                 shape=np.array([len(x) for x in axes]),
                 axes=[x % n for x, n in zip(axes, sample.grid.shape, strict=True)])
@@ -797,7 +858,7 @@ def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
 
     ``index`` is each candidate's kept state (-1: dropped), candidates in box order.
     """
-    recs: dict[str, list] = {k: [] for k in ("a", "b", "ea", "eb", "x2", "leak")}
+    recs: dict[str, list] = {k: [] for k in ("a", "b", "ea", "eb", "x2", "leak", "err")}
     start = 0
     for got in boxes:
         n = got["energies"].size
@@ -814,6 +875,7 @@ def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
         recs["eb"].append(got["energies"][q])
         recs["x2"].append(got["x2"][p, q])
         recs["leak"].append(np.maximum(got["leakage"][p], got["leakage"][q]))
+        recs["err"].append(got["energy_error"][p] + got["energy_error"][q])
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in recs.items()}
     a, b = cat["a"].astype(int), cat["b"].astype(int)
     order = np.lexsort((cat["leak"], b, a))
@@ -821,7 +883,7 @@ def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
     first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
     o = order[first]
     return BoxPairs(a=a[o], b=b[o], energy_a=cat["ea"][o], energy_b=cat["eb"][o],
-                    x2=cat["x2"][o], leakage=cat["leak"][o])
+                    x2=cat["x2"][o], leakage=cat["leak"][o], energy_error=cat["err"][o])
 
 
 def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energy: float,
@@ -909,7 +971,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
             if keep_vectors:
                 boxes[-1]["readable"] = ~_edge_mask(sample, axes, margin)
     d = sample.ndim
-    fields = ("energies", "centroids", "volumes", "leakage", "owner", "home")
+    fields = ("energies", "centroids", "volumes", "leakage", "energy_error", "owner", "home")
     cand = {k: (np.concatenate([g[k] for g in boxes]) if boxes else
                 np.zeros((0, d) if k == "centroids" else 0)) for k in fields}
     box = np.concatenate([np.full(g["energies"].size, i) for i, g in enumerate(boxes)]
@@ -925,7 +987,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     return BasinStates(
         basin=cand["owner"][kept].astype(int), energies=cand["energies"][kept],
         centroids=cand["centroids"][kept], volumes=cand["volumes"][kept],
-        tails=tails, leakage=cand["leakage"][kept],
+        tails=tails, leakage=cand["leakage"][kept], energy_error=cand["energy_error"][kept],
         box_pairs=_pairs_of_boxes(boxes, index), unmatched=int(np.count_nonzero(index < 0)),
         window=float(window), padding_cells=pad, n_boxes=len(boxes), whole_sample=whole,
         vectors=(_state_vectors(boxes, box, local, kept, index, sample.grid.cell_volume)

@@ -71,7 +71,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
@@ -97,6 +97,10 @@ __all__ = ["PairModel", "mixing_x2", "omega_edges", "pair_conductivity", "pair_m
 #: A pair found together in a box is resolved there when both states' weights on the box faces
 #: are below this.
 RESOLVE_LEAK = 1e-2
+#: A pair's splitting is uncertain when its two states' estimated energy errors (the shift by
+#: their boxes' faces, :func:`mottscape.basin_states._truncation_error`) add up to more than
+#: this fraction of it: ``uncertain_share`` reports the part of sigma such pairs carry.
+UNCERTAIN_SPLITTING = 0.1
 #: Agmon distance searched beyond rho_omega(omega_min) (e^{-2 x 3}: pairs past it add < 0.3 %).
 BOUND_MARGIN = 3.0
 
@@ -212,6 +216,11 @@ class PairModel:
         Per bin: the part of ``sigma`` carried by tunnelling pairs whose t_ab is the lattice
         flux read on both states' box vectors (``flux_read``); the rest of the tunnelling
         part rests on Herring's Laplace estimate (or the chosen ``amplitude``).
+    uncertain_share
+        Per bin: the part of ``sigma`` carried by pairs whose splitting is uncertain: their
+        states' estimated energy errors, from the faces of their boxes, add up to more than
+        :data:`UNCERTAIN_SPLITTING` of it (boxes too small for the states: raise
+        ``state_padding``).
     edges
         Bin edges of angular frequency.
     energy_frame
@@ -245,6 +254,7 @@ class PairModel:
     n_pairs: np.ndarray
     box_share: np.ndarray
     flux_share: np.ndarray
+    uncertain_share: np.ndarray
     edges: np.ndarray
     energy_frame: float
     landscape_count: np.ndarray
@@ -451,35 +461,57 @@ def _two_level(t: np.ndarray, overlap: np.ndarray, states: BasinStates, a: np.nd
 
 
 def _box_terms(states: BasinStates, ef: float, coupling: str
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Splitting, |X|^2 and E_F-between of the pairs resolved in a box (their own energies)."""
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Splitting, |X|^2, E_F-between and energy error of the pairs resolved in a box."""
     bp = states.box_pairs
     ok = _box_usable(states, coupling)
     ea, eb = bp.energy_a[ok], bp.energy_b[ok]
     return (np.abs(ea - eb), bp.x2[ok],
-            (np.minimum(ea, eb) < ef) & (ef < np.maximum(ea, eb)))
+            (np.minimum(ea, eb) < ef) & (ef < np.maximum(ea, eb)), bp.energy_error[ok])
+
+
+def _tunnel_terms(states: BasinStates, a: np.ndarray, b: np.ndarray, boxed: np.ndarray,
+                  split: np.ndarray, x2: np.ndarray, active: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Splitting, |X|^2, E_F-between and energy error of the tunnelling pairs (not boxed)."""
+    tunnel = ~boxed
+    err = states.energy_error
+    return split[tunnel], x2[tunnel], active[tunnel], err[a[tunnel]] + err[b[tunnel]]
+
+
+class _Shares(TypedDict):
+    """The shares of sigma per bin that :class:`PairModel` reports."""
+
+    box_share: np.ndarray
+    flux_share: np.ndarray
+    uncertain_share: np.ndarray
 
 
 def _sigma(tunnel: tuple, box: tuple, e_edges: np.ndarray, grid, units, fluxed: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """sigma per bin (study units), the pairs counted, and two shares of sigma.
+           ) -> tuple[np.ndarray, np.ndarray, _Shares]:
+    """sigma per bin (study units), the pairs counted, and three shares of sigma.
 
-    The shares: from the box-resolved pairs, and from the tunnelling pairs whose t_ab is a
-    read flux. ``tunnel`` and ``box``: (splitting, |X|^2, active) of the tunnelling and box pairs;
-    ``fluxed``: which tunnelling pairs have a flux-read t_ab.
+    The shares (``box_share``, ``flux_share``, ``uncertain_share`` of :class:`PairModel`):
+    from the box-resolved pairs, from the tunnelling pairs whose t_ab is a read flux, and from
+    the pairs whose splitting is uncertain. ``tunnel`` and ``box``: (splitting, |X|^2,
+    active, energy error) of the tunnelling and box pairs; ``fluxed``: which tunnelling pairs
+    have a flux-read t_ab.
     """
-    energy, x2_all, active_all = (np.concatenate([u, v]) for u, v in zip(tunnel, box,
-                                                                          strict=True))
+    energy, x2_all, active_all, error = (np.concatenate([u, v]) for u, v in zip(tunnel, box,
+                                                                                 strict=True))
     sigma, count = _binned(energy, x2_all, active_all, e_edges, grid.volume, grid.ndim)
     in_box = np.arange(energy.size) >= tunnel[0].size
     by_flux = np.concatenate([fluxed, np.zeros(box[0].size, bool)])
-    shares = []
-    for part_of in (in_box, by_flux):
+
+    def share(part_of: np.ndarray) -> np.ndarray:
         part, _ = _binned(energy, x2_all, active_all & part_of, e_edges, grid.volume,
                           grid.ndim)
         with np.errstate(invalid="ignore", divide="ignore"):
-            shares.append(np.where(sigma > 0, part / sigma, np.nan))
-    return sigma * units.sigma_factor(grid.ndim), count, shares[0], shares[1]
+            return np.where(sigma > 0, part / sigma, np.nan)
+
+    shares = _Shares(box_share=share(in_box), flux_share=share(by_flux),
+                     uncertain_share=share(error > UNCERTAIN_SPLITTING * energy))
+    return sigma * units.sigma_factor(grid.ndim), count, shares
 
 
 def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
@@ -558,15 +590,15 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     split, x2, active = _two_level(t, overlap, states, a, b, tubes.centre[pair], grid,
                                    fermi_energy)
     boxed = _box_resolved(states, a, b, options.pair_coupling)
-    sigma, count, share, flux_share = _sigma(
-        (split[~boxed], x2[~boxed], active[~boxed]),
+    sigma, count, shares = _sigma(
+        _tunnel_terms(states, a, b, boxed, split, x2, active),
         _box_terms(states, fermi_energy, options.pair_coupling), e_edges, grid, units,
         fluxed[~boxed])
     near_bound = rho >= float(np.max(dist.bound)) - 1.0 if rho.size else np.zeros(0, bool)
     return PairModel(states=states, distances=dist, tubes=tubes, a=a, b=b, pair=pair, t=t,
                      overlap=overlap, splitting=split, x2=x2, active=active,
                      boxed=boxed, midpoint_read=read, flux_read=fluxed,
-                     sigma=sigma, n_pairs=count, box_share=share, flux_share=flux_share,
+                     sigma=sigma, n_pairs=count, **shares,
                      edges=edges,
                      energy_frame=frame,
                      landscape_count=landscape_counts(land, basins, fermi_energy - window,
@@ -625,13 +657,12 @@ def pair_model_on(pipeline, omega_edges_) -> PairModel:
 def _rebinned(model: PairModel, edges: np.ndarray, pipeline) -> PairModel:
     """The same pairs binned on other edges."""
     units, grid = pipeline.sample.units, pipeline.sample.grid
-    tunnel = ~model.boxed
-    sigma, count, share, flux_share = _sigma(
-        (model.splitting[tunnel], model.x2[tunnel], model.active[tunnel]),
+    sigma, count, shares = _sigma(
+        _tunnel_terms(model.states, model.a, model.b, model.boxed, model.splitting, model.x2,
+                      model.active),
         _box_terms(model.states, pipeline.fermi_energy, model.coupling),
-        units.omega_to_energy(edges), grid, units, model.flux_read[tunnel])
-    return replace(model, sigma=sigma, n_pairs=count, box_share=share, flux_share=flux_share,
-                   edges=edges)
+        units.omega_to_energy(edges), grid, units, model.flux_read[~model.boxed])
+    return replace(model, sigma=sigma, n_pairs=count, edges=edges, **shares)
 
 
 def recoupled(model: PairModel, coupling: str, pipeline) -> PairModel:
@@ -688,11 +719,11 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
     Returns
     -------
     xarray.Dataset
-        ``sigma_pairs``, ``n_pairs``, ``box_share`` and ``flux_share`` on coordinate
-        ``omega`` (geometric bin centres), with ``omega_lower``/``omega_upper``; the
-        attributes ``pair_model_boxes`` and ``pair_model_whole_sample`` (1 when the whole
-        sample was one box: sigma_pairs is then the exact Kubo-Greenwood sum, not an LL
-        estimate).
+        ``sigma_pairs``, ``n_pairs``, ``box_share``, ``flux_share`` and
+        ``uncertain_share`` on coordinate ``omega`` (geometric bin centres), with
+        ``omega_lower``/``omega_upper``; the attributes ``pair_model_boxes`` and
+        ``pair_model_whole_sample`` (1 when the whole sample was one box: sigma_pairs is then
+        the exact Kubo-Greenwood sum, not an LL estimate).
     """
     import xarray as xr
 
@@ -711,7 +742,10 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
                                                   "sigma_pairs from pairs resolved in a box"}),
          "flux_share": ("omega", model.flux_share, {"units": "1", "long_name": "share of "
                                                     "sigma_pairs from tunnelling pairs whose "
-                                                    "t_ab is a read lattice flux"})},
+                                                    "t_ab is a read lattice flux"}),
+         "uncertain_share": ("omega", model.uncertain_share,
+                             {"units": "1", "long_name": "share of sigma_pairs from pairs whose "
+                              "splitting is uncertain (box faces)"})},
         coords={"omega": ("omega", np.sqrt(edges[:-1] * edges[1:]),
                           {"units": units.omega_unit}),
                 "omega_lower": ("omega", edges[:-1], {"units": units.omega_unit}),

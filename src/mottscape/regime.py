@@ -114,7 +114,29 @@ def diagnosis(result: PipelineResult) -> list[str]:
         notes.append(
             "the pair model's Agmon search bound cut off pairs that still resonate at the "
             "lowest frequency: sigma_pairs there is a lower bound; raise the lowest frequency")
+    if model is not None:
+        notes.extend(_uncertain_note(model, omega))
     return notes
+
+
+#: A bin whose sigma_pairs owes more than this share to pairs of uncertain splitting is
+#: reported (:attr:`mottscape.pairs.PairModel.uncertain_share`).
+UNCERTAIN_SHARE_MAX = 0.1
+
+
+def _uncertain_note(model, omega: np.ndarray) -> list[str]:
+    """A note when the boxes cut the pair model's states enough to move their splittings."""
+    share = np.nan_to_num(np.asarray(model.uncertain_share, float))
+    if share.size != omega.size or not np.any(share > UNCERTAIN_SHARE_MAX):
+        return []
+    bad = share > UNCERTAIN_SHARE_MAX
+    return [
+        f"at {_frequencies(omega, bad)} up to {100 * float(share.max()):.0f} % of sigma "
+        "comes from state pairs whose energies the faces of their boxes shift by more than "
+        "a tenth of their splitting (largest estimated shift "
+        f"{float(model.states.energy_error.max()):.3g}): the boxes are too small for these "
+        "states (typical of fine grids); raise state_padding (e.g. 30), or use "
+        "state_boxes='merged' if they were per basin"]
 
 
 #: Realizations quoted by name in an ensemble's diagnosis (the rest are counted).

@@ -100,6 +100,12 @@ def _pair_variables(result: PipelineResult) -> dict:
         "pairs_flux_share": _var(w, model.flux_share, "share of sigma_pairs from tunnelling "
                                  "pairs whose t_ab is the lattice Herring flux read on both "
                                  "states' box vectors (amplitude flux)", "1"),
+        "pairs_uncertain_share": _var(w, model.uncertain_share, "share of sigma_pairs from "
+                                      "pairs whose states' energy errors from their box faces "
+                                      "add up to more than a tenth of their splitting", "1"),
+        "max_state_energy_error": _var(s, float(st.energy_error.max()) if st.n else 0.0,
+                                       "largest estimated shift of a basin state's energy by "
+                                       "its box faces", units.energy_unit),
         "n_states_basins": _var(s, st.n, "states near E_F found basin by basin (window of "
                                 "the pair model)", "1"),
         "n_states_landscape_law": _var(s, float(model.landscape_count.sum()), "landscape-law "
