@@ -17,10 +17,12 @@ its tolerances. A kept state belongs to the basin nearest to its peak |psi|^2.
 
 For each state: its energy E_a, centroid r_a, localization (participation) volume
 V_a = 1 / int |psi|^4 (c_a = V_a^{-1/2} of eq. 10 and App. A), its tail amplitude (psi_a ~ A_a
-e^{-rho} outside its basin) and its leakage. Two states resolved in one box are eigenstates of
-the same local Hamiltonian: their hybridization is already in their energies and shapes, and
-their dipole |X_ab|^2 (eq. 5) is computed on that box (:class:`BoxPairs`); only pairs that no
-box holds need the tunnelling estimate of App. A (:mod:`mottscape.pairs`).
+e^{-rho} outside its basin), its leakage and the shift of its energy by the box's faces
+(:func:`_truncation_error`, an energy comparable across grid spacings). Two states resolved
+in one box are eigenstates of the same local Hamiltonian: their hybridization is already in
+their energies and shapes, and their dipole |X_ab|^2 (eq. 5) is computed on that box
+(:class:`BoxPairs`); only pairs that no box holds need the tunnelling estimate of App. A
+(:mod:`mottscape.pairs`).
 """
 
 from __future__ import annotations

@@ -63,7 +63,9 @@ exactly like :func:`mottscape.kubo_greenwood`: each pair adds
 
 Pairs farther apart than the Agmon search bound (rho_omega at the smallest frequency plus
 :data:`BOUND_MARGIN`) are left out; ``truncated`` reports when a pair at that bound still had
-2 t >= hbar omega_min.
+2 t >= hbar omega_min. A box that cuts a state shifts its energy
+(:func:`mottscape.basin_states._truncation_error`); ``uncertain_share`` reports the part of
+sigma from pairs whose splitting that shift makes uncertain (:data:`UNCERTAIN_SPLITTING`).
 """
 
 from __future__ import annotations
