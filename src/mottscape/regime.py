@@ -127,9 +127,9 @@ UNCERTAIN_SHARE_MAX = 0.1
 def _uncertain_note(model, omega: np.ndarray) -> list[str]:
     """A note when the boxes cut the pair model's states enough to move their splittings."""
     share = np.nan_to_num(np.asarray(model.uncertain_share, float))
-    if share.size != omega.size or not np.any(share > UNCERTAIN_SHARE_MAX):
-        return []
     bad = share > UNCERTAIN_SHARE_MAX
+    if not bad.any():
+        return []
     return [
         f"at {_frequencies(omega, bad)} up to {100 * float(share.max()):.0f} % of sigma "
         "comes from state pairs whose energies the faces of their boxes shift by more than "
