@@ -103,6 +103,17 @@ RESOLVE_LEAK = 1e-2
 #: their boxes' faces, :func:`mottscape.basin_states._truncation_error`) add up to more than
 #: this fraction of it: ``uncertain_share`` reports the part of sigma such pairs carry.
 UNCERTAIN_SPLITTING = 0.1
+#: The shares of sigma_pairs per bin that a :class:`PairModel` reports, with their long names
+#: (the variables of :func:`pair_conductivity`, and of the pipeline's results as ``pairs_*``).
+SHARES: dict[str, str] = {
+    "box_share": "share of sigma_pairs from pairs resolved in one basin box (the rest: LL "
+                 "tunnelling, App. A)",
+    "flux_share": "share of sigma_pairs from tunnelling pairs whose t_ab is the lattice "
+                  "Herring flux read on both states' box vectors (amplitude flux)",
+    "uncertain_share": "share of sigma_pairs from pairs whose states' energy errors from "
+                       f"their box faces add up to more than {UNCERTAIN_SPLITTING:g} of "
+                       "their splitting",
+}
 #: Agmon distance searched beyond rho_omega(omega_min) (e^{-2 x 3}: pairs past it add < 0.3 %).
 BOUND_MARGIN = 3.0
 
@@ -740,14 +751,8 @@ def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Datas
                                                 "long_name": "pair model (App. A-B)"}),
          "n_pairs": ("omega", model.n_pairs, {"units": "1",
                                               "long_name": "state pairs in the bin"}),
-         "box_share": ("omega", model.box_share, {"units": "1", "long_name": "share of "
-                                                  "sigma_pairs from pairs resolved in a box"}),
-         "flux_share": ("omega", model.flux_share, {"units": "1", "long_name": "share of "
-                                                    "sigma_pairs from tunnelling pairs whose "
-                                                    "t_ab is a read lattice flux"}),
-         "uncertain_share": ("omega", model.uncertain_share,
-                             {"units": "1", "long_name": "share of sigma_pairs from pairs whose "
-                              "splitting is uncertain (box faces)"})},
+         **{name: ("omega", getattr(model, name), {"units": "1", "long_name": text})
+            for name, text in SHARES.items()}},
         coords={"omega": ("omega", np.sqrt(edges[:-1] * edges[1:]),
                           {"units": units.omega_unit}),
                 "omega_lower": ("omega", edges[:-1], {"units": units.omega_unit}),

@@ -82,6 +82,8 @@ def _omega_variables(result: PipelineResult) -> dict:
 
 def _pair_variables(result: PipelineResult) -> dict:
     """The pair model's sigma per bin, its counts and its diagnostics (App. A-B)."""
+    from .pairs import SHARES
+
     model = result.pair_model
     if model is None:
         return {}
@@ -95,14 +97,8 @@ def _pair_variables(result: PipelineResult) -> dict:
                             units.sigma_unit(d)),
         "n_pairs_model": _var(w, model.n_pairs, "state pairs of the pair model in the bin",
                               "1"),
-        "pairs_box_share": _var(w, model.box_share, "share of sigma_pairs from pairs resolved "
-                                "in one basin box (the rest: LL tunnelling, App. A)", "1"),
-        "pairs_flux_share": _var(w, model.flux_share, "share of sigma_pairs from tunnelling "
-                                 "pairs whose t_ab is the lattice Herring flux read on both "
-                                 "states' box vectors (amplitude flux)", "1"),
-        "pairs_uncertain_share": _var(w, model.uncertain_share, "share of sigma_pairs from "
-                                      "pairs whose states' energy errors from their box faces "
-                                      "add up to more than a tenth of their splitting", "1"),
+        **{f"pairs_{name}": _var(w, getattr(model, name), text, "1")
+           for name, text in SHARES.items()},
         "max_state_energy_error": _var(s, float(st.energy_error.max()) if st.n else 0.0,
                                        "largest estimated shift of a basin state's energy by "
                                        "its box faces", units.energy_unit),
