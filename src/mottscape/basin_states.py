@@ -571,30 +571,16 @@ def _peaks(v: np.ndarray, flat: np.ndarray) -> np.ndarray:
     return np.where(tie, flat[:, None], np.iinfo(np.int64).max).min(axis=0)
 
 
-def _cut_faces(sample: Sample, axes: list[np.ndarray]) -> list[tuple[int, bool]]:
-    """The box faces that cut the sample, as (axis, is the low side).
-
-    Faces of a Dirichlet sample and the ends of a whole periodic axis do not cut it.
-    """
-    faces = []
-    for a, x in enumerate(axes):
-        n = sample.grid.shape[a]
-        wrapped = sample.grid.periodic and x.size < n
-        if wrapped or x[0] > 0:
-            faces.append((a, True))
-        if wrapped or x[-1] < n - 1:
-            faces.append((a, False))
-    return faces
-
-
 def _edge_mask(sample: Sample, axes: list[np.ndarray], depth=1) -> np.ndarray:
     """Cells near the box faces that are not faces of a Dirichlet sample (flattened).
 
     ``depth``: cells per axis from the face (an int or one per axis; 1: the outer layer).
     """
+    from .exact._common import cut_faces
+
     edge = np.zeros(tuple(len(x) for x in axes), bool)
     depths = np.broadcast_to(np.asarray(depth, int), (len(axes),))
-    for a, low in _cut_faces(sample, axes):
+    for a, low in cut_faces(sample.grid, axes):
         k = int(depths[a])
         part = slice(0, k) if low else slice(max(axes[a].size - k, 0), None)
         edge[(slice(None),) * a + (part,)] = True
@@ -619,24 +605,20 @@ def _truncation_error(sample: Sample, axes: list[np.ndarray], v: np.ndarray) -> 
     on the 2D block training sample the actual errors are a median 0.35-0.63 of it (a face
     that cuts a neighbouring well).
     """
-    shape = tuple(len(x) for x in axes)
+    from .exact._common import face_layers
+
     err = np.zeros(v.shape[1])
     if not v.shape[1]:
         return err
-    vv = v.reshape(*shape, v.shape[1])
-    for a, low in _cut_faces(sample, axes):
-        if shape[a] < 2:
-            continue
+    for a, _, outer, inner in face_layers(sample.grid, axes, v):
         hop = float(np.max(np.abs(sample.hamiltonian.couplings[a])))
-        outer = vv.take(0 if low else shape[a] - 1, axis=a).reshape(-1, v.shape[1])
-        inner = vv.take(1 if low else shape[a] - 2, axis=a).reshape(-1, v.shape[1])
         weight = np.sum(outer**2, axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.sum(np.abs(outer * inner), axis=0) / weight
         # 2 sinh q for a decaying layer (ratio > 2), 2 sin k for an oscillating one
         # (ratio = 2 cos k < 2), at least 2 / (the box length) for a flat one
         denom = np.sqrt(np.abs(4.0 - np.nan_to_num(ratio) ** 2))
-        err += hop * weight / np.maximum(denom, 2.0 / shape[a])
+        err += hop * weight / np.maximum(denom, 2.0 / len(axes[a]))
     return err
 
 

@@ -14,7 +14,7 @@ from ..errors import ConvergenceError, InputError
 from ..grid import check_memory
 from ..hamiltonian import Hamiltonian
 from ..units import UnitSystem
-from ._boxes import BOX_TOL, _box_residual_rows, box_pairs
+from ._boxes import BOX_TOL, NEAR_CORE, _box_residual_rows, box_pairs
 from ._common import (
     DENSE_MAX,
     KT_WINDOW,
@@ -271,7 +271,10 @@ def _kg_from_blocks(ham: Hamiltonian, blocks: list[_Block], info: dict, edges: n
     acc = _Accumulator(ham, e_edges, ef, T)
     if info["method"] == "boxes":
         info["pair_cutoff"] = cutoff
-        near = info["box_padding"] * min(ham.grid.spacing)
+        # a pair whose centroids are at most this far apart lies in both boxes (a recovered
+        # spare's centroid is up to NEAR_CORE cells outside its box's core)
+        reach = info["box_padding"] - (NEAR_CORE if info.get("box_recovered") else 0.0)
+        near = reach * min(ham.grid.spacing)
         info["box_pairs"] = box_pairs(acc, blocks, ham.grid, cutoff, near)
     else:
         _range_pairs(acc, blocks, _flat_coordinates(ham.grid))
@@ -380,7 +383,8 @@ _INFO_ATTRS = ("segment", "padding", "n_segments", "xi_estimate", "factorisation
                "sparse_factorisation",
                "count_seconds", "n_boxes", "box_core", "box_padding", "box_max_padding",
                "box_retries", "box_max_residual", "box_seconds_max", "pair_cutoff",
-               "box_pairs", "box_unconverged", "box_duplicates", "box_restarted")
+               "box_pairs", "box_unconverged", "box_duplicates", "box_recovered",
+               "box_restarted")
 
 
 def _kg_dataset(ham: Hamiltonian, edges: np.ndarray, acc: _Accumulator, n_pairs: np.ndarray,

@@ -17,7 +17,13 @@ and the window), so an ensemble engine can run boxes as tasks.
 
 A state whose centroid lands in two cores (it sits on a core face and its two box copies differ
 by their leakage) is detected by its overlap with the other copy and kept once
-(:func:`merge_duplicates`), before the inertia check.
+(:func:`merge_duplicates`), before the inertia check. Two ways a state escaped every box on
+smooth fields (docs/performance.md, "The exact boxes at their default padding"), now closed:
+its owner box's copy was pushed across a window edge (up by the box walls, or down where the
+walls cut off a partner that repelled it), so each box is solved in the window widened by
+:data:`EDGE_BAND` and grows for such a copy too; or only a neighbour converged it, its
+centroid just outside that neighbour's core, so each box also returns its converged states
+within :data:`NEAR_CORE` cells of its core as *spares*, kept only where no box owns them.
 
 Pairs of states enter the Kubo-Greenwood sum (eq. 4) with matrix elements (eq. 5) computed on
 the common cells of their two boxes (each state is zero outside its box). For a pair whose
@@ -33,7 +39,6 @@ that share is small, i.e. when the padding exceeds the distances of the pairs th
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -44,7 +49,7 @@ import scipy.sparse as sp
 from ..errors import InputError
 from ..grid import Grid
 from ..hamiltonian import Hamiltonian
-from ._common import _Block
+from ._common import _Block, face_layers
 from ._kg import _Accumulator
 from ._windows import _merge_states, _solve_dense, _solve_shift_invert
 
@@ -55,8 +60,15 @@ BOX_PADDING = 8
 #: Default residual tolerance, in units of the largest hopping energy of H.
 BOX_TOL = 1e-5
 #: Box states whose centroid lies within this many cells of the core have their residual
-#: checked too (kept or not), see :func:`solve_box`.
-NEAR_CORE = 1.0
+#: checked too (kept as spares when converged), see :func:`solve_box`.
+NEAR_CORE = 2.0
+#: Half-width of the band added to the window on each side, in hopping energies: a box copy
+#: within its residual of the window counts. Chosen with NEAR_CORE on Gaussian fields
+#: (correlation 3 cells, 64^2 and 96^2, 6 seeds, paddings 3, 4, 6 and 8: 48 runs), counting
+#: the runs whose inertia check failed (spares kept in all), NEAR_CORE 1 and 2: band 0: 9
+#: and 6; band 0.005: 6 and 2; band 0.02: 2 and 0; band 0.05: 1 and 0. Cost on the 512^2
+#: Gaussian field at padding 8: 6 % more box growth, time within the noise.
+EDGE_BAND = 0.02
 #: At most this many enlargements of one box's padding.
 BOX_MAX_RETRIES = 6
 
@@ -126,11 +138,14 @@ class BoxResult:
     box: Box
     block: _Block | None
     n_box_states: int
-    residual: float  # largest ||H psi - E psi|| of a kept state, against the full H
+    residual: float  # largest ||H psi - E psi|| (full H) of a state checked: kept or near the core
     retries: int
     seconds: float
     factorisations: int
     diagnostics: dict = field(default_factory=dict)
+    #: Converged states whose centroid lies within NEAR_CORE cells outside the core, kept by
+    #: the caller only when no box owns them (:func:`merge_duplicates`).
+    spares: _Block | None = None
 
 
 def make_boxes(grid: Grid, core: int, padding: int) -> list[Box]:
@@ -253,37 +268,59 @@ def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float
     m = idx.size
     nfact = 0
     no_growth = np.zeros((grid.ndim, 2), dtype=int)
+    # The box is solved in the window widened by a band: a state near a window edge may have
+    # its box copy pushed across the edge (up by the box walls, or down where the walls cut
+    # off a partner that repelled it); its residual then shows it and the box grows.
+    band = EDGE_BAND * _hopping_scale(ham)
+    blo, bhi = lo - band, hi + band
     if m <= BOX_DENSE_MAX:
-        w, v = _solve_dense(sub, lo, hi)
+        w, v = _solve_dense(sub, blo, bhi)
     else:
-        expected = max(1, round(density * m))
-        w, v, nfact = _solve_shift_invert(sub, lo, hi, expected)
-        inside = (w > lo) & (w <= hi)
+        expected = max(1, round(density * m * (bhi - blo) / (hi - lo)))
+        w, v, nfact = _solve_shift_invert(sub, blo, bhi, expected)
+        inside = (w > blo) & (w <= bhi)
         w, v = _merge_states(w[inside], v[:, inside])
-    n_box = int(w.size)
-    if n_box == 0:
+    in_window = (w > lo) & (w <= hi)
+    n_box = int(np.count_nonzero(in_window))
+    if w.size == 0:
         return BoxResult(box, None, 0, 0.0, 0, 0.0, nfact, {"growth": no_growth})
     wgt = v * v
     cen = (local @ wgt / wgt.sum(axis=0)).T  # (k, d) in unwrapped cell indices
-    keep = _owned(grid, box, cen)
+    owned = _owned(grid, box, cen)
     # The residual is checked on every state whose centroid lies within NEAR_CORE cells of the
     # core, kept or not: a state of the full H cut by the box faces may have its centroid
     # pushed just out of the core (and be kept by no box) while its residual is large; growing
     # the box brings it back. A larger shift is caught by the inertia count of the caller.
-    checked = keep | _near_core(grid, box, cen, NEAR_CORE)
-    res = _residuals(A, idx, w[checked], v[:, checked])
-    residual = float(np.max(res, initial=0.0))
-    bad = v[:, checked][:, res > target]
+    near = _near_core(grid, box, cen, NEAR_CORE)
+    checked = owned | near
+    res = np.zeros(w.size)
+    res[checked] = _residuals(A, idx, w[checked], v[:, checked])
+    # a state in the band counts when its residual could bring it into the window
+    outside = np.maximum(lo - w, w - hi).clip(min=0.0)
+    counts = checked & (outside <= res)
+    residual = float(np.max(res[counts], initial=0.0))
+    keep = owned & in_window
+    # Converged states just outside the core are returned as spares: the box whose core holds
+    # a state's centroid may not see it at all (its walls push the state's energy out of the
+    # window) while a neighbour converges it. The caller keeps a spare only where no box owns
+    # that state (merge_duplicates).
+    spare = near & ~owned & in_window & (res <= target)
+    bad = v[:, counts & (res > target)]
     growth = _face_growth(grid, axes, bad, _hopping_scale(ham), target) if bad.size \
         else no_growth
     diagnostics = {"kept": int(np.count_nonzero(keep)), "cells": int(m), "growth": growth}
-    if not keep.any():
-        return BoxResult(box, None, n_box, residual, 0, 0.0, nfact, diagnostics)
-    w, v, cen = w[keep], v[:, keep], cen[keep]
-    centroids = (cen + 0.5) * np.asarray(grid.spacing)
-    block = _Block(int(idx.min()), int(idx.max()) + 1, w, np.ascontiguousarray(v), centroids,
-                   index=idx)
-    return BoxResult(box, block, n_box, residual, 0, 0.0, nfact, diagnostics)
+    return BoxResult(box, _block(grid, idx, w, v, cen, keep), n_box, residual, 0, 0.0, nfact,
+                     diagnostics, spares=_block(grid, idx, w, v, cen, spare))
+
+
+def _block(grid: Grid, idx: np.ndarray, w: np.ndarray, v: np.ndarray, cen: np.ndarray,
+           sel: np.ndarray) -> _Block | None:
+    """The states ``sel`` of a box (centroids ``cen`` in cell indices) as a block, or None."""
+    if not sel.any():
+        return None
+    centroids = (cen[sel] + 0.5) * np.asarray(grid.spacing)
+    return _Block(int(idx.min()), int(idx.max()) + 1, w[sel],
+                  np.ascontiguousarray(v[:, sel]), centroids, index=idx)
 
 
 #: Smallest decay rate (per cell) assumed when the padding needed is estimated from the decay
@@ -308,26 +345,18 @@ def _face_growth(grid: Grid, axes: list[np.ndarray], v: np.ndarray, hop: float,
     numpy.ndarray of int, shape (d, 2)
         Cells to add below (column 0) and above (column 1) the box along each axis.
     """
-    shape = tuple(ax.size for ax in axes)
-    psi = v.reshape(*shape, v.shape[1])
     leak = np.zeros((grid.ndim, 2))
     growth = np.zeros((grid.ndim, 2), dtype=int)
     cells = np.zeros((grid.ndim, 2))
-    for a, (ax, n) in enumerate(zip(axes, grid.shape, strict=True)):
-        if ax.size < 3 or (grid.periodic and ax.size == n):
-            continue
-        for side, (first, second) in enumerate(((0, 1), (-1, -2))):
-            if not grid.periodic and ax[first] in (0, n - 1):
-                continue  # a Dirichlet face of the sample
-            f1 = np.sqrt(np.sum(np.take(psi, first, axis=a) ** 2,
-                                axis=tuple(range(grid.ndim - 1))))
-            f2 = np.sqrt(np.sum(np.take(psi, second, axis=a) ** 2,
-                                axis=tuple(range(grid.ndim - 1))))
-            j = int(np.argmax(f1))
-            leak[a, side] = hop * f1[j]
-            q = f2[j] / max(f1[j], 1e-300)
-            kappa = max(float(np.arccosh(max(q, 2.0) / 2.0)), KAPPA_MIN)
-            cells[a, side] = kappa
+    for a, low, outer, inner in face_layers(grid, axes, v, min_cells=3):
+        side = 0 if low else 1
+        f1 = np.sqrt(np.sum(outer**2, axis=0))
+        f2 = np.sqrt(np.sum(inner**2, axis=0))
+        j = int(np.argmax(f1))
+        leak[a, side] = hop * f1[j]
+        q = f2[j] / max(f1[j], 1e-300)
+        kappa = max(float(np.arccosh(max(q, 2.0) / 2.0)), KAPPA_MIN)
+        cells[a, side] = kappa
     leaking = leak > target / np.sqrt(2 * grid.ndim)
     share = target / np.sqrt(max(int(leaking.sum()), 1))
     for a, side in zip(*np.nonzero(leaking), strict=True):
@@ -452,44 +481,55 @@ def _common_rows(A: _Block, B: _Block) -> tuple[np.ndarray, np.ndarray | slice, 
     return common, ia, ib
 
 
-def merge_duplicates(blocks: list[_Block], grid: Grid, scale: float) -> tuple[list[_Block], int]:
-    """Drop a state kept by two boxes (its centroid fell in both cores).
+def merge_duplicates(blocks: list[_Block], grid: Grid, scale: float, tol: float = BOX_TOL
+                     ) -> tuple[list[_Block], np.ndarray]:
+    """Keep once a state kept by several boxes.
 
-    Two kept states are the same eigenstate when their energies agree within
-    ``1e-6 * scale`` and their overlap on the common cells of their boxes exceeds 1/2 (two
-    distinct eigenstates are orthogonal). The copy from the later box is dropped; the caller
-    then checks the number left against the inertia count of the full H, so a state kept
-    twice and another lost cannot cancel.
+    Two kept states are copies of one eigenstate when their energies agree within
+    ``2 * tol * scale`` (each copy's energy is within its residual, at most ``tol * scale``,
+    of the eigenvalue) and their overlap on the common cells of their boxes exceeds 1/2 (two
+    distinct eigenstates are orthogonal). Every pair of states from different boxes within
+    that energy distance is compared, so copies interleaved in energy with other states are
+    found too. The copy from the earliest block is kept (the caller lists the boxes' spares
+    after all the owned states, so an owned copy wins); the caller then checks the number
+    left against the inertia count of the full H, so a state kept twice and another lost
+    cannot cancel.
 
     Returns
     -------
-    blocks, n_dropped
-        The blocks without the duplicates and how many states were dropped.
+    blocks, dropped
+        The blocks without the duplicates (empty ones left out) and the number of states
+        dropped from each block given.
     """
     if len(blocks) < 2:
-        return blocks, 0
+        return blocks, np.zeros(len(blocks), dtype=int)
     E = np.concatenate([b.energies for b in blocks])
     owner = np.concatenate([np.full(b.energies.size, k) for k, b in enumerate(blocks)])
     col = np.concatenate([np.arange(b.energies.size) for b in blocks])
-    order = np.argsort(E, kind="stable")
+    order = np.lexsort((owner, E))
+    close = max(1e-6, 2.0 * tol) * scale
     drop: set[tuple[int, int]] = set()
-    for x, y in itertools.pairwise(order):
-        if owner[x] == owner[y] or E[y] - E[x] > 1e-6 * scale:
-            continue
-        A, B = blocks[owner[x]], blocks[owner[y]]
-        common, ia, ib = _common_rows(A, B)
-        if common.size and abs(float(A.vectors[ia, col[x]] @ B.vectors[ib, col[y]])) > 0.5:
-            drop.add((int(max(owner[x], owner[y])), int(col[x] if owner[x] > owner[y]
-                                                        else col[y])))
+    for n, x in enumerate(order):
+        for y in order[n + 1:]:
+            if E[y] - E[x] > close:
+                break
+            if owner[x] == owner[y] or (int(owner[y]), int(col[y])) in drop:
+                continue
+            A, B = blocks[owner[x]], blocks[owner[y]]
+            common, ia, ib = _common_rows(A, B)
+            if common.size and abs(float(A.vectors[ia, col[x]] @ B.vectors[ib, col[y]])) > 0.5:
+                later = (x, y) if owner[x] > owner[y] else (y, x)
+                drop.add((int(owner[later[0]]), int(col[later[0]])))
+    dropped = np.bincount(np.array([k for k, _ in drop], dtype=int), minlength=len(blocks))
     if not drop:
-        return blocks, 0
+        return blocks, dropped
     out = []
     for k, b in enumerate(blocks):
         keep = np.array([(k, j) not in drop for j in range(b.energies.size)], dtype=bool)
         if keep.any():
             out.append(_Block(b.start, b.stop, b.energies[keep], b.vectors[:, keep],
                               b.centroids[keep], index=b.index))
-    return out, len(drop)
+    return out, dropped
 
 
 def _wrap(x: np.ndarray, L: np.ndarray) -> np.ndarray:

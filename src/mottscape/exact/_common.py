@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,6 +105,59 @@ def _blas_single_thread():
     """
     with _blas_controller().limit(limits=1, user_api="blas"):
         yield
+
+
+def cut_faces(grid: Grid, axes: list[np.ndarray]) -> list[tuple[int, bool]]:
+    """The faces of a box that cut the sample, as (axis, is the low side).
+
+    ``axes``: the box's cell indices per axis (unwrapped: they may leave ``[0, n)`` on a
+    periodic sample). Faces on a Dirichlet face of the sample and the ends of a whole
+    periodic axis do not cut it.
+    """
+    faces = []
+    for a, x in enumerate(axes):
+        n = grid.shape[a]
+        wrapped = grid.periodic and x.size < n
+        if wrapped or x[0] > 0:
+            faces.append((a, True))
+        if wrapped or x[-1] < n - 1:
+            faces.append((a, False))
+    return faces
+
+
+def face_layers(grid: Grid, axes: list[np.ndarray], v: np.ndarray, min_cells: int = 2
+                ) -> Iterator[tuple[int, bool, np.ndarray, np.ndarray]]:
+    """The box states on the two outer cell layers of each face that cuts the sample.
+
+    Where a box's Dirichlet face cuts a state, the state's decay (or oscillation) across
+    the face is read on these two layers: by the boxes' growth (``_boxes._face_growth``) and
+    by the pair model's energy errors (``basin_states._truncation_error``).
+
+    Parameters
+    ----------
+    grid
+        The sample grid.
+    axes
+        The box's cell indices per axis (:func:`cut_faces`).
+    v
+        Box states, shape ``(cells of the box, states)``, cells in row-major order of ``axes``.
+    min_cells
+        Faces of axes with fewer cells across the box are skipped.
+
+    Yields
+    ------
+    axis, low, outer, inner
+        The face (axis, is the low side) and the states on its outer layer and on the next
+        layer in, each of shape ``(cells on the face, states)``.
+    """
+    shape = tuple(len(x) for x in axes)
+    vv = v.reshape(*shape, v.shape[1])
+    for a, low in cut_faces(grid, axes):
+        if shape[a] < min_cells:
+            continue
+        outer = vv.take(0 if low else shape[a] - 1, axis=a).reshape(-1, v.shape[1])
+        inner = vv.take(1 if low else shape[a] - 2, axis=a).reshape(-1, v.shape[1])
+        yield a, low, outer, inner
 
 
 def _fermi(E: np.ndarray, fermi_energy: float, temperature: float) -> np.ndarray:

@@ -133,6 +133,9 @@ class Piece:
 
     blocks: list[_Block]
     stats: dict[str, float] = field(default_factory=dict)
+    #: Boxes: converged states just outside the core (:attr:`~._boxes.BoxResult.spares`),
+    #: kept by :func:`finish_blocks` only where no box owns them.
+    spares: list[_Block] = field(default_factory=list)
 
 
 def make_plan(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padding, core,
@@ -186,12 +189,17 @@ def solve_piece(ham: Hamiltonian, plan: ExactPlan, k: int, matrix=None) -> Piece
     stats = {"n_box_states": r.n_box_states, "residual": r.residual, "retries": r.retries,
              "max_padding": r.box.max_padding, "factorisations": r.factorisations,
              "seconds": r.seconds}
-    return Piece([] if r.block is None else [r.block], stats)
+    return Piece([] if r.block is None else [r.block], stats,
+                 [] if r.spares is None else [r.spares])
 
 
 def finish_blocks(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece]
                   ) -> tuple[list[_Block], dict]:
     """The states of all pieces in order, checked against the inertia counts; and diagnostics.
+
+    Boxes: a state kept by two boxes is kept once, and a box's spare (a converged state just
+    outside its core) only where no box owns that state (``info["box_recovered"]`` counts
+    those).
 
     Raises
     ------
@@ -207,7 +215,11 @@ def finish_blocks(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece]
     if plan.method == "shift-invert":
         return _finish_slices(ham, plan, pieces, info)
     scale = _boxes._hopping_scale(ham)
-    blocks, n_dup = _boxes.merge_duplicates(blocks, ham.grid, scale)
+    spares = [b for p in pieces for b in p.spares]
+    n_owned = len(blocks)
+    blocks, dropped = _boxes.merge_duplicates(blocks + spares, ham.grid, scale, plan.tol)
+    n_dup = int(dropped[:n_owned].sum())
+    recovered = sum(b.energies.size for b in spares) - int(dropped[n_owned:].sum())
     stats = [p.stats for p in pieces]
     bad = [s for s in stats if s["residual"] > plan.tol * scale]
     if bad:
@@ -225,7 +237,7 @@ def finish_blocks(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece]
         "box_max_residual": float(max(s["residual"] for s in stats)),
         "box_seconds_max": float(max(s["seconds"] for s in stats)),
         "factorisations": int(sum(s["factorisations"] for s in stats)),
-        "box_unconverged": len(bad), "box_duplicates": n_dup})
+        "box_unconverged": len(bad), "box_duplicates": n_dup, "box_recovered": recovered})
     found = sum(b.energies.size for b in blocks)
     if found != plan.expected:
         raise ConvergenceError(
@@ -367,10 +379,11 @@ def _finish_segments(ham: Hamiltonian, plan: ExactPlan, blocks: list[_Block], in
 # ---------------------------------------------------------------------- records
 def piece_to_dataset(piece: Piece) -> xr.Dataset:
     """A piece as a Dataset (its blocks' states, rows and vectors flattened; diagnostics)."""
-    bl = piece.blocks
+    bl = piece.blocks + piece.spares
     ndim = bl[0].centroids.shape[1] if bl else 0
     ranged = np.array([b.index is None for b in bl], dtype=bool)
     data: dict[str, Any] = {
+        "spare": ("block", np.arange(len(bl)) >= len(piece.blocks)),
         "energies": ("state", np.concatenate([b.energies for b in bl]) if bl else np.zeros(0)),
         "centroids": (("state", "axis"), np.concatenate([b.centroids for b in bl])
                       if bl else np.zeros((0, ndim))),
@@ -391,21 +404,25 @@ def piece_to_dataset(piece: Piece) -> xr.Dataset:
 
 def piece_from_dataset(ds: xr.Dataset) -> Piece:
     """The piece written by :func:`piece_to_dataset`."""
-    blocks = []
+    blocks: list[_Block] = []
+    spares: list[_Block] = []
     e, cen = ds["energies"].values, ds["centroids"].values
+    # records written before the boxes returned spares have no "spare" variable
+    spare = ds["spare"].values if "spare" in ds else np.zeros(ds.sizes.get("block", 0), bool)
     rows, values = ds["rows"].values, ds["values"].values
     i = r = v = 0
-    for m, n, start, stop, ranged in zip(ds["n_states"].values, ds["n_rows"].values,
-                                         ds["start"].values, ds["stop"].values,
-                                         ds["ranged"].values, strict=True):
+    for m, n, start, stop, ranged, is_spare in zip(
+            ds["n_states"].values, ds["n_rows"].values, ds["start"].values, ds["stop"].values,
+            ds["ranged"].values, spare, strict=True):
         m, n = int(m), int(n)
         vec = values[v:v + n * m].reshape(n, m)
         index = None if ranged else rows[r:r + n].copy()
-        blocks.append(_Block(int(start), int(stop), e[i:i + m].copy(), vec.copy(),
-                             cen[i:i + m].copy(), index=index))
+        (spares if is_spare else blocks).append(
+            _Block(int(start), int(stop), e[i:i + m].copy(), vec.copy(), cen[i:i + m].copy(),
+                   index=index))
         i, r, v = i + m, r + n, v + n * m
     stats = {str(k)[5:]: ds[k].values.item() for k in ds.data_vars if str(k).startswith("stat_")}
-    return Piece(blocks, stats)
+    return Piece(blocks, stats, spares)
 
 
 def check_box_args(ham: Hamiltonian, padding, core, box_tol) -> tuple[int, int, float]:
