@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import scipy.linalg as sla
@@ -45,7 +46,12 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
     if method in ("boxes", "segments", "shift-invert"):
         plan = make_plan(ham, lo, hi, method, segment, padding, core, box_tol)
         count_seconds = time.perf_counter() - t0
-        blocks, info = finish_blocks(ham, plan, _solve_pieces(ham, plan, progress))
+        try:
+            blocks, info = finish_blocks(ham, plan, _solve_pieces(ham, plan, progress))
+        except ConvergenceError as err:
+            if method != "boxes":
+                raise
+            blocks, info = _boxes_widened(ham, plan, core, progress, err)
         info["count_seconds"] = count_seconds
     else:
         counts = count_eigenvalues_below(ham, [lo, hi])
@@ -57,6 +63,27 @@ def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment,
     info["max_residual"] = _max_residual(ham, blocks)
     if ham.grid.ndim > 1 or ham.grid.periodic:  # counts (and slices) by sparse LDL^T
         info["sparse_factorisation"] = factor_backend(ham.size)
+    return blocks, info
+
+
+def _boxes_widened(ham: Hamiltonian, plan: ExactPlan, core, progress: bool,
+                   err: ConvergenceError) -> tuple[list[_Block], dict]:
+    """The boxes once more with twice the padding, after their states failed the count.
+
+    As the 1D segments do (``_tasks._finish_segments``): a state whose box copies are all
+    distorted beyond what the boxes' growth checks (docs/performance.md, "The exact boxes at
+    their default padding") is found with a wider starting padding. Raises ``err`` if the
+    wider boxes do not fit the sample, the error of the second count if it fails again.
+    """
+    padding = 2 * plan.padding
+    try:
+        wide = make_plan(ham, plan.lo, plan.hi, "boxes", None, padding, core, plan.tol)
+    except InputError:
+        raise err from None
+    warnings.warn(f"{err} -- solving the boxes again with padding={padding}",
+                  RuntimeWarning, stacklevel=4)
+    blocks, info = finish_blocks(ham, wide, _solve_pieces(ham, wide, progress))
+    info["box_widened_from"] = plan.padding
     return blocks, info
 
 
@@ -192,7 +219,9 @@ def kubo_greenwood(
         twice the mean distance between window states, at least 16 cells; states are paired
         only when their segments overlap (a cutoff of about ``2 * padding``). Boxes: default
         8 cells, the starting value; each box's padding grows until the residual of its states
-        against the full H is below ``box_tol``. Pairs up to ``padding`` apart have exact
+        against the full H is below ``box_tol``; if the states kept still fail the inertia
+        count, the boxes are solved once more with twice the padding (a ``RuntimeWarning``
+        says so; attribute ``box_widened_from``). Pairs up to ``padding`` apart have exact
         matrix elements; the padding must exceed the Mott length (eq. 12) of the lowest
         frequency to be resolved.
     progress
@@ -229,7 +258,8 @@ def kubo_greenwood(
         unknown method, or box parameters the boxes cannot use (``core``, ``padding``,
         ``box_tol``, ``pair_cutoff``; each message names the argument and the fix).
     ConvergenceError
-        If the windowed solver misses states (checked against an exact inertia count).
+        If the windowed solver misses states (checked against an exact inertia count; the
+        boxes and the segments after one retry with a wider padding).
 
     Notes
     -----
@@ -384,7 +414,7 @@ _INFO_ATTRS = ("segment", "padding", "n_segments", "xi_estimate", "factorisation
                "count_seconds", "n_boxes", "box_core", "box_padding", "box_max_padding",
                "box_retries", "box_max_residual", "box_seconds_max", "pair_cutoff",
                "box_pairs", "box_unconverged", "box_duplicates", "box_recovered",
-               "box_restarted")
+               "box_widened_from", "box_restarted")
 
 
 def _kg_dataset(ham: Hamiltonian, edges: np.ndarray, acc: _Accumulator, n_pairs: np.ndarray,
