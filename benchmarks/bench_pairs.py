@@ -81,8 +81,10 @@ def largest_change(ref: np.ndarray, other: np.ndarray) -> float:
 
 
 #: Exact references timed per case: the default (``method="auto"``) and, in 2D, the exact
-#: boxes (``method="boxes"``). On the Gaussian field the boxes are padded by 16 cells: at the
-#: default 8 their inertia check found 652 of 654 states (512^2) and 2,703 of 2,710 (1024^2).
+#: boxes (``method="boxes"``). On the Gaussian field the boxes are padded by 16 cells, as in
+#: the table of docs/performance.md: at the default 8 their inertia check found 652 of 654
+#: states (512^2) and 2,703 of 2,710 (1024^2) until the fourteenth session; now 8 holds at
+#: 512^2 and 1024^2 loses one state and is redone at 16 by kubo_greenwood itself.
 #: At 1024^2 only the boxes: the whole-sample slicing's vectors need ~43 GiB there.
 EXACT: dict[str, dict[str, dict[str, Any]]] = {
     "2d": {"auto": {}, "boxes": {"method": "boxes"}},

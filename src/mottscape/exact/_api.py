@@ -366,7 +366,9 @@ def finish_exact(V, plan: ExactPlan, pieces: list[Piece], fermi_energy: float, o
     Raises
     ------
     ConvergenceError
-        If the states of the pieces differ in number from the inertia count.
+        If the states of the pieces differ in number from the inertia count. Unlike
+        :func:`kubo_greenwood`, which then solves the boxes once more with twice the padding,
+        the pieces are not redone here: plan again with a larger ``padding``.
     """
     ham = _as_hamiltonian(V, 1.0, 1.0, "dirichlet", "lattice")
     edges, _, ef, T, cutoff = _kg_args(ham, fermi_energy, omega_edges, temperature, "auto",

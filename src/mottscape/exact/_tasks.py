@@ -244,7 +244,8 @@ def finish_blocks(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece]
             f"boxes kept {found} states in [{plan.lo:g}, {plan.hi:g}] but the inertia count "
             f"of the full H is {plan.expected} (largest residual "
             f"{info['box_max_residual']:.2g}); a state was lost or kept twice at a core face: "
-            f"pass a larger padding= (now {plan.padding} cells) or a smaller box_tol=, or "
+            f"pass a larger padding= (now {plan.padding} cells; exact_padding in a study) or a "
+            "smaller box_tol=, or "
             "method='shift-invert'")
     return blocks, info
 
