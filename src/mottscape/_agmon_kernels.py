@@ -39,7 +39,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["basin_cells", "descend", "march_field", "march_pairs", "walk_pairs_1d"]
+__all__ = ["basin_cells", "descend", "march_field", "march_field_into", "march_pairs",
+           "reset_touched", "walk_pairs_1d"]
 
 #: phi on source cells in the scikit-fmm convention (see the notes of mottscape.agmon).
 PHI_IN = 1e-6
@@ -505,15 +506,28 @@ def basin_cells(labels, n):  # pragma: no cover - compiled
 @njit(**_JIT)
 def march_field(w, labels, lab, shape, periodic, h, order, bound):  # pragma: no cover
     """Distance field (flat, inf beyond ``bound``) from the cells of label ``lab``."""
-    shape, strides, h = _as_tuples(shape, h)
     cells = np.flatnonzero(labels == lab).astype(np.int64)
     dist = np.full(w.size, np.inf)
     flag = np.zeros(w.size, np.uint8)
-    pos = np.full(w.size, -1, np.int64)
-    touched = np.empty(w.size, np.int64)
-    hv = np.empty(w.size)
-    hi = np.empty(w.size, np.int64)
-    batch = np.empty(w.size, np.int64)
+    n = w.size
+    march_field_into(w, labels, cells, lab, shape, periodic, h, order, bound, dist, flag,
+                     np.full(n, -1, np.int64), np.empty(n, np.int64), np.empty(n),
+                     np.empty(n, np.int64), np.empty(n, np.int64))
+    return dist
+
+
+@njit(**_JIT)
+def march_field_into(w, labels, cells, lab, shape, periodic, h, order, bound, dist, flag,
+                     pos, touched, hv, hi, batch):  # pragma: no cover - compiled
+    """:func:`march_field` from the cells ``cells`` of label ``lab``, into ``dist``.
+
+    ``dist`` (inf) and ``flag`` (far) must be reset everywhere on entry; the other arrays
+    are work arrays of the grid's size. On return ``dist`` is the field (inf beyond
+    ``bound``) and the first ``nt`` entries of ``touched`` (returned) list the cells set:
+    :func:`reset_touched` restores both arrays for the next call at that cost, not the
+    grid's (a caller marching from many sources of a large grid).
+    """
+    shape, strides, h = _as_tuples(shape, h)
     nt = _search(lab, cells, labels, w, shape, strides, periodic, h, order,
                                   _narrow_of(bound), dist, flag, pos, touched, hv, hi, batch)
     for k in range(nt):
@@ -521,7 +535,13 @@ def march_field(w, labels, lab, shape, periodic, h, order, bound):  # pragma: no
             dist[touched[k]] = np.inf
     for k in range(cells.size):
         dist[cells[k]] = 0.0
-    return dist
+    return nt
+
+
+@njit(**_JIT)
+def reset_touched(nt, touched, dist, flag):  # pragma: no cover - compiled
+    """Restore ``dist`` (inf) and ``flag`` (far) at the ``nt`` cells listed in ``touched``."""
+    _reset(nt, touched, dist, flag)
 
 
 @njit(**_JIT)

@@ -205,9 +205,15 @@ class _Window:
     shape3: np.ndarray
     periodic: bool
     offset: int | None
+    #: The grid's basins as ``(cells, start)`` (:func:`_kernels.basin_cells`) when the
+    #: window is the whole grid: a basin's cells without a pass over the grid.
+    basins: tuple[np.ndarray, np.ndarray] | None = None
 
     def cells_of(self, label: int) -> np.ndarray:
         """Window cells with this label."""
+        if self.basins is not None:
+            cells, start = self.basins
+            return cells[start[label - 1]:start[label]]
         return np.flatnonzero(self.labels == label)
 
     def global_cells(self, cells: np.ndarray) -> np.ndarray:
@@ -232,18 +238,36 @@ class _SourceFields:
         self.labels = labels
         self.wf = np.ascontiguousarray(floored_metric(metric, grid), dtype=float).ravel()
         self.chain = grid.ndim == 1 and not grid.periodic
+        self.cells, self.start = _kernels.basin_cells(labels, int(labels.max(initial=0)))
         if self.chain:
             self.cum = chain_cumulative(self.wf, float(grid.spacing[0]))
-            self.cells, self.start = _kernels.basin_cells(labels, int(labels.max(initial=0)))
+        else:
+            # One set of the grid-sized arrays of the march for every source: a source's
+            # field costs the cells its search touches, not the grid's (allocating them per
+            # source made the tubes quadratic in the sample: 1,264 sources took 8.5 s at
+            # 1024^2 against 0.5 s for all the tubes at 512^2).
+            n = self.wf.size
+            self.dist, self.flag = np.full(n, np.inf), np.zeros(n, np.uint8)
+            self.work = (np.full(n, -1, np.int64), np.empty(n, np.int64), np.empty(n),
+                         np.empty(n, np.int64), np.empty(n, np.int64))
+            self.touched = 0
         self.shape3 = np.array((1,) * (3 - grid.ndim) + tuple(grid.shape), np.int64)
         self.h3 = np.array((1.0,) * (3 - grid.ndim) + tuple(grid.spacing))
 
     def field(self, i: int, bound: float) -> _Window:
-        """rho(., B_i), inf beyond ``bound`` (or outside the returned stretch)."""
+        """rho(., B_i), inf beyond ``bound`` (or outside the returned stretch).
+
+        2D and 3D: the window's field is a buffer shared by all sources, valid until the
+        next call.
+        """
         if not self.chain:
-            f = _kernels.march_field(self.wf, self.labels, i + 1, self.shape3,
-                                     bool(self.grid.periodic), self.h3, 2, bound)
-            return _Window(f, self.labels, self.shape3, bool(self.grid.periodic), None)
+            _kernels.reset_touched(self.touched, self.work[1], self.dist, self.flag)
+            cells = self.cells[self.start[i]:self.start[i + 1]]
+            self.touched = _kernels.march_field_into(
+                self.wf, self.labels, cells, i + 1, self.shape3, bool(self.grid.periodic),
+                self.h3, 2, bound, self.dist, self.flag, *self.work)
+            return _Window(self.dist, self.labels, self.shape3, bool(self.grid.periodic), None,
+                           (self.cells, self.start))
         a, b = int(self.cells[self.start[i]]), int(self.cells[self.start[i + 1] - 1])
         lo = int(np.searchsorted(self.cum, self.cum[a] - bound, side="left")) - 1
         hi = int(np.searchsorted(self.cum, self.cum[b] + bound, side="right")) + 1
