@@ -995,7 +995,9 @@ def _box_solver(sample: Sample, A: sp.csr_array, lo: float, hi: float, whole: bo
         diag, off = _tridiagonal(sample.hamiltonian)
         return lambda flat, axes: _chain_eigenpairs(diag, off, int(axes[0][0]),
                                                     int(axes[0][-1]) + 1, lo, hi)
-    return lambda flat, axes: _eigenpairs(A[flat][:, flat], lo, hi,
+    from .exact._common import box_submatrix
+
+    return lambda flat, axes: _eigenpairs(box_submatrix(A, flat), lo, hi,
                                           None if guess is None else float(guess[flat].sum()))
 
 

@@ -49,7 +49,7 @@ import scipy.sparse as sp
 from ..errors import InputError
 from ..grid import Grid
 from ..hamiltonian import Hamiltonian
-from ._common import _Block, face_layers
+from ._common import _Block, box_submatrix, face_layers
 from ._kg import _Accumulator
 from ._windows import _merge_states, _solve_dense, _solve_shift_invert
 
@@ -264,7 +264,7 @@ def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float
     local = np.stack([m.ravel() for m in np.meshgrid(*axes, indexing="ij")])  # (d, m) unwrapped
     shape = np.array(grid.shape)[:, None]
     idx = np.ravel_multi_index(tuple(local % shape), grid.shape)
-    sub = A[idx][:, idx].tocsc()
+    sub = box_submatrix(A, idx).tocsc()
     m = idx.size
     nfact = 0
     no_growth = np.zeros((grid.ndim, 2), dtype=int)

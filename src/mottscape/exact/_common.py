@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import InputError
 from ..grid import Grid
@@ -105,6 +106,27 @@ def _blas_single_thread():
     """
     with _blas_controller().limit(limits=1, user_api="blas"):
         yield
+
+
+def box_submatrix(A: sp.csr_array, idx: np.ndarray) -> sp.csr_array:
+    """``A[idx][:, idx]`` (CSR) at the cost of the box's rows.
+
+    Hand-written because scipy's column selection allocates and scans an array of all of
+    A's columns per call: over the boxes of a sample that is quadratic in its size (2.4 s of
+    the pair model's 40 s at 1024^2). Here the rows' columns are looked up among the sorted
+    ``idx``. Same entries in the same order as scipy's (each row keeps A's column order,
+    renumbered), so the factorisations downstream are bit for bit those of before.
+    """
+    rows = A[idx]
+    order = np.argsort(idx, kind="stable")
+    ranked = idx[order]
+    at = np.minimum(np.searchsorted(ranked, rows.indices), ranked.size - 1)
+    hit = ranked[at] == rows.indices
+    row = np.repeat(np.arange(idx.size), np.diff(rows.indptr))
+    counts = np.bincount(row[hit], minlength=idx.size)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(rows.indptr.dtype)
+    return sp.csr_array((rows.data[hit], order[at[hit]].astype(rows.indices.dtype), indptr),
+                        shape=(idx.size, idx.size))
 
 
 def cut_faces(grid: Grid, axes: list[np.ndarray]) -> list[tuple[int, bool]]:
