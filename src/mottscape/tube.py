@@ -232,13 +232,15 @@ class _SourceFields:
     """
 
     def __init__(self, metric: np.ndarray, labels: np.ndarray, grid) -> None:
-        from .agmon import floored_metric
+        from .agmon import _kernel_labels, floored_metric
 
         self.grid = grid
         self.labels = labels
         self.wf = np.ascontiguousarray(floored_metric(metric, grid), dtype=float).ravel()
         self.chain = grid.ndim == 1 and not grid.periodic
-        self.cells, self.start = _kernels.basin_cells(labels, int(labels.max(initial=0)))
+        nb = int(labels.max(initial=0))
+        # the labels as the Agmon searches pass them (int32): one compiled basin_cells
+        self.cells, self.start = _kernels.basin_cells(_kernel_labels(labels, nb), nb)
         if self.chain:
             self.cum = chain_cumulative(self.wf, float(grid.spacing[0]))
         else:
