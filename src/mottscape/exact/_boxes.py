@@ -221,7 +221,7 @@ def solve_box(
     retries = 0
     nfact = 0
     while True:
-        res = _solve_one(ham, A, box, lo, hi, density, tol * scale)
+        res = _solve_one(ham, A, box, lo, hi, density, scale, tol * scale)
         nfact += res.factorisations
         if res.residual <= tol * scale or retries >= BOX_MAX_RETRIES \
                 or box.max_padding >= max(grid.shape) or _is_whole(grid, box):
@@ -257,8 +257,12 @@ def _is_whole(grid: Grid, box: Box) -> bool:
 
 
 def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float,
-               density: float, target: float) -> BoxResult:
-    """The window states of one box; ``diagnostics["growth"]`` the cells to add per face."""
+               density: float, scale: float, target: float) -> BoxResult:
+    """The window states of one box; ``diagnostics["growth"]`` the cells to add per face.
+
+    ``scale`` is the largest hopping energy (:func:`_hopping_scale`, read once per box by the
+    caller: with a position-dependent mass it is a pass over the grid's couplings).
+    """
     grid = ham.grid
     axes = box.support(grid)
     local = np.stack([m.ravel() for m in np.meshgrid(*axes, indexing="ij")])  # (d, m) unwrapped
@@ -271,7 +275,7 @@ def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float
     # The box is solved in the window widened by a band: a state near a window edge may have
     # its box copy pushed across the edge (up by the box walls, or down where the walls cut
     # off a partner that repelled it); its residual then shows it and the box grows.
-    band = EDGE_BAND * _hopping_scale(ham)
+    band = EDGE_BAND * scale
     blo, bhi = lo - band, hi + band
     if m <= BOX_DENSE_MAX:
         w, v = _solve_dense(sub, blo, bhi)
@@ -306,7 +310,7 @@ def _solve_one(ham: Hamiltonian, A: sp.csr_array, box: Box, lo: float, hi: float
     # that state (merge_duplicates).
     spare = near & ~owned & in_window & (res <= target)
     bad = v[:, counts & (res > target)]
-    growth = _face_growth(grid, axes, bad, _hopping_scale(ham), target) if bad.size \
+    growth = _face_growth(grid, axes, bad, scale, target) if bad.size \
         else no_growth
     diagnostics = {"kept": int(np.count_nonzero(keep)), "cells": int(m), "growth": growth}
     return BoxResult(box, _block(grid, idx, w, v, cen, keep), n_box, residual, 0, 0.0, nfact,
