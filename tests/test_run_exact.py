@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import mottscape as ms
 from mottscape import ensemble
@@ -110,6 +111,78 @@ def test_a_missing_piece_record_is_the_only_one_recomputed(tmp_path, monkeypatch
     assert len(calls) == 1
     np.testing.assert_array_equal(ds.sigma_exact.isel(realization=0), first.sigma)
     assert not list((store / "exact-pieces").glob("realization_*.nc"))
+
+
+def _losing_boxes(monkeypatch, padding: int | None):
+    """Boxes of ``padding`` (None: every box) drop their lowest kept state and spares."""
+    real = _boxes.solve_box
+
+    def losing(ham, box, *args, **kwargs):
+        res = real(ham, box, *args, **kwargs)
+        if (padding is None or box.padding == padding) and res.block is not None:
+            b, res.spares = res.block, None
+            res.block = type(b)(b.start, b.stop, b.energies[1:], b.vectors[:, 1:],
+                                b.centroids[1:], index=b.index)
+        return res
+
+    monkeypatch.setattr(_boxes, "solve_box", losing)
+
+
+def test_boxes_that_miss_a_state_are_solved_again_wider_as_pieces(tmp_path, monkeypatch):
+    """As in kubo_greenwood: boxes that lose states at padding 6 fail the inertia count; the
+    study's engine plans the boxes at padding 12 (same counts), runs them as pieces (records
+    of ``exact-pieces-wide``) and gets kubo_greenwood's bits. A resumed run solves nothing
+    again; the full run removes both piece directories' records."""
+    st = ms.study_from_dict(BOXES)
+    _losing_boxes(monkeypatch, 6)
+    with pytest.warns(RuntimeWarning, match="inertia count.*padding=12"):
+        ref = ms.kubo_greenwood(st.make_sample(0), 3.4, st.omega_edges(), method="boxes",
+                                padding=6, core=12)
+    assert ref.attrs["box_widened_from"] == 6
+    store, lines = tmp_path / "store", []
+    first = ensemble.exact_references(st, [0], store=store, log=lines.append)[0]
+    assert isinstance(first, xr.Dataset) and first.attrs["box_widened_from"] == 6
+    np.testing.assert_array_equal(first.sigma.values, ref.sigma.values)
+    np.testing.assert_array_equal(first.n_pairs.values, ref.n_pairs.values)
+    assert any("inertia count" in m and "padding=12" in m for m in lines)
+    grid = st.make_sample(0).grid
+    wide = list((store / "exact-pieces-wide").glob("realization_*.nc"))
+    assert len(wide) == len(make_boxes(grid, 12, 12)) > 0
+
+    calls = []
+    monkeypatch.setattr(_boxes, "solve_box", lambda *a, **k: calls.append(a[1]))
+    again = ensemble.exact_references(st, [0], store=store)[0]
+    assert calls == []
+    np.testing.assert_array_equal(again.sigma.values, first.sigma.values)
+    ds = ms.run_ensemble(st, 1, store=store)
+    np.testing.assert_array_equal(ds.sigma_exact.isel(realization=0), ref.sigma)
+    assert not list(store.glob("exact-pieces*/realization_*.nc"))
+
+
+def test_boxes_that_miss_a_state_at_every_padding_fail_their_realization(monkeypatch):
+    """The wider boxes are tried once: a loss there too is the realization's failure, named
+    with the count and exact_padding, and the other realization is unaffected."""
+    st = ms.study_from_dict(BOXES)
+    _losing_boxes(monkeypatch, None)
+    out = ensemble.exact_references(st, [0], log=None)
+    kind, message = out[0]
+    assert kind == "ConvergenceError"
+    assert "inertia count" in message and "now 12 cells; exact_padding" in message
+
+
+def test_the_wider_plan_keeps_the_counts_and_refuses_boxes_larger_than_a_ring():
+    s = ms.disorder.anderson((36, 36), width=20.0, seed=5)
+    plan = ms.exact.plan_exact(s, 3.4, [0.02, 0.4], method="boxes", padding=6)
+    ham = ms.build_hamiltonian(s)
+    wide = ms.exact.widen_boxes(ham, plan, None)
+    assert (wide.padding, wide.core) == (12, 36)  # the default core, 3 x padding
+    assert (wide.count_lo, wide.count_hi, wide.lo, wide.hi, wide.scale) == \
+        (plan.count_lo, plan.count_hi, plan.lo, plan.hi, plan.scale)
+    assert wide.n_pieces == len(make_boxes(ham.grid, 36, 12)) == 1
+    ring = ms.build_hamiltonian(s, boundary="periodic")
+    plan = ms.exact.plan_exact(ring, 3.4, [0.02, 0.4], method="boxes", padding=6, core=12)
+    with pytest.raises(ms.InputError, match="smaller than the sample"):
+        ms.exact.widen_boxes(ring, plan, 12)
 
 
 def test_1d_segments_run_as_pieces(monkeypatch):

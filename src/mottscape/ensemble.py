@@ -270,12 +270,15 @@ def exact_references(study: Study, tasks: list[int], *, client: Any = None,
 
     First the plans of every task (one round: the inertia counts of each sample), then, task
     by task, its pieces (one round each: boxes or runs of 1D segments on the workers), merged
-    here by :func:`mottscape.exact.finish_exact`. With a ``store``, plans and pieces are
-    records of its sub-directories ``exact-plans`` and ``exact-pieces``: a killed run
-    recomputes only the missing ones. Numbers are those of ``kubo_greenwood`` bit for bit.
-    ``edges`` gives other bins than the study's (the validation's), and ``kind`` prefixes the
-    store sub-directories (``<kind>-plans``, ``<kind>-pieces``) so that runs with other bins
-    keep their own records.
+    here by :func:`mottscape.exact.finish_exact`. A task whose boxes miss a window state (the
+    inertia count disagrees) has its boxes solved once more at twice the padding, as
+    :func:`~mottscape.exact.kubo_greenwood` does (logged; attribute ``box_widened_from``).
+    With a ``store``, plans and pieces are records of its sub-directories ``exact-plans``,
+    ``exact-pieces`` and, for the wider boxes, ``exact-pieces-wide``: a killed run recomputes
+    only the missing ones. Numbers are those of ``kubo_greenwood`` bit for bit. ``edges``
+    gives other bins than the study's (the validation's), and ``kind`` prefixes the store
+    sub-directories (``<kind>-plans``, ...) so that runs with other bins keep their own
+    records.
 
     Returns
     -------
@@ -291,18 +294,65 @@ def exact_references(study: Study, tasks: list[int], *, client: Any = None,
                           store=plan_store, client=client, log=log, progress=progress)
     for f in plans.failures:
         out[f.task] = (f.kind, f.message)
+    wide: dict[int, xr.Dataset] = {}
+    run = functools.partial(_exact_from_pieces, study, client=client, log=log,
+                            progress=progress, edges=edges)
     with _sub_store(study, store, f"{kind}-pieces", log) as piece_store:
         for t in tasks:
-            if t in plans.results:
-                out[t] = _exact_from_pieces(study, t, plans.results[t], piece_store, client,
-                                            log, progress, edges)
+            if t not in plans.results:
+                continue
+            try:
+                out[t] = run(t, plans.results[t], piece_store)
+            except ConvergenceError as exc:  # the boxes missed a state: once more, wider
+                out[t] = _failure(exc)
+                plan = _widened(study, t, plans.results[t])
+                if plan is not None:
+                    wide[t] = plan
+                    if log is not None:
+                        log(f"task {t}: {out[t][1]} -- solving the boxes again with "
+                            f"padding={int(plan['padding'])}")
+    if wide:
+        with _sub_store(study, store, f"{kind}-pieces-wide", log) as wide_store:
+            for t, plan in wide.items():
+                try:
+                    kg = run(t, plan, wide_store)
+                except ConvergenceError as exc:
+                    kg = _failure(exc)
+                if isinstance(kg, xr.Dataset):
+                    kg.attrs["box_widened_from"] = int(plans.results[t]["padding"])
+                out[t] = kg
     return out
 
 
-def _exact_from_pieces(study: Study, task: int, plan_ds: xr.Dataset, store: Store | None,
+def _failure(exc: Exception) -> tuple[str, str]:
+    return type(exc).__name__, " ".join(str(exc).split())
+
+
+def _widened(study: Study, task: int, plan_ds: xr.Dataset) -> xr.Dataset | None:
+    """The plan of the task's boxes at twice the padding (None if they do not fit)."""
+    from .exact import ExactPlan, widen_boxes
+
+    st = _point_study(study, task)
+    try:
+        return widen_boxes(st.make_sample(task % POINT_STRIDE).hamiltonian,
+                           ExactPlan.from_dataset(plan_ds),
+                           exact_arguments(st).get("core")).to_dataset()
+    except InputError:
+        return None
+
+
+def _exact_from_pieces(study: Study, task: int, plan_ds: xr.Dataset, store: Store | None, *,
                        client: Any, log: Callable[[str], None] | None, progress: bool,
                        edges: np.ndarray | None = None) -> xr.Dataset | tuple[str, str]:
-    """Run the pieces of one task's plan on the engine and merge them."""
+    """Run the pieces of one task's plan on the engine and merge them.
+
+    Returns the KG Dataset, or the ``(kind, message)`` of the failure that stopped it.
+
+    Raises
+    ------
+    ConvergenceError
+        If the plan's boxes kept a number of states other than the inertia count.
+    """
     from .errors import MottscapeError
     from .exact import ExactPlan, finish_exact, piece_from_dataset
 
@@ -319,7 +369,9 @@ def _exact_from_pieces(study: Study, task: int, plan_ds: xr.Dataset, store: Stor
                           st.conductivity.fermi_energy,
                           st.omega_edges() if edges is None else edges)
     except MottscapeError as exc:
-        return type(exc).__name__, " ".join(str(exc).split())
+        if isinstance(exc, ConvergenceError) and plan.method == "boxes":
+            raise
+        return _failure(exc)
     return kg[["sigma", "n_pairs"]]
 
 
@@ -332,7 +384,8 @@ def _sub_store(study: Study, store: str | Path | None, name: str,
 
 def _prune_pieces(store: Path, done: set[int], kind: str = "exact") -> None:
     """Remove the piece records of tasks whose realization record is written (scratch)."""
-    for path in (store / f"{kind}-pieces").glob("realization_*.nc"):
+    for path in (*(store / f"{kind}-pieces").glob("realization_*.nc"),
+                 *(store / f"{kind}-pieces-wide").glob("realization_*.nc")):
         with contextlib.suppress(ValueError, OSError):
             if int(path.stem.partition("_")[2]) // PIECE_STRIDE in done:
                 path.unlink()

@@ -87,7 +87,8 @@ The package is split by job: ``_counts`` (inertia counts), ``_windows`` (dense, 
 shift-invert window solvers), ``_segments`` (1D segments), ``_boxes`` (d-dimensional boxes, one
 independent task per box), ``_tasks`` (the boxes and segments as a plan, pieces that run as
 tasks of an ensemble engine, and their merge: :func:`plan_exact`, :func:`solve_piece`,
-:func:`finish_exact`), ``_kg`` (matrix elements and the pair sum) and ``_api`` (the public
+:func:`finish_exact`, and :func:`widen_boxes` for a boxes count that failed),
+``_kg`` (matrix elements and the pair sum) and ``_api`` (the public
 functions). Every public function takes a :class:`~mottscape.sample.Sample` (whose Hamiltonian,
 built once, is used), a :class:`~mottscape.hamiltonian.Hamiltonian`, or the potential map with
 the keyword arguments of :func:`~mottscape.hamiltonian.build_hamiltonian`.
@@ -116,7 +117,14 @@ from ._common import (
 )
 from ._counts import _inertia_lu, _sturm_counts, count_eigenvalues_below
 from ._kg import _velocity_x2, position_matrix
-from ._tasks import ExactPlan, Piece, piece_from_dataset, piece_to_dataset, solve_piece
+from ._tasks import (
+    ExactPlan,
+    Piece,
+    piece_from_dataset,
+    piece_to_dataset,
+    solve_piece,
+    widen_boxes,
+)
 
 __all__ = [
     "BOX_PADDING",
@@ -144,6 +152,7 @@ __all__ = [
     "position_matrix",
     "solve_box",
     "solve_piece",
+    "widen_boxes",
 ]
 # Private helpers re-exported for the tests and older callers of the single-file module.
 _PRIVATE = (_blas_single_thread, _fermi, _inertia_lu, _sturm_counts, _velocity_x2)

@@ -34,7 +34,7 @@ from ._common import (
 from ._counts import _sturm_counts, count_eigenvalues_below
 from ._factor import ShiftedFactor, factor_backend
 from ._kg import _Accumulator, _count_pairs
-from ._tasks import ExactPlan, Piece, finish_blocks, make_plan, solve_piece
+from ._tasks import ExactPlan, Piece, finish_blocks, make_plan, solve_piece, widen_boxes
 from ._windows import _solve_dense, _solve_tridiagonal
 
 
@@ -75,12 +75,11 @@ def _boxes_widened(ham: Hamiltonian, plan: ExactPlan, core, progress: bool,
     their default padding") is found with a wider starting padding. Raises ``err`` if the
     wider boxes do not fit the sample, the error of the second count if it fails again.
     """
-    padding = 2 * plan.padding
     try:
-        wide = make_plan(ham, plan.lo, plan.hi, "boxes", None, padding, core, plan.tol)
+        wide = widen_boxes(ham, plan, core)
     except InputError:
         raise err from None
-    warnings.warn(f"{err} -- solving the boxes again with padding={padding}",
+    warnings.warn(f"{err} -- solving the boxes again with padding={wide.padding}",
                   RuntimeWarning, stacklevel=4)
     blocks, info = finish_blocks(ham, wide, _solve_pieces(ham, wide, progress))
     info["box_widened_from"] = plan.padding
@@ -368,7 +367,8 @@ def finish_exact(V, plan: ExactPlan, pieces: list[Piece], fermi_energy: float, o
     ConvergenceError
         If the states of the pieces differ in number from the inertia count. Unlike
         :func:`kubo_greenwood`, which then solves the boxes once more with twice the padding,
-        the pieces are not redone here: plan again with a larger ``padding``.
+        the pieces are not redone here: the caller solves the pieces of
+        ``widen_boxes(ham, plan, core)`` and finishes again (as a study's engine does).
     """
     ham = _as_hamiltonian(V, 1.0, 1.0, "dirichlet", "lattice")
     edges, _, ef, T, cutoff = _kg_args(ham, fermi_energy, omega_edges, temperature, "auto",

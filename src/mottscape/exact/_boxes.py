@@ -189,6 +189,7 @@ def solve_box(
     density: float = 0.0,
     tol: float = BOX_TOL,
     matrix: sp.csr_array | None = None,
+    scale: float | None = None,
 ) -> BoxResult:
     """Window eigenstates of H owned by one box (an independent task).
 
@@ -207,6 +208,9 @@ def solve_box(
         in units of the largest hopping energy; the padding grows until it holds.
     matrix
         ``ham.matrix("csr")`` if already assembled (shared by the boxes of one sample).
+    scale
+        The largest hopping energy of H if already read (shared by the boxes of one sample;
+        with a position-dependent mass reading it is a pass over the couplings).
 
     Returns
     -------
@@ -217,7 +221,7 @@ def solve_box(
     t0 = time.perf_counter()
     grid = ham.grid
     A = ham.matrix("csr") if matrix is None else matrix
-    scale = _hopping_scale(ham)
+    scale = _hopping_scale(ham) if scale is None else scale
     retries = 0
     nfact = 0
     while True:

@@ -73,6 +73,10 @@ class ExactPlan:
         Number of pieces.
     xi_estimate
         1D: the localization length that set the padding (NaN for boxes).
+    scale
+        Boxes: the largest hopping energy of H (the unit of ``tol``), read once here
+        rather than per box (with a position-dependent mass it is a pass over the
+        couplings); NaN in plans written before it was recorded (then read per box).
     """
 
     method: str
@@ -86,6 +90,7 @@ class ExactPlan:
     per_piece: int
     n_pieces: int
     xi_estimate: float = math.nan
+    scale: float = math.nan
     profile_energies: tuple[float, ...] = ()
     profile_counts: tuple[int, ...] = ()
 
@@ -112,7 +117,8 @@ class ExactPlan:
     @classmethod
     def from_dataset(cls, ds: xr.Dataset) -> ExactPlan:
         """The plan written by :meth:`to_dataset` (a record without a profile has none)."""
-        kinds = {"method": str, "lo": float, "hi": float, "tol": float, "xi_estimate": float}
+        kinds = {"method": str, "lo": float, "hi": float, "tol": float, "xi_estimate": float,
+                 "scale": float}
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name not in ds:
@@ -153,9 +159,10 @@ def make_plan(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padd
         padding, core, box_tol = check_box_args(ham, padding, core, box_tol)
     counts = count_eigenvalues_below(ham, [lo, hi])
     expected = int(counts[1] - counts[0])
-    xi = math.nan
+    xi = scale = math.nan
     if method == "boxes":
         n_pieces, per_piece = len(_boxes.make_boxes(ham.grid, core, padding)), 1
+        scale = _boxes._hopping_scale(ham)
     else:
         if padding is None:
             padding, xi = _default_padding(ham, lo, hi, expected)
@@ -166,7 +173,26 @@ def make_plan(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padd
         per_piece = max(1, PIECE_CELLS // core)
         n_pieces = math.ceil(math.ceil(ham.size / core) / per_piece)
     return ExactPlan(method, float(lo), float(hi), int(counts[0]), int(counts[1]),
-                     int(padding), int(core), float(box_tol), per_piece, n_pieces, xi)
+                     int(padding), int(core), float(box_tol), per_piece, n_pieces, xi, scale)
+
+
+def widen_boxes(ham: Hamiltonian, plan: ExactPlan, core: int | None) -> ExactPlan:
+    """The boxes' plan at twice the padding, with the same window and inertia counts.
+
+    For a boxes count that failed (:func:`finish_blocks`): the retry of
+    :func:`~mottscape.exact.kubo_greenwood` and of a study's pieces. ``core`` is the core the
+    caller asked for (None: the default, three times the new padding).
+
+    Raises
+    ------
+    InputError
+        If the wider boxes do not fit the sample (periodic), or the plan is not boxes.
+    """
+    if plan.method != "boxes":
+        raise InputError(f"only the boxes are solved again wider, not {plan.method!r}")
+    padding, core, _ = check_box_args(ham, 2 * plan.padding, core, plan.tol)
+    return dataclasses.replace(plan, padding=padding, core=core,
+                               n_pieces=len(_boxes.make_boxes(ham.grid, core, padding)))
 
 
 def solve_piece(ham: Hamiltonian, plan: ExactPlan, k: int, matrix=None) -> Piece:
@@ -185,7 +211,7 @@ def solve_piece(ham: Hamiltonian, plan: ExactPlan, k: int, matrix=None) -> Piece
     box = _boxes.make_boxes(ham.grid, plan.core, plan.padding)[k]
     with _blas_single_thread():
         r = _boxes.solve_box(ham, box, plan.lo, plan.hi, density=plan.expected / ham.size,
-                             tol=plan.tol, matrix=matrix)
+                             tol=plan.tol, matrix=matrix, scale=_plan_scale(ham, plan))
     stats = {"n_box_states": r.n_box_states, "residual": r.residual, "retries": r.retries,
              "max_padding": r.box.max_padding, "factorisations": r.factorisations,
              "seconds": r.seconds}
@@ -214,7 +240,7 @@ def finish_blocks(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece]
         return _finish_segments(ham, plan, blocks, info)
     if plan.method == "shift-invert":
         return _finish_slices(ham, plan, pieces, info)
-    scale = _boxes._hopping_scale(ham)
+    scale = _plan_scale(ham, plan)
     spares = [b for p in pieces for b in p.spares]
     n_owned = len(blocks)
     blocks, dropped = _boxes.merge_duplicates(blocks + spares, ham.grid, scale, plan.tol)
@@ -248,6 +274,11 @@ def finish_blocks(ham: Hamiltonian, plan: ExactPlan, pieces: list[Piece]
             "smaller box_tol=, or "
             "method='shift-invert'")
     return blocks, info
+
+
+def _plan_scale(ham: Hamiltonian, plan: ExactPlan) -> float:
+    """The plan's hopping scale, read from H for a plan recorded without it."""
+    return plan.scale if math.isfinite(plan.scale) else _boxes._hopping_scale(ham)
 
 
 def _whole_dense(ham: Hamiltonian, expected: int) -> bool:
