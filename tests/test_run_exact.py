@@ -185,6 +185,61 @@ def test_the_wider_plan_keeps_the_counts_and_refuses_boxes_larger_than_a_ring():
         ms.exact.widen_boxes(ring, plan, 12)
 
 
+#: A smooth field at padding 4 where one window state is converged only by a neighbour of
+#: its owner box (kept from that box's spares: kubo_greenwood's box_recovered is 1).
+SPARE = {
+    "potential": {"model": "gaussian", "shape": [96, 96], "seed": 6,
+                  "correlation_length": 3.0, "amplitude": 1.0},
+    "conductivity": {"fermi_energy": -1.186, "omega_min": 0.007, "omega_max": 0.08,
+                     "n_omega": 4, "exact": True, "exact_method": "boxes",
+                     "exact_padding": 4},
+}
+
+
+def test_a_spare_state_survives_its_record_and_a_resumed_run(tmp_path, monkeypatch):
+    """The spares travel in the piece records (flag ``spare``): the pieces give
+    kubo_greenwood's bits; the box that holds the spare, its record removed as by a killed
+    run, is the only box solved again, and the result is the same bits."""
+    st = ms.study_from_dict(SPARE)
+    ref = ms.kubo_greenwood(st.make_sample(0), -1.186, st.omega_edges(), method="boxes",
+                            padding=4)
+    assert ref.attrs["box_recovered"] == 1
+    store = tmp_path / "store"
+    first = ensemble.exact_references(st, [0], store=store)[0]
+    np.testing.assert_array_equal(first.sigma.values, ref.sigma.values)
+    with_spares = [p for p in sorted((store / "exact-pieces").glob("realization_*.nc"))
+                   if ms.read_netcdf(p)["spare"].values.any()]
+    assert with_spares
+    with_spares[0].unlink()
+    calls = []
+    real = _boxes.solve_box
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_boxes, "solve_box", counted)
+    again = ensemble.exact_references(st, [0], store=store)[0]
+    assert len(calls) == 1
+    np.testing.assert_array_equal(again.sigma.values, ref.sigma.values)
+
+
+def test_a_piece_record_written_before_spares_reads_as_a_piece_without_them():
+    st = ms.study_from_dict(BOXES)
+    sample = st.make_sample(0)
+    plan = ms.exact.plan_exact(sample, 3.4, st.omega_edges(), method="boxes", padding=6,
+                               core=12)
+    piece = ms.exact.solve_piece(sample.hamiltonian, plan, 4)
+    assert piece.blocks
+    piece.spares = []  # the boxes of then
+    old = ms.exact.piece_from_dataset(ms.exact.piece_to_dataset(piece).drop_vars("spare"))
+    assert not old.spares and len(old.blocks) == len(piece.blocks)
+    for a, b in zip(old.blocks, piece.blocks, strict=True):
+        np.testing.assert_array_equal(a.energies, b.energies)
+        np.testing.assert_array_equal(a.vectors, b.vectors)
+        np.testing.assert_array_equal(a.rows(), b.rows())
+
+
 def test_1d_segments_run_as_pieces(monkeypatch):
     """A long chain (auto: segments) cut into pieces of a few segments gives the bits of
     kubo_greenwood (pieces of any size hold the same segments)."""
