@@ -86,6 +86,19 @@ def test_boxes_on_two_workers_equal_one_worker_bit_for_bit():
     np.testing.assert_array_equal(one.sigma_ll.values, two.sigma_ll.values)
 
 
+def _counted_box_solves(monkeypatch) -> list:
+    """The boxes solved from now on (``solve_box`` wrapped)."""
+    calls = []
+    real = _boxes.solve_box
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_boxes, "solve_box", counted)
+    return calls
+
+
 def test_a_missing_piece_record_is_the_only_one_recomputed(tmp_path, monkeypatch):
     """A run killed among the boxes resumes: only the box whose record is missing is solved
     again, and the result is the same."""
@@ -95,14 +108,7 @@ def test_a_missing_piece_record_is_the_only_one_recomputed(tmp_path, monkeypatch
     records = sorted((store / "exact-pieces").glob("realization_*.nc"))
     assert len(records) == 9
     records[4].unlink()
-    calls = []
-    real = _boxes.solve_box
-
-    def counted(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_boxes, "solve_box", counted)
+    calls = _counted_box_solves(monkeypatch)
     again = ensemble.exact_references(st, [0], store=store)[0]
     assert len(calls) == 1 and calls[0] == make_boxes(st.make_sample(0).grid, 12, 6)[4]
     np.testing.assert_array_equal(first.sigma.values, again.sigma.values)
@@ -211,14 +217,7 @@ def test_a_spare_state_survives_its_record_and_a_resumed_run(tmp_path, monkeypat
                    if ms.read_netcdf(p)["spare"].values.any()]
     assert with_spares
     with_spares[0].unlink()
-    calls = []
-    real = _boxes.solve_box
-
-    def counted(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_boxes, "solve_box", counted)
+    calls = _counted_box_solves(monkeypatch)
     again = ensemble.exact_references(st, [0], store=store)[0]
     assert len(calls) == 1
     np.testing.assert_array_equal(again.sigma.values, ref.sigma.values)
