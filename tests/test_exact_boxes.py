@@ -105,7 +105,7 @@ def _rel(a, b):
 #: Boxes agree with full diagonalisation to RTOL (relative) in every *resolved* bin: sigma above
 #: 1e-5 of the largest bin and less than FAR of it from pairs farther apart than the padding.
 RTOL = 1e-6
-FAR = 1e-3
+FAR = _boxes.RESOLVED_FAR
 
 # (shape, boundary, W, fraction of the spectrum below E_F, padding, core): strongly localized
 # band tails (1D Anderson W = 5, 2D W = 20, 3D W = 100), boxes smaller than the sample.

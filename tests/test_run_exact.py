@@ -12,6 +12,7 @@ from mottscape import ensemble
 from mottscape.cli import main
 from mottscape.config import StudyError
 from mottscape.exact import _boxes, _tasks, make_boxes
+from mottscape.summary import conductivity_table
 
 STUDY = {
     "potential": {"model": "block", "shape": [48, 48], "seed": 4, "block": 4, "width": 4.0},
@@ -75,7 +76,19 @@ def test_boxes_study_runs_piece_by_piece_with_the_bits_of_kubo_greenwood():
         assert ref.attrs["n_boxes"] == 9
         np.testing.assert_array_equal(ds.sigma_exact.isel(realization=r), ref.sigma)
         np.testing.assert_array_equal(ds.n_pairs_exact.isel(realization=r), ref.n_pairs)
+        np.testing.assert_array_equal(ds.sigma_exact_beyond_padding.isel(realization=r),
+                                      ref.sigma_beyond_padding)
     assert np.count_nonzero(ds.sigma_exact.values) >= 4
+    np.testing.assert_allclose(ds.sigma_exact_beyond_padding_mean,
+                               ds.sigma_exact_beyond_padding.mean("realization"))
+    # the table names the bins whose pairs lie mostly beyond the padding (padding 6 here), and
+    # only those: in the top bin they carry < 1e-3 of sigma_exact
+    share = ds.sigma_exact_beyond_padding.sum("realization") / ds.sigma_exact.sum("realization")
+    partial = share.values >= ms.exact.RESOLVED_FAR
+    assert partial[0] and not partial[-1]
+    note = conductivity_table(ds).splitlines()[-1]
+    assert note.startswith("exact reference (boxes): not resolved at omega = 0.02 (100 %)")
+    assert "exact_padding" in note and note.count("%") == int(partial.sum())
 
 
 def test_boxes_on_two_workers_equal_one_worker_bit_for_bit():

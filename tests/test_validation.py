@@ -220,3 +220,20 @@ def test_validation_runs_its_1d_exact_reference_by_pieces(tmp_path):
     study = load_study(tmp_path / "s.toml")
     kg = ms.kubo_greenwood(study.make_sample(0), 1.0, _edges(study))
     np.testing.assert_array_equal(res.sigma_exact.isel(realization=0), kg.sigma)
+
+
+def test_a_bin_the_exact_boxes_resolve_only_partly_is_not_resolved():
+    """With an exact reference by boxes, a bin whose exact mean comes for >= RESOLVED_FAR
+    from pairs beyond the padding is not resolved, whatever its pairs and realizations."""
+    import xarray as xr
+
+    from mottscape.exact import RESOLVED_FAR
+    from mottscape.validation import resolved_bins
+
+    ex = np.full((4, 3), 2.0)
+    per = xr.Dataset({"sigma_exact": (("realization", "omega"), ex),
+                      "n_pairs_exact": (("realization", "omega"), np.full((4, 3), 50))})
+    assert resolved_bins(per).all()
+    far = ex * np.array([0.0, 0.5, 2.0]) * RESOLVED_FAR
+    assert resolved_bins(per.assign(sigma_exact_beyond_padding=(
+        ("realization", "omega"), far))).tolist() == [True, True, False]

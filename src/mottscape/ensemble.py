@@ -99,9 +99,11 @@ def with_exact(ds: xr.Dataset, sample, fermi_energy: float, edges: np.ndarray, *
 
     ``sigma_exact`` and ``n_pairs_exact`` on ``omega``: bin-averaged over ``edges`` (one bin
     per frequency of ``ds``, see :meth:`mottscape.config.Study.omega_edges`), with the bin
-    bounds as coordinates ``omega_lower`` and ``omega_upper``. ``kg`` is the KG result if
-    already computed (by pieces on the engine), else ``kubo_greenwood(sample, fermi_energy,
-    edges, **kwargs)`` is called.
+    bounds as coordinates ``omega_lower`` and ``omega_upper``; with the boxes also
+    ``sigma_exact_beyond_padding``, the part of ``sigma_exact`` that the boxes resolve only
+    partly (a bin is resolved when it is below :data:`mottscape.exact.RESOLVED_FAR` of it).
+    ``kg`` is the KG result if already computed (by pieces on the engine), else
+    ``kubo_greenwood(sample, fermi_energy, edges, **kwargs)`` is called.
     """
     from .exact import kubo_greenwood
 
@@ -113,6 +115,11 @@ def with_exact(ds: xr.Dataset, sample, fermi_energy: float, edges: np.ndarray, *
                                               "conductivity, bin-averaged (eqs. 4-5)"}),
         n_pairs_exact=("omega", kg["n_pairs"].values,
                        {"long_name": "exact pairs in the bin", "units": "1"}))
+    if "sigma_beyond_padding" in kg:  # the boxes: the part of sigma_exact they resolve only partly
+        far = kg["sigma_beyond_padding"]
+        out["sigma_exact_beyond_padding"] = ("omega", far.values, {
+            **far.attrs, "long_name": "part of sigma_exact from pairs farther apart than the "
+                                      "boxes' padding (partial matrix elements)"})
     unit = ds.omega.attrs.get("units")
     return out.assign_coords(
         omega_lower=("omega", edges[:-1], {"long_name": "lower bin edge", "units": unit}),
@@ -372,7 +379,7 @@ def _exact_from_pieces(study: Study, task: int, plan_ds: xr.Dataset, store: Stor
         if isinstance(exc, ConvergenceError) and plan.method == "boxes":
             raise
         return _failure(exc)
-    return kg[["sigma", "n_pairs"]]
+    return kg[[v for v in ("sigma", "n_pairs", "sigma_beyond_padding") if v in kg]]
 
 
 def _sub_store(study: Study, store: str | Path | None, name: str,
@@ -499,12 +506,13 @@ def aggregate(stacked: xr.Dataset) -> xr.Dataset:
     """Ensemble mean and standard error of every estimator present, per frequency.
 
     For each of ``sigma_ll``, ``sigma_eq17``, ``sigma_mb``, ``sigma_pairs``, ``sigma_exact``
-    in ``stacked`` (dimension ``realization``): ``<name>_mean`` (over the realizations where
-    it is finite), ``<name>_sem`` (standard error of that mean, NaN with fewer than two) and
+    (and the boxes' ``sigma_exact_beyond_padding``) in ``stacked`` (dimension
+    ``realization``): ``<name>_mean`` (over the realizations where it is finite),
+    ``<name>_sem`` (standard error of that mean, NaN with fewer than two) and
     ``<name>_count``; and ``n_pairs_total`` when ``n_pairs`` is present.
     """
     out = stacked.copy()
-    for name in ESTIMATORS:
+    for name in (*ESTIMATORS, "sigma_exact_beyond_padding"):
         if name not in stacked or "realization" not in stacked[name].dims:
             continue
         arr = stacked[name]

@@ -89,13 +89,30 @@ def _point_table(ds: xr.Dataset) -> str:
             f"{float(np.mean(row.n_states.values)):7.1f} "
             f"{int(np.sum(n_pairs)):7d} {mean['sigma_ll']:11.4g} {sem:9.2g} "
             f"{mean['sigma_mb']:11.4g}{exact}  {int(valid.sum())}/{valid.size}")
-    note = _whole_sample_note(ds)
-    if note:
-        lines.append(note)
+    lines += [note for note in (_whole_sample_note(ds), _partial_exact_note(ds)) if note]
     notes = ds.attrs.get("diagnosis", "")
     if notes:  # the failed assumptions of the theory with their remedies
         lines += ["outside the theory's validity:", *(f"  - {n}" for n in notes.split("\n"))]
     return "\n".join(lines)
+
+
+def _partial_exact_note(ds: xr.Dataset) -> str:
+    """A line naming the bins that the exact boxes resolve only partly (empty if none)."""
+    from .exact import RESOLVED_FAR
+
+    if "sigma_exact_beyond_padding" not in ds:
+        return ""
+    exact = np.atleast_2d(np.asarray(ds["sigma_exact"].values, dtype=float))
+    far = np.atleast_2d(np.asarray(ds["sigma_exact_beyond_padding"].values, dtype=float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.nansum(far, axis=0) / np.nansum(exact, axis=0)
+    partial = np.flatnonzero(share >= RESOLVED_FAR)
+    if partial.size == 0:
+        return ""
+    where = ", ".join(f"{float(ds.omega[k]):.4g} ({100 * share[k]:.3g} %)" for k in partial)
+    return (f"exact reference (boxes): not resolved at omega = {where}: that share of "
+            "sigma_exact comes from pairs farther apart than the boxes' padding, whose matrix "
+            "elements the boxes sum only partly; raise exact_padding")
 
 
 def _whole_sample_note(ds: xr.Dataset) -> str:

@@ -102,9 +102,12 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
         exact = kubo_greenwood(sample, ef, edges) if done is None else done
         out = {"sigma_exact": ("omega", exact["sigma"].values),
                "n_pairs_exact": ("omega", exact["n_pairs"].values)}
+        if "sigma_beyond_padding" in exact:  # the boxes' partly resolved part
+            out["sigma_exact_beyond_padding"] = ("omega", exact["sigma_beyond_padding"].values)
     else:
         out = {name: (exact_prev[name].dims, exact_prev[name].values)
-               for name in EXACT_FIELDS}
+               for name in (*EXACT_FIELDS, "sigma_exact_beyond_padding")
+               if name in EXACT_FIELDS or name in exact_prev}
     names = list(variants)
     sig = np.zeros((len(names), centres.size))
     npairs = np.zeros((len(names), centres.size), dtype=int)
@@ -203,10 +206,19 @@ def resolved_bins(per: xr.Dataset) -> np.ndarray:
     realizations of at least :data:`RESOLVED_SHARE` of them: the low-frequency sigma of a
     finite sample is carried by rare resonant pairs, and a mean made of one or two
     realizations' pairs is sampling noise of the reference, not a value to compare with.
+    With an exact reference by boxes, also less than
+    :data:`~mottscape.exact.RESOLVED_FAR` of the exact mean from pairs farther apart than
+    the boxes' padding (``sigma_exact_beyond_padding``; their matrix elements are partial).
     """
+    from .exact import RESOLVED_FAR
+
     n = per.sizes["realization"]
     pairs = per["n_pairs_exact"].values.mean(axis=0)
-    return (effective_realizations(per) >= RESOLVED_SHARE * n) & (pairs >= RESOLVED_PAIRS)
+    ok = (effective_realizations(per) >= RESOLVED_SHARE * n) & (pairs >= RESOLVED_PAIRS)
+    if "sigma_exact_beyond_padding" in per:
+        far = per["sigma_exact_beyond_padding"].values.sum(axis=0)
+        ok &= far < RESOLVED_FAR * per["sigma_exact"].values.sum(axis=0)
+    return ok
 
 
 def _current_names(per: xr.Dataset) -> xr.Dataset:

@@ -104,7 +104,7 @@ from ._api import (
     lowest_eigenvalues,
     plan_exact,
 )
-from ._boxes import BOX_PADDING, BOX_TOL, Box, BoxResult, make_boxes, solve_box
+from ._boxes import BOX_PADDING, BOX_TOL, RESOLVED_FAR, Box, BoxResult, make_boxes, solve_box
 from ._common import (
     DENSE_MAX,
     KT_WINDOW,
@@ -133,6 +133,7 @@ __all__ = [
     "KT_WINDOW",
     "METHODS",
     "PADDING_XI",
+    "RESOLVED_FAR",
     "SLICE_STATES",
     "WHOLE_CHAIN_MAX",
     "Box",

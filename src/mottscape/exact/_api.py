@@ -15,7 +15,7 @@ from ..errors import ConvergenceError, InputError
 from ..grid import check_memory
 from ..hamiltonian import Hamiltonian
 from ..units import UnitSystem
-from ._boxes import BOX_TOL, NEAR_CORE, _box_residual_rows, box_pairs
+from ._boxes import BOX_TOL, NEAR_CORE, RESOLVED_FAR, _box_residual_rows, box_pairs
 from ._common import (
     DENSE_MAX,
     KT_WINDOW,
@@ -470,7 +470,7 @@ def _kg_dataset(ham: Hamiltonian, edges: np.ndarray, acc: _Accumulator, n_pairs:
             **sigma_attrs,
             "long_name": "part of sigma from pairs whose centroids are farther apart than the "
                          "box padding (matrix elements partial: the bin is resolved when "
-                         "this is a small fraction of sigma)"})
+                         f"this is below {RESOLVED_FAR:g} of sigma)"})
         ds["n_pairs_left_out"] = ("omega", n_pairs - acc.counted, {
             "long_name": "pairs of n_pairs not in sigma: boxes without a common cell or "
                          "centroids beyond pair_cutoff (at T > 0 also pairs whose "

@@ -69,6 +69,11 @@ NEAR_CORE = 2.0
 #: and 6; band 0.005: 6 and 2; band 0.02: 2 and 0; band 0.05: 1 and 0. Cost on the 512^2
 #: Gaussian field at padding 8: 6 % more box growth, time within the noise.
 EDGE_BAND = 0.02
+#: A bin of the boxes' sigma is *resolved* when pairs farther apart than the padding carry
+#: less than this share of it (``sigma_beyond_padding``: their matrix elements are partial
+#: sums); there the boxes agree with the full diagonalisation to 1e-6 relative
+#: (tests/test_exact_boxes.py).
+RESOLVED_FAR = 1e-3
 #: At most this many enlargements of one box's padding.
 BOX_MAX_RETRIES = 6
 
