@@ -12,6 +12,7 @@ from mottscape import ensemble
 from mottscape.cli import main
 from mottscape.config import StudyError
 from mottscape.exact import _boxes, _tasks, make_boxes
+from mottscape.plot import plot_conductivity
 from mottscape.summary import conductivity_table
 
 STUDY = {
@@ -89,6 +90,11 @@ def test_boxes_study_runs_piece_by_piece_with_the_bits_of_kubo_greenwood():
     note = conductivity_table(ds).splitlines()[-1]
     assert note.startswith("exact reference (boxes): not resolved at omega = 0.02 (100 %)")
     assert "exact_padding" in note and note.count("%") == int(partial.sum())
+    # and the figure draws those bins apart, hollow triangles
+    lines = {line.get_label(): line for line in plot_conductivity(ds).axes[0].get_lines()}
+    far = lines["exact, pairs beyond the boxes' padding"]
+    np.testing.assert_array_equal(far.get_xdata(), ds.omega.values[partial])
+    assert far.get_marker() == "^" and far.get_markerfacecolor() == "none"
 
 
 def test_boxes_on_two_workers_equal_one_worker_bit_for_bit():

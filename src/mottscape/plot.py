@@ -261,19 +261,33 @@ RESOLVED_PAIRS = 10
 
 
 def _draw_exact(ax, exact, ds) -> None:
-    """The exact curve: resolved bins filled, the others hollow; the axis kept on sigma_LL."""
+    """The exact curve: resolved bins filled, the others hollow; the axis kept on sigma_LL.
+
+    Hollow squares: fewer than :data:`RESOLVED_PAIRS` pairs; hollow triangles: bins that the
+    exact boxes resolve only partly (pairs beyond their padding, see
+    :func:`mottscape.summary.beyond_padding_share`).
+    """
+    from .exact import RESOLVED_FAR
+    from .summary import beyond_padding_share
+
     name = "sigma_exact" if "sigma_exact" in exact else "sigma"
     se, _ = _curve(exact, name)
     counts = exact["n_pairs_exact" if "n_pairs_exact" in exact else "n_pairs"].values
     pairs = counts.sum(axis=0) if counts.ndim == 2 else counts
     w = exact.omega.values
     good = se > 0
-    resolved = good & (pairs >= RESOLVED_PAIRS)
+    share = beyond_padding_share(exact)
+    partial = good & (share >= RESOLVED_FAR) if share is not None else np.zeros_like(good)
+    few = good & (pairs < RESOLVED_PAIRS) & ~partial
+    resolved = good & ~few & ~partial
     ax.loglog(w[good], se[good], "-", color="k", lw=0.8)
     ax.loglog(w[resolved], se[resolved], "s", color="k", ms=3, label="exact (Kubo-Greenwood)")
-    if (good & ~resolved).any():
-        ax.loglog(w[good & ~resolved], se[good & ~resolved], "s", mfc="none", color="k", ms=3,
+    if few.any():
+        ax.loglog(w[few], se[few], "s", mfc="none", color="k", ms=3,
                   label=f"exact, < {RESOLVED_PAIRS} pairs")
+    if partial.any():
+        ax.loglog(w[partial], se[partial], "^", mfc="none", color="k", ms=4,
+                  label="exact, pairs beyond the boxes' padding")
     ours = np.concatenate([_curve(ds, n)[0] for n in ("sigma_ll", "sigma_mb")])
     ours = ours[np.isfinite(ours) & (ours > 0)]
     if ours.size and se[good].size and se[good].min() < 1e-3 * ours.min():

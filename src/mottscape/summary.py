@@ -14,7 +14,7 @@ import xarray as xr
 from .errors import InputError
 from .units import display_unit
 
-__all__ = ["conductivity_table", "report_store", "sweep_label"]
+__all__ = ["beyond_padding_share", "conductivity_table", "report_store", "sweep_label"]
 
 
 def _mean(values) -> float:
@@ -96,16 +96,32 @@ def _point_table(ds: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
+def beyond_padding_share(ds: xr.Dataset) -> np.ndarray | None:
+    """Per bin, the share of the exact sigma that the exact boxes resolve only partly.
+
+    That is the part from pairs farther apart than the boxes' padding, summed over the
+    realizations, over the exact sigma summed likewise; None without boxes. ``ds`` is a
+    result with ``sigma_exact`` (a run or an ensemble) or a
+    :func:`~mottscape.kubo_greenwood` result (``sigma``). A bin is resolved when the share
+    is below :data:`mottscape.exact.RESOLVED_FAR`.
+    """
+    names = [("sigma_exact", "sigma_exact_beyond_padding"), ("sigma", "sigma_beyond_padding")]
+    for total, part in names:
+        if total in ds and part in ds:
+            exact = np.atleast_2d(np.asarray(ds[total].values, dtype=float))
+            far = np.atleast_2d(np.asarray(ds[part].values, dtype=float))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.nansum(far, axis=0) / np.nansum(exact, axis=0)
+    return None
+
+
 def _partial_exact_note(ds: xr.Dataset) -> str:
     """A line naming the bins that the exact boxes resolve only partly (empty if none)."""
     from .exact import RESOLVED_FAR
 
-    if "sigma_exact_beyond_padding" not in ds:
+    share = beyond_padding_share(ds)
+    if share is None:
         return ""
-    exact = np.atleast_2d(np.asarray(ds["sigma_exact"].values, dtype=float))
-    far = np.atleast_2d(np.asarray(ds["sigma_exact_beyond_padding"].values, dtype=float))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.nansum(far, axis=0) / np.nansum(exact, axis=0)
     partial = np.flatnonzero(share >= RESOLVED_FAR)
     if partial.size == 0:
         return ""
