@@ -121,3 +121,21 @@ def test_pair_model_memory_is_checked_before_it_runs(monkeypatch):
         ms.ac_conductivity(V, 0.7, OMEGA)
     ds = ms.ac_conductivity(V, 0.7, OMEGA, estimator="eq17")  # 112 bytes per point: fits
     assert ds.attrs["option_estimator"] == "eq17"
+
+
+def test_a_pair_model_without_states_near_e_f_says_so():
+    """E_F between min V_u (the pipeline's own lower limit) and the sample's lowest
+    eigenvalue: every window is empty, sigma_ll = 0 everywhere, and the warning names the
+    cause. Above the lowest eigenvalue, with states in the window, no such note."""
+    V = disorder.anderson((64, 64), width=12.0, seed=1)
+    e0 = float(ms.exact.lowest_eigenvalues(V, 1, spacing=(1.0, 0.7))[0])
+    omega = np.geomspace(0.01, 0.2, 5)
+    ef = e0 - 0.35  # the window reaches ~0.25 above E_F
+    with pytest.warns(ms.RegimeWarning, match="no eigenstate of H lies within"):
+        ds = ms.ac_conductivity(V, ef, omega, spacing=(1.0, 0.7))
+    assert ef + float(ds.omega_upper[-1]) < e0
+    assert int(ds.n_states_basins) == 0 and not np.any(ds.sigma_ll.values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ms.RegimeWarning)
+        ds = ms.ac_conductivity(V, e0 + 0.05, omega, spacing=(1.0, 0.7))
+    assert int(ds.n_states_basins) > 0 and "no eigenstate" not in ds.attrs["diagnosis"]

@@ -115,8 +115,22 @@ def diagnosis(result: PipelineResult) -> list[str]:
             "the pair model's Agmon search bound cut off pairs that still resonate at the "
             "lowest frequency: sigma_pairs there is a lower bound; raise the lowest frequency")
     if model is not None:
+        notes.extend(_empty_note(model, result.fermi_energy))
         notes.extend(_uncertain_note(model, omega))
     return notes
+
+
+def _empty_note(model, fermi_energy: float) -> list[str]:
+    """A note when the pair model found no eigenstate of H near E_F at all."""
+    if model.states.n:
+        return []
+    return [
+        f"no eigenstate of H lies within the pair model's window of E_F = {fermi_energy:.6g} "
+        "(+- the top of the highest bin) in any basin's box (the landscape law expects "
+        f"{float(model.landscape_count.sum()):.2g}): sigma_ll = 0 at every frequency says "
+        "that this sample has no states there, not what the material conducts; E_F may lie "
+        "below the sample's lowest state (mottscape.exact.lowest_eigenvalues): raise E_F, "
+        "or use a larger sample or an ensemble"]
 
 
 #: A bin whose sigma_pairs owes more than this share to pairs of uncertain splitting is
