@@ -642,24 +642,94 @@ def _box_cells(sample: Sample, axes: list[np.ndarray]) -> tuple[np.ndarray, list
     return flat, list(mesh)
 
 
+def _ring_axes(sample: Sample, mesh: list) -> list[int]:
+    """The periodic axes that a box covers whole (rings, cell indices ``[0, n)``)."""
+    if not sample.grid.periodic:
+        return []
+    return [a for a, m in enumerate(mesh) if m.shape[a] >= sample.grid.shape[a]]
+
+
+def _centroids(sample: Sample, mesh: list, prob: np.ndarray, rings: list[int]) -> np.ndarray:
+    """Each state's centroid, (k, d), from its weights ``prob`` (m, k) on the box's cells.
+
+    A box's cell indices are unwrapped, so positions are continuous across the box, except
+    along a ring, where they jump by the side length somewhere: there each state's positions
+    are unwrapped from the cell layer where it has the least weight (a state localized within
+    the ring then sees continuous positions; one centroid from the jump at layer 0 put states
+    across it midway between their two halves, and their copies were not recognised).
+    """
+    h = np.asarray(sample.grid.spacing)
+    cen = np.empty((prob.shape[1], len(mesh)))
+    for a, m in enumerate(mesh):
+        x = m.ravel()
+        if a in rings:
+            n = sample.grid.shape[a]
+            layer = np.zeros((n, prob.shape[1]))
+            np.add.at(layer, x % n, prob)
+            cut = np.argmin(layer, axis=0)
+            x = (x[:, None] - cut - 1) % n + cut + 1  # (m, k): layer ``cut`` last
+            cen[:, a] = np.sum(prob * ((x + 0.5) * h[a]), axis=0)
+        else:
+            cen[:, a] = prob.T @ ((x + 0.5) * h[a])
+    return cen
+
+
+def _ring_dipoles(sample: Sample, sub: sp.csr_array, mesh: list, w: np.ndarray,
+                  v: np.ndarray) -> np.ndarray:
+    """|<a|x|b>|^2 of a box with a ring, from the current: <a|[H, x]|b> / (E_a - E_b).
+
+    The position form (:func:`_dipoles`) needs positions continuous over each pair, which a
+    ring does not have for every pair at once; the commutator needs only each bond's
+    displacement (by minimum image along a ring), as the exact reference does on periodic
+    samples (``exact._kg._velocity_x2``). Same numbers for eigenstates of the box matrix
+    ``sub`` (rows in the box's cell order); pairs of equal energies get 0.
+    """
+    coo = sub.tocoo()
+    h = np.asarray(sample.grid.spacing)
+    out = np.zeros((w.size, w.size))
+    for a, m in enumerate(mesh):
+        x = m.ravel()
+        step = x[coo.col] - x[coo.row]
+        n = sample.grid.shape[a]
+        if sample.grid.periodic and m.shape[a] >= n:
+            step = (step + n // 2) % n - n // 2  # the wrap bond: +-1, not -+(n - 1)
+        current = sp.csr_array((coo.data * step * h[a], (coo.row, coo.col)), shape=sub.shape)
+        j = v.T @ (current @ v)
+        out += j * j
+    de = w[:, None] - w[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(de != 0, out / (de * de), 0.0)
+
+
 def _box_candidates(sample: Sample, w: np.ndarray, v: np.ndarray, axes, flat: np.ndarray,
-                    mesh: list, members: list[int], nearest: np.ndarray) -> dict[str, np.ndarray]:
+                    mesh: list, members: list[int], nearest: np.ndarray,
+                    matrix: sp.csr_array | None = None) -> dict[str, np.ndarray]:
     """Every window state of one box: energy, centroid, volume, leakage, owner, dipoles.
 
     ``home``: the owner basin is one of the box's ``members`` (tails are measured later, for
-    the kept copies only: :func:`_kept_tails`).
+    the kept copies only: :func:`_kept_tails`). ``matrix``: H of the whole sample, needed
+    for the dipoles of a box that covers a periodic axis whole (:func:`_ring_dipoles`).
     """
     h = np.asarray(sample.grid.spacing)
-    pos = np.stack([(m.ravel() + 0.5) * h[a] for a, m in enumerate(mesh)], axis=1)
+    rings = _ring_axes(sample, mesh)
     owner = nearest.ravel()[_peaks(v, flat)] - 1
     prob = v**2
     lengths = np.asarray(sample.grid.lengths)
-    centroid = prob.T @ pos
+    centroid = _centroids(sample, mesh, prob, rings)
+    if rings:
+        from .exact._common import box_submatrix
+
+        if matrix is None:
+            matrix = sample.hamiltonian.matrix("csr")
+        x2 = _ring_dipoles(sample, box_submatrix(matrix, flat), mesh, w, v)
+    else:
+        x2 = _dipoles(v, v, np.stack([(m.ravel() + 0.5) * h[a] for a, m in enumerate(mesh)],
+                                     axis=1))
     return dict(energies=w, centroids=centroid % lengths if sample.grid.periodic else centroid,
                 volumes=sample.grid.cell_volume / np.sum(prob**2, axis=0),
                 leakage=prob[_edge_mask(sample, axes)].sum(axis=0),
                 energy_error=_truncation_error(sample, axes, v), owner=owner,
-                home=np.isin(owner, members), x2=_dipoles(v, v, pos), vectors=v, cells=flat,
+                home=np.isin(owner, members), x2=x2, vectors=v, cells=flat,
                 shape=np.array([len(x) for x in axes]),
                 axes=[x % n for x, n in zip(axes, sample.grid.shape, strict=True)])
 
@@ -952,7 +1022,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
             axes = [np.arange(x, y) for x, y in zip(blo, bhi, strict=True)]
             flat, mesh = _box_cells(sample, axes)
             w, v = solve(flat, axes)
-            boxes.append(_box_candidates(sample, w, v, axes, flat, mesh, mem, nearest))
+            boxes.append(_box_candidates(sample, w, v, axes, flat, mesh, mem, nearest, A))
             if keep_vectors:
                 boxes[-1]["readable"] = ~_edge_mask(sample, axes, margin)
     d = sample.ndim
