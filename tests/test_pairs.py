@@ -536,3 +536,18 @@ def test_a_periodic_3d_sample_whose_boxes_are_rings_gives_the_exact_sigma():
     some = kg.n_pairs.values > 0
     assert some.sum() >= 3 and int(ds.n_states_basins) == int(kg.n_states)
     np.testing.assert_allclose(ds.sigma_ll.values[some], kg.sigma.values[some], rtol=1e-3)
+
+
+def test_a_ring_of_blocks_is_cut_into_segments_as_its_open_chain():
+    """1D block model, 4000 cells: on a ring the boxes are merged into segments as on the
+    open chain (they were left per basin, and the pairs of the three lowest bins, farther
+    apart than a basin's box and than the Agmon bound, were lost: sigma_ll 0 there). Both
+    boundaries now give the exact sigma in every bin."""
+    V = ms.disorder.block((4000,), block=8, width=4.0, seed=3)
+    omega = np.geomspace(0.01, 0.2, 5)
+    for bc in ("periodic", "dirichlet"):
+        ds = ms.ac_conductivity(V, 1.0, omega, boundary=bc)
+        edges = np.append(ds.omega_lower.values, ds.omega_upper.values[-1])
+        kg = kubo_greenwood(V, 1.0, edges, boundary=bc)
+        assert kg.n_pairs.values.min() >= 8, bc
+        np.testing.assert_allclose(ds.sigma_ll.values, kg.sigma.values, rtol=3e-3, err_msg=bc)

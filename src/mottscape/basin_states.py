@@ -80,7 +80,8 @@ PADDING_AGMON = 15.0
 #: Two boxes are merged when the box around both has at most this many times the cells of the
 #: largest basin box it holds (fewer, slightly larger solves; the same states).
 MERGE_RATIO = 1.3
-#: On a 1D Dirichlet chain overlapping boxes are merged into segments of up to this many cells
+#: On a 1D chain (Dirichlet, or a ring since 2026-12-07) overlapping boxes are merged into
+#: segments of up to this many cells
 #: (a tridiagonal window solve costs O(n k): there the cost of a box is its Python overhead;
 #: the 3018 boxes of the 1D benchmark become 1672 segments). Pairs of states in one segment
 #: are then resolved there (exact), not by the LL tunnelling amplitude: on the 1D benchmark
@@ -370,11 +371,13 @@ def _merged_boxes(lo: np.ndarray, hi: np.ndarray, members: list[list[int]], shap
 def _merged_segments(lo: np.ndarray, hi: np.ndarray, members: list[list[int]],
                      max_cells: int = CHAIN_SEGMENT_MAX
                      ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-    """Overlapping boxes of a Dirichlet chain merged, left to right, into segments.
+    """Overlapping boxes of a chain merged, left to right, into segments.
 
     A box joins the current segment when it overlaps it and the segment stays within
     ``max_cells`` cells (a longer box stays alone). Boxes apart are not joined: a segment
-    across a gap would also find the states of the gap, which no basin's box holds.
+    across a gap would also find the states of the gap, which no basin's box holds. On a
+    ring the ranges are unwrapped: boxes across the seam are merged with their neighbours on
+    the unwrapped line (a segment may then cover the ring whole; the caller clips it).
     """
     order = np.argsort(lo[:, 0], kind="stable")
     out_lo: list[int] = []
@@ -964,7 +967,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         Box padding around each basin, in Agmon lengths (the inverse mean metric outside the
         basins).
     merge
-        Merge neighbouring basins' boxes (:data:`MERGE_RATIO`; on a 1D Dirichlet chain into
+        Merge neighbouring basins' boxes (:data:`MERGE_RATIO`; on a 1D chain into
         segments of up to :data:`CHAIN_SEGMENT_MAX` cells) and, in 2D and 3D, solve the
         whole sample as one box when the boxes would cost more (:func:`_whole_sample_cheaper`).
         With ``merge=False`` every basin has its own box (the option ``state_boxes``).
@@ -994,8 +997,9 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     pad = _padding_cells(sample, float(padding), mean)
     lo, hi, members = _basin_boxes(sample, basins, pad)
     margin = _padding_cells(sample, PROBE_MARGIN_AGMON, mean)
-    if merge and sample.ndim == 1 and not sample.grid.periodic:
+    if merge and sample.ndim == 1:
         lo, hi, members = _merged_segments(lo, hi, members)
+        lo, hi = _clipped(lo, hi, np.asarray(sample.grid.shape), sample.grid.periodic)
     elif merge:
         lo, hi, members = _merged_boxes(lo, hi, members, sample.grid.shape,
                                         sample.grid.periodic)
