@@ -405,9 +405,10 @@ WHOLE_SAMPLE_COST = 1.0
 def _whole_sample_cheaper(lo: np.ndarray, hi: np.ndarray, size: int) -> bool:
     """Whether one solve of the whole sample should cost less than the boxes (2D and 3D).
 
-    Only asked on Dirichlet samples: on a periodic one the box dipole is the position form
-    cut at the faces, which is not the exact reference's (velocity form) for states that
-    wrap, so the whole-sample box would not be the exact Kubo-Greenwood sum.
+    On a periodic sample the whole-sample box is a ring along every axis: its dipoles are
+    the current form (:func:`_ring_dipoles`), the exact reference's on periodic samples, so
+    it is the exact Kubo-Greenwood sum there too (it was not asked on periodic samples before
+    the rings' dipoles of 2026-12-07, when their position form jumped at the seams).
 
     Cost model: a box of n cells costs ~n^2. A shift-invert solve of a box costs its sparse
     LU (n^1.5 in 2D, n^2 in 3D) and its Lanczos vectors (n times its states, which grow like
@@ -1004,7 +1005,7 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         lo, hi, members = _merged_boxes(lo, hi, members, sample.grid.shape,
                                         sample.grid.periodic)
     # a box that covers the sample is the whole-sample solve already: say so
-    whole = merge and sample.ndim > 1 and not sample.grid.periodic and (
+    whole = merge and sample.ndim > 1 and (
         _whole_sample_cheaper(lo, hi, sample.grid.size)
         or bool(np.any(np.prod(hi - lo, axis=1) == sample.grid.size)))
     if whole:
