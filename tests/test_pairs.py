@@ -524,6 +524,7 @@ def test_a_periodic_sample_rolled_along_a_ring_keeps_its_sigma(monkeypatch):
         np.testing.assert_allclose(ds.sigma_ll.values[top], kg.sigma.values[top], rtol=1e-3)
 
 
+@pytest.mark.filterwarnings("ignore::mottscape.errors.RegimeWarning")  # 10^3: R_omega ~ L
 @pytest.mark.parametrize("boxes", ["per_basin", "merged"])
 def test_a_periodic_3d_sample_whose_boxes_are_rings_gives_the_exact_sigma(boxes, monkeypatch):
     """10^3 Anderson W = 20, periodic. A box per basin: boxes that cover whole axes
