@@ -668,11 +668,12 @@ def _centroids(sample: Sample, mesh: list, prob: np.ndarray, rings: list[int]) -
         x = m.ravel()
         if a in rings:
             n = sample.grid.shape[a]
-            layer = np.zeros((n, prob.shape[1]))
+            layer = np.zeros((n, prob.shape[1]))  # each state's weight per layer
             np.add.at(layer, x % n, prob)
             cut = np.argmin(layer, axis=0)
-            x = (x[:, None] - cut - 1) % n + cut + 1  # (m, k): layer ``cut`` last
-            cen[:, a] = np.sum(prob * ((x + 0.5) * h[a]), axis=0)
+            # layer ``cut`` last, ``cut + 1`` first: positions per (layer, state), (n, k)
+            at = (np.arange(n)[:, None] - cut - 1) % n + cut + 1
+            cen[:, a] = np.sum(layer * ((at + 0.5) * h[a]), axis=0)
         else:
             cen[:, a] = prob.T @ ((x + 0.5) * h[a])
     return cen

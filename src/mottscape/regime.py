@@ -127,8 +127,9 @@ def _empty_note(model, fermi_energy: float) -> list[str]:
     return [
         f"no eigenstate of H lies within the pair model's window of E_F = {fermi_energy:.6g} "
         "(+- the top of the highest bin) in any basin's box (the landscape law expects "
-        f"{float(model.landscape_count.sum()):.2g}): sigma_ll = 0 at every frequency says "
-        "that this sample has no states there, not what the material conducts; E_F may lie "
+        f"{float(model.landscape_count.sum()):.2g}): the pair model's sigma (sigma_pairs, and "
+        "sigma_ll with the default estimator) is 0 at every frequency because this sample "
+        "has no states there, which says nothing of what the material conducts; E_F may lie "
         "below the sample's lowest state (mottscape.exact.lowest_eigenvalues): raise E_F, "
         "or use a larger sample or an ensemble"]
 
