@@ -679,15 +679,16 @@ def _centroids(sample: Sample, mesh: list, prob: np.ndarray, rings: list[int]) -
     return cen
 
 
-def _ring_dipoles(sample: Sample, sub: sp.csr_array, mesh: list, w: np.ndarray,
-                  v: np.ndarray) -> np.ndarray:
+def _ring_dipoles(sample: Sample, sub: sp.csr_array, mesh: list, rings: list[int],
+                  w: np.ndarray, v: np.ndarray) -> np.ndarray:
     """|<a|x|b>|^2 of a box with a ring, from the current: <a|[H, x]|b> / (E_a - E_b).
 
     The position form (:func:`_dipoles`) needs positions continuous over each pair, which a
     ring does not have for every pair at once; the commutator needs only each bond's
     displacement (by minimum image along a ring), as the exact reference does on periodic
     samples (``exact._kg._velocity_x2``). Same numbers for eigenstates of the box matrix
-    ``sub`` (rows in the box's cell order); pairs of equal energies get 0.
+    ``sub`` (rows in the box's cell order; ``rings``: :func:`_ring_axes`); pairs of equal
+    energies get 0.
     """
     coo = sub.tocoo()
     h = np.asarray(sample.grid.spacing)
@@ -696,7 +697,7 @@ def _ring_dipoles(sample: Sample, sub: sp.csr_array, mesh: list, w: np.ndarray,
         x = m.ravel()
         step = x[coo.col] - x[coo.row]
         n = sample.grid.shape[a]
-        if sample.grid.periodic and m.shape[a] >= n:
+        if a in rings:
             step = (step + n // 2) % n - n // 2  # the wrap bond: +-1, not -+(n - 1)
         current = sp.csr_array((coo.data * step * h[a], (coo.row, coo.col)), shape=sub.shape)
         j = v.T @ (current @ v)
@@ -726,7 +727,7 @@ def _box_candidates(sample: Sample, w: np.ndarray, v: np.ndarray, axes, flat: np
 
         if matrix is None:
             matrix = sample.hamiltonian.matrix("csr")
-        x2 = _ring_dipoles(sample, box_submatrix(matrix, flat), mesh, w, v)
+        x2 = _ring_dipoles(sample, box_submatrix(matrix, flat), mesh, rings, w, v)
     else:
         x2 = _dipoles(v, v, np.stack([(m.ravel() + 0.5) * h[a] for a, m in enumerate(mesh)],
                                      axis=1))

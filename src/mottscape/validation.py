@@ -105,9 +105,9 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
         if "sigma_beyond_padding" in exact:  # the boxes' partly resolved part
             out["sigma_exact_beyond_padding"] = ("omega", exact["sigma_beyond_padding"].values)
     else:
-        out = {name: (exact_prev[name].dims, exact_prev[name].values)
-               for name in (*EXACT_FIELDS, "sigma_exact_beyond_padding")
-               if name in EXACT_FIELDS or name in exact_prev}
+        kept = [*EXACT_FIELDS, *(["sigma_exact_beyond_padding"]
+                                 if "sigma_exact_beyond_padding" in exact_prev else [])]
+        out = {name: (exact_prev[name].dims, exact_prev[name].values) for name in kept}
     names = list(variants)
     sig = np.zeros((len(names), centres.size))
     npairs = np.zeros((len(names), centres.size), dtype=int)
