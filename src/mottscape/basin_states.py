@@ -98,12 +98,12 @@ class BoxPairs:
     a, b
         The two states (indices into the :class:`BasinStates` arrays), ``a < b``.
     energy_a, energy_b
-        Their energies in that box.
+        Their energies in that box (the box whose faces shift them least,
+        :func:`_pairs_of_boxes`).
     x2
         |<a|x|b>|^2 on the box (eq. 5, summed over the axes, length^2).
     leakage
-        The larger of the two states' weights on that box's faces (the box is the one where
-        it is smallest).
+        The larger of the two states' weights on that box's faces.
     energy_error
         The sum of the two states' estimated energy errors in that box (their splitting is
         uncertain by up to this much; :func:`_truncation_error`).
@@ -308,11 +308,27 @@ def _padding_cells(sample: Sample, padding: float, mean: float) -> np.ndarray:
     return np.minimum(cells, np.asarray(sample.grid.shape))
 
 
+def _basin_padding(sample: Sample, basins: Basins, padding: float, mean: float,
+                   scale: np.ndarray | None) -> np.ndarray:
+    """Box padding of each basin in cells, ``(n_basins, d)``.
+
+    ``padding`` Agmon lengths, times the basin's ``scale`` factor if given
+    (:func:`_padding_cells`).
+    """
+    if scale is None:
+        return np.tile(_padding_cells(sample, padding, mean), (basins.n, 1))
+    out = np.empty((basins.n, sample.ndim), int)
+    for f in np.unique(scale):
+        out[scale == f] = _padding_cells(sample, padding * float(f), mean)
+    return out
+
+
 def _basin_boxes(sample: Sample, basins: Basins, pad: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
     """Padded bounding box of each basin: unwrapped index ranges ``[lo, hi)`` per axis.
 
-    Clipped at Dirichlet faces; an axis of a periodic sample that the padded box covers
+    ``pad``: cells per axis, one row per basin (:func:`_basin_padding`). Clipped at
+    Dirichlet faces; an axis of a periodic sample that the padded box covers
     whole becomes ``[0, n)``, otherwise the range may run past the faces (wrapped).
     Returns ``(lo, hi, members)``, ``lo`` and ``hi`` of shape ``(n_boxes, d)`` and the basins
     (0-based) of each box.
@@ -320,6 +336,7 @@ def _basin_boxes(sample: Sample, basins: Basins, pad: np.ndarray
     shape = np.asarray(sample.grid.shape)
     found = [(k, sl) for k, sl in enumerate(ndi.find_objects(basins.labels, basins.n))
              if sl is not None]
+    pad = pad[[k for k, _ in found]]
     lo = np.array([[x.start for x in sl] for _, sl in found], int).reshape(-1, shape.size) - pad
     hi = np.array([[x.stop for x in sl] for _, sl in found], int).reshape(-1, shape.size) + pad
     lo, hi = _clipped(lo, hi, shape, sample.grid.periodic)
@@ -917,8 +934,16 @@ def _bucket(cell: np.ndarray, shape: np.ndarray, grid) -> tuple[int, ...]:
 
 
 def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
-    """One record per pair of kept states found together in a box: the least-leaking box.
+    """One record per pair of kept states found together in a box.
 
+    The record is the box whose faces shift the two states' energies least (the smallest
+    sum of their :func:`_truncation_error`), then the least leaking: that box's splitting
+    places the pair in its bin. The least leaking box alone could hold a copy cut by its
+    faces: on a 2D block sample of the default study the least leaking box of a pair (face
+    weights 1.5e-3) held one copy 0.0076 off its energy, splitting 0.0255 for 0.0331 and
+    |X|^2 twice exact. (Not the box whose copies lie closest to the kept ones: the kept copy
+    of each state of a resonant pair may come from a box that holds one of its two basins,
+    and miss the hybridization.)
     ``index`` is each candidate's kept state (-1: dropped), candidates in box order.
     """
     recs: dict[str, list] = {k: [] for k in ("a", "b", "ea", "eb", "x2", "leak", "err")}
@@ -941,7 +966,7 @@ def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
         recs["err"].append(got["energy_error"][p] + got["energy_error"][q])
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in recs.items()}
     a, b = cat["a"].astype(int), cat["b"].astype(int)
-    order = np.lexsort((cat["leak"], b, a))
+    order = np.lexsort((cat["leak"], cat["err"], b, a))
     first = np.ones(order.size, bool)
     first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
     o = order[first]
@@ -952,7 +977,8 @@ def _pairs_of_boxes(boxes: list[dict], index: np.ndarray) -> BoxPairs:
 def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energy: float,
                  window: float, *, padding: float = PADDING_AGMON,
                  merge: bool = True, landscape=None,
-                 keep_vectors: bool = False) -> BasinStates:
+                 keep_vectors: bool = False,
+                 padding_scale: np.ndarray | None = None) -> BasinStates:
     """The eigenstates of H in |E - E_F| <= ``window``, found basin by basin.
 
     Parameters
@@ -983,6 +1009,10 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         Keep the states' box eigenvectors (:attr:`BasinStates.vectors`), for the pair model's
         amplitudes at the Agmon midpoints (``state_amplitude="midpoint"``). They take the
         memory of one eigenvector per state over its box.
+    padding_scale
+        A factor >= 1 on ``padding`` per basin (length ``basins.n``; default 1 for every
+        basin): the pair model widens the boxes of the states whose splittings their box
+        faces make uncertain (:func:`mottscape.pairs.pair_model`).
 
     Returns
     -------
@@ -998,9 +1028,11 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 10")
     if not isinstance(merge, bool | np.bool_):
         raise InputError(f"merge={merge!r} must be True or False")
+    scale = _check_padding_scale(padding_scale, basins.n)
     mean = _mean_outside(metric, basins)
     pad = _padding_cells(sample, float(padding), mean)
-    lo, hi, members = _basin_boxes(sample, basins, pad)
+    lo, hi, members = _basin_boxes(sample, basins,
+                                   _basin_padding(sample, basins, float(padding), mean, scale))
     margin = _padding_cells(sample, PROBE_MARGIN_AGMON, mean)
     if merge and sample.ndim == 1:
         lo, hi, members = _merged_segments(lo, hi, members)
@@ -1056,6 +1088,20 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         window=float(window), padding_cells=pad, n_boxes=len(boxes), whole_sample=whole,
         vectors=(_state_vectors(boxes, box, local, kept, index, sample.grid.cell_volume)
                  if keep_vectors else None))
+
+
+def _check_padding_scale(scale, n: int) -> np.ndarray | None:
+    """``padding_scale`` of :func:`basin_states` as a float array of ``n`` factors >= 1."""
+    if scale is None:
+        return None
+    try:
+        arr = np.asarray(scale, dtype=float)
+    except (TypeError, ValueError):
+        arr = np.full(0, np.nan)
+    if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr < 1):
+        raise InputError(f"padding_scale must hold one finite factor >= 1 per basin ({n} "
+                         f"basins), got an array of shape {arr.shape}")
+    return arr
 
 
 def _box_solver(sample: Sample, A: sp.csr_array, lo: float, hi: float, whole: bool,

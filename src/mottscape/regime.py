@@ -150,8 +150,19 @@ def _uncertain_note(model, omega: np.ndarray) -> list[str]:
         "comes from state pairs whose energies the faces of their boxes shift by more than "
         "a tenth of their splitting (largest estimated shift "
         f"{float(model.states.energy_error.max()):.3g}): the boxes are too small for these "
-        "states (typical of fine grids); raise state_padding (e.g. 30), or use "
-        "state_boxes='merged' if they were per basin"]
+        f"states (typical of fine grids){_widened(model)}; raise state_padding (e.g. 30), "
+        "or use state_boxes='merged' if they were per basin"]
+
+
+def _widened(model) -> str:
+    """What the pair model already did about uncertain splittings (empty if nothing)."""
+    from .pairs import WIDEN_ROUNDS
+
+    n = int(getattr(model, "widened", 0))
+    return (f", even with the boxes of {n} basins solved again at up to "
+            f"{2 ** WIDEN_ROUNDS} times the padding: boxes that cut states this much also "
+            "move the dipoles and amplitudes of the pairs they do not flag, so no frequency's "
+            "sigma_pairs is to be trusted here" if n else "")
 
 
 #: Realizations quoted by name in an ensemble's diagnosis (the rest are counted).

@@ -120,6 +120,10 @@ def _pair_variables(result: PipelineResult) -> dict:
                                         "one box (cheaper than the basins' boxes): sigma_pairs "
                                         "is then the exact Kubo-Greenwood sum, not an LL "
                                         "estimate"),
+        "pair_model_widened_basins": _var(s, model.widened, "basins whose boxes were solved "
+                                          "again with a wider padding: their states' "
+                                          "splittings were uncertain (mottscape.pairs, "
+                                          "'Boxes widened')", "1"),
     }
 
 
