@@ -978,7 +978,8 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
                  window: float, *, padding: float = PADDING_AGMON,
                  merge: bool = True, landscape=None,
                  keep_vectors: bool = False,
-                 padding_scale: np.ndarray | None = None) -> BasinStates:
+                 padding_scale: np.ndarray | None = None,
+                 solved: dict | None = None) -> BasinStates:
     """The eigenstates of H in |E - E_F| <= ``window``, found basin by basin.
 
     Parameters
@@ -1013,6 +1014,10 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         A factor >= 1 on ``padding`` per basin (length ``basins.n``; default 1 for every
         basin): the pair model widens the boxes of the states whose splittings their box
         faces make uncertain (:func:`mottscape.pairs.pair_model`).
+    solved
+        A dict of the boxes already solved, filled here and read by later calls on the same
+        sample, E_F, window and ``keep_vectors`` (the pair model's widening rounds): a box
+        with the same cell ranges and basins is not solved again.
 
     Returns
     -------
@@ -1047,25 +1052,11 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
     if whole:
         lo, hi = np.zeros((1, sample.ndim), int), np.asarray([sample.grid.shape])
         members = [sorted(k for m in members for k in m)]
-    A = sample.hamiltonian.matrix("csr")
-    nearest = nearest_basin(basins.labels)
-    guess = None if landscape is None else \
-        landscape_cell_counts(landscape, fermi_energy - window, fermi_energy + window)
-    solve = _box_solver(sample, A, fermi_energy - window, fermi_energy + window, whole, guess)
+    boxes = _solved_boxes(sample, basins, lo, hi, members, fermi_energy, window, whole,
+                          landscape, margin if keep_vectors else None,
+                          {} if solved is None else solved)
     from .exact._boxes import _hopping_scale
-    from .exact._common import _blas_single_thread
 
-    boxes = []
-    # one BLAS thread, as for the exact reference's boxes: threaded BLAS on small boxes only
-    # fights the other processes for the cores (ARPACK's eigenvector step 27x slower under load)
-    with _blas_single_thread():
-        for blo, bhi, mem in zip(lo, hi, members, strict=True):
-            axes = [np.arange(x, y) for x, y in zip(blo, bhi, strict=True)]
-            flat, mesh = _box_cells(sample, axes)
-            w, v = solve(flat, axes)
-            boxes.append(_box_candidates(sample, w, v, axes, flat, mesh, mem, nearest, A))
-            if keep_vectors:
-                boxes[-1]["readable"] = ~_edge_mask(sample, axes, margin)
     d = sample.ndim
     fields = ("energies", "centroids", "volumes", "leakage", "energy_error", "owner", "home")
     cand = {k: (np.concatenate([g[k] for g in boxes]) if boxes else
@@ -1088,6 +1079,39 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         window=float(window), padding_cells=pad, n_boxes=len(boxes), whole_sample=whole,
         vectors=(_state_vectors(boxes, box, local, kept, index, sample.grid.cell_volume)
                  if keep_vectors else None))
+
+
+def _solved_boxes(sample: Sample, basins: Basins, lo: np.ndarray, hi: np.ndarray,
+                  members: list[list[int]], fermi_energy: float, window: float, whole: bool,
+                  landscape, margin: np.ndarray | None, solved: dict) -> list[dict]:
+    """Every box's window states (:func:`_box_candidates`), in box order.
+
+    ``margin``: cells kept from the faces where a box's vectors may be read (None: no
+    vectors kept). ``solved`` maps (lo, hi, members) to a box solved before with the same
+    settings; it is read and filled.
+    """
+    from .exact._common import _blas_single_thread
+
+    A = sample.hamiltonian.matrix("csr")
+    nearest = nearest_basin(basins.labels)
+    guess = None if landscape is None else \
+        landscape_cell_counts(landscape, fermi_energy - window, fermi_energy + window)
+    solve = _box_solver(sample, A, fermi_energy - window, fermi_energy + window, whole, guess)
+    boxes = []
+    # one BLAS thread, as for the exact reference's boxes: threaded BLAS on small boxes only
+    # fights the other processes for the cores (ARPACK's eigenvector step 27x slower under load)
+    with _blas_single_thread():
+        for blo, bhi, mem in zip(lo, hi, members, strict=True):
+            key = (tuple(blo.tolist()), tuple(bhi.tolist()), tuple(mem))
+            if key not in solved:
+                axes = [np.arange(x, y) for x, y in zip(blo, bhi, strict=True)]
+                flat, mesh = _box_cells(sample, axes)
+                w, v = solve(flat, axes)
+                solved[key] = _box_candidates(sample, w, v, axes, flat, mesh, mem, nearest, A)
+                if margin is not None:
+                    solved[key]["readable"] = ~_edge_mask(sample, axes, margin)
+            boxes.append(solved[key])
+    return boxes
 
 
 def _check_padding_scale(scale, n: int) -> np.ndarray | None:

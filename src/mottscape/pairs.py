@@ -69,15 +69,16 @@ sigma from pairs whose splitting that shift makes uncertain (:data:`UNCERTAIN_SP
 
 Boxes widened
 -------------
-Where such pairs carry more than :data:`mottscape.regime.UNCERTAIN_SHARE_MAX` of a bin's
-sigma (the bins the results' diagnosis would name), the boxes of their states' basins are
-solved again with twice the padding, and the model redone, up to :data:`WIDEN_ROUNDS` times
-(:func:`_uncertain_basins`; ``PairModel.widened``, the results' variable
-``pair_model_widened_basins``). A nearly resonant pair's splitting is what places it in a
-bin, and a box face that shifts one state by more than a tenth of it moves the pair's
-sigma to another bin: on the built-in default study (2D blocks, 192^2) 6 of 16 realizations
-had a bin 10^2 to 10^19 times exact from one such pair at the default padding, every bin
-within 1e-3 of exact once widened. Samples without such a bin are solved once, unchanged.
+A nearly resonant pair's splitting is what places it in a bin, and a box face that shifts
+one of its states by a fraction of the bin's width can move its sigma to the next bin.
+Where pairs whose states' estimated shifts exceed :data:`WIDEN_BIN_SHARE` of their bin's
+width carry more than :data:`mottscape.regime.UNCERTAIN_SHARE_MAX` of a bin's sigma, the
+boxes of their states' basins are solved again with twice the padding and the model redone,
+up to :data:`WIDEN_ROUNDS` times (:func:`_basins_to_widen`; ``PairModel.widened``, the
+results' variable ``pair_model_widened_basins``). On the built-in default study (2D blocks,
+192^2, the change's training set) 6 of 16 realizations had a bin 10^2 to 10^19 times exact
+or 0.085 of it from one such pair at the default padding. Samples without such a bin are
+solved once, unchanged.
 """
 
 from __future__ import annotations
@@ -582,15 +583,16 @@ def pair_model(land: Landscape, metric_land: Landscape, basins: Basins,
     keep = options.state_amplitude == "midpoint" or options.amplitude == "flux"
     metric = metric_land.agmon_metric(fermi_energy)
     scale = np.ones(basins.n)
+    solved: dict = {}  # boxes the widening leaves as they were are not solved again
     for attempt in range(WIDEN_ROUNDS + 1):
         states = basin_states(sample, basins, metric,
                               fermi_energy, float(e_edges[-1]), padding=options.state_padding,
                               merge=options.state_boxes == "merged",
                               landscape=land, keep_vectors=keep,
-                              padding_scale=scale if attempt else None)
+                              padding_scale=scale if attempt else None, solved=solved)
         model = _model_of_states(states, land, metric_land, basins, stats, fermi_energy,
                                  omega, options, edges, metric)
-        grow = _uncertain_basins(model, fermi_energy, e_edges)
+        grow = _basins_to_widen(model, fermi_energy, e_edges)
         if attempt == WIDEN_ROUNDS or not grow.size:
             break
         scale[grow] *= 2.0
@@ -659,25 +661,30 @@ def _model_of_states(states: BasinStates, land: Landscape, metric_land: Landscap
 
 
 #: Rounds of :func:`pair_model` that double the box padding of the basins whose states carry
-#: uncertain splittings (:func:`_uncertain_basins`): 2 rounds reach 4 times the padding.
+#: misplaced pairs (:func:`_basins_to_widen`): 2 rounds reach 4 times the padding.
 WIDEN_ROUNDS = 2
+#: A pair may sit in the wrong bin when its states' estimated energy errors (the shift by
+#: their boxes' faces) exceed this fraction of its bin's width.
+WIDEN_BIN_SHARE = 0.1
 
 
-def _uncertain_basins(model: PairModel, ef: float, e_edges: np.ndarray) -> np.ndarray:
-    """The basins whose boxes are too small for the pairs that carry a flagged bin.
+def _basins_to_widen(model: PairModel, ef: float, e_edges: np.ndarray) -> np.ndarray:
+    """The basins whose boxes are too small for the pairs that carry a bin.
 
-    A bin is flagged when pairs of uncertain splitting (their states' energy errors from
-    the box faces exceed :data:`UNCERTAIN_SPLITTING` of it) carry more than
-    :data:`mottscape.regime.UNCERTAIN_SHARE_MAX` of its sigma, the bins the results'
-    diagnosis names (``e_edges``: the bins' edges in energy). Returns the owner basins of
-    both states of every uncertain pair counted in such a bin (empty when none is flagged,
-    or the whole sample is one box).
+    A pair whose two states' energy errors (:func:`mottscape.basin_states._truncation_error`)
+    exceed :data:`WIDEN_BIN_SHARE` of its bin's width may belong to the next bin; where such
+    pairs carry more than :data:`mottscape.regime.UNCERTAIN_SHARE_MAX` of a bin's sigma,
+    their states' owner basins are returned (``e_edges``: the bins' edges in energy; empty
+    when there are none, or the whole sample is one box). The criterion is the bin's width,
+    not the splitting (:data:`UNCERTAIN_SPLITTING`, what the diagnosis reports): on
+    log-spaced bins 21 % wide a shift of a tenth of the splitting moves a pair into the next
+    bin about half the time (a pair of the default study 0.2 % below an edge, its box's
+    shift 0.0013 for a splitting of 0.0121, was one bin up).
     """
     from .regime import UNCERTAIN_SHARE_MAX
 
     states = model.states
-    bad_bin = np.nan_to_num(np.asarray(model.uncertain_share, float)) > UNCERTAIN_SHARE_MAX
-    if states.whole_sample or not bad_bin.any():
+    if states.whole_sample:
         return np.zeros(0, int)
     bp = states.box_pairs
     ok = _box_usable(states, model.coupling)
@@ -686,15 +693,21 @@ def _uncertain_basins(model: PairModel, ef: float, e_edges: np.ndarray) -> np.nd
     b = np.concatenate([model.b[tunnel], bp.b[ok]])
     ea, eb = bp.energy_a[ok], bp.energy_b[ok]
     split = np.concatenate([model.splitting[tunnel], np.abs(ea - eb)])
+    x2 = np.concatenate([model.x2[tunnel], bp.x2[ok]])
     active = np.concatenate([model.active[tunnel],
                              (np.minimum(ea, eb) < ef) & (ef < np.maximum(ea, eb))])
     error = np.concatenate([states.energy_error[model.a[tunnel]]
                             + states.energy_error[model.b[tunnel]], bp.energy_error[ok]])
     k = np.searchsorted(e_edges, split, side="right") - 1  # the bins of _binned
-    inside = (k >= 0) & (k < bad_bin.size)
-    pick = active & (error > UNCERTAIN_SPLITTING * split) & inside
-    pick[inside] &= bad_bin[k[inside]]
-    return np.unique(states.basin[np.concatenate([a[pick], b[pick]])])
+    counted = active & (k >= 0) & (k < e_edges.size - 1)
+    k, weight = k[counted], (split * x2)[counted]
+    loose = error[counted] > WIDEN_BIN_SHARE * np.diff(e_edges)[k]
+    nb = e_edges.size - 1
+    total = np.bincount(k, weights=weight, minlength=nb)
+    part = np.bincount(k[loose], weights=weight[loose], minlength=nb)
+    bad_bin = part > UNCERTAIN_SHARE_MAX * total
+    pick = loose & bad_bin[k]
+    return np.unique(states.basin[np.concatenate([a[counted][pick], b[counted][pick]])])
 
 
 def _mid_mass(land: Landscape, dist: PairDistances) -> np.ndarray:

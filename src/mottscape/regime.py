@@ -160,9 +160,9 @@ def _widened(model) -> str:
 
     n = int(getattr(model, "widened", 0))
     return (f", even with the boxes of {n} basins solved again at up to "
-            f"{2 ** WIDEN_ROUNDS} times the padding: boxes that cut states this much also "
-            "move the dipoles and amplitudes of the pairs they do not flag, so no frequency's "
-            "sigma_pairs is to be trusted here" if n else "")
+            f"{2 ** WIDEN_ROUNDS} times the padding (boxes that cut states this much can "
+            "also move the dipoles of pairs that this test does not flag, at other "
+            "frequencies)" if n else "")
 
 
 #: Realizations quoted by name in an ensemble's diagnosis (the rest are counted).
