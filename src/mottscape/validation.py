@@ -138,6 +138,7 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
     out["pairs_box_share"] = ("omega", model.box_share)
     out["pairs_flux_share"] = ("omega", model.flux_share)
     out["pairs_uncertain_share"] = ("omega", model.uncertain_share)
+    out["pair_model_widened_basins"] = ((), model.widened)
     # the same states and amplitudes, every inter-basin pair through t_ab
     out["sigma_pairs_tunnelling"] = ("omega", recoupled(model, "tunnelling", base).sigma)
     for name in ("nu", "nu_landscape", "nu_basins", "delta_xi", "delta_xi_mb", "xi",
