@@ -1012,8 +1012,8 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         memory of one eigenvector per state over its box.
     padding_scale
         A factor >= 1 on ``padding`` per basin (length ``basins.n``; default 1 for every
-        basin): the pair model widens the boxes of the states whose splittings their box
-        faces make uncertain (:func:`mottscape.pairs.pair_model`).
+        basin): the pair model widens the boxes of the states whose face shifts could move
+        the pairs that carry a bin (:func:`mottscape.pairs.pair_model`).
     solved
         A dict of the boxes already solved, filled here and read by later calls on the same
         sample, E_F, window and ``keep_vectors`` (the pair model's widening rounds): a box

@@ -262,7 +262,8 @@ class PairModel:
         the exact Kubo-Greenwood sum of the sample, not an LL estimate; see the module notes).
     widened
         Number of basins whose boxes were solved again with a wider padding because their
-        states' splittings were uncertain (see the module notes, "Boxes widened").
+        states' face shifts could move the pairs that carry a bin (module notes, "Boxes
+        widened").
     """
 
     states: BasinStates

@@ -121,9 +121,9 @@ def _pair_variables(result: PipelineResult) -> dict:
                                         "is then the exact Kubo-Greenwood sum, not an LL "
                                         "estimate"),
         "pair_model_widened_basins": _var(s, model.widened, "basins whose boxes were solved "
-                                          "again with a wider padding: their states' "
-                                          "splittings were uncertain (mottscape.pairs, "
-                                          "'Boxes widened')", "1"),
+                                          "again with a wider padding: their states' face "
+                                          "shifts could move pairs to another bin "
+                                          "(mottscape.pairs, 'Boxes widened')", "1"),
     }
 
 
