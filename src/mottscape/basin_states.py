@@ -1015,9 +1015,10 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         basin): the pair model widens the boxes of the states whose face shifts could move
         the pairs that carry a bin (:func:`mottscape.pairs.pair_model`).
     solved
-        A dict of the boxes already solved, filled here and read by later calls on the same
-        sample, E_F, window and ``keep_vectors`` (the pair model's widening rounds): a box
-        with the same cell ranges and basins is not solved again.
+        A dict of the boxes already solved, read and refilled here (it keeps this call's
+        boxes) for a later call on the same sample, E_F, window and ``keep_vectors`` (the
+        pair model's widening rounds): a box with the same cell ranges and basins is not
+        solved again.
 
     Returns
     -------
@@ -1088,7 +1089,8 @@ def _solved_boxes(sample: Sample, basins: Basins, lo: np.ndarray, hi: np.ndarray
 
     ``margin``: cells kept from the faces where a box's vectors may be read (None: no
     vectors kept). ``solved`` maps (lo, hi, members) to a box solved before with the same
-    settings; it is read and filled.
+    settings; it is read, filled, and left holding this call's boxes only (their vectors
+    are the memory the pair model's widening keeps between its rounds).
     """
     from .exact._common import _blas_single_thread
 
@@ -1098,6 +1100,7 @@ def _solved_boxes(sample: Sample, basins: Basins, lo: np.ndarray, hi: np.ndarray
         landscape_cell_counts(landscape, fermi_energy - window, fermi_energy + window)
     solve = _box_solver(sample, A, fermi_energy - window, fermi_energy + window, whole, guess)
     boxes = []
+    used: set = set()
     # one BLAS thread, as for the exact reference's boxes: threaded BLAS on small boxes only
     # fights the other processes for the cores (ARPACK's eigenvector step 27x slower under load)
     with _blas_single_thread():
@@ -1111,6 +1114,9 @@ def _solved_boxes(sample: Sample, basins: Basins, lo: np.ndarray, hi: np.ndarray
                 if margin is not None:
                     solved[key]["readable"] = ~_edge_mask(sample, axes, margin)
             boxes.append(solved[key])
+            used.add(key)
+    for key in set(solved) - used:  # widening only grows boxes: a box left out stays out
+        del solved[key]
     return boxes
 
 
