@@ -1115,7 +1115,7 @@ def _solved_boxes(sample: Sample, basins: Basins, lo: np.ndarray, hi: np.ndarray
                     solved[key]["readable"] = ~_edge_mask(sample, axes, margin)
             boxes.append(solved[key])
             used.add(key)
-    for key in set(solved) - used:  # widening only grows boxes: a box left out stays out
+    for key in set(solved) - used:  # boxes only grow: one left out is solved again if needed
         del solved[key]
     return boxes
 
