@@ -300,7 +300,7 @@ def test_cut_states_are_reported_where_their_pairs_carry_sigma():
     # every bin, each flagged by the pairs' energy errors (uncertain_share). The pair model
     # now solves the flagged pairs' boxes again at up to 4 times the padding: still too
     # small for one bin, which stays flagged, and the RegimeWarning names the remedy and the
-    # widening, and that other bins can be off too (one unflagged bin is 0.69 of exact: the
+    # widening, and that other bins can be off too (one unflagged bin is 0.86 of exact: the
     # cut states' dipoles and amplitudes are off as well). At 40 the boxes hold the
     # states: nothing is flagged or widened and sigma is exact. Wherever a sample is not
     # flagged, sigma is within 15 % of exact.

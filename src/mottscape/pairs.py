@@ -690,25 +690,22 @@ def _basins_to_widen(model: PairModel, ef: float, e_edges: np.ndarray) -> np.nda
     bp = states.box_pairs
     ok = _box_usable(states, model.coupling)
     tunnel = ~model.boxed
+    # the pairs as _sigma counts them: (splitting, |X|^2, E_F-between, energy error)
+    split, x2, active, error = (np.concatenate([u, v]) for u, v in zip(
+        _tunnel_terms(states, model.a, model.b, model.boxed, model.splitting, model.x2,
+                      model.active),
+        _box_terms(states, ef, model.coupling), strict=True))
+    k = np.searchsorted(e_edges, split, side="right") - 1  # the bins of _binned
+    inside = np.flatnonzero((k >= 0) & (k < e_edges.size - 1))
+    loose = np.zeros(split.size, bool)  # may belong to the next bin
+    loose[inside] = error[inside] > WIDEN_BIN_SHARE * np.diff(e_edges)[k[inside]]
+    total, _ = _binned(split, x2, active, e_edges, 1.0, 1)
+    part, _ = _binned(split, x2, active & loose, e_edges, 1.0, 1)
+    pick = active & loose
+    pick[inside] &= (part > UNCERTAIN_SHARE_MAX * total)[k[inside]]
     a = np.concatenate([model.a[tunnel], bp.a[ok]])
     b = np.concatenate([model.b[tunnel], bp.b[ok]])
-    ea, eb = bp.energy_a[ok], bp.energy_b[ok]
-    split = np.concatenate([model.splitting[tunnel], np.abs(ea - eb)])
-    x2 = np.concatenate([model.x2[tunnel], bp.x2[ok]])
-    active = np.concatenate([model.active[tunnel],
-                             (np.minimum(ea, eb) < ef) & (ef < np.maximum(ea, eb))])
-    error = np.concatenate([states.energy_error[model.a[tunnel]]
-                            + states.energy_error[model.b[tunnel]], bp.energy_error[ok]])
-    k = np.searchsorted(e_edges, split, side="right") - 1  # the bins of _binned
-    counted = active & (k >= 0) & (k < e_edges.size - 1)
-    k, weight = k[counted], (split * x2)[counted]
-    loose = error[counted] > WIDEN_BIN_SHARE * np.diff(e_edges)[k]
-    nb = e_edges.size - 1
-    total = np.bincount(k, weights=weight, minlength=nb)
-    part = np.bincount(k[loose], weights=weight[loose], minlength=nb)
-    bad_bin = part > UNCERTAIN_SHARE_MAX * total
-    pick = loose & bad_bin[k]
-    return np.unique(states.basin[np.concatenate([a[counted][pick], b[counted][pick]])])
+    return np.unique(states.basin[np.concatenate([a[pick], b[pick]])])
 
 
 def _mid_mass(land: Landscape, dist: PairDistances) -> np.ndarray:

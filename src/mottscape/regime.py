@@ -158,7 +158,7 @@ def _widened(model) -> str:
     """What the pair model already did about uncertain splittings (empty if nothing)."""
     from .pairs import WIDEN_ROUNDS
 
-    n = int(getattr(model, "widened", 0))
+    n = model.widened
     return (f", even with the boxes of {n} basins solved again at up to "
             f"{2 ** WIDEN_ROUNDS} times the padding (boxes that cut states this much can "
             "also move the dipoles of pairs that this test does not flag, at other "
