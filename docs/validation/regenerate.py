@@ -111,6 +111,7 @@ RUNS: dict[str, Run] = {r.name: r for r in [
     _pair_run("alloy_2d", INVESTIGATION / "alloy_2d.toml", 4),
     Run("gaussian_2d_512", HERE / "gaussian_2d_512.toml"),
     Run("gaussian_2d_periodic", HERE / "gaussian_2d_periodic.toml"),
+    Run("anderson_2d", HERE / "anderson_2d.toml"),
     # the 3D studies set state_boxes = "per_basin": with the merged boxes (the default) these
     # small Dirichlet samples are one box and sigma_ll is the exact sum (docs/validation.md,
     # "Boxes")
@@ -142,7 +143,8 @@ TABLES: dict[str, Table] = {t.name: t for t in [
     *(_one(f"pairs/{m}", report.pairs_table)
       for m in ("block_1d", "gaussian_1d", "block_2d", "gaussian_2d", "alloy_2d")),
     *(_one(m, report.regime_table) for m in ("anderson_3d", "gaussian_3d", "gaussian_2d_512",
-                                              "gaussian_2d_periodic", "anderson_3d_48",
+                                              "gaussian_2d_periodic", "anderson_2d",
+                                              "anderson_3d_48",
                                               "gaussian_3d_48")),
 ]}
 
