@@ -36,6 +36,8 @@ has no neighbours.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -52,9 +54,9 @@ _FROZEN = np.uint8(2)
 #: second-order update reads the source from the flag, not from the labels array.
 _SOURCE = np.uint8(3)
 
-_JIT = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy",
-        "forceinline": False}
-_INLINE = {**_JIT, "forceinline": True}
+_JIT: dict[str, Any] = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy",
+                        "forceinline": False}
+_INLINE: dict[str, Any] = {**_JIT, "forceinline": True}
 
 
 # ---------------------------------------------------------------------- growable arrays

@@ -8,6 +8,8 @@ hierarchy) and documents the algorithms; this module holds only the loops.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
@@ -26,7 +28,7 @@ __all__: list[str] = []  # private: mottscape.solvers imports the kernels by nam
 #     (H x)_i = D_i x_i - sum_a (W_a[i] x[i - e_a] + W_a[i + e_a] x[i + e_a]).
 # An axis of length 1 has no off-diagonal coupling and its W array is never read.
 
-_JIT = {"parallel": True, "fastmath": False, "cache": True}
+_JIT: dict[str, Any] = {"parallel": True, "fastmath": False, "cache": True}
 
 
 @njit(inline="always", cache=True)

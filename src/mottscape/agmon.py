@@ -351,10 +351,11 @@ class _Window:
 
     def __init__(self, grid: Grid, extent, pad_lo, pad_hi):
         self.axes = []  # per axis: (periodic, low side is a sample face, high side is one)
-        index = []
+        index: list[slice | np.ndarray] = []
         contiguous = True
         for a, n in enumerate(grid.shape):
             lo, hi = extent[a][0] - pad_lo[a], extent[a][1] + pad_hi[a]
+            idx: slice | np.ndarray
             if grid.periodic:
                 if hi - lo >= n:
                     idx, per, flo, fhi = slice(0, n), True, True, True
@@ -371,7 +372,7 @@ class _Window:
             self.axes.append((per, flo, fhi))
             index.append(idx)
         if contiguous:
-            self.index = tuple(index)
+            self.index: tuple = tuple(index)
         else:
             self.index = np.ix_(*[np.arange(i.start, i.stop) if isinstance(i, slice) else i
                                   for i in index])

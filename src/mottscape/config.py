@@ -302,6 +302,7 @@ class Study:
         if pot.model == "file":
             from .io import load_potential_in_units
 
+            assert pot.file is not None  # set for every model = "file" (checked at load)
             V, _, _ = load_potential_in_units(pot.file, pot.variable, units=self.grid.units,
                                               spacing=self.grid.spacing)
             if pot.shape is not None and V.shape != pot.shape:
@@ -379,6 +380,7 @@ class Study:
         c = self.conductivity
         if c.omega is not None:
             return np.asarray(c.omega, dtype=float)
+        assert c.omega_min is not None and c.omega_max is not None and c.n_omega is not None
         return np.geomspace(c.omega_min, c.omega_max, c.n_omega)
 
     def to_dict(self) -> dict[str, Any]:
@@ -537,9 +539,10 @@ class _Ctx:
                 continue
             if key is None:
                 continue
-            if current == section and keyre.match(line):
+            if keyre is not None and current == section and keyre.match(line):
                 return i
-            if current is None and section is None and keyre.match(line):
+            if keyre is not None and current is None and section is None \
+                    and keyre.match(line):
                 return i
             if current is None and dotted is not None and dotted.match(line):
                 return i
@@ -925,12 +928,14 @@ def _file_grid(ctx: _Ctx, potential: PotentialSection, grid: GridSection,
     from .io import load_potential_in_units
 
     study_spacing = None if user_spacing is None else grid.spacing
+    assert potential.file is not None  # the caller's model = "file"
     try:
         _, spacing, _ = load_potential_in_units(potential.file, potential.variable,
                                                 units=grid.units, spacing=study_spacing)
     except InputError as exc:
         raise ctx.error(str(exc), "potential", "file") from None
-    return dataclasses.replace(grid, spacing=spacing)
+    return dataclasses.replace(grid, spacing=spacing if isinstance(spacing, float | int)
+                               else tuple(spacing))
 
 
 def _model_params(ctx: _Ctx, model: str, merged: dict, accepted: dict, shape,

@@ -31,6 +31,7 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -256,6 +257,7 @@ def block(
     where = "disorder.block"
     shape = _shape(shape, where)
     ndim = len(shape)
+    items: list[Any]
     if isinstance(block, np.ndarray) and block.ndim == 0:
         items = [block.item()]
     elif isinstance(block, Sequence | np.ndarray) and not isinstance(block, str | bytes):

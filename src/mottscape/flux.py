@@ -242,7 +242,7 @@ def _bonds(grid: Grid, mid: np.ndarray, axis: np.ndarray, step: np.ndarray,
     offsets = np.zeros((n, m, d), int)
     for k in range(d):  # embed the transverse square around each pair's crossing axis
         sel = axis == k
-        offsets[np.ix_(sel, np.arange(m), [x for x in range(d) if x != k])] = square[None]
+        offsets[np.ix_(sel, np.arange(m), np.delete(np.arange(d), k))] = square[None]
     inside = np.abs(square).max(axis=1, initial=0)[None, :] <= half[:, None]
     base = np.stack(np.unravel_index(mid, grid.shape), axis=1)[:, None, :] + offsets
     shift = np.zeros((n, 1, d), int)

@@ -397,25 +397,25 @@ def _load_netcdf_variable(p: Path, variable: str | None, what: str,
     if "units" in da.attrs:
         meta["units"] = str(da.attrs["units"])
     meta["energy_unit"] = _units_of(da.attrs)
-    spacing: list[float] | None = []
+    steps: list[float] = []
     length_units: dict[str, str | None] = {}
     for dim in da.dims:
         if dim not in da.coords or da.sizes[dim] < 2:
-            spacing = None
+            steps.clear()  # no spacing unless every axis has one
             break
         coord = da.coords[dim]
-        spacing.append(_uniform_step(np.asarray(coord.values), str(dim), variable, p))
+        steps.append(_uniform_step(np.asarray(coord.values), str(dim), variable, p))
         length_units[str(dim)] = _units_of(coord.attrs)
         if "units" in coord.attrs:
             meta["length_units"] = str(coord.attrs["units"])
-    if spacing:
+    if steps:
         distinct = set(length_units.values())
         if len(distinct) > 1:
             listed = ", ".join(f"{d}: {u or 'none'}" for d, u in length_units.items())
             raise InputError(
                 f"the coordinates of {variable!r} in {str(p)!r} have different units ({listed});"
                 " give every coordinate the same length unit")
-        meta["spacing"] = tuple(spacing)
+        meta["spacing"] = tuple(steps)
         meta["length_unit"] = distinct.pop()
     values = da.values
     if values.dtype.kind == "f":
@@ -508,7 +508,7 @@ def map_in_units(V: np.ndarray, info: Mapping[str, Any], units: str | UnitSystem
 def load_potential_in_units(path: str | os.PathLike, variable: str | None = None, *,
                             units: str | UnitSystem,
                             spacing: float | Sequence[float] | None = None
-                            ) -> tuple[np.ndarray, float | tuple[float, ...], dict[str, Any]]:
+                            ) -> tuple[np.ndarray, float | Sequence[float], dict[str, Any]]:
     """Load a potential map for a study: read, convert to ``units``, settle the spacing.
 
     :func:`load_potential`, then :func:`map_in_units` and :func:`reconcile_spacing` in one
@@ -546,7 +546,7 @@ def load_potential_in_units(path: str | os.PathLike, variable: str | None = None
 def reconcile_spacing(file_spacing: Sequence[float] | None,
                       study_spacing: float | Sequence[float] | None, *,
                       source: str = "the map", rtol: float = 1e-6
-                      ) -> float | tuple[float, ...]:
+                      ) -> float | Sequence[float]:
     """The grid spacing of a study whose potential comes from a file.
 
     Parameters
@@ -974,7 +974,7 @@ _OUTPUT_REASONS = {
 
 def _output_error(exc: OSError, target: Path, n_bytes: int) -> OutputError:
     reason, fix = _OUTPUT_REASONS.get(
-        exc.errno, (exc.strerror or str(exc), "check the output directory and retry"))
+        exc.errno or 0, (exc.strerror or str(exc), "check the output directory and retry"))
     kept = ("the previous file there is unchanged" if target.exists()
             else "no file was created under that name")
     err = OutputError(
@@ -1036,7 +1036,7 @@ def check_output_dir(path: str | os.PathLike) -> Path:
                 os.unlink(probe)
     except OSError as exc:
         reason, fix = _OUTPUT_REASONS.get(
-            exc.errno, (exc.strerror or str(exc), "choose another output directory"))
+            exc.errno or 0, (exc.strerror or str(exc), "choose another output directory"))
         where = "" if base == p else f" (its existing parent {str(base)!r})"
         raise InputError(
             f"cannot write results to output directory {str(p)!r}{where}: {reason}; "

@@ -808,7 +808,7 @@ def _as_generator(source) -> PotentialGenerator:
     if callable(source):
         return source
     if isinstance(source, numbers.Real) and not isinstance(source, bool):
-        return anderson_generator(source)
+        return anderson_generator(float(source))
     raise InputError(
         f"source={type(source).__name__} is not a potential generator; pass a callable "
         "(shape, rng) -> V, a disorder width W (Anderson model), or a potential map / Sample "
@@ -932,6 +932,7 @@ def localization_length(
         raise InputError("axis applies to a potential map only; a generated bar runs along "
                          "its first axis")
     bnd = "periodic" if boundary is None else _choice(boundary, "boundary", _BOUNDARIES)
+    ws: tuple[int, ...]
     if d == 1:
         ws = (1,)
         if widths is not None and tuple(widths) not in ((), (1,)):
@@ -1080,7 +1081,8 @@ def _map_localization(source, energy, *, boundary, spacing, mass, units, axis, s
     if axis is None:
         sizes = [n * hh for n, hh in zip(V.shape, h, strict=True)]
         axis = int(np.argmax(sizes))
-    elif isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or not -d <= axis < d:
+    elif isinstance(axis, bool) or not isinstance(axis, numbers.Integral) \
+            or not -d <= int(axis) < d:
         raise InputError(f"axis={axis!r} must be an int in [-{d}, {d - 1}] (an axis of the map)")
     axis = int(axis) % d
     order = [axis] + [a for a in range(d) if a != axis]

@@ -347,8 +347,8 @@ def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
             pa, pb = g.nodes[a]["pos"], g.nodes[b]["pos"]
             if np.all(np.abs(np.subtract(pa, pb)) <= np.asarray(grid.lengths) / 2):
                 ax.plot([pa[1], pb[1]], [pa[0], pb[0]], "-", color="C3", lw=0.7)
-        pos = np.array([g.nodes[n]["pos"] for n in g.nodes]) if g.number_of_nodes() else None
-        if pos is not None:
+        if g.number_of_nodes():
+            pos = np.array([g.nodes[n]["pos"] for n in g.nodes])
             ax.plot(pos[:, 1], pos[:, 0], "o", color="C0", ms=2.5)
         ax.set_xlim(0, grid.lengths[1])
         ax.set_ylim(grid.lengths[0], 0)
@@ -356,8 +356,8 @@ def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
         for a, b in g.edges:
             xa, xb = g.nodes[a]["pos"][0], g.nodes[b]["pos"][0]
             ax.plot([xa, xb], [0, 0], "-", color="C3", alpha=0.5)
-        pos = [g.nodes[n]["pos"][0] for n in g.nodes]
-        ax.plot(pos, np.zeros(len(pos)), "o", ms=3)
+        x = [g.nodes[n]["pos"][0] for n in g.nodes]
+        ax.plot(x, np.zeros(len(x)), "o", ms=3)
         ax.set_yticks([])
     ax.set_title(f"conduction network: {g.number_of_nodes()} states, {g.number_of_edges()} "
                  rf"pairs, $\omega$ = {float(pipeline.omega[omega_index]):.3g}", fontsize=9)

@@ -154,7 +154,8 @@ def _as3(a: np.ndarray) -> np.ndarray:
 
 
 def _shape3(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    return (1,) * (3 - len(shape)) + tuple(shape)
+    a, b, c = (1,) * (3 - len(shape)) + tuple(shape)
+    return a, b, c
 
 
 _DUMMY = np.zeros((1, 1, 1))
@@ -594,7 +595,7 @@ class Multigrid:
             ok = n > 1 and (lev.W[a] is not _DUMMY or lev.Blo[a] is not None)
             # Semi-coarsening: leave an axis whose couplings are > 3x weaker than the strongest.
             f.append(2 if ok and strength[a] * 3.0 >= smax else 1)
-        return tuple(f)
+        return f[0], f[1], f[2]
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
@@ -623,21 +624,22 @@ class Multigrid:
             _rbgs(D, W[0], W[1], W[2], x, b, 0)
             _rbgs(D, W[0], W[1], W[2], x, b, 1)
         nxt = self.levels[k + 1]
+        nb, nx = nxt.b, nxt.x
+        assert nb is not None and nx is not None  # set for every level below the finest
         f0, f1, f2 = lev.f
-        _residual_restrict(D, W[0], W[1], W[2], x, b, nxt.b, f0, f1, f2)
-        self._cycle(k + 1, nxt.b, nxt.x, threads)
+        _residual_restrict(D, W[0], W[1], W[2], x, b, nb, f0, f1, f2)
+        self._cycle(k + 1, nb, nx, threads)
         numba.set_num_threads(threads if lev.D.size >= SERIAL_BELOW else 1)
         if self.cycle == "W" and k + 1 < len(self.levels) - 1:
             # Second coarse visit: correct the coarse solution with its own residual.
-            lc = nxt
-            tmp_b = np.empty_like(lc.b)
-            _apply_var(lc.D, lc.W[0], lc.W[1], lc.W[2], lc.x, tmp_b)
-            tmp_b = lc.b - tmp_b
-            save_x = lc.x.copy()
-            self._cycle(k + 1, tmp_b, lc.x, threads)
+            tmp_b = np.empty_like(nb)
+            _apply_var(nxt.D, nxt.W[0], nxt.W[1], nxt.W[2], nx, tmp_b)
+            tmp_b = nb - tmp_b
+            save_x = nx.copy()
+            self._cycle(k + 1, tmp_b, nx, threads)
             numba.set_num_threads(threads if lev.D.size >= SERIAL_BELOW else 1)
-            lc.x += save_x
-        _prolong_add(x, nxt.x, f0, f1, f2)
+            nx += save_x
+        _prolong_add(x, nx, f0, f1, f2)
         for _ in range(self.smooth):
             _rbgs(D, W[0], W[1], W[2], x, b, 1)
             _rbgs(D, W[0], W[1], W[2], x, b, 0)
@@ -752,9 +754,9 @@ def solve_stencil(
          else np.asarray(rhs, dtype=float).reshape(ham.shape))
     previous_threads = numba.get_num_threads()
     if threads is not None:
-        if not 1 <= int(threads) <= numba.config.NUMBA_NUM_THREADS:
-            raise InputError(f"threads={threads!r} must be between 1 and "
-                             f"{numba.config.NUMBA_NUM_THREADS}")
+        most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at run time
+        if not 1 <= int(threads) <= most:
+            raise InputError(f"threads={threads!r} must be between 1 and {most}")
         numba.set_num_threads(int(threads))
     elif ham.size < SERIAL_SOLVE_BELOW:
         numba.set_num_threads(1)

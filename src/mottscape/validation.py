@@ -23,6 +23,7 @@ import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -75,6 +76,7 @@ def _edges(study: Study) -> np.ndarray:
         if w.size < 2:
             raise InputError("validation needs at least two omega values (they are bin edges)")
         return w
+    assert c.omega_min is not None and c.omega_max is not None and c.n_omega is not None
     return np.geomspace(c.omega_min, c.omega_max, c.n_omega + 1)
 
 
@@ -101,8 +103,9 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
         if isinstance(done, tuple):
             raise InputError(f"the exact reference of realization {r} failed: {done[1]}")
         exact = kubo_greenwood(sample, ef, edges) if done is None else done
-        out = {"sigma_exact": ("omega", exact["sigma"].values),
-               "n_pairs_exact": ("omega", exact["n_pairs"].values)}
+        out: dict[str, tuple[Any, Any]] = {
+            "sigma_exact": ("omega", exact["sigma"].values),
+            "n_pairs_exact": ("omega", exact["n_pairs"].values)}
         if "sigma_beyond_padding" in exact:  # the boxes' partly resolved part
             out["sigma_exact_beyond_padding"] = ("omega", exact["sigma_beyond_padding"].values)
     else:
@@ -278,7 +281,7 @@ def summarize(per: xr.Dataset, seed: int = 0) -> xr.Dataset:
     out["slope_exact"] = ((), _slope(w, ex.mean(axis=0)))
     scores = {v: stats[f"eq17_{v}"] for v in per.variant.values}
     finite = {k: s for k, s in scores.items() if math.isfinite(s)}
-    out.attrs["best_variant"] = str(min(finite, key=finite.get)) if finite else "none"
+    out.attrs["best_variant"] = str(min(finite, key=finite.__getitem__)) if finite else "none"
     out.attrs["score_definition"] = (
         "median over the omega bins with a non-zero exact result of |ln(mean sigma_X / mean "
         "sigma_exact)|, ratios clipped to [1e-3, 1e3] (a zero counts as 1e-3); 0 is perfect, "
