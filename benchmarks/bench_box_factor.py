@@ -14,7 +14,7 @@ the first cancel the machine's load):
 ``no-refinement``
     no refinement on an unperturbed factor (``exact._factor._without_refinement``);
 ``now``
-    that, and boxes of >= ``basin_states.BOX_PARDISO_MIN_ROWS`` cells on PARDISO;
+    that, and boxes of >= ``box_solve.BOX_PARDISO_MIN_ROWS`` cells on PARDISO;
 ``superlu-boxes``
     that, and SuperLU for every box.
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import mottscape as ms
-from mottscape import basin_states
+from mottscape import box_solve
 from mottscape.exact import _factor, kubo_greenwood
 from mottscape.pairs import omega_edges
 
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pairs import alternated, case, largest_change  # the same samples
 
 _NO_REFINEMENT = _factor._without_refinement
-_NOW = basin_states.BOX_PARDISO_MIN_ROWS
+_NOW = box_solve.BOX_PARDISO_MIN_ROWS
 SETTINGS = {  # name: (refinement, smallest box on PARDISO)
     "before": (True, 2000),
     "no-refinement": (False, 2000),
@@ -69,12 +69,12 @@ def under(f, setting: str):
 
     def run() -> np.ndarray:
         _factor._without_refinement = (lambda iparm: None) if refine else _NO_REFINEMENT
-        basin_states.BOX_PARDISO_MIN_ROWS = rows
+        box_solve.BOX_PARDISO_MIN_ROWS = rows
         try:
             return f()
         finally:
             _factor._without_refinement = _NO_REFINEMENT
-            basin_states.BOX_PARDISO_MIN_ROWS = _NOW
+            box_solve.BOX_PARDISO_MIN_ROWS = _NOW
     return run
 
 

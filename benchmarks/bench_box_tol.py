@@ -6,7 +6,7 @@ Usage (from the repository root)::
 
 For each case of ``bench_pairs.py``, times the whole pipeline with the pair model with the
 boxes' Lanczos tolerance at 0 (machine precision, ARPACK's default) and at
-``basin_states.BOX_LANCZOS_TOL``, alternated ``--repeats`` times in one process (medians; the
+``box_solve.BOX_LANCZOS_TOL``, alternated ``--repeats`` times in one process (medians; the
 ratio cancels the machine's load), and prints the largest relative change of sigma_pairs.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import mottscape as ms
-from mottscape import basin_states
+from mottscape import box_solve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pairs import alternated, case, largest_change  # the same samples
@@ -28,7 +28,7 @@ from bench_pairs import alternated, case, largest_change  # the same samples
 def sigma_at(sample, ef, omega, tol: float):
     """sigma_pairs of one pipeline run with the box tolerance ``tol`` (a function)."""
     def run() -> np.ndarray:
-        basin_states.BOX_LANCZOS_TOL = tol
+        box_solve.BOX_LANCZOS_TOL = tol
         res = ms.run_pipeline(sample, ef, omega, pair_model=True)
         assert res.pair_model is not None
         return np.asarray(res.pair_model.sigma)
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("cases", nargs="*", default=["2d", "2d512"])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    tuned = basin_states.BOX_LANCZOS_TOL
+    tuned = box_solve.BOX_LANCZOS_TOL
     print(f"| case | tol 0 (s) | tol {tuned:g} (s) | ratio | max rel. change of sigma_pairs |")
     print("|---|---|---|---|---|")
     for name in args.cases:
@@ -52,7 +52,7 @@ def main() -> None:
         t0, t1 = np.median(times["0"]), np.median(times["tuned"])
         print(f"| {name} {sample.shape} | {t0:.2f} | {t1:.2f} | {t1 / t0:.3f} | {change:.1e} |",
               flush=True)
-    basin_states.BOX_LANCZOS_TOL = tuned
+    box_solve.BOX_LANCZOS_TOL = tuned
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ import pytest
 import mottscape as ms
 from mottscape import basin_states as bs
 from mottscape.basins import find_basins
+from mottscape.box_solve import box_eigenpairs
 from mottscape.exact import exact_eigenstates, kubo_greenwood, lowest_eigenvalues
 from mottscape.landscape import landscape_of
 from mottscape.pairs import omega_edges
 from mottscape.sample import make_sample
+from mottscape.state_boxes import merged_boxes
 
 
 def _states(sample, ef, window, **kw):
@@ -58,13 +60,13 @@ def test_merged_boxes_find_the_states_of_one_box_per_basin(V, ef, window):
 def test_merging_only_joins_boxes_that_barely_grow():
     lo = np.array([[0, 0], [2, 1], [30, 30]])
     hi = np.array([[20, 20], [21, 21], [50, 50]])
-    got_lo, got_hi, members = bs._merged_boxes(lo, hi, [[0], [1], [2]], (64, 64), False)
+    got_lo, got_hi, members = merged_boxes(lo, hi, [[0], [1], [2]], (64, 64), False)
     assert members == [[0, 1], [2]]
     np.testing.assert_array_equal(got_lo, [[0, 0], [30, 30]])
     np.testing.assert_array_equal(got_hi, [[21, 21], [50, 50]])
     # 20x20 and 20x20 overlapping by half: the union (20x30) is 1.5x, not merged
-    lo2, _, members2 = bs._merged_boxes(np.array([[0, 0], [0, 10]]), np.array([[20, 20],
-                                        [20, 30]]), [[0], [1]], (64, 64), False)
+    lo2, _, members2 = merged_boxes(np.array([[0, 0], [0, 10]]),
+                                    np.array([[20, 20], [20, 30]]), [[0], [1]], (64, 64), False)
     assert members2 == [[0], [1]] and lo2.shape == (2, 2)
 
 
@@ -72,8 +74,8 @@ def test_the_tridiagonal_chain_solver_equals_the_generic_box_solver(monkeypatch)
     s = make_sample(ms.disorder.block((2048,), block=8, width=4.0, seed=5))
     chain = _states(s, 1.0, 0.15)
     # the generic path: the same boxes as submatrices of H (as on a periodic chain)
-    monkeypatch.setattr(bs, "_box_solver", lambda sample, A, lo, hi, *rest:
-                        lambda flat, axes: bs._eigenpairs(A[flat][:, flat], lo, hi))
+    monkeypatch.setattr(bs, "box_solver", lambda sample, A, lo, hi, *rest:
+                        lambda flat, axes: box_eigenpairs(A[flat][:, flat], lo, hi))
     sparse = _states(s, 1.0, 0.15)
     assert chain.n == sparse.n and chain.n_boxes == sparse.n_boxes
     # the same states; their order follows the copies' leakages, which tie at round-off

@@ -107,11 +107,11 @@ def test_pardiso_refines_only_perturbed_factors(monkeypatch):
 
 
 def test_boxes_stay_on_superlu_below_their_threshold(monkeypatch):
-    from mottscape import basin_states
+    from mottscape import box_solve
 
     monkeypatch.setattr(_factor, "_PARDISO_LOADS", True)  # the choice, not the solve
     monkeypatch.setenv(ENV_VAR, "auto")
-    n = basin_states.BOX_PARDISO_MIN_ROWS
+    n = box_solve.BOX_PARDISO_MIN_ROWS
     assert PARDISO_MIN_ROWS < n
     assert factor_backend(n - 1, n) == "superlu" and factor_backend(n, n) == "pardiso"
     assert factor_backend(n - 1) == "pardiso"  # the exact reference's threshold
@@ -144,7 +144,7 @@ def test_backend_choice_and_errors(monkeypatch):
 _HISTORY = """
 import sys
 import mottscape as ms
-from mottscape import basin_states, ensemble
+from mottscape import box_solve, ensemble
 from mottscape.exact import kubo_greenwood
 from mottscape.runner import one_blas_thread
 if sys.argv[1] == "after":  # PARDISO used first on another matrix (48^2: 2304 rows)
@@ -157,7 +157,7 @@ study = ms.study_from_dict({
     "potential": {"model": "block", "shape": [256, 256], "seed": 3, "block": 4, "width": 4.0},
     "conductivity": {"fermi_energy": 0.6, "omega_min": 0.02, "omega_max": 0.1, "n_omega": 4}})
 # its largest boxes (2000-2116 cells) on PARDISO: below the boxes' default threshold
-basin_states.BOX_PARDISO_MIN_ROWS = 2000
+box_solve.BOX_PARDISO_MIN_ROWS = 2000
 with one_blas_thread():
     sys.stdout.write(ensemble.realization_task(study, 0)["sigma_ll"].values.tobytes().hex())
 """

@@ -1,7 +1,7 @@
 """How many Lanczos pairs the pair model's shift-invert boxes should ask for (issue 11).
 
 A box asks ARPACK for the k eigenpairs nearest its window centre and asks again with 2 k when
-all k fall inside the window (``basin_states._eigenpairs``); the first k is 1.3 times the box's
+all k fall inside the window (``box_solve.box_eigenpairs``); the first k is 1.3 times the box's
 landscape-law count of window states, plus 3. On the 3D Anderson model at W = 20 the landscape
 law counts about a quarter of a box's states, so every box runs Lanczos three times. The
 alternative measured here, not adopted:
@@ -44,17 +44,18 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 import mottscape as ms
-from mottscape import basin_states
+from mottscape import basin_states, box_solve, state_boxes
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_pairs import alternated, case, largest_change  # noqa: E402 - the same samples
 
-PACKAGE = basin_states._box_solver
+PACKAGE = basin_states.box_solver
 
 
 def calibrated_solver(sample, A, lo, hi, whole, guess=None):
-    """``_box_solver`` with the first k scaled by the last shortfall (the alternative)."""
+    """``box_solve.box_solver`` with the first k scaled by the last shortfall (the
+    alternative)."""
     if whole or guess is None or (sample.ndim == 1 and not sample.grid.periodic):
         return PACKAGE(sample, A, lo, hi, whole, guess)
     scale = [1.0]
@@ -62,7 +63,7 @@ def calibrated_solver(sample, A, lo, hi, whole, guess=None):
     def solve(flat, axes):
         count = scale[0] * float(guess[flat].sum())
         w, v = extrapolated_eigenpairs(A[flat][:, flat], lo, hi, count)
-        first = max(4, math.ceil(basin_states.GUESS_FACTOR * count) + 3)
+        first = max(4, math.ceil(box_solve.GUESS_FACTOR * count) + 3)
         if count > 0 and first <= w.size:  # the first k fell short
             scale[0] *= w.size / count
         return w, v
@@ -70,22 +71,22 @@ def calibrated_solver(sample, A, lo, hi, whole, guess=None):
 
 
 def extrapolated_eigenpairs(A, lo: float, hi: float, guess: float):
-    """``basin_states._eigenpairs`` with a miss extrapolated instead of doubled."""
+    """``box_solve.box_eigenpairs`` with a miss extrapolated instead of doubled."""
     from mottscape.exact._windows import _solve_dense
 
-    if A.shape[0] <= basin_states.DENSE_BOX_MAX:
+    if A.shape[0] <= box_solve.DENSE_BOX_MAX:
         return _solve_dense(A, lo, hi)
-    k = max(4, math.ceil(basin_states.GUESS_FACTOR * guess) + 3)
+    k = max(4, math.ceil(box_solve.GUESS_FACTOR * guess) + 3)
     return _shift_invert(A, lo, hi, k, extrapolated)
 
 
 def extrapolated(k: int, reach: float, half: float) -> int:
     """The next k after a miss: the window holds about k half / reach states, times 1.3, + 3."""
-    return math.ceil(basin_states.GUESS_FACTOR * k * half / max(reach, 1e-6 * half)) + 3
+    return math.ceil(box_solve.GUESS_FACTOR * k * half / max(reach, 1e-6 * half)) + 3
 
 
 def doubled(k: int, reach: float, half: float) -> int:
-    """The next k after a miss, as ``basin_states._eigenpairs`` asks for it."""
+    """The next k after a miss, as ``box_solve.box_eigenpairs`` asks for it."""
     return 2 * k
 
 
@@ -100,12 +101,12 @@ def _shift_invert(A, lo: float, hi: float, k: int, grow, ncv=None):
 
     n = A.shape[0]
     centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    with ShiftedFactor(A, centre, pardiso_min_rows=basin_states.BOX_PARDISO_MIN_ROWS) as f:
+    with ShiftedFactor(A, centre, pardiso_min_rows=box_solve.BOX_PARDISO_MIN_ROWS) as f:
         op = f.operator()
         while True:
             k = min(k, n - 2)
             w, v = spla.eigsh(A, k=k, sigma=centre, which="LM", OPinv=op, v0=_start_vector(n),
-                              tol=basin_states.BOX_LANCZOS_TOL,
+                              tol=box_solve.BOX_LANCZOS_TOL,
                               ncv=None if ncv is None else min(n - 1, max(ncv(k), k + 2)))
             reach = float(np.abs(w - centre).max())
             if reach > half or k >= n - 2:
@@ -150,7 +151,7 @@ def setup(name: str):
 
 def pipeline(sample, ef, omega, opts, solver, tally: dict):
     def run() -> np.ndarray:
-        basin_states._box_solver = solver
+        basin_states.box_solver = solver
         with counted() as t:
             res = ms.run_pipeline(sample, ef, omega, pair_model=True, **opts)
         tally.update(t)
@@ -175,16 +176,16 @@ def per_box() -> None:
     land = ms.solve_landscape(sample)
     basins = find_basins(land, ef)
     metric = land.agmon_metric(ef)
-    pad = basin_states._padding_cells(sample, basin_states.PADDING_AGMON,
-                                      basin_states._mean_outside(metric, basins))
-    lo, hi, _ = basin_states._basin_boxes(sample, basins, pad)
+    layout = state_boxes.layout_boxes(sample, basins, metric, state_boxes.PADDING_AGMON,
+                                      merge=False)  # a box per basin
+    lo, hi = layout.lo, layout.hi
     A = sample.hamiltonian.matrix("csr")
     window = float(sample.units.omega_to_energy(omega_edges(omega)[-1]))
     e0, e1 = ef - window, ef + window
 
     def sliced(M, m: int, n_states: int) -> np.ndarray:
         cuts = np.linspace(e0, e1, m + 1)
-        k = math.ceil(basin_states.GUESS_FACTOR * n_states / m) + 3
+        k = math.ceil(box_solve.GUESS_FACTOR * n_states / m) + 3
         return np.concatenate([_window(M, a, b, k) for a, b in itertools.pairwise(cuts)])
     totals: dict[str, float] = {}
     print("| box cells | window states | " + " | ".join(
@@ -195,7 +196,7 @@ def per_box() -> None:
         flat, _ = basin_states._box_cells(sample, axes)
         M = A[flat][:, flat]
         n_states = _window(M, e0, e1, 16).size
-        k = math.ceil(basin_states.GUESS_FACTOR * n_states) + 3
+        k = math.ceil(box_solve.GUESS_FACTOR * n_states) + 3
         runs = {"2k+1": (M, e0, e1, k), "1.5k+10": (M, e0, e1, k, lambda j: int(1.5 * j) + 10),
                 "3k": (M, e0, e1, k, lambda j: 3 * j)}
         row = []
@@ -239,7 +240,7 @@ def main() -> None:
                   f"| {old['runs']} -> {new['runs']} | {old['solves']} -> {new['solves']} "
                   f"| {change:.1e} |", flush=True)
     finally:
-        basin_states._box_solver = PACKAGE
+        basin_states.box_solver = PACKAGE
 
 
 if __name__ == "__main__":

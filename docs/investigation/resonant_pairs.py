@@ -89,17 +89,11 @@ import scipy.sparse as sp
 
 import mottscape as ms
 from mottscape.agmon import PairDistances, basin_distances
-from mottscape.basin_states import (
-    PADDING_AGMON,
-    _clipped,
-    _eigenpairs,
-    _mean_outside,
-    _padding_cells,
-    _tails,
-    nearest_basin,
-)
+from mottscape.basin_states import _tails, nearest_basin
+from mottscape.box_solve import box_eigenpairs
 from mottscape.pairs import RESOLVE_LEAK, _amplitude, _mid_mass, crossed_level_rho
 from mottscape.sample import make_sample
+from mottscape.state_boxes import PADDING_AGMON, clipped, mean_outside, padding_cells
 from mottscape.tube import pair_tubes
 
 HERE = Path(__file__).resolve().parent
@@ -109,7 +103,7 @@ def _box_axes(sample, slices, pad) -> list[np.ndarray]:
     """Unwrapped cell indices of a padded box, per axis (the package's box rule)."""
     lo = np.array([sl.start for sl in slices]) - pad
     hi = np.array([sl.stop for sl in slices]) + pad
-    lo, hi = _clipped(lo[None], hi[None], np.asarray(sample.grid.shape), sample.grid.periodic)
+    lo, hi = clipped(lo[None], hi[None], np.asarray(sample.grid.shape), sample.grid.periodic)
     return [np.arange(x, y) for x, y in zip(lo[0], hi[0], strict=True)]
 
 OUT = HERE / "resonant_pairs.json"
@@ -239,7 +233,7 @@ def single_well(sample, basins, metric, nearest, pad, k: int, partner: int,
     raised = lab_box == partner + 1
     hopping = float(np.max(np.abs((A - sp.diags(A.diagonal())).data), initial=1.0))
     A = (A + sp.diags(np.where(raised, RAISE * hopping, 0.0))).tocsr()
-    w, v = _eigenpairs(A, lo, hi)
+    w, v = box_eigenpairs(A, lo, hi)
     if w.size == 0:
         return dict(ok=False)
     overlap = np.sum((v.T @ psi_ab[flat]) ** 2, axis=1)  # |<phi|a>|^2 + |<phi|b>|^2
@@ -278,7 +272,7 @@ def _union_box(sample, objects, ks, pad):
 
 def _well_state(A, dom_k: np.ndarray, target: float, half: float):
     """Box eigenstate nearest ``target`` with >= 1/2 of its weight on the domain ``dom_k``."""
-    w, v = _eigenpairs(A, target - half, target + half)
+    w, v = box_eigenpairs(A, target - half, target + half)
     if w.size == 0:
         return None
     weight = (v[dom_k] ** 2).sum(axis=0)
@@ -328,7 +322,7 @@ def tuned_pair(sample, basins, metric, objects, nearest, pad, i: int, j: int, ef
     x = np.where(di[coo.row], coo.row, coo.col)[cross]  # the end in i's domain
     y = np.where(di[coo.row], coo.col, coo.row)[cross]
     flux = abs(float(np.sum(coo.data[cross] * (sj[1][x] * si[1][y] - si[1][x] * sj[1][y]))))
-    w, v = _eigenpairs((A0 + sp.diags(shift)).tocsr(), si[0] - TUNED_HALF, si[0] + TUNED_HALF)
+    w, v = box_eigenpairs((A0 + sp.diags(shift)).tocsr(), si[0] - TUNED_HALF, si[0] + TUNED_HALF)
     if w.size < 2:
         return None
     qi, qj = (v[di] ** 2).sum(axis=0), (v[dj] ** 2).sum(axis=0)
@@ -416,7 +410,7 @@ def tuned_pairs(sample, pipe, ef: float, window: float, seed: int) -> tuple[list
     rng = np.random.default_rng(seed)
     objects = ndi.find_objects(basins.labels, basins.n)
     nearest = nearest_basin(basins.labels)
-    pad = _padding_cells(sample, PADDING_AGMON, _mean_outside(metric, basins))
+    pad = padding_cells(sample, PADDING_AGMON, mean_outside(metric, basins))
     cand = np.array([n for n in range(len(dist)) if int(dist.i[n]) in owners
                      and int(dist.j[n]) in owners], int)
     chosen = []
@@ -516,7 +510,7 @@ def one_sample(model: str, seed: int, window: float, natural: bool = True) -> di
     sub = PairDistances(i=dist.i[rows], j=dist.j[rows], rho=dist.rho[rows], n=dist.n,
                         bound=dist.bound, sources=dist.sources, energy=ef)
     tubes = pair_tubes(land, mland, basins, sub, pipe.options.cross_section)
-    pad = _padding_cells(sample, PADDING_AGMON, _mean_outside(metric, basins))
+    pad = padding_cells(sample, PADDING_AGMON, mean_outside(metric, basins))
     nearest = nearest_basin(basins.labels)
     lo, hi = ef - window - 0.1, ef + window + 0.1
     model_states = pipe.pair_model.states

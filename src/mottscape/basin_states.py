@@ -5,7 +5,9 @@ A basin holds its ground state and, if it is large, excited states too; the land
 (1 + d/4) min V_u (ref. [30]) only gives the ground state. Here each basin B_k gets the exact
 states of H restricted to a box around it: the bounding box of B_k padded by ``padding`` Agmon
 lengths (Dirichlet on the box faces, periodic samples wrapped), diagonalised in the window
-[E_F - W, E_F + W]. The cost is linear in the number of basins.
+[E_F - W, E_F + W]. The cost is linear in the number of basins. The boxes are laid out by
+:mod:`mottscape.state_boxes` (padding, merging, the whole sample as one box) and solved by
+:mod:`mottscape.box_solve`; this module turns their eigenpairs into the states of the basins.
 
 Overlapping boxes see the same state several times. The copies are merged after all boxes are
 solved: two states of different boxes are one state when their energies and their centroids
@@ -32,20 +34,24 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.ndimage as ndi
 import scipy.sparse as sp
 
 from .basins import Basins
+from .box_solve import box_solver, landscape_cell_counts
 from .errors import InputError
 from .sample import Sample
+from .state_boxes import (
+    PADDING_AGMON,
+    BoxLayout,
+    check_padding_scale,
+    layout_boxes,
+    padding_cells,
+)
 
 __all__ = ["BasinStates", "BoxPairs", "StateVectors", "basin_states", "landscape_counts",
            "nearest_basin"]
 
-#: Boxes with at most this many cells are diagonalised densely (``eigh(subset_by_value)``);
-#: larger ones by shift-invert Lanczos around E_F.
-DENSE_BOX_MAX = 300
 #: Agmon distances from the basin over which the tail amplitude of a state is measured.
 TAIL_RANGE = (1.0, 3.0)
 #: Candidates for copies of one state from two boxes: energies within this many hopping
@@ -69,24 +75,6 @@ SAME_SIZE = 2.0
 NEW_STATE_LEAKAGE = 1e-3
 #: ... and no candidate leaking more than this is kept (a box artefact).
 MAX_LEAKAGE = 0.05
-#: Default box padding, in Agmon lengths 1/<w> outside the basins (|psi|^2 ~ e^{-2 padding}
-#: on the box faces where the barriers are average; a state leaking along a low channel
-#: keeps more). Chosen by self-convergence on the training samples (three 128^2 block
-#: samples, seeds 3-5, E_F = 0.9): with 10, sigma_pairs moved by up to a factor 270 in a bin
-#: against padding 20 (a copy leaking 1e-4 sits ~1e-3 off in energy: states cross E_F,
-#: splittings cross bins); with 15 by at most 6 %, at about twice the box cost
-#: (docs/validation.md, docs/performance.md).
-PADDING_AGMON = 15.0
-#: Two boxes are merged when the box around both has at most this many times the cells of the
-#: largest basin box it holds (fewer, slightly larger solves; the same states).
-MERGE_RATIO = 1.3
-#: On a 1D chain (Dirichlet, or a ring since 2026-12-07) overlapping boxes are merged into
-#: segments of up to this many cells
-#: (a tridiagonal window solve costs O(n k): there the cost of a box is its Python overhead;
-#: the 3018 boxes of the 1D benchmark become 1672 segments). Pairs of states in one segment
-#: are then resolved there (exact), not by the LL tunnelling amplitude: on the 1D benchmark
-#: every bin's sigma became box-resolved (``box_share`` 1).
-CHAIN_SEGMENT_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -154,9 +142,10 @@ class BasinStates:
     n_boxes
         Number of boxes diagonalised (fewer than the basins when neighbouring boxes merged).
     whole_sample
-        The whole sample was solved as one box (:func:`_whole_sample_cheaper`): every state is
-        an exact eigenstate of H and every pair of them is resolved in that box, so that the
-        pair model's sigma is the exact Kubo-Greenwood sum, not an LL estimate.
+        The whole sample was solved as one box
+        (:func:`mottscape.state_boxes.whole_sample_cheaper`): every state is an exact
+        eigenstate of H and every pair of them is resolved in that box, so that the pair
+        model's sigma is the exact Kubo-Greenwood sum, not an LL estimate.
     vectors
         The states' box eigenvectors (:class:`StateVectors`) when asked for
         (``basin_states(..., keep_vectors=True)``), else None.
@@ -288,264 +277,6 @@ def _state_vectors(boxes: list[dict], box: np.ndarray, local: np.ndarray, kept: 
     copy = (index >= 0) & np.isin(box, used)
     copies = np.unique(np.searchsorted(used, box[copy]) * kept.size + index[copy])
     return StateVectors(held, slot, column, cell_volume, copies)
-
-
-def _mean_outside(metric: np.ndarray, basins: Basins) -> float:
-    """Mean Agmon metric <w> over the cells outside the basins (0 if there are none)."""
-    outside = basins.labels == 0
-    return float(metric[outside].mean()) if outside.any() else 0.0
-
-
-def _padding_cells(sample: Sample, padding: float, mean: float) -> np.ndarray:
-    """Box padding per axis: ``padding`` Agmon lengths 1 / <w>.
-
-    ``mean`` is <w> over the cells outside the basins (:func:`_mean_outside`).
-    """
-    h = np.asarray(sample.grid.spacing)
-    if mean <= 0:
-        return np.asarray(sample.grid.shape)
-    cells = np.ceil(padding / (mean * h)).astype(int) + 1
-    return np.minimum(cells, np.asarray(sample.grid.shape))
-
-
-def _basin_padding(sample: Sample, basins: Basins, padding: float, mean: float,
-                   scale: np.ndarray | None) -> np.ndarray:
-    """Box padding of each basin in cells, ``(n_basins, d)``.
-
-    ``padding`` Agmon lengths, times the basin's ``scale`` factor if given
-    (:func:`_padding_cells`).
-    """
-    if scale is None:
-        return np.tile(_padding_cells(sample, padding, mean), (basins.n, 1))
-    out = np.empty((basins.n, sample.ndim), int)
-    for f in np.unique(scale):
-        out[scale == f] = _padding_cells(sample, padding * float(f), mean)
-    return out
-
-
-def _basin_boxes(sample: Sample, basins: Basins, pad: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-    """Padded bounding box of each basin: unwrapped index ranges ``[lo, hi)`` per axis.
-
-    ``pad``: cells per axis, one row per basin (:func:`_basin_padding`). Clipped at
-    Dirichlet faces; an axis of a periodic sample that the padded box covers
-    whole becomes ``[0, n)``, otherwise the range may run past the faces (wrapped).
-    Returns ``(lo, hi, members)``, ``lo`` and ``hi`` of shape ``(n_boxes, d)`` and the basins
-    (0-based) of each box.
-    """
-    shape = np.asarray(sample.grid.shape)
-    found = [(k, sl) for k, sl in enumerate(ndi.find_objects(basins.labels, basins.n))
-             if sl is not None]
-    pad = pad[[k for k, _ in found]]
-    lo = np.array([[x.start for x in sl] for _, sl in found], int).reshape(-1, shape.size) - pad
-    hi = np.array([[x.stop for x in sl] for _, sl in found], int).reshape(-1, shape.size) + pad
-    lo, hi = _clipped(lo, hi, shape, sample.grid.periodic)
-    return lo, hi, [[k] for k, _ in found]
-
-
-def _clipped(lo: np.ndarray, hi: np.ndarray, shape: np.ndarray, periodic: bool
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Box ranges clipped at Dirichlet faces, or a periodic axis covered whole as ``[0, n)``."""
-    if periodic:
-        whole = hi - lo >= shape
-        return np.where(whole, 0, lo), np.where(whole, shape, hi)
-    return np.maximum(lo, 0), np.minimum(hi, shape)
-
-
-def _merged_boxes(lo: np.ndarray, hi: np.ndarray, members: list[list[int]], shape,
-                  periodic: bool, ratio: float = MERGE_RATIO
-                  ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-    """Neighbouring boxes merged while the merged box stays small (:data:`MERGE_RATIO`).
-
-    Greedy: the boxes are visited from the largest; a box absorbs, one at a time, the
-    overlapping box whose union with it is smallest, as long as that union has at most
-    ``ratio`` times the cells of the largest original box in it. On periodic samples two
-    boxes are merged only when they overlap without wrapping.
-    """
-    shape = np.asarray(shape)
-    lo, hi = lo.copy(), hi.copy()
-    big = np.prod(hi - lo, axis=1).astype(float)  # largest original box in each group
-    alive = np.ones(len(members), bool)
-    groups = [list(m) for m in members]
-    for a in np.argsort(-big, kind="stable"):
-        while alive[a]:
-            ulo, uhi = _clipped(np.minimum(lo, lo[a]), np.maximum(hi, hi[a]), shape, periodic)
-            cells = np.prod(uhi - ulo, axis=1).astype(float)
-            overlap = np.all((lo < hi[a]) & (lo[a] < hi), axis=1)
-            ok = alive & overlap & (cells <= ratio * np.maximum(big, big[a]))
-            ok[a] = False
-            if not ok.any():
-                break
-            b = int(np.flatnonzero(ok)[np.argmin(cells[ok])])
-            lo[a], hi[a] = ulo[b], uhi[b]
-            big[a] = max(big[a], big[b])
-            groups[a] += groups[b]
-            alive[b] = False
-    keep = np.flatnonzero(alive)
-    return lo[keep], hi[keep], [sorted(groups[k]) for k in keep]
-
-
-def _merged_segments(lo: np.ndarray, hi: np.ndarray, members: list[list[int]],
-                     max_cells: int = CHAIN_SEGMENT_MAX
-                     ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-    """Overlapping boxes of a chain merged, left to right, into segments.
-
-    A box joins the current segment when it overlaps it and the segment stays within
-    ``max_cells`` cells (a longer box stays alone). Boxes apart are not joined: a segment
-    across a gap would also find the states of the gap, which no basin's box holds. On a
-    ring the ranges are unwrapped: boxes across the seam are merged with their neighbours on
-    the unwrapped line (a segment may then cover the ring whole; the caller clips it).
-    """
-    order = np.argsort(lo[:, 0], kind="stable")
-    out_lo: list[int] = []
-    out_hi: list[int] = []
-    groups: list[list[int]] = []
-    for k in order:
-        a, b = int(lo[k, 0]), int(hi[k, 0])
-        if groups and a < out_hi[-1] and max(b, out_hi[-1]) - out_lo[-1] <= max_cells:
-            out_hi[-1] = max(b, out_hi[-1])
-            groups[-1] += members[k]
-            continue
-        out_lo.append(a)
-        out_hi.append(b)
-        groups.append(list(members[k]))
-    return (np.asarray(out_lo, int).reshape(-1, 1), np.asarray(out_hi, int).reshape(-1, 1),
-            [sorted(g) for g in groups])
-
-
-#: The whole sample is solved as one box when the boxes' cost, modelled as the sum of their
-#: squared cell counts, exceeds this many times the squared cells of the sample (see
-#: :func:`_whole_sample_cheaper`).
-WHOLE_SAMPLE_COST = 1.0
-
-
-def _whole_sample_cheaper(lo: np.ndarray, hi: np.ndarray, size: int) -> bool:
-    """Whether one solve of the whole sample should cost less than the boxes (2D and 3D).
-
-    On a periodic sample the whole-sample box is a ring along every axis: its dipoles are
-    the current form (:func:`_ring_dipoles`), the exact reference's on periodic samples, so
-    it is the exact Kubo-Greenwood sum there too (it was not asked on periodic samples before
-    the rings' dipoles of 2026-12-07, when their position form jumped at the seams).
-
-    Cost model: a box of n cells costs ~n^2. A shift-invert solve of a box costs its sparse
-    LU (n^1.5 in 2D, n^2 in 3D) and its Lanczos vectors (n times its states, which grow like
-    n); both window solves scale about as n^2 over the sizes met here, for the boxes and for
-    the sample alike. On the benchmark samples the ratio sum(n_box^2) / n_sample^2 is 0.06
-    for the 2D block model at 256^2 (404 boxes of ~750 cells: boxes win) and 15 for the 3D
-    Anderson model at 20^3 (441 boxes of ~1400 cells, 76 sample volumes in all: the sample
-    wins), so the choice does not hinge on the constant.
-    """
-    cells = np.prod(hi - lo, axis=1).astype(float)
-    return bool(np.sum(cells**2) > WHOLE_SAMPLE_COST * float(size) ** 2)
-
-
-def _eigenpairs(A: sp.csr_array, lo: float, hi: float, guess: float | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenpairs of a box in (lo, hi]: dense for small boxes, else shift-invert Lanczos.
-
-    Shift-invert at the window centre returns the k eigenvalues nearest to it; k is doubled
-    until the farthest one returned lies outside the window, so the window is complete. The
-    first k comes from ``guess``, the landscape-law count of the box's states in the window
-    (:func:`landscape_cell_counts`; 16 without one): on the 2D benchmark's boxes it was
-    enough for every box, and asking for fewer pairs than a fixed 16 halved the Lanczos work.
-    The factorisation of ``A - centre`` is made once (the fill-reducing ordering of the exact
-    reference's slices) and reused if k is doubled; the Ritz values converge to
-    ``BOX_LANCZOS_TOL``.
-    """
-    from .exact._windows import _solve_dense, _start_vector
-
-    n = A.shape[0]
-    if n <= DENSE_BOX_MAX:
-        return _solve_dense(A, lo, hi)
-    import scipy.sparse.linalg as spla
-
-    from .exact._factor import ShiftedFactor
-
-    centre, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    k = 16 if guess is None else max(4, math.ceil(GUESS_FACTOR * guess) + 3)
-    with ShiftedFactor(A, centre, pardiso_min_rows=BOX_PARDISO_MIN_ROWS) as factor:
-        op = factor.operator()
-        while True:
-            w, v = spla.eigsh(A, k=min(k, n - 2), sigma=centre, which="LM", OPinv=op,
-                              v0=_start_vector(n),  # fixed: the numbers repeat bit for bit
-                              tol=BOX_LANCZOS_TOL)
-            if np.abs(w - centre).max() > half or k >= n - 2:
-                break
-            k *= 2
-    order = np.argsort(w)
-    w, v = w[order], v[:, order]
-    keep = (w > lo) & (w <= hi)
-    return w[keep], v[:, keep]
-
-
-#: Shift-invert boxes ask first for this many times their landscape-law count, plus 3.
-GUESS_FACTOR = 1.3
-
-#: Boxes with fewer cells are factorised by SuperLU even where PARDISO loads (the exact
-#: reference switches at ``exact._factor.PARDISO_MIN_ROWS`` = 2000). A box's Lanczos run makes
-#: dozens of solves per factorisation, and a PARDISO solve of a box of a few thousand cells
-#: cost more than SuperLU's (call overhead) while its faster factorisation only pays off on
-#: larger 3D boxes. The pair model with the refinement of ``exact._factor`` off, this
-#: threshold against 2000, alternated in one process (benchmarks/bench_box_factor.py,
-#: docs/performance.md): 2D 512^2 0.76x, 3D 20^3 with a box per basin 0.76x; SuperLU for
-#: every box instead: 1.16x and 1.05x of this one (a single threshold for 2D and 3D).
-BOX_PARDISO_MIN_ROWS = 5000
-
-#: Relative accuracy of the boxes' Ritz values of (A - centre)^-1 (ARPACK's ``tol``; 0, its
-#: default, is machine precision). Energies then carry errors of ~1e-10 of their distance
-#: to the window centre, far below any splitting or bin the pair model resolves; on the
-#: 512^2 validation sample it saves a quarter of the Lanczos steps and moves sigma_pairs by
-#: less than 1e-13 (docs/performance.md, the pair model).
-BOX_LANCZOS_TOL = 1e-10
-
-
-def _chain_eigenpairs(diag: np.ndarray, off: np.ndarray, start: int, stop: int, lo: float,
-                      hi: float) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenpairs in (lo, hi] of the segment ``[start, stop)`` of a Dirichlet chain.
-
-    The box matrix of a 1D Dirichlet chain is tridiagonal: LAPACK's ``stemr`` finds the
-    window's eigenpairs in O(n k), without assembling and slicing a sparse matrix (which
-    cost more than the solve on the chain's boxes of a few dozen cells).
-    """
-    d = diag[start:stop]
-    if d.size == 1:
-        keep = (d > lo) & (d <= hi)
-        return d[keep], np.ones((1, int(keep.sum())))
-    w, v = sla.eigh_tridiagonal(d, off[start:stop - 1], select="v", select_range=(lo, hi),
-                                lapack_driver="stemr")
-    return w, v
-
-
-def _whole_sample_eigenpairs(sample: Sample, lo: float, hi: float
-                             ) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenpairs of H on the whole sample in the window, checked against an inertia count.
-
-    The exact reference's solvers: dense up to ``DENSE_MAX`` cells, else shift-invert
-    spectrum slicing (:mod:`mottscape.exact`), refused like the exact reference's slicing
-    (:class:`~mottscape.errors.InputError`) when the window's vectors cannot be held.
-    """
-    from .errors import ConvergenceError
-    from .exact._common import DENSE_MAX
-    from .exact._counts import count_eigenvalues_below
-    from .exact._tasks import check_vectors_memory
-    from .exact._windows import _solve_dense, _solve_shift_invert
-
-    ham = sample.hamiltonian
-    counts = count_eigenvalues_below(ham, [lo, hi])
-    expected = int(counts[1] - counts[0])
-    if ham.size <= DENSE_MAX:
-        w, v = _solve_dense(ham, lo, hi)
-    else:
-        check_vectors_memory(
-            ham, expected, "the pair model's whole-sample box (state_boxes='merged')",
-            "use state_boxes='per_basin' (each state held on its basin's box), narrow the "
-            "window (a lower top frequency), or a smaller sample")
-        w, v, _ = _solve_shift_invert(ham, lo, hi, expected)
-    if w.size != expected:
-        raise ConvergenceError(
-            f"the pair model's whole-sample box found {w.size} states in [{lo:g}, {hi:g}] "
-            f"but the inertia count is {expected}")
-    return w, v
 
 
 def nearest_basin(labels: np.ndarray) -> np.ndarray:
@@ -999,9 +730,8 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         Box padding around each basin, in Agmon lengths (the inverse mean metric outside the
         basins).
     merge
-        Merge neighbouring basins' boxes (:data:`MERGE_RATIO`; on a 1D chain into
-        segments of up to :data:`CHAIN_SEGMENT_MAX` cells) and, in 2D and 3D, solve the
-        whole sample as one box when the boxes would cost more (:func:`_whole_sample_cheaper`).
+        Merge neighbouring basins' boxes and, in 2D and 3D, solve the whole sample as one
+        box when the boxes would cost more (:func:`mottscape.state_boxes.layout_boxes`).
         With ``merge=False`` every basin has its own box (the option ``state_boxes``).
     landscape
         The solved landscape of ``sample``: its landscape-law count sizes the shift-invert
@@ -1034,28 +764,11 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 10")
     if not isinstance(merge, bool | np.bool_):
         raise InputError(f"merge={merge!r} must be True or False")
-    scale = _check_padding_scale(padding_scale, basins.n)
-    mean = _mean_outside(metric, basins)
-    pad = _padding_cells(sample, float(padding), mean)
-    lo, hi, members = _basin_boxes(sample, basins,
-                                   _basin_padding(sample, basins, float(padding), mean, scale))
-    margin = _padding_cells(sample, PROBE_MARGIN_AGMON, mean)
-    if merge and sample.ndim == 1:
-        lo, hi, members = _merged_segments(lo, hi, members)
-        lo, hi = _clipped(lo, hi, np.asarray(sample.grid.shape), sample.grid.periodic)
-    elif merge:
-        lo, hi, members = _merged_boxes(lo, hi, members, sample.grid.shape,
-                                        sample.grid.periodic)
-    # a box that covers the sample is the whole-sample solve already: say so
-    whole = merge and sample.ndim > 1 and (
-        _whole_sample_cheaper(lo, hi, sample.grid.size)
-        or bool(np.any(np.prod(hi - lo, axis=1) == sample.grid.size)))
-    if whole:
-        lo, hi = np.zeros((1, sample.ndim), int), np.asarray([sample.grid.shape])
-        members = [sorted(k for m in members for k in m)]
-    boxes = _solved_boxes(sample, basins, lo, hi, members, fermi_energy, window, whole,
-                          landscape, margin if keep_vectors else None,
-                          {} if solved is None else solved)
+    layout = layout_boxes(sample, basins, metric, float(padding), merge=bool(merge),
+                          scale=check_padding_scale(padding_scale, basins.n))
+    margin = padding_cells(sample, PROBE_MARGIN_AGMON, layout.mean_metric)
+    boxes = _solved_boxes(sample, basins, layout, fermi_energy, window, landscape,
+                          margin if keep_vectors else None, {} if solved is None else solved)
     from .exact._boxes import _hopping_scale
 
     d = sample.ndim
@@ -1077,14 +790,15 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         centroids=cand["centroids"][kept], volumes=cand["volumes"][kept],
         tails=tails, leakage=cand["leakage"][kept], energy_error=cand["energy_error"][kept],
         box_pairs=_pairs_of_boxes(boxes, index), unmatched=int(np.count_nonzero(index < 0)),
-        window=float(window), padding_cells=pad, n_boxes=len(boxes), whole_sample=whole,
+        window=float(window), padding_cells=layout.padding_cells, n_boxes=len(boxes),
+        whole_sample=layout.whole,
         vectors=(_state_vectors(boxes, box, local, kept, index, sample.grid.cell_volume)
                  if keep_vectors else None))
 
 
-def _solved_boxes(sample: Sample, basins: Basins, lo: np.ndarray, hi: np.ndarray,
-                  members: list[list[int]], fermi_energy: float, window: float, whole: bool,
-                  landscape, margin: np.ndarray | None, solved: dict) -> list[dict]:
+def _solved_boxes(sample: Sample, basins: Basins, layout: BoxLayout, fermi_energy: float,
+                  window: float, landscape, margin: np.ndarray | None, solved: dict
+                  ) -> list[dict]:
     """Every box's window states (:func:`_box_candidates`), in box order.
 
     ``margin``: cells kept from the faces where a box's vectors may be read (None: no
@@ -1098,13 +812,14 @@ def _solved_boxes(sample: Sample, basins: Basins, lo: np.ndarray, hi: np.ndarray
     nearest = nearest_basin(basins.labels)
     guess = None if landscape is None else \
         landscape_cell_counts(landscape, fermi_energy - window, fermi_energy + window)
-    solve = _box_solver(sample, A, fermi_energy - window, fermi_energy + window, whole, guess)
+    solve = box_solver(sample, A, fermi_energy - window, fermi_energy + window, layout.whole,
+                       guess)
     boxes = []
     used: set = set()
     # one BLAS thread, as for the exact reference's boxes: threaded BLAS on small boxes only
     # fights the other processes for the cores (ARPACK's eigenvector step 27x slower under load)
     with _blas_single_thread():
-        for blo, bhi, mem in zip(lo, hi, members, strict=True):
+        for blo, bhi, mem in zip(layout.lo, layout.hi, layout.members, strict=True):
             key = (tuple(blo.tolist()), tuple(bhi.tolist()), tuple(mem))
             if key not in solved:
                 axes = [np.arange(x, y) for x, y in zip(blo, bhi, strict=True)]
@@ -1118,53 +833,6 @@ def _solved_boxes(sample: Sample, basins: Basins, lo: np.ndarray, hi: np.ndarray
     for key in set(solved) - used:  # boxes only grow: one left out is solved again if needed
         del solved[key]
     return boxes
-
-
-def _check_padding_scale(scale, n: int) -> np.ndarray | None:
-    """``padding_scale`` of :func:`basin_states` as a float array of ``n`` factors >= 1."""
-    if scale is None:
-        return None
-    try:
-        arr = np.asarray(scale, dtype=float)
-    except (TypeError, ValueError):
-        arr = np.full(0, np.nan)
-    if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr < 1):
-        raise InputError(f"padding_scale must hold one finite factor >= 1 per basin ({n} "
-                         f"basins), got an array of shape {arr.shape}")
-    return arr
-
-
-def _box_solver(sample: Sample, A: sp.csr_array, lo: float, hi: float, whole: bool,
-                guess: np.ndarray | None = None):
-    """The eigensolver of the boxes: ``solve(flat, axes) -> (w, v)`` in (lo, hi].
-
-    The whole sample by the exact reference's solvers; a box of a 1D Dirichlet chain as a
-    tridiagonal segment; any other box as its submatrix of H (dense or shift-invert, sized
-    by the per-cell landscape-law counts ``guess`` summed over the box).
-    """
-    if whole:
-        return lambda flat, axes: _whole_sample_eigenpairs(sample, lo, hi)
-    if sample.ndim == 1 and not sample.grid.periodic:
-        from .exact._common import _tridiagonal
-
-        diag, off = _tridiagonal(sample.hamiltonian)
-        return lambda flat, axes: _chain_eigenpairs(diag, off, int(axes[0][0]),
-                                                    int(axes[0][-1]) + 1, lo, hi)
-    from .exact._common import box_submatrix
-
-    return lambda flat, axes: _eigenpairs(box_submatrix(A, flat), lo, hi,
-                                          None if guess is None else float(guess[flat].sum()))
-
-
-def landscape_cell_counts(land, lo: float, hi: float) -> np.ndarray:
-    """Landscape-law number of states in (lo, hi] per cell (flat, per spin; refs. [28, 30])."""
-    from .landscape import free_idos
-
-    vu = land.effective_potential.ravel()
-    mass = np.broadcast_to(land.mass, land.effective_potential.shape).ravel()
-    n = [free_idos(np.maximum(e - vu, 0.0) * mass, land.grid, land.units, land.dispersion)
-         for e in (hi, lo)]
-    return (n[0] - n[1]) * land.grid.cell_volume
 
 
 def landscape_counts(land, basins: Basins, lo: float, hi: float) -> np.ndarray:

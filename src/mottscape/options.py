@@ -81,7 +81,7 @@ The pair model (App. A-B, :mod:`mottscape.pairs`):
     samples get, and how the LL amplitude is validated on small ones).
 ``state_padding``
     Padding of those boxes around each basin, in Agmon lengths (the inverse mean Agmon metric
-    outside the basins; ``basin_states.PADDING_AGMON``, 15 by default, 10 before 2026-12-06).
+    outside the basins; ``state_boxes.PADDING_AGMON``, 15 by default, 10 before 2026-12-06).
     The states' box energies err by up to ~30 times their weight on the box faces, which
     falls about as e^{-2 padding}: a larger padding converges sigma_pairs at a higher cost
     (docs/validation.md, "Box padding").
@@ -194,7 +194,7 @@ class Options:
     state_amplitude: StateAmplitude = "midpoint"
     pair_coupling: PairCoupling = "box"
     state_boxes: StateBoxes = "merged"
-    state_padding: float = 15.0  # basin_states.PADDING_AGMON (not imported: import cost)
+    state_padding: float = 15.0  # state_boxes.PADDING_AGMON (not imported: import cost)
     crossed_basins: CrossedBasins = "level"
     solver: LandscapeSolver = "auto"
     tol: float = 1e-10

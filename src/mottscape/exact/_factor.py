@@ -46,7 +46,7 @@ _CHOICES = ("auto", "pardiso", "superlu")
 
 #: Below this many rows SuperLU is used whatever the choice: PARDISO's call overhead (its
 #: handle, the upper triangle in 1-based CSR) is larger than the factorisation there. The
-#: pair model's boxes pass their own threshold (``basin_states.BOX_PARDISO_MIN_ROWS``).
+#: pair model's boxes pass their own threshold (``box_solve.BOX_PARDISO_MIN_ROWS``).
 PARDISO_MIN_ROWS = 2000
 
 _PARDISO_LOADS: bool | None = None
