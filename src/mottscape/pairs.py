@@ -680,7 +680,10 @@ def _basins_to_widen(model: PairModel, ef: float, e_edges: np.ndarray) -> np.nda
     not the splitting (:data:`UNCERTAIN_SPLITTING`, what the diagnosis reports): on
     log-spaced bins 21 % wide a shift of a tenth of the splitting moves a pair into the next
     bin about half the time (a pair of the default study 0.2 % below an edge, its box's
-    shift 0.0013 for a splitting of 0.0121, was one bin up).
+    shift 0.0013 for a splitting of 0.0121, was one bin up). Where a bin's edges differ by
+    less than a factor 2 its pairs' splittings exceed its width, so every pair the diagnosis
+    calls uncertain is widened too; a bin still reported uncertain is one the widening
+    rounds did not settle.
     """
     from .regime import UNCERTAIN_SHARE_MAX
 
