@@ -111,3 +111,42 @@ def test_shipped_study_files_load():
         study = ms.load_study(f)
         assert study.conductivity.fermi_energy is not None
         assert study.omegas().size >= 2
+
+
+_SWALLOWED = """
+import gc, os, signal, sys, time
+from mottscape import cli
+cli._on_sigterm()
+if sys.argv[1] == "hook":
+    redeliver = cli._redeliver_terminated(sys.unraisablehook)
+    def hook(unraisable):
+        print("Exception ignored (seen by the hook)", file=sys.stderr)
+        redeliver(unraisable)
+    sys.unraisablehook = hook
+fired = []
+def callback(phase, info):  # as dask's GCDiagnosis: a SIGTERM handled in here is swallowed
+    if phase == "start" and not fired:
+        fired.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10000):
+            pass
+gc.callbacks.append(callback)
+try:
+    gc.collect()
+    for _ in range(40):
+        time.sleep(0.05)
+    print("still running")
+except cli.Terminated:
+    print("terminated")
+"""
+
+
+@pytest.mark.parametrize("mode, expected", [("plain", "still running"), ("hook", "terminated")])
+def test_a_sigterm_swallowed_in_a_gc_callback_is_delivered_again(mode, expected):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _SWALLOWED, mode], capture_output=True,
+                         text=True, timeout=120)
+    assert "Exception ignored" in out.stderr  # the handler's exception was lost in there
+    assert out.stdout.strip() == expected

@@ -25,6 +25,9 @@ EXIT_CONVERGENCE = 3
 EXIT_INTERNAL = 1
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+#: Seconds before a SIGTERM lost in a garbage-collector callback is sent again
+#: (:func:`_redeliver_terminated`).
+REDELIVER_DELAY = 0.1
 
 
 class Terminated(BaseException):
@@ -225,9 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     previous = _on_sigterm()
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _redeliver_terminated(previous_hook)
     try:
         return _guarded(args)
     finally:
+        sys.unraisablehook = previous_hook
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
@@ -277,6 +283,32 @@ def _on_sigterm():
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (e.g. called from a test thread)
         return None
+
+
+def _redeliver_terminated(previous_hook):
+    """An ``unraisablehook`` that raises a swallowed :class:`Terminated` again.
+
+    Python runs a signal handler between any two bytecodes of the main thread, also inside a
+    garbage-collector callback or a ``__del__`` (dask's ``GCDiagnosis`` installs one), where
+    an exception cannot propagate: it is printed as "Exception ignored" and the run went on
+    (a SIGTERM ~3 s into a 2-worker study was lost and the study kept running). The process
+    then sends itself SIGTERM again a moment later, from a timer thread: at once, the handler
+    would run inside this hook, where the exception is lost too, and only a real signal wakes
+    a main thread blocked in a system call. Other unraisable exceptions go to
+    ``previous_hook``.
+    """
+    import os
+    import threading
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, Terminated):
+            again = threading.Timer(REDELIVER_DELAY, os.kill, (os.getpid(), signal.SIGTERM))
+            again.daemon = True
+            again.start()
+            return
+        previous_hook(unraisable)
+
+    return hook
 
 
 def _error(message: str) -> None:
