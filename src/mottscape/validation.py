@@ -84,6 +84,9 @@ def _edges(study: Study) -> np.ndarray:
 EXACT_FIELDS = ("sigma_exact", "n_pairs_exact", "nu_exact", "eig_exact")
 
 
+_Vars = dict[str, tuple[Any, Any]]
+
+
 def validation_task(study: Study, edges: np.ndarray, variants: dict,
                     previous: xr.Dataset | None, r: int,
                     pieces: dict | None = None) -> xr.Dataset:
@@ -93,32 +96,54 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
     realization (:func:`mottscape.ensemble.exact_references`).
     """
     exact_prev = None if previous is None else previous.isel(realization=r)
-    c = study.conductivity
     centres = np.sqrt(edges[:-1] * edges[1:])
     sample = study.make_sample(r)
     land = landscape_of(sample, study.options)
-    ef = c.fermi_energy
+    ef = study.conductivity.fermi_energy
+    out = (_exact_sigma(sample, ef, edges, (pieces or {}).get(r), r) if exact_prev is None
+           else _saved_exact(exact_prev))
+    base, eq17 = _eq17_variants(study, sample, land, ef, centres, variants)
+    out.update(eq17)
+    out.update(_pair_variables(study, base, edges, eq17["sigma_eq17"][1][0]))
+    out.update(_pipeline_variables(base))
     if exact_prev is None:
-        done = (pieces or {}).get(r)
-        if isinstance(done, tuple):
-            raise InputError(f"the exact reference of realization {r} failed: {done[1]}")
-        exact = kubo_greenwood(sample, ef, edges) if done is None else done
-        out: dict[str, tuple[Any, Any]] = {
-            "sigma_exact": ("omega", exact["sigma"].values),
-            "n_pairs_exact": ("omega", exact["n_pairs"].values)}
-        if "sigma_beyond_padding" in exact:  # the boxes' partly resolved part
-            out["sigma_exact_beyond_padding"] = ("omega", exact["sigma_beyond_padding"].values)
-    else:
-        kept = [*EXACT_FIELDS, *(["sigma_exact_beyond_padding"]
-                                 if "sigma_exact_beyond_padding" in exact_prev else [])]
-        out = {name: (exact_prev[name].dims, exact_prev[name].values) for name in kept}
+        out.update(_exact_spectrum(sample, ef, float(edges[-1]) * land.units.hbar))
+    est = land.eigenvalue_estimates()[:N_EIGENVALUES]
+    out["eig_estimate"] = ("level", np.pad(est, (0, N_EIGENVALUES - est.size),
+                                           constant_values=np.nan))
+    return xr.Dataset(out, coords={"omega": centres, "variant": list(variants),
+                                   "level": np.arange(N_EIGENVALUES)})
+
+
+def _exact_sigma(sample, ef: float, edges: np.ndarray, done, r: int) -> _Vars:
+    """The exact Kubo-Greenwood sigma on the bins (eqs. 4-5), or the piece computed before."""
+    if isinstance(done, tuple):
+        raise InputError(f"the exact reference of realization {r} failed: {done[1]}")
+    exact = kubo_greenwood(sample, ef, edges) if done is None else done
+    out: _Vars = {"sigma_exact": ("omega", exact["sigma"].values),
+                  "n_pairs_exact": ("omega", exact["n_pairs"].values)}
+    if "sigma_beyond_padding" in exact:  # the boxes' partly resolved part
+        out["sigma_exact_beyond_padding"] = ("omega", exact["sigma_beyond_padding"].values)
+    return out
+
+
+def _saved_exact(exact_prev: xr.Dataset) -> _Vars:
+    """The exact parts of a saved realization (:data:`EXACT_FIELDS`)."""
+    kept = [*EXACT_FIELDS, *(["sigma_exact_beyond_padding"]
+                             if "sigma_exact_beyond_padding" in exact_prev else [])]
+    return {name: (exact_prev[name].dims, exact_prev[name].values) for name in kept}
+
+
+def _eq17_variants(study: Study, sample, land, ef: float, centres: np.ndarray,
+                   variants: dict) -> tuple[Any, _Vars]:
+    """eq. 17 under each variant of its open choices; the first variant's pipeline result."""
     names = list(variants)
     sig = np.zeros((len(names), centres.size))
     npairs = np.zeros((len(names), centres.size), dtype=int)
     valid = np.zeros((len(names), centres.size), dtype=bool)
     base = None
     for k, name in enumerate(names):
-        # eq. 17 alone; the pair model runs once below, on the bins
+        # eq. 17 alone; the pair model runs once, on the bins (_pair_variables)
         opts = study.options.replace(**variants[name], estimator="eq17", pair_model=False)
         pipe = run(sample, ef, centres, opts, landscape=land)
         sig[k] = pipe.conductivity.sigma_eq17
@@ -128,39 +153,46 @@ def validation_task(study: Study, edges: np.ndarray, variants: dict,
             base = pipe
     if base is None:
         raise InputError("variants must name at least one variant of eq. 17")
-    ds0 = base.to_dataset()
-    out["sigma_eq17"] = (("variant", "omega"), sig)
-    out["n_pairs_eq17"] = (("variant", "omega"), npairs)
-    out["valid_eq17"] = (("variant", "omega"), valid)
-    out["sigma_mb"] = ("omega", ds0["sigma_mb"].values)
+    return base, {"sigma_eq17": (("variant", "omega"), sig),
+                  "n_pairs_eq17": (("variant", "omega"), npairs),
+                  "valid_eq17": (("variant", "omega"), valid)}
+
+
+def _pair_variables(study: Study, base, edges: np.ndarray, first_eq17: np.ndarray) -> _Vars:
+    """The pair model on the bins (App. A-B), its shares, and the study's sigma_ll."""
     model = pair_model_on(base, edges)
-    out["sigma_pairs"] = ("omega", model.sigma)
-    # the study's estimator: the pair model, or eq. 17 with the study's own choices
-    out["sigma_ll"] = ("omega", model.sigma if study.options.estimator == "pairs"
-                       else sig[0])
-    out["pairs_box_share"] = ("omega", model.box_share)
-    out["pairs_flux_share"] = ("omega", model.flux_share)
-    out["pairs_uncertain_share"] = ("omega", model.uncertain_share)
-    out["pair_model_widened_basins"] = ((), model.widened)
-    # the same states and amplitudes, every inter-basin pair through t_ab
-    out["sigma_pairs_tunnelling"] = ("omega", recoupled(model, "tunnelling", base).sigma)
+    return {
+        "sigma_pairs": ("omega", model.sigma),
+        # the study's estimator: the pair model, or eq. 17 with the study's own choices
+        "sigma_ll": ("omega", model.sigma if study.options.estimator == "pairs"
+                     else first_eq17),
+        "pairs_box_share": ("omega", model.box_share),
+        "pairs_flux_share": ("omega", model.flux_share),
+        "pairs_uncertain_share": ("omega", model.uncertain_share),
+        "pair_model_widened_basins": ((), model.widened),
+        # the same states and amplitudes, every inter-basin pair through t_ab
+        "sigma_pairs_tunnelling": ("omega", recoupled(model, "tunnelling", base).sigma)}
+
+
+def _pipeline_variables(base) -> _Vars:
+    """sigma_MB (eq. 1), the level statistics, rho_omega and percolation of the pipeline."""
+    ds0 = base.to_dataset()
+    out: _Vars = {"sigma_mb": ("omega", ds0["sigma_mb"].values)}
     for name in ("nu", "nu_landscape", "nu_basins", "delta_xi", "delta_xi_mb", "xi",
                  "localization_volume"):
         out[name] = ((), float(ds0[name]))
     out["rho_omega"] = ("omega", ds0["rho_omega"].values)
     out["percolating"] = ((), int(base.basins.percolating))
+    return out
+
+
+def _exact_spectrum(sample, ef: float, width: float) -> _Vars:
+    """The exact DOS over [E_F - width, E_F + width] and the lowest exact eigenvalues."""
     k = N_EIGENVALUES
-    if exact_prev is None:
-        # Exact DOS over the window [E_F - hbar omega_max, E_F + hbar omega_max].
-        width = float(edges[-1]) * land.units.hbar
-        dos = exact_dos(sample, [ef - width, ef + width])
-        out["nu_exact"] = ((), float(np.asarray(dos["dos"]).ravel()[0]))
-        ex = lowest_eigenvalues(sample, k)
-        out["eig_exact"] = ("level", np.pad(ex, (0, k - ex.size), constant_values=np.nan))
-    est = land.eigenvalue_estimates()[:k]
-    out["eig_estimate"] = ("level", np.pad(est, (0, k - est.size), constant_values=np.nan))
-    return xr.Dataset(out, coords={"omega": centres, "variant": names,
-                                   "level": np.arange(k)})
+    dos = exact_dos(sample, [ef - width, ef + width])
+    ex = lowest_eigenvalues(sample, k)
+    return {"nu_exact": ((), float(np.asarray(dos["dos"]).ravel()[0])),
+            "eig_exact": ("level", np.pad(ex, (0, k - ex.size), constant_values=np.nan))}
 
 
 #: Bootstrap resamples of the realizations in :func:`summarize`.
