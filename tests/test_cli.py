@@ -118,16 +118,17 @@ import gc, os, signal, sys, time
 from mottscape import cli
 cli._on_sigterm()
 if sys.argv[1] == "hook":
-    redeliver = cli._redeliver_terminated(sys.unraisablehook)
+    redeliver = cli._redeliver_interrupts(sys.unraisablehook)
     def hook(unraisable):
         print("Exception ignored (seen by the hook)", file=sys.stderr)
         redeliver(unraisable)
     sys.unraisablehook = hook
 fired = []
-def callback(phase, info):  # as dask's GCDiagnosis: a SIGTERM handled in here is swallowed
+signum = getattr(signal, sys.argv[2])
+def callback(phase, info):  # as dask's GCDiagnosis: a signal handled in here is swallowed
     if phase == "start" and not fired:
         fired.append(1)
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signum)
         for _ in range(10000):
             pass
 gc.callbacks.append(callback)
@@ -136,17 +137,18 @@ try:
     for _ in range(40):
         time.sleep(0.05)
     print("still running")
-except cli.Terminated:
-    print("terminated")
+except (cli.Terminated, KeyboardInterrupt):
+    print("interrupted")
 """
 
 
-@pytest.mark.parametrize("mode, expected", [("plain", "still running"), ("hook", "terminated")])
-def test_a_sigterm_swallowed_in_a_gc_callback_is_delivered_again(mode, expected):
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("mode, expected", [("plain", "still running"), ("hook", "interrupted")])
+def test_a_signal_swallowed_in_a_gc_callback_is_delivered_again(mode, expected, sig):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _SWALLOWED, mode], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", _SWALLOWED, mode, sig], capture_output=True,
                          text=True, timeout=120)
     assert "Exception ignored" in out.stderr  # the handler's exception was lost in there
     assert out.stdout.strip() == expected

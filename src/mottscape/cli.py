@@ -25,8 +25,8 @@ EXIT_CONVERGENCE = 3
 EXIT_INTERNAL = 1
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
-#: Seconds before a SIGTERM lost in a garbage-collector callback is sent again
-#: (:func:`_redeliver_terminated`).
+#: Seconds before a SIGTERM or SIGINT lost in a garbage-collector callback is sent again
+#: (:func:`_redeliver_interrupts`).
 REDELIVER_DELAY = 0.1
 
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     previous = _on_sigterm()
     previous_hook = sys.unraisablehook
-    sys.unraisablehook = _redeliver_terminated(previous_hook)
+    sys.unraisablehook = _redeliver_interrupts(previous_hook)
     try:
         return _guarded(args)
     finally:
@@ -285,28 +285,30 @@ def _on_sigterm():
         return None
 
 
-def _redeliver_terminated(previous_hook):
-    """An ``unraisablehook`` that raises a swallowed :class:`Terminated` again.
+def _redeliver_interrupts(previous_hook):
+    """An ``unraisablehook`` that raises a swallowed :class:`Terminated` or Ctrl-C again.
 
     Python runs a signal handler between any two bytecodes of the main thread, also inside a
     garbage-collector callback or a ``__del__`` (dask's ``GCDiagnosis`` installs one), where
     an exception cannot propagate: it is printed as "Exception ignored" and the run went on
     (a SIGTERM ~3 s into a 2-worker study was lost and the study kept running). The process
-    then sends itself SIGTERM again a moment later, from a timer thread: at once, the handler
-    would run inside this hook, where the exception is lost too, and only a real signal wakes
-    a main thread blocked in a system call. Other unraisable exceptions go to
+    then sends itself the signal again a moment later, from a timer thread: at once, the
+    handler would run inside this hook, where the exception is lost too, and only a real
+    signal wakes a main thread blocked in a system call. Other unraisable exceptions go to
     ``previous_hook``.
     """
     import os
     import threading
 
     def hook(unraisable) -> None:
-        if isinstance(unraisable.exc_value, Terminated):
-            again = threading.Timer(REDELIVER_DELAY, os.kill, (os.getpid(), signal.SIGTERM))
-            again.daemon = True
-            again.start()
+        signum = (signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else
+                  signal.SIGINT if isinstance(unraisable.exc_value, KeyboardInterrupt) else None)
+        if signum is None:
+            previous_hook(unraisable)
             return
-        previous_hook(unraisable)
+        again = threading.Timer(REDELIVER_DELAY, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
 
     return hook
 
