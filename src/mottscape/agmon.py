@@ -851,8 +851,8 @@ def _as_region(spec, grid: Grid, name: str) -> np.ndarray:
 def geodesic(
     land: Landscape,
     energy: float,
-    start,
-    end,
+    start: tuple[int, ...] | np.ndarray,
+    end: tuple[int, ...] | np.ndarray,
     *,
     order: int = 2,
 ) -> np.ndarray:
@@ -892,16 +892,16 @@ def geodesic(
     b = _as_region(end, grid, "end")
     field = distance_field(land.agmon_metric(energy), grid, a, order=order)
     cand = np.where(b, field, np.inf)
-    start = int(np.argmin(cand))
-    if not np.isfinite(cand.flat[start]):
+    first = int(np.argmin(cand))  # the end cell nearest to start: the walk begins there
+    if not np.isfinite(cand.flat[first]):
         raise InputError("end cannot be reached from start")
     offsets, steplen = neighbour_offsets(grid)
     shape3 = np.array((1,) * (3 - grid.ndim) + tuple(grid.shape), np.int64)
     # the field decreases strictly along the walk: it visits each cell at most once
     _, taken = _kernels.descend(field.ravel(), a.ravel().astype(np.int64), shape3,
-                                grid.periodic, offsets, steplen, start, 1, grid.size + 1)
+                                grid.periodic, offsets, steplen, first, 1, grid.size + 1)
     moves = offsets[taken[1:], 3 - grid.ndim:]
-    walk = np.vstack([np.unravel_index(start, grid.shape), moves]).cumsum(axis=0)  # unwrapped
+    walk = np.vstack([np.unravel_index(first, grid.shape), moves]).cumsum(axis=0)  # unwrapped
     shape = np.array(grid.shape)
     path = walk[::-1]
     path -= path[0] - path[0] % shape  # start cell inside the box (periodic unwrapping)

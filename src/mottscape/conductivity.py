@@ -20,9 +20,12 @@ from .options import Options
 
 if TYPE_CHECKING:
     import xarray as xr
+    from numpy.typing import ArrayLike
 
+    from .grid import Boundary, SpacingLike
     from .landscape import Landscape
     from .pipeline import PipelineResult
+    from .sample import Sample
     from .shell import ShellMoments
     from .statistics import LevelStatistics
     from .units import UnitSystem
@@ -135,12 +138,12 @@ def conductivity_curves(stats: LevelStatistics, moments: ShellMoments, hbar_omeg
 
 # ---------------------------------------------------------------------- array-first API
 def run_pipeline(
-    V,
+    V: ArrayLike | Sample,
     fermi_energy: float,
-    omega,
-    spacing=1.0,
-    mass=1.0,
-    boundary: str = "dirichlet",
+    omega: ArrayLike,
+    spacing: SpacingLike = 1.0,
+    mass: ArrayLike = 1.0,
+    boundary: Boundary = "dirichlet",
     units: str | UnitSystem = "lattice",
     *,
     options: Options | None = None,
@@ -182,12 +185,12 @@ def run_pipeline(
 
 
 def ac_conductivity(
-    V,
+    V: ArrayLike | Sample,
     fermi_energy: float,
-    omega,
-    spacing=1.0,
-    mass=1.0,
-    boundary: str = "dirichlet",
+    omega: ArrayLike,
+    spacing: SpacingLike = 1.0,
+    mass: ArrayLike = 1.0,
+    boundary: Boundary = "dirichlet",
     units: str | UnitSystem = "lattice",
     *,
     options: Options | None = None,

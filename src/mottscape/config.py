@@ -54,13 +54,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from . import disorder
 from .errors import InputError
-from .grid import BYTES_PER_POINT_PIPELINE, Grid, check_memory, make_grid
+from .grid import BYTES_PER_POINT_PIPELINE, Boundary, Grid, check_memory, make_grid
 from .options import Options
 from .sample import Sample, make_sample
 from .units import UnitSystem, get_units
@@ -165,7 +165,7 @@ class GridSection:
     """``[grid]``: spacing (scalar or per axis), boundary, mass (number or map path), units."""
 
     spacing: float | tuple[float, ...]
-    boundary: str
+    boundary: Boundary
     mass: float | Path
     units: str
 
@@ -814,8 +814,8 @@ def _grid_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path) -> GridS
     if any(h <= 0 for h in vals) or len(vals) > 3:
         raise ctx.error(f"[grid] spacing = {_plain(spacing)!r} must be > 0, a scalar or one "
                         "value per axis", "grid", "spacing")
-    boundary = _choice(ctx, "grid", "boundary", _require(ctx, "grid", "boundary", v),
-                       BOUNDARIES)
+    boundary = cast(Boundary, _choice(ctx, "grid", "boundary",
+                                      _require(ctx, "grid", "boundary", v), BOUNDARIES))
     units = _choice(ctx, "grid", "units", _require(ctx, "grid", "units", v), UNIT_SYSTEMS)
     mass = _require(ctx, "grid", "mass", v)
     if isinstance(mass, str):

@@ -11,6 +11,7 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import numpy as np
 
@@ -26,7 +27,9 @@ __all__ = [
     "MASS_BOUNDS",
     "MAX_POINTS",
     "SPACING_BOUNDS",
+    "Boundary",
     "Grid",
+    "SpacingLike",
     "as_mass",
     "as_potential",
     "check_memory",
@@ -35,6 +38,10 @@ __all__ = [
 ]
 
 BOUNDARIES = ("dirichlet", "periodic")
+#: A boundary condition of the grid (:data:`BOUNDARIES`).
+Boundary = Literal["dirichlet", "periodic"]
+#: A cell size: one number, or one per axis.
+SpacingLike = float | Sequence[float]
 
 #: Accepted range of a grid spacing (any length unit). Outside it the kinetic term
 #: hbar^2/(2 m h^2) and the volumes h^d, h^(d+2) of the results leave the range of float64
@@ -88,7 +95,7 @@ class Grid:
 
     shape: tuple[int, ...]
     spacing: tuple[float, ...]
-    boundary: str = "dirichlet"
+    boundary: Boundary = "dirichlet"
 
     @property
     def ndim(self) -> int:
@@ -177,8 +184,7 @@ def make_grid(
     spacing_t = _spacing(spacing, shape)
     if not isinstance(boundary, str) or boundary.lower() not in BOUNDARIES:
         raise InputError(f"boundary={boundary!r} is not supported; use one of {BOUNDARIES}")
-    boundary = boundary.lower()
-    return Grid(shape=shape, spacing=spacing_t, boundary=boundary)
+    return Grid(shape=shape, spacing=spacing_t, boundary=cast(Boundary, boundary.lower()))
 
 
 def _spacing(spacing, shape: tuple[int, ...]) -> tuple[float, ...]:

@@ -18,9 +18,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from .errors import InputError
-from .grid import BYTES_PER_POINT_HAMILTONIAN, Grid, as_mass, as_potential, make_grid
+from .grid import (
+    BYTES_PER_POINT_HAMILTONIAN,
+    Boundary,
+    Grid,
+    SpacingLike,
+    as_mass,
+    as_potential,
+    make_grid,
+)
 from .units import UnitSystem, get_units
 
 __all__ = ["Hamiltonian", "build_hamiltonian"]
@@ -116,10 +125,10 @@ class Hamiltonian:
 
 
 def build_hamiltonian(
-    V,
-    spacing=1.0,
-    mass=1.0,
-    boundary: str = "dirichlet",
+    V: ArrayLike,
+    spacing: SpacingLike = 1.0,
+    mass: ArrayLike = 1.0,
+    boundary: Boundary = "dirichlet",
     units: str | UnitSystem = "lattice",
     grid: Grid | None = None,
 ) -> Hamiltonian:

@@ -23,10 +23,18 @@ from typing import Literal
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse.linalg as spla
+from numpy.typing import ArrayLike
 
 from ._watershed import watershed_minima
 from .errors import ConvergenceError, InputError
-from .grid import BYTES_PER_POINT_LANDSCAPE, Grid, as_potential, check_shape_memory
+from .grid import (
+    BYTES_PER_POINT_LANDSCAPE,
+    Boundary,
+    Grid,
+    SpacingLike,
+    as_potential,
+    check_shape_memory,
+)
 from .hamiltonian import Hamiltonian
 from .options import Dispersion, Effective, LandscapeSolver, Options, allowed
 from .sample import Sample, make_sample
@@ -75,7 +83,7 @@ class Landscape:
         effective_potential,
         spacing=1.0,
         mass=1.0,
-        boundary: str = "dirichlet",
+        boundary: Boundary = "dirichlet",
         units: str | UnitSystem = "lattice",
         *,
         potential=None,
@@ -284,10 +292,10 @@ def _lattice_table(spacing: tuple[float, ...], K: float, points: int = 1500, nod
 
 # ---------------------------------------------------------------------- the solve
 def solve_landscape(
-    V,
-    spacing=1.0,
-    mass=1.0,
-    boundary: str = "dirichlet",
+    V: ArrayLike | Sample,
+    spacing: SpacingLike = 1.0,
+    mass: ArrayLike = 1.0,
+    boundary: Boundary = "dirichlet",
     units: str | UnitSystem = "lattice",
     *,
     solver: LandscapeSolver | Literal["cg"] = "auto",

@@ -79,13 +79,13 @@ import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numba import njit
 
 from .errors import InputError
-from .grid import as_mass, as_potential, check_memory
+from .grid import Boundary, as_mass, as_potential, check_memory
 from .hamiltonian import build_hamiltonian
 from .sample import Sample
 from .units import UnitSystem, get_units
@@ -102,7 +102,6 @@ __all__ = [
     "thouless_xi",
 ]
 
-Boundary = Literal["periodic", "dirichlet"]
 Extrapolation = Literal["auto", "inverse_width", "largest", "none"]
 PotentialGenerator = Callable[[tuple[int, ...], np.random.Generator], np.ndarray]
 SeedLike = int | np.random.SeedSequence
@@ -557,7 +556,8 @@ def _spacing(spacing, ndim: int) -> tuple[float, ...]:
     return tuple(vals * ndim if len(vals) == 1 else vals)
 
 
-def _choice(value, name: str, options: tuple[str, ...]) -> str:
+def _choice(value, name: str, options: tuple[str, ...]) -> Any:
+    """``value`` if it is one of ``options`` (a ``Literal`` of them), else an InputError."""
     if value not in options:
         raise InputError(f"{name}={value!r} is not valid; use one of {list(options)}")
     return value
@@ -655,7 +655,7 @@ def _uniform_bar(cross: tuple[int, ...], spacing: tuple[float, ...], mass: float
     return _Bar(nbr, wt, clong, cross, spacing[0]), onsite
 
 
-def _map_bar(V: np.ndarray, spacing: tuple[float, ...], mass, units, boundary: str):
+def _map_bar(V: np.ndarray, spacing: tuple[float, ...], mass, units, boundary: Boundary):
     """Bar, diagonal and couplings of a potential map whose long axis is axis 0."""
     H = build_hamiltonian(V, spacing=spacing, mass=mass, boundary=boundary, units=units)
     L, cross = V.shape[0], V.shape[1:]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import lambertw
 
 from .errors import InputError
@@ -52,7 +53,7 @@ def level_spacing(nu: float, localization_volume: float) -> float:
     return 1.0 / (localization_volume * nu)
 
 
-def mott_scale(hbar_omega, delta_xi: float, method: MottScale = "log") -> np.ndarray:
+def mott_scale(hbar_omega: ArrayLike, delta_xi: float, method: MottScale = "log") -> np.ndarray:
     """LL-generalized Mott scale rho_omega (eq. 12, ref. [38]).
 
     Parameters
@@ -141,7 +142,7 @@ def sigma_ll(nu: float, hbar_omega, moment, ndim: int) -> np.ndarray:
     return math.pi / (2.0 * ndim) * nu**2 * hw**2 * np.asarray(moment, dtype=float)
 
 
-def sigma_mott_berezinskii(nu: float, xi: float, hbar_omega, delta_xi: float,
+def sigma_mott_berezinskii(nu: float, xi: float, hbar_omega: ArrayLike, delta_xi: float,
                            ndim: int) -> np.ndarray:
     """Classical Mott-Berezinskii formula (eq. 1), spin included.
 

@@ -8,6 +8,7 @@ frequency omega.
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING, Literal
 
 import networkx as nx
 import numpy as np
@@ -15,10 +16,15 @@ import scipy.sparse as sp
 
 from .errors import InputError
 
+if TYPE_CHECKING:
+    from .pipeline import PipelineResult
+
 __all__ = ["conduction_network", "network_matrix"]
 
 
 STATES = ("statistics", "sigma_omega")
+#: The states of the network (:data:`STATES`).
+NetworkStates = Literal["statistics", "sigma_omega"]
 
 
 def _check_pipeline(pipeline) -> None:
@@ -54,8 +60,8 @@ def _edges(pipeline, omega_index: int, width: float = 1.0, states: str = "statis
     return members, pd.i[inside], pd.j[inside], pd.rho[inside], rho_w
 
 
-def conduction_network(pipeline, omega_index: int, width: float = 1.0,
-                       states: str = "statistics") -> nx.Graph:
+def conduction_network(pipeline: PipelineResult, omega_index: int, width: float = 1.0,
+                       states: NetworkStates = "statistics") -> nx.Graph:
     """The conduction network at ``dataset.omega[omega_index]`` as a networkx graph.
 
     Parameters
@@ -92,8 +98,8 @@ def conduction_network(pipeline, omega_index: int, width: float = 1.0,
     return g
 
 
-def network_matrix(pipeline, omega_index: int, width: float = 1.0,
-                   states: str = "statistics") -> sp.csr_array:
+def network_matrix(pipeline: PipelineResult, omega_index: int, width: float = 1.0,
+                   states: NetworkStates = "statistics") -> sp.csr_array:
     """The conduction network as a symmetric sparse matrix of Agmon distances (n_basins^2)."""
     _, i, j, rho, _ = _edges(pipeline, omega_index, width, states)
     n = pipeline.basins.n

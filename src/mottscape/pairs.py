@@ -100,10 +100,12 @@ from .tube import PairTubes, pair_tubes
 
 if TYPE_CHECKING:
     import xarray as xr
+    from numpy.typing import ArrayLike
 
     from .basins import Basins
     from .landscape import Landscape
     from .options import Options
+    from .pipeline import PipelineResult
     from .statistics import LevelStatistics
 
 __all__ = ["PairModel", "mixing_x2", "omega_edges", "pair_conductivity", "pair_model",
@@ -783,7 +785,7 @@ def recoupled(model: PairModel, coupling: str, pipeline) -> PairModel:
     return _rebinned(replace(model, boxed=boxed, coupling=coupling), model.edges, pipeline)
 
 
-def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
+def pair_parameters(pipeline: PipelineResult, prefactor: float = 1.0) -> dict:
     """t_ab, splitting, |X_ab|^2 and occupations of the state pairs of the pair model.
 
     Returns a dict of arrays over the inter-basin state pairs: ``a``, ``b`` (state indices),
@@ -805,7 +807,8 @@ def pair_parameters(pipeline, prefactor: float = 1.0) -> dict:
                 splitting=model.splitting, x2=model.x2, active=model.active, boxed=model.boxed)
 
 
-def pair_conductivity(pipeline, omega_edges, prefactor: float = 1.0) -> xr.Dataset:
+def pair_conductivity(pipeline: PipelineResult, omega_edges: ArrayLike,
+                      prefactor: float = 1.0) -> xr.Dataset:
     """Bin-averaged conductivity of the pair model on given bins.
 
     Parameters

@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import InputError
 from .grid import (
     BYTES_PER_POINT_HAMILTONIAN,
+    Boundary,
     Grid,
+    SpacingLike,
     as_mass,
     as_potential,
     check_shape_memory,
@@ -115,10 +118,10 @@ class Sample:
 
 
 def make_sample(
-    V,
-    spacing: float | tuple[float, ...] | list[float] = 1.0,
-    mass=1.0,
-    boundary: str = "dirichlet",
+    V: ArrayLike | Sample,
+    spacing: SpacingLike = 1.0,
+    mass: ArrayLike = 1.0,
+    boundary: Boundary = "dirichlet",
     units: str | UnitSystem = "lattice",
     *,
     shift: float | None = None,

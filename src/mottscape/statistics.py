@@ -18,6 +18,7 @@ import numpy as np
 
 from .basins import Basins
 from .errors import InputError
+from .grid import Boundary
 from .landscape import Landscape
 from .mott import level_spacing
 from .options import Options
@@ -159,7 +160,7 @@ def xi_transfer_matrix(sample: Sample, energy: float) -> TransferMatrixXi:
     spacing = (sample.grid.spacing[axis],
                *(h for a, h in enumerate(sample.grid.spacing) if a != axis))
     whole = bar.shape == V.shape
-    boundary = sample.grid.boundary if whole else "dirichlet"
+    boundary: Boundary = sample.grid.boundary if whole else "dirichlet"
     bar_sample = make_sample(bar, spacing, float(mass.flat[0]) if sample.uniform_mass else mass,
                              boundary, sample.units, solvable=False)
     with warnings.catch_warnings():

@@ -10,10 +10,12 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from ..errors import ConvergenceError, InputError
-from ..grid import check_memory
+from ..grid import Boundary, SpacingLike, check_memory
 from ..hamiltonian import Hamiltonian
+from ..sample import Sample
 from ..units import UnitSystem
 from ._boxes import BOX_TOL, NEAR_CORE, RESOLVED_FAR, _box_residual_rows, box_pairs
 from ._common import (
@@ -21,6 +23,7 @@ from ._common import (
     KT_WINDOW,
     METHODS,
     WHOLE_CHAIN_MAX,
+    ExactMethod,
     _as_hamiltonian,
     _blas_single_thread,
     _Block,
@@ -38,7 +41,7 @@ from ._tasks import ExactPlan, Piece, finish_blocks, make_plan, solve_piece, wid
 from ._windows import _solve_dense, _solve_tridiagonal
 
 
-def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: str, segment, padding,
+def _window_blocks(ham: Hamiltonian, lo: float, hi: float, method: ExactMethod, segment, padding,
                    progress: bool, core=None, box_tol: float = BOX_TOL):
     """Eigenstates with energies in [lo, hi] and exact counts; returns (blocks, info)."""
     method, segment = _resolve_method(ham, method, segment, core)
@@ -97,7 +100,8 @@ def _solve_pieces(ham: Hamiltonian, plan: ExactPlan, progress: bool) -> list[Pie
     return [solve_piece(ham, plan, k, matrix) for k in pieces]
 
 
-def _resolve_method(ham: Hamiltonian, method: str, segment, core) -> tuple[str, int | None]:
+def _resolve_method(ham: Hamiltonian, method: ExactMethod, segment, core
+                    ) -> tuple[ExactMethod, int | None]:
     """The concrete method for ``"auto"`` and 1D Dirichlet boxes; refuses impossible ones."""
     grid = ham.grid
     d1 = grid.ndim == 1 and not grid.periodic
@@ -167,16 +171,16 @@ def _max_residual(ham: Hamiltonian, blocks: list[_Block]) -> float:
 
 
 def kubo_greenwood(
-    V,
+    V: ArrayLike | Sample | Hamiltonian,
     fermi_energy: float,
-    omega_edges,
-    spacing=1.0,
-    mass=1.0,
-    boundary: str = "dirichlet",
+    omega_edges: ArrayLike,
+    spacing: SpacingLike = 1.0,
+    mass: ArrayLike = 1.0,
+    boundary: Boundary = "dirichlet",
     units: str | UnitSystem = "lattice",
     temperature: float = 0.0,
     *,
-    method: str = "auto",
+    method: ExactMethod = "auto",
     segment: int | None = None,
     padding: int | None = None,
     progress: bool = False,
@@ -315,12 +319,12 @@ def _kg_from_blocks(ham: Hamiltonian, blocks: list[_Block], info: dict, edges: n
 
 
 def plan_exact(
-    V,
+    V: Sample | Hamiltonian,
     fermi_energy: float,
-    omega_edges,
+    omega_edges: ArrayLike,
     *,
     temperature: float = 0.0,
-    method: str = "auto",
+    method: ExactMethod = "auto",
     segment: int | None = None,
     padding: int | None = None,
     core: int | None = None,
@@ -483,15 +487,15 @@ def _kg_dataset(ham: Hamiltonian, edges: np.ndarray, acc: _Accumulator, n_pairs:
 
 # ============================================================================ helpers
 def exact_eigenstates(
-    ham_or_V,
+    ham_or_V: ArrayLike | Sample | Hamiltonian,
     emin: float,
     emax: float,
-    spacing=1.0,
-    mass=1.0,
-    boundary: str = "dirichlet",
+    spacing: SpacingLike = 1.0,
+    mass: ArrayLike = 1.0,
+    boundary: Boundary = "dirichlet",
     units: str | UnitSystem = "lattice",
     *,
-    method: str = "auto",
+    method: ExactMethod = "auto",
     segment: int | None = None,
     padding: int | None = None,
     progress: bool = False,
@@ -541,11 +545,11 @@ def exact_eigenstates(
 
 
 def lowest_eigenvalues(
-    V,
+    V: ArrayLike | Sample | Hamiltonian,
     k: int,
-    spacing=1.0,
-    mass=1.0,
-    boundary: str = "dirichlet",
+    spacing: SpacingLike = 1.0,
+    mass: ArrayLike = 1.0,
+    boundary: Boundary = "dirichlet",
     units: str | UnitSystem = "lattice",
 ) -> np.ndarray:
     """The ``k`` lowest exact eigenvalues of H (eq. 3), sorted.
@@ -578,11 +582,11 @@ def lowest_eigenvalues(
 
 
 def exact_dos(
-    V,
-    energy_edges,
-    spacing=1.0,
-    mass=1.0,
-    boundary: str = "dirichlet",
+    V: ArrayLike | Sample | Hamiltonian,
+    energy_edges: ArrayLike,
+    spacing: SpacingLike = 1.0,
+    mass: ArrayLike = 1.0,
+    boundary: Boundary = "dirichlet",
     units: str | UnitSystem = "lattice",
 ) -> xr.Dataset:
     """Exact IDOS and bin-averaged DOS per unit volume and spin from eigenvalue counts.

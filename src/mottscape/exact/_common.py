@@ -6,6 +6,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +17,8 @@ from ..hamiltonian import Hamiltonian, build_hamiltonian
 from ..sample import Sample
 
 METHODS = ("auto", "dense", "tridiagonal", "segments", "shift-invert", "boxes")
+#: A method of the exact reference (:data:`METHODS`).
+ExactMethod = Literal["auto", "dense", "tridiagonal", "segments", "shift-invert", "boxes"]
 
 #: ``method="auto"`` diagonalises densely up to this many cells (2D and 3D).
 DENSE_MAX = 3000
