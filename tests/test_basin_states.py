@@ -20,7 +20,7 @@ from mottscape.exact import exact_eigenstates, kubo_greenwood, lowest_eigenvalue
 from mottscape.landscape import landscape_of
 from mottscape.pairs import omega_edges
 from mottscape.sample import make_sample
-from mottscape.state_boxes import merged_boxes
+from mottscape.state_boxes import layout_boxes, merged_boxes
 
 
 def _states(sample, ef, window, **kw):
@@ -55,6 +55,33 @@ def test_merged_boxes_find_the_states_of_one_box_per_basin(V, ef, window):
     err = {k: np.abs(st.energies[:, None] - exact[None, :]).min(axis=1)
            for k, st in (("one", one), ("merged", merged))}
     assert np.sum(err["merged"] > 1e-6) <= np.sum(err["one"] > 1e-6)
+
+
+@pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])
+def test_layout_boxes_pad_every_basin_and_merging_keeps_each_basin_box(boundary):
+    s = make_sample(ms.disorder.block((96, 80), block=4, width=4.0, seed=3), boundary=boundary)
+    land = landscape_of(s)
+    b = find_basins(land, 0.9)
+    metric = land.agmon_metric(0.9)
+    one = layout_boxes(s, b, metric, 6.0, merge=False)
+    merged = layout_boxes(s, b, metric, 6.0)
+    pad, shape = one.padding_cells, np.asarray(s.grid.shape)
+    assert one.lo.shape[0] == b.n and not one.whole and np.all(pad >= 1)
+    for k, (lo, hi) in enumerate(zip(one.lo, one.hi, strict=True)):
+        cells = np.argwhere(b.labels == k + 1)
+        whole = (hi - lo) == shape  # an axis covered whole (periodic) or clipped both ways
+        if boundary == "dirichlet":  # padded on every side, unless a face clips the box
+            inner_lo, inner_hi = cells.min(axis=0) - pad, cells.max(axis=0) + 1 + pad
+            assert np.all((lo == np.maximum(inner_lo, 0)) & (hi == np.minimum(inner_hi, shape)))
+        else:  # unwrapped ranges: every cell of the basin inside, modulo the side
+            rel = (cells - lo) % shape
+            assert np.all(whole | ((rel.min(axis=0) >= pad) & (rel.max(axis=0) < hi - lo - pad)))
+    # each basin's own box lies in the merged box that holds the basin (same padding)
+    assert sorted(k for m in merged.members for k in m) == list(range(b.n))
+    for i, m in enumerate(merged.members):
+        for k in m:
+            inside = (merged.lo[i] <= one.lo[k]) & (one.hi[k] <= merged.hi[i])
+            assert np.all(inside | ((merged.hi[i] - merged.lo[i]) == shape))
 
 
 def test_merging_only_joins_boxes_that_barely_grow():
