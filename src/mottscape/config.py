@@ -934,8 +934,7 @@ def _file_grid(ctx: _Ctx, potential: PotentialSection, grid: GridSection,
                                                 units=grid.units, spacing=study_spacing)
     except InputError as exc:
         raise ctx.error(str(exc), "potential", "file") from None
-    return dataclasses.replace(grid, spacing=spacing if isinstance(spacing, float | int)
-                               else tuple(spacing))
+    return dataclasses.replace(grid, spacing=spacing)
 
 
 def _model_params(ctx: _Ctx, model: str, merged: dict, accepted: dict, shape,

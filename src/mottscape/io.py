@@ -508,7 +508,7 @@ def map_in_units(V: np.ndarray, info: Mapping[str, Any], units: str | UnitSystem
 def load_potential_in_units(path: str | os.PathLike, variable: str | None = None, *,
                             units: str | UnitSystem,
                             spacing: float | Sequence[float] | None = None
-                            ) -> tuple[np.ndarray, float | Sequence[float], dict[str, Any]]:
+                            ) -> tuple[np.ndarray, float | tuple[float, ...], dict[str, Any]]:
     """Load a potential map for a study: read, convert to ``units``, settle the spacing.
 
     :func:`load_potential`, then :func:`map_in_units` and :func:`reconcile_spacing` in one
@@ -546,7 +546,7 @@ def load_potential_in_units(path: str | os.PathLike, variable: str | None = None
 def reconcile_spacing(file_spacing: Sequence[float] | None,
                       study_spacing: float | Sequence[float] | None, *,
                       source: str = "the map", rtol: float = 1e-6
-                      ) -> float | Sequence[float]:
+                      ) -> float | tuple[float, ...]:
     """The grid spacing of a study whose potential comes from a file.
 
     Parameters
@@ -573,7 +573,9 @@ def reconcile_spacing(file_spacing: Sequence[float] | None,
         When both are given and differ along some axis by more than ``rtol``.
     """
     if file_spacing is None:
-        return 1.0 if study_spacing is None else study_spacing
+        if study_spacing is None:
+            return 1.0
+        return study_spacing if isinstance(study_spacing, float | int) else tuple(study_spacing)
     fs = tuple(float(h) for h in file_spacing)
     if study_spacing is None:
         return fs
