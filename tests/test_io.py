@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from mottscape import io
+from mottscape import files, io, netcdf
 from mottscape.errors import InputError
 
 
@@ -214,7 +214,7 @@ def _failing_write(written: list):
 
 def test_atomic_write_new_file(tmp_path, monkeypatch):
     written: list[str] = []
-    monkeypatch.setattr(io.os, "write", _failing_write(written))
+    monkeypatch.setattr(files.os, "write", _failing_write(written))
     target = tmp_path / "out.nc"
     with pytest.raises(RuntimeError, match="simulated crash"):
         io.write_netcdf(make_dataset(), target)
@@ -227,7 +227,7 @@ def test_atomic_write_keeps_old_file(tmp_path, monkeypatch):
     target = tmp_path / "out.nc"
     io.write_netcdf(make_dataset(), target)
     before = target.read_bytes()
-    monkeypatch.setattr(io.os, "write", _failing_write([]))
+    monkeypatch.setattr(files.os, "write", _failing_write([]))
     with pytest.raises(RuntimeError):
         io.write_netcdf(xr.Dataset({"V": (("x",), np.zeros(2))}), target)
     assert target.read_bytes() == before
@@ -235,14 +235,14 @@ def test_atomic_write_keeps_old_file(tmp_path, monkeypatch):
 
 
 def test_engine_selection(tmp_path, monkeypatch):
-    monkeypatch.setattr(io, "netcdf_engines", lambda: ("scipy",))
+    monkeypatch.setattr(netcdf, "netcdf_engines", lambda: ("scipy",))
     with pytest.raises(InputError, match="h5netcdf needs the h5py package"):
         io.write_netcdf(make_dataset(), tmp_path / "a.nc", engine="h5netcdf")
     with pytest.raises(InputError, match="engine='netcdf4' is not supported"):
         io.write_netcdf(make_dataset(), tmp_path / "a.nc", engine="netcdf4")
     io.write_netcdf(make_dataset(), tmp_path / "a.nc")
     assert (tmp_path / "a.nc").read_bytes()[:3] == b"CDF"  # NetCDF-3 from scipy
-    monkeypatch.setattr(io, "netcdf_engines", lambda: ())
+    monkeypatch.setattr(netcdf, "netcdf_engines", lambda: ())
     with pytest.raises(InputError, match="no NetCDF engine"):
         io.write_netcdf(make_dataset(), tmp_path / "b.nc")
 
@@ -259,7 +259,7 @@ def test_h5netcdf_round_trip(tmp_path):
 
 def test_hdf5_file_without_h5py_gives_clear_error(tmp_path, monkeypatch):
     (tmp_path / "h.nc").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
-    monkeypatch.setattr(io, "netcdf_engines", lambda: ("scipy",))
+    monkeypatch.setattr(netcdf, "netcdf_engines", lambda: ("scipy",))
     with pytest.raises(InputError, match="install h5py"):
         io.read_netcdf(tmp_path / "h.nc")
 
@@ -385,7 +385,7 @@ def test_large_file_path_writes_the_same_file(tmp_path, monkeypatch, engine):
     """Files too large for memory go through a file object; the result reads back the same."""
     ds = make_dataset()
     small = io.read_netcdf(io.write_netcdf(ds, tmp_path / "mem.nc", engine=engine))
-    monkeypatch.setattr(io, "_available_memory", lambda: 1)
+    monkeypatch.setattr(netcdf, "_available_memory", lambda: 1)
     path = io.write_netcdf(ds, tmp_path / "direct.nc", engine=engine)
     monkeypatch.undo()
     xr.testing.assert_identical(io.read_netcdf(path), small)

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from mottscape import io
+from mottscape import files, io, netcdf
 from mottscape.errors import InputError, MottscapeError
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -100,9 +100,9 @@ def test_full_disk_does_not_crash_the_process(n, direct):
     with tmpfs("size=64k") as mnt:
         done = run_python(f"""
             import numpy as np, xarray as xr
-            from mottscape import io
+            from mottscape import io, netcdf
             if {direct}:
-                io._available_memory = lambda: 1  # the path of files too large for memory
+                netcdf._available_memory = lambda: 1  # the path of files too large for memory
             ds = xr.Dataset({{"a": ("x", np.random.rand({n})), "b": ("x", np.random.rand({n}))}})
             try:
                 io.write_netcdf(ds, {str(mnt / 'results.nc')!r})
@@ -170,12 +170,12 @@ def test_partial_write_then_full_disk_leaves_nothing(tmp_path, monkeypatch):
 
 def test_large_file_refused_before_writing_when_the_disk_lacks_room(tmp_path, monkeypatch):
     """The direct path (file larger than a third of memory) checks the free space first."""
-    monkeypatch.setattr(io, "_available_memory", lambda: 1)
+    monkeypatch.setattr(netcdf, "_available_memory", lambda: 1)
 
     class Full:
         f_bavail, f_frsize, f_blocks = 1, 4096, 100
 
-    monkeypatch.setattr(io.os, "statvfs", lambda _p: Full)
+    monkeypatch.setattr(files.os, "statvfs", lambda _p: Full)
     with pytest.raises(io.OutputError, match="disk is full"):
         io.write_netcdf(dataset(), tmp_path / "r.nc")
     assert list(tmp_path.iterdir()) == []
@@ -208,7 +208,7 @@ def test_read_only_file_system_reported_by_the_probe(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(io.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
     with pytest.raises(InputError, match=r"read-only; write to a directory on a writable disk"):
         io.check_output_dir(tmp_path / "out")
 
@@ -249,7 +249,7 @@ def test_permission_error_while_writing(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(io.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(files.tempfile, "mkstemp", denied)
     with pytest.raises(io.OutputError) as info:
         io.write_netcdf(dataset(10), tmp_path / "r.nc")
     assert info.value.errno == errno.EACCES
@@ -362,7 +362,7 @@ def test_write_bytes_is_atomic_and_keeps_the_umask(tmp_path, monkeypatch):
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(io, "_write_all", full)
+    monkeypatch.setattr(files, "_write_all", full)
     with pytest.raises(io.OutputError, match="disk is full"):
         io.write_bytes(b"newer", target)
     assert target.read_bytes() == b"new"

@@ -176,7 +176,7 @@ def _cmd_validate(args) -> int:
 
     study = _study(args) if args.study is not None or args.option else None
     if args.out is not None:
-        from .io import check_output_dir
+        from .files import check_output_dir
 
         check_output_dir(args.out)
     res = validate(study, realizations=args.realizations, out=args.out,

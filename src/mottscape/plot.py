@@ -456,7 +456,7 @@ def render_figures(pipeline, exact=None, dpi: int = 130, results=None) -> dict[s
 
 def write_images(images: dict[str, bytes], outdir) -> list:
     """Write rendered images into ``outdir``, each atomically (temporary file + rename)."""
-    from .io import write_bytes
+    from .files import write_bytes
 
     return [write_bytes(data, Path(outdir) / name) for name, data in images.items()]
 

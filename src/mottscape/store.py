@@ -172,7 +172,7 @@ class Store:
 
     def load(self, task: int) -> xr.Dataset | None:
         """The record of ``task`` if it exists and is intact, else None (a bad one is removed)."""
-        from .io import read_netcdf
+        from .netcdf import read_netcdf
 
         path = self.record_path(task)
         if not path.exists():
@@ -192,7 +192,7 @@ class Store:
 
     def save(self, task: int, ds: xr.Dataset) -> Path:
         """Write the record of ``task`` atomically, with the store's hash and a checksum."""
-        from .io import write_netcdf
+        from .netcdf import write_netcdf
 
         out = ds.copy()
         out.attrs["store_hash"] = self.hash

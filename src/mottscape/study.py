@@ -13,7 +13,8 @@ import xarray as xr
 
 from .config import Study, default_study, load_study
 from .ensemble import exact_arguments, run_ensemble, splits_exact, with_exact
-from .io import check_output_dir, write_netcdf
+from .files import check_output_dir
+from .netcdf import write_netcdf
 from .pipeline import PipelineResult, run
 from .results import maps_dataset
 from .runner import one_blas_thread

@@ -161,7 +161,7 @@ def report_store(store: str | Path, out: str | Path | None = None
     """
     from .config import sweep_points
     from .ensemble import POINT_STRIDE, combine_points
-    from .io import read_netcdf, write_netcdf
+    from .netcdf import read_netcdf, write_netcdf
     from .plot import plot_conductivity
     from .runner import RunReport
     from .store import MANIFEST, dataset_checksum

@@ -29,7 +29,7 @@ reference mass, hbar^2/(2 m_ref a^2) = t),
 with integer powers written ``^n`` and one ``/``, e.g. ``"t"``, ``"a^2"``, ``"1/(t a^3)"``,
 ``"t/hbar"``, ``"e^2/(hbar a)"``. :meth:`UnitSystem.cf_units` gives the attributes of a named
 quantity, and :func:`cf_unit_attrs` translates a unit string as found in a variable's
-attributes; :func:`mottscape.io.write_netcdf` applies the translation to every variable.
+attributes; :func:`mottscape.netcdf.write_netcdf` applies the translation to every variable.
 
 Units of input maps
 -------------------

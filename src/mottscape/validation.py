@@ -32,8 +32,8 @@ from .config import Study, load_study, study_from_dict
 from .ensemble import run_study_tasks
 from .errors import InputError
 from .exact import exact_dos, kubo_greenwood, lowest_eigenvalues
-from .io import write_netcdf
 from .landscape import landscape_of
+from .netcdf import write_netcdf
 from .pairs import pair_model_on, recoupled
 from .pipeline import run
 from .summary import beyond_padding_share
@@ -380,7 +380,7 @@ def validate(
     variants = dict(DEFAULT_VARIANTS if variants is None else variants)
     prev = None
     if reuse_exact is not None:
-        from .io import read_netcdf
+        from .netcdf import read_netcdf
 
         prev = reuse_exact if isinstance(reuse_exact, xr.Dataset) else read_netcdf(reuse_exact)
         if prev.sizes.get("realization") != n or prev.sizes.get("omega") != edges.size - 1 \
