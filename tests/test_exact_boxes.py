@@ -454,7 +454,7 @@ def test_boxes_in_1d_are_segments():
     ({"padding": "wide"}, r"padding must be a whole number of cells, got 'wide'"),
     ({"box_tol": -1.0}, r"box_tol=-1.0 must be > 0 .*the default is 1e-05"),
     ({"box_tol": 0.0}, r"box_tol=0.0 must be > 0"),
-    ({"pair_cutoff": -1.0}, r"pair_cutoff=-1 must be >= 0"),
+    ({"pair_cutoff": -1.0}, r"pair_cutoff=-1.0 must be >= 0"),
 ])
 def test_box_arguments_are_checked(kwargs, pattern):
     s = make_sample(ms.disorder.anderson((10, 10), width=20, seed=1))

@@ -110,6 +110,7 @@ import scipy.sparse as sp
 import skfmm
 
 from . import _agmon_kernels as _kernels
+from ._checks import real
 from .basins import Basins
 from .errors import InputError
 from .grid import Grid
@@ -183,23 +184,11 @@ def _check_order(order) -> int:
 
 
 def _check_bound(bound, name: str = "bound") -> float:
-    try:
-        value = float(bound)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}={bound!r} must be a number >= 0 or None") from None
-    if np.isnan(value) or value < 0:
-        raise InputError(f"{name}={bound!r} must be >= 0 (np.inf for no bound)")
-    return value
+    return real(bound, name, minimum=0.0, allow_inf=True, hint=" (np.inf or None for no bound)")
 
 
 def _check_energy(energy) -> float:
-    try:
-        value = float(energy)
-    except (TypeError, ValueError):
-        raise InputError(f"energy={energy!r} must be a finite number") from None
-    if not np.isfinite(value):
-        raise InputError(f"energy={energy!r} must be a finite number")
-    return value
+    return real(energy, "energy")
 
 
 def _check_source(source, shape: tuple[int, ...], name: str = "source") -> np.ndarray:

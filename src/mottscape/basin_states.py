@@ -37,6 +37,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse as sp
 
+from ._checks import positive
 from .basins import Basins
 from .box_solve import box_solver, landscape_cell_counts
 from .errors import InputError
@@ -757,14 +758,12 @@ def basin_states(sample: Sample, basins: Basins, metric: np.ndarray, fermi_energ
         box, every state is an exact eigenstate of H and every pair is resolved in that box:
         the pair model's sigma is then the exact Kubo-Greenwood sum, not an LL estimate.
     """
-    if not (isinstance(window, int | float) and math.isfinite(window) and window > 0):
-        raise InputError(f"window={window!r} must be a finite energy > 0 (the half-width of "
-                         "the window of states around E_F)")
-    if not (isinstance(padding, int | float) and math.isfinite(padding) and padding > 0):
-        raise InputError(f"padding={padding!r} must be a number of Agmon lengths > 0, e.g. 10")
+    window = positive(window, "window",
+                      hint=" (the half-width of the window of states around E_F, an energy)")
+    padding = positive(padding, "padding", hint=" (a number of Agmon lengths, e.g. 15)")
     if not isinstance(merge, bool | np.bool_):
         raise InputError(f"merge={merge!r} must be True or False")
-    layout = layout_boxes(sample, basins, metric, float(padding), merge=bool(merge),
+    layout = layout_boxes(sample, basins, metric, padding, merge=bool(merge),
                           scale=check_padding_scale(padding_scale, basins.n))
     margin = padding_cells(sample, PROBE_MARGIN_AGMON, layout.mean_metric)
     boxes = _solved_boxes(sample, basins, layout, fermi_energy, window, landscape,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
+from ._checks import real
 from ._labels import label_stats, weighted_offsets
 from ._watershed import watershed, watershed_minima
 from .errors import InputError
@@ -180,13 +181,7 @@ def _check_arguments(land, energy, split: str, center: str, energy_rule: str) ->
         raise InputError(
             f"land must be a Landscape (from mottscape.solve_landscape), got "
             f"{type(land).__name__}")
-    try:
-        value = float(energy)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not np.isfinite(value):
-        raise InputError(f"energy={energy!r} must be a finite number (the level E, e.g. E_F)")
-    return value
+    return real(energy, "energy", hint=" (the level E, e.g. E_F)")
 
 
 def _centers(land: Landscape, labels, n, argmin, center):

@@ -37,6 +37,7 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage as ndi
 
+from ._checks import real as _real
 from .errors import InputError
 from .grid import ENERGY_MAX, SPACING_BOUNDS, check_memory
 
@@ -112,31 +113,6 @@ def _shape(shape, where: str) -> tuple[int, ...]:
         out.append(int(n))
     check_memory(math.prod(out), _BYTES_PER_POINT, f"{where}: a potential of shape {tuple(out)}")
     return tuple(out)
-
-
-def _real(value, name: str, where: str, *, minimum: float | None = None,
-          strict: bool = False, bound: float | None = None) -> float:
-    """A finite real number, optionally bounded below (``> minimum`` if ``strict``).
-
-    ``bound`` caps ``|value|`` (energies: :data:`mottscape.grid.ENERGY_MAX`).
-    """
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise InputError(f"{where}: {name}={value!r} must be a real number")
-    x = float(value)
-    if not math.isfinite(x):
-        raise InputError(f"{where}: {name}={value!r} must be finite")
-    if bound is not None and abs(x) > bound:
-        raise InputError(
-            f"{where}: {name}={value!r} is larger in magnitude than the accepted {bound:g}; "
-            "express energies in a larger unit")
-    if minimum is not None:
-        if strict and not x > minimum:
-            raise InputError(f"{where}: {name}={value!r} must be > {minimum:g}")
-        if not strict and not x >= minimum:
-            raise InputError(f"{where}: {name}={value!r} must be >= {minimum:g}")
-    return x
 
 
 def _per_axis(value, name: str, ndim: int, where: str, *, strict: bool = True) -> np.ndarray:

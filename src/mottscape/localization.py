@@ -83,6 +83,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._checks import integer, positive, real
 from .errors import InputError
 from .grid import Boundary, as_mass, as_potential, check_memory
 from .sample import Sample
@@ -202,7 +203,7 @@ def band_centre(ndim: int, spacing: float | Sequence[float] = 1.0, mass: float =
     """
     d = _ndim(ndim)
     h = _spacing(spacing, d)
-    m = _positive(mass, "mass")
+    m = positive(mass, "mass")
     K = get_units(units).kinetic
     return float(sum(2.0 * K / (m * hh**2) for hh in h))
 
@@ -223,8 +224,8 @@ def anderson_generator(width: float, offset: float | None = None) -> PotentialGe
     The default ``offset = -W/2`` is the textbook symmetric box, so that the band centre is at
     :func:`band_centre`. The returned callable has the signature ``(shape, rng) -> V``.
     """
-    W = _real(width, "width", minimum=0.0)
-    lo = -0.5 * W if offset is None else _real(offset, "offset")
+    W = real(width, "width", minimum=0.0)
+    lo = -0.5 * W if offset is None else real(offset, "offset")
 
     def generate(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         return lo + W * rng.random(shape)
@@ -257,27 +258,6 @@ def model_generator(model: str, **params) -> PotentialGenerator:
 
 
 # ---------------------------------------------------------------------- argument checks
-def _real(value, name: str, *, minimum: float | None = None, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"{name}={value!r} must be a real number")
-    x = float(value)
-    if not math.isfinite(x):
-        raise InputError(f"{name}={value!r} must be finite")
-    if minimum is not None and (x <= minimum if strict else x < minimum):
-        raise InputError(f"{name}={value!r} must be {'>' if strict else '>='} {minimum:g}")
-    return x
-
-
-def _positive(value, name: str) -> float:
-    return _real(value, name, minimum=0.0, strict=True)
-
-
-def _int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InputError(f"{name}={value!r} must be an int >= {minimum}")
-    return int(value)
-
-
 def _ndim(ndim) -> int:
     if isinstance(ndim, bool) or not isinstance(ndim, numbers.Integral) or ndim not in (1, 2, 3):
         raise InputError(f"ndim={ndim!r} must be 1, 2 or 3 (the dimension of the system)")
@@ -290,7 +270,7 @@ def _spacing(spacing, ndim: int) -> tuple[float, ...]:
         raise InputError(
             f"spacing={spacing!r} must be a number or {ndim} numbers (one per axis, the bar's "
             "long axis first)")
-    vals = [_positive(v, "spacing") for v in items]
+    vals = [positive(v, "spacing") for v in items]
     return tuple(vals * ndim if len(vals) == 1 else vals)
 
 
@@ -319,15 +299,16 @@ def _child_rng(ss: np.random.SeedSequence, width: int) -> np.random.Generator:
 
 def _length_args(length, rel_error, min_length, max_length, warmup, N):
     if length is not None:
-        L = _int(length, "length")
+        L = integer(length, "length", minimum=1)
         rel = None
         lo = L
         hi = L
     else:
-        rel = _positive(rel_error, "rel_error")
-        hi = _int(max_length, "max_length")
-        lo = min(hi, _int(min_length, "min_length")) if min_length is not None else min(hi, 1000)
-    w = _default_warmup(N) if warmup is None else _int(warmup, "warmup", minimum=0)
+        rel = positive(rel_error, "rel_error")
+        hi = integer(max_length, "max_length", minimum=1)
+        lo = (min(hi, integer(min_length, "min_length", minimum=1)) if min_length is not None
+              else min(hi, 1000))
+    w = _default_warmup(N) if warmup is None else integer(warmup, "warmup", minimum=0)
     if length is not None and w >= L:
         raise InputError(
             f"warmup={w} slices is not shorter than length={L}; give length > warmup (about 10x)")
@@ -408,10 +389,11 @@ def bar_lyapunov(
     """
     _, cross, h, m, K, periodic, gen = _bar_args(source, cross_section, boundary, spacing,
                                                  mass, units)
-    energy = _real(energy, "energy")
+    energy = real(energy, "energy")
     bar, onsite = uniform_bar(cross, h, m, K, periodic)
     rel, lo, hi, w = _length_args(length, rel_error, min_length, max_length, warmup, bar.N)
-    q = None if reorthogonalize is None else _int(reorthogonalize, "reorthogonalize")
+    q = (None if reorthogonalize is None
+         else integer(reorthogonalize, "reorthogonalize", minimum=1))
     rng = _child_rng(_seed(seed), max(cross) if cross else 1)
     rec, _ = run_bar(bar, generator_source(gen, cross, rng, onsite), energy, rng, warmup=w,
                       rel_error=rel, min_length=lo, max_length=hi, reorthogonalize=q)
@@ -425,7 +407,7 @@ def _bar_args(source, cross_section, boundary, spacing, mass, units):
         raise InputError(
             f"cross_section={cross_section!r} must be a tuple of ints: () for a chain, (M,) "
             "for a 2D strip, (M, M) for a 3D bar") from None
-    cross = tuple(_int(n, "cross_section") for n in cross)
+    cross = tuple(integer(n, "cross_section", minimum=1) for n in cross)
     ndim = len(cross) + 1
     if ndim > 3:
         raise InputError(f"cross_section={cross_section!r} has more than 2 axes; d <= 3")
@@ -434,7 +416,7 @@ def _bar_args(source, cross_section, boundary, spacing, mass, units):
         raise InputError(
             "mass must be one number for a generated bar; pass a potential map (with its mass "
             "map) to localization_length for a position-dependent mass")
-    m = _positive(mass, "mass")
+    m = positive(mass, "mass")
     K = get_units(units).kinetic
     periodic = _choice(boundary, "boundary", _BOUNDARIES) == "periodic"
     gen = _as_generator(source)
@@ -549,7 +531,7 @@ def localization_length(
     >>> res.extrapolation, bool(abs(res.xi / thouless_xi(1.0, 1.0) - 1) < 0.1)
     ('none', True)
     """
-    energy = _real(energy, "energy")
+    energy = real(energy, "energy")
     method = _choice(extrapolation, "extrapolation", _EXTRAPOLATIONS)
     ss = _seed(seed)
     if isinstance(source, Sample) or _is_map(source):
@@ -580,14 +562,15 @@ def localization_length(
         ws = DEFAULT_WIDTHS[d] if widths is None else tuple(widths)
         if not ws:
             raise InputError("widths is empty; give at least one bar width M")
-        ws = tuple(sorted({_int(w, "widths") for w in ws}))
+        ws = tuple(sorted({integer(w, "widths", minimum=1) for w in ws}))
     bars, met = [], []
     for M in ws:
         cross = () if d == 1 else (M,) * (d - 1)
         _, cross, h, m, K, periodic, gen = _bar_args(source, cross, bnd, spacing, mass, units)
         bar, onsite = uniform_bar(cross, h, m, K, periodic)
         rel, lo, hi, w = _length_args(length, rel_error, min_length, max_length, warmup, bar.N)
-        q = None if reorthogonalize is None else _int(reorthogonalize, "reorthogonalize")
+        q = (None if reorthogonalize is None
+         else integer(reorthogonalize, "reorthogonalize", minimum=1))
         rng = _child_rng(ss, M)
         rec, ok = run_bar(bar, generator_source(gen, cross, rng, onsite), energy, rng,
                            warmup=w, rel_error=rel, min_length=lo, max_length=hi,
@@ -716,7 +699,7 @@ def _map_localization(source, energy, *, boundary, spacing, mass, units, axis, s
     if np.ndim(mass) != 0:
         mass = as_mass(mass, V.shape)
     else:
-        mass = _positive(mass, "mass")
+        mass = positive(mass, "mass")
     if axis is None:
         sizes = [n * hh for n, hh in zip(V.shape, h, strict=True)]
         axis = int(np.argmax(sizes))
@@ -730,8 +713,10 @@ def _map_localization(source, energy, *, boundary, spacing, mass, units, axis, s
     mt = mass if np.ndim(mass) == 0 else np.ascontiguousarray(np.transpose(mass, order))
     bar, diag, clong_all = map_bar(Vt, ht, mt, get_units(units), bnd)
     L = Vt.shape[0]
-    w = min(_default_warmup(bar.N), L // 10) if warmup is None else _int(warmup, "warmup", 0)
-    q = None if reorthogonalize is None else _int(reorthogonalize, "reorthogonalize")
+    w = (min(_default_warmup(bar.N), L // 10) if warmup is None
+         else integer(warmup, "warmup", minimum=0))
+    q = (None if reorthogonalize is None
+         else integer(reorthogonalize, "reorthogonalize", minimum=1))
     rng = _child_rng(seed, max(bar.cross) if bar.cross else 1)
     rec, _ = run_bar(bar, array_source(diag, clong_all), energy, rng, warmup=w,
                       rel_error=None, min_length=L, max_length=L, reorthogonalize=q)

@@ -104,12 +104,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_type_hints
 
+from ._checks import positive
 from .errors import InputError
 
 __all__ = [
@@ -211,15 +210,15 @@ class Options:
                              "estimator='eq17' (the paper's formula alone)")
         if self.pair_window is not None:
             object.__setattr__(self, "pair_window",
-                               _positive(self.pair_window, "pair_window",
-                                         "the half-width of the window of states whose pairs "
-                                         "estimate f"))
+                               positive(self.pair_window, "pair_window",
+                                        hint=" (the half-width of the window of states whose pairs "
+                                         "estimate f)"))
         object.__setattr__(self, "state_padding",
-                           _positive(self.state_padding, "state_padding",
-                                     "the box padding of the pair model's states in Agmon "
-                                     "lengths, e.g. 15"))
-        tol = _positive(self.tol, "tol", "a number between 0 and 1: > 0 and < 1, a relative "
-                        "residual, e.g. 1e-10")
+                           positive(self.state_padding, "state_padding",
+                                    hint=" (the box padding of the pair model's states in Agmon "
+                                     "lengths, e.g. 15)"))
+        tol = positive(self.tol, "tol", hint=" (a number between 0 and 1: > 0 and < 1, a "
+                       "relative residual, e.g. 1e-10)")
         if tol >= 1.0:
             raise InputError(f"tol={self.tol!r} must be a number between 0 and 1 (> 0 and < 1, "
                              "a relative residual, e.g. 1e-10)")
@@ -316,10 +315,3 @@ def _check_choice(name: str, value: Any, shown: str | None = None) -> None:
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise InputError(f"{shown or name}={value!r} is not known{hint}; use one of "
                      f"{', '.join(repr(v) for v in values)}")
-
-
-def _positive(value: Any, name: str, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not (math.isfinite(float(value)) and float(value) > 0):
-        raise InputError(f"{name}={value!r} must be a finite number > 0 ({what})")
-    return float(value)

@@ -23,7 +23,6 @@ and the time each took; the xarray Dataset is built only at the edge
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._checks import real
 from .basins import Basins, find_basins
 from .conductivity import Conductivity, conductivity_curves
 from .errors import InputError
@@ -142,13 +142,7 @@ def as_omega(omega) -> np.ndarray:
 
 
 def _fermi_energy(value) -> float:
-    try:
-        ef = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"fermi_energy must be a number, got {value!r}") from None
-    if not math.isfinite(ef):
-        raise InputError(f"fermi_energy must be finite, got {value!r}")
-    return ef
+    return real(value, "fermi_energy")
 
 
 class _Timer:

@@ -13,13 +13,13 @@ and the landscape is not covariant under V -> V + c, so the solve inverts ``H + 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._checks import real
 from .errors import InputError
 from .grid import (
     BYTES_PER_POINT_HAMILTONIAN,
@@ -192,11 +192,8 @@ def _frame(V: np.ndarray, grid: Grid, shift: float | None, solvable: bool) -> fl
     if shift is None:
         value = -vmin
     else:
-        try:
-            value = float(shift)
-        except (TypeError, ValueError):
-            raise InputError(f"shift={shift!r} must be a number or None") from None
-        if not math.isfinite(value) or vmin + value < 0.0:
+        value = real(shift, "shift", hint=" (or None: the frame V - min V)")
+        if vmin + value < 0.0:
             raise InputError(
                 f"shift={shift!r} leaves V + shift negative (min V = {vmin:g}); use "
                 f"shift >= {-vmin:g} or shift=None")

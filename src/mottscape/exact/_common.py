@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -11,6 +10,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
+from .._checks import real
 from ..errors import InputError
 from ..grid import Grid
 from ..hamiltonian import Hamiltonian, build_hamiltonian
@@ -222,14 +222,6 @@ def _check_edges(omega_edges) -> np.ndarray:
 
 
 def _check_scalar(value, name: str, minimum: float | None = None) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise InputError(f"{name}={value!r} must be finite")
-    if minimum is not None and x < minimum:
-        raise InputError(f"{name}={x:g} must be >= {minimum:g}")
-    return x
+    return real(value, name, minimum=minimum)
 
 
