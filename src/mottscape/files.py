@@ -86,7 +86,7 @@ def _check_free_space(target: Path, n_bytes: int) -> None:
         raise _output_error(exc, target, n_bytes)
 
 
-def _write_all(fd: int, data) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data).cast("B")
     while view:
         written = os.write(fd, view[: 1 << 24])

@@ -18,7 +18,7 @@ import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -223,7 +223,7 @@ def _not_npy(p: Path, head: bytes, what: str, kind: str) -> InputError:
         f"{'np.save' if kind == '.npy' else 'np.savez'}")
 
 
-def _read_npy_header(fh, p: Path, where: str) -> tuple[tuple[int, ...], np.dtype]:
+def _read_npy_header(fh: IO[bytes], p: Path, where: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from the header of a .npy stream (nothing of the data is read)."""
     fmt = np.lib.format
     prefix = f"cannot read {where} in {str(p)!r} as a .npy file"
@@ -253,7 +253,8 @@ def _read_npy_header(fh, p: Path, where: str) -> tuple[tuple[int, ...], np.dtype
     return tuple(int(n) for n in shape), np.dtype(dtype)
 
 
-def _check_declared_size(shape, dtype, available: int, p: Path, where: str,
+def _check_declared_size(shape: tuple[int, ...], dtype: np.dtype, available: int, p: Path,
+                         where: str,
                          what: str) -> None:
     """Refuse a header that promises more data than the file holds, or than memory allows."""
     if dtype.hasobject:

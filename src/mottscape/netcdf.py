@@ -18,7 +18,7 @@ import numbers
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import xarray as xr
@@ -85,7 +85,7 @@ def netcdf_safe_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
 _INT32 = np.iinfo(np.int32)
 
 
-def _json_default(obj):
+def _json_default(obj: object) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -93,11 +93,11 @@ def _json_default(obj):
     return str(obj)
 
 
-def _json(v) -> str:
+def _json(v: object) -> str:
     return json.dumps(v, default=_json_default)
 
 
-def _safe_array(arr: np.ndarray, original) -> Any:
+def _safe_array(arr: np.ndarray, original: Any) -> Any:
     if arr.size == 0 or arr.ndim > 1:
         return _json(arr.tolist() if isinstance(original, np.ndarray) else list(original))
     kind = arr.dtype.kind
@@ -114,7 +114,7 @@ def _safe_array(arr: np.ndarray, original) -> Any:
     return _json(arr.tolist())
 
 
-def _safe_value(v):
+def _safe_value(v: object) -> Any:
     if v is None:
         return "none"
     if isinstance(v, bool | np.bool_):
@@ -293,7 +293,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *,
     if data is not None:
         return write_bytes(data, target)
 
-    def stream(fh) -> None:
+    def stream(fh: BinaryIO) -> None:
         # Through a Python file object, so that a write error (a full disk) is raised here:
         # HDF5 writing to a path by itself can fail silently and crash later.
         _serialise(prepared, engine, fh)
@@ -319,8 +319,12 @@ def _write_engine(engine: str | None) -> str:
     return engine
 
 
-def _serialise(ds: xr.Dataset, engine: str, target=None):
-    """The file's bytes (``target`` None) or the file written to the file object ``target``."""
+def _serialise(ds: xr.Dataset, engine: str, target: Any = None) -> Any:
+    """The file's bytes (``target`` None) or the file written to the file object ``target``.
+
+    ``target`` is ``Any``: xarray's overloads of ``to_netcdf`` accept an ``io.IOBase`` but not
+    the ``BinaryIO`` protocol of the open temporary file.
+    """
     if engine == "h5netcdf":
         return ds.to_netcdf(target, engine="h5netcdf", invalid_netcdf=False)
     return ds.to_netcdf(target, engine="scipy", format="NETCDF3_64BIT")

@@ -21,6 +21,7 @@ from numba import njit
 from .errors import InputError
 from .grid import Boundary
 from .hamiltonian import build_hamiltonian
+from .units import UnitSystem
 
 __all__ = [
     "Bar",
@@ -103,7 +104,7 @@ class BarLyapunov:
 
 # ---------------------------------------------------------------------- the kernel
 @njit(cache=True, fastmath=True)
-def _orthonormalize(psi, prev, logs_row):
+def _orthonormalize(psi: np.ndarray, prev: np.ndarray, logs_row: np.ndarray) -> None:
     """Modified Gram-Schmidt on the K vectors (psi[k], prev[k]) of length 2N, in place.
 
     ``logs_row[k]`` receives log |R_kk|. Written out (not LAPACK) because a threaded BLAS on a
@@ -132,7 +133,9 @@ def _orthonormalize(psi, prev, logs_row):
 
 
 @njit(cache=True)
-def _transfer_chunk(diag, clong, nbr, wt, energy, cprev, psi, prev, q, phase, logs):
+def _transfer_chunk(diag: np.ndarray, clong: np.ndarray, nbr: np.ndarray, wt: np.ndarray,
+                    energy: float, cprev: np.ndarray, psi: np.ndarray, prev: np.ndarray, q: int,
+                    phase: int, logs: np.ndarray) -> tuple[int, int]:
     """Propagate the N vectors (psi, prev) through the slices of ``diag``; QR every q slices.
 
     diag (L, N): diagonal of H per slice; clong (L or 1, N): coupling to the next slice;
@@ -176,7 +179,8 @@ def _transfer_chunk(diag, clong, nbr, wt, energy, cprev, psi, prev, q, phase, lo
 class Bar:
     """Transverse structure of a bar: neighbour table and couplings, slice diagonals on demand."""
 
-    def __init__(self, nbr, wt, clong, cross, spacing):
+    def __init__(self, nbr: np.ndarray, wt: np.ndarray, clong: np.ndarray,
+                 cross: tuple[int, ...], spacing: float) -> None:
         self.nbr = nbr
         self.wt = wt
         self.clong = clong
@@ -185,7 +189,8 @@ class Bar:
         self.spacing = spacing
 
 
-def _neighbours(cross: tuple[int, ...], periodic: bool, couplings: Sequence[float]):
+def _neighbours(cross: tuple[int, ...], periodic: bool, couplings: Sequence[float]
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Neighbour table (N, Z) and uniform couplings (1, N, Z) of a regular cross-section."""
     N = math.prod(cross) if cross else 1
     index = np.arange(N).reshape(cross) if cross else np.zeros((), dtype=np.int64)
@@ -319,7 +324,7 @@ def generator_source(gen: PotentialGenerator, cross: tuple[int, ...], rng: np.ra
     """
     N = math.prod(cross) if cross else 1
 
-    def source(n: int):
+    def source(n: int) -> tuple[np.ndarray, np.ndarray | None] | None:
         shape = (n, *cross)
         try:
             V = gen(shape, rng)
@@ -346,7 +351,7 @@ def array_source(diag: np.ndarray, clong: np.ndarray | None) -> SliceSource:
     """The slices of a map in order (``diag`` (L, N), couplings (L, N) or None), then None."""
     state = {"pos": 0}
 
-    def source(n: int):
+    def source(n: int) -> tuple[np.ndarray, np.ndarray | None] | None:
         i = state["pos"]
         if i >= diag.shape[0]:
             return None
@@ -371,7 +376,8 @@ def uniform_bar(cross: tuple[int, ...], spacing: tuple[float, ...], mass: float,
     return Bar(nbr, wt, clong, cross, spacing[0]), onsite
 
 
-def map_bar(V: np.ndarray, spacing: tuple[float, ...], mass, units, boundary: Boundary):
+def map_bar(V: np.ndarray, spacing: tuple[float, ...], mass: float | np.ndarray,
+            units: UnitSystem, boundary: Boundary) -> tuple[Bar, np.ndarray, np.ndarray | None]:
     """Bar, diagonal and couplings of a potential map whose long axis is axis 0."""
     H = build_hamiltonian(V, spacing=spacing, mass=mass, boundary=boundary, units=units)
     L, cross = V.shape[0], V.shape[1:]
@@ -407,9 +413,9 @@ def map_bar(V: np.ndarray, spacing: tuple[float, ...], mass, units, boundary: Bo
     return bar, diag, clong_all
 
 
-def _reduced(shape, a):
+def _reduced(shape: tuple[int, ...], a: int) -> tuple[int, ...]:
     return tuple(n - 1 if i == a else n for i, n in enumerate(shape))
 
 
-def _edge(shape, a):
+def _edge(shape: tuple[int, ...], a: int) -> tuple[int, ...]:
     return tuple(1 if i == a else n for i, n in enumerate(shape))
