@@ -63,6 +63,18 @@ from .errors import InputError
 from .grid import BYTES_PER_POINT_PIPELINE, Boundary, Grid, check_memory, make_grid
 from .options import Options
 from .sample import Sample, make_sample
+from .study_checks import (
+    SCHEMA,
+    Context,
+    StudyError,
+    check_kind,
+    checked,
+    choice,
+    param_kind,
+    require,
+    type_name,
+    unknown_key,
+)
 from .units import UnitSystem, get_units
 
 __all__ = [
@@ -90,47 +102,6 @@ MAX_OMEGAS = 10_000
 # Generator parameters a study file may not set in [potential]: they come from elsewhere.
 _INJECTED = {"shape": "potential.shape", "n": "potential.shape", "seed": "potential.seed",
              "spacing": "grid.spacing"}
-
-# Keys of each section and their kinds (the potential's model parameters are added per model).
-_SCHEMA: dict[str, dict[str, str]] = {
-    "potential": {"model": "str", "shape": "shape", "seed": "int", "file": "str",
-                  "variable": "str"},
-    "grid": {"spacing": "real_or_list", "boundary": "str", "mass": "real_or_str",
-             "units": "str"},
-    "conductivity": {"fermi_energy": "real", "omega_min": "real", "omega_max": "real",
-                     "n_omega": "int", "omega": "real_list", "mott_scale": "str",
-                     "exact": "bool", "exact_method": "str", "exact_padding": "int",
-                     "exact_core": "int"},
-    "ensemble": {"realizations": "int"},
-    "cluster": {"scheduler": "str", "workers": "int"},
-    "options": {name: "any" for name in Options.names()},
-    "output": {"dir": "str", "figures": "bool"},
-}
-
-_KIND_TEXT = {
-    "str": "a string",
-    "int": "an integer",
-    "real": "a number",
-    "bool": "a boolean (true or false)",
-    "shape": "an array of 1 to 3 positive integers, e.g. [192, 192]",
-    "real_or_list": "a number or an array of numbers (one per axis)",
-    "real_or_str": "a number or a file name (string)",
-    "real_list": "a non-empty array of numbers",
-    "int_or_list": "an integer or an array of integers (one per axis)",
-}
-
-
-class StudyError(InputError):
-    """An error in a study file; ``path``, ``line``, ``section`` and ``key`` locate it."""
-
-    def __init__(self, message: str, *, path: str = "<dict>", line: int | None = None,
-                 section: str | None = None, key: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-        self.line = line
-        self.section = section
-        self.key = key
-
 
 # ---------------------------------------------------------------------- the Study
 @dataclass(frozen=True)
@@ -274,10 +245,11 @@ class Study:
         """
         return self._params(self.realization_seed(0))
 
-    def _params(self, seed) -> dict[str, Any]:
+    def _params(self, seed: int | np.random.SeedSequence) -> dict[str, Any]:
         pot = self.potential
         if pot.model == "file":
             return {"path": pot.file, "variable": pot.variable}
+        assert pot.shape is not None  # a generated model has a shape (checked at load)
         return _generator_kwargs(pot.model, pot.shape, seed, dict(pot.params), self.grid)
 
     def realization_seed(self, realization: int = 0) -> np.random.SeedSequence:
@@ -408,7 +380,7 @@ class Study:
         return out
 
 
-def _plain(v):
+def _plain(v: Any) -> Any:
     if isinstance(v, Path):
         return str(v)
     if isinstance(v, tuple):
@@ -416,7 +388,8 @@ def _plain(v):
     return v
 
 
-def _generator_kwargs(model: str, shape, seed, params: dict, grid: GridSection) -> dict:
+def _generator_kwargs(model: str, shape: tuple[int, ...], seed: Any, params: dict,
+                      grid: GridSection) -> dict:
     accepted = disorder.model_parameters(model)
     kwargs = dict(params)
     kwargs["shape"] = tuple(shape)
@@ -514,167 +487,27 @@ def _default_data() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- validation
-class _Ctx:
-    """Error reporting for one study: path and line lookup in the file text."""
-
-    def __init__(self, source: str, text: str | None) -> None:
-        self.source = source
-        self.lines = text.splitlines() if text is not None else None
-
-    def line_of(self, section: str | None, key: str | None = None) -> int | None:
-        """1-based line of ``key`` in ``[section]`` (or of the header), by scanning the text."""
-        if self.lines is None:
-            return None
-        header = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]")
-        keyre = (re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=") if key else None)
-        dotted = (re.compile(rf"^\s*{re.escape(section)}\s*\.\s*{re.escape(key)}\s*=")
-                  if key and section else None)
-        current = None
-        for i, line in enumerate(self.lines, start=1):
-            m = header.match(line)
-            if m:
-                current = m.group(1).strip().strip("\"'")
-                if key is None and current == section:
-                    return i
-                continue
-            if key is None:
-                continue
-            if keyre is not None and current == section and keyre.match(line):
-                return i
-            if keyre is not None and current is None and section is None \
-                    and keyre.match(line):
-                return i
-            if current is None and dotted is not None and dotted.match(line):
-                return i
-        return None
-
-    def error(self, message: str, section: str | None = None, key: str | None = None,
-              line: int | None = None) -> StudyError:
-        if line is None:
-            line = self.line_of(section, key)
-            if line is None and key is not None:
-                line = self.line_of(section)
-        where = f"{self.source}, line {line}" if line is not None else self.source
-        return StudyError(f"{where}: {message}", path=self.source, line=line, section=section,
-                          key=key)
-
-
-def _tname(v) -> str:
-    if isinstance(v, bool):
-        return f"boolean {str(v).lower()}"
-    if isinstance(v, int):
-        return f"integer {v}"
-    if isinstance(v, float):
-        return f"float {v!r}"
-    if isinstance(v, str):
-        return f"string {v!r}"
-    if isinstance(v, list | tuple):
-        return f"array {list(v)!r}"
-    if isinstance(v, Mapping):
-        return "table"
-    return f"{type(v).__name__} {v!r}"
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-_NONE = object()
-
-
-def _list_of(value, item_ok, cast):
-    """``value`` as a tuple of ``cast`` items if it is a non-empty list of valid items."""
-    if isinstance(value, list | tuple) and len(value) > 0 and all(item_ok(x) for x in value):
-        return tuple(cast(x) for x in value)
-    return _NONE
-
-
-def _scalar_or_list(value, item_ok, cast):
-    return cast(value) if item_ok(value) else _list_of(value, item_ok, cast)
-
-
-def _shape(value):
-    ok = (isinstance(value, list | tuple) and 1 <= len(value) <= 3
-          and all(_is_int(n) and n >= 1 for n in value))
-    return tuple(int(n) for n in value) if ok else _NONE
-
-
-#: Per kind of study value: normalise it (lists -> tuples, reals -> float) or return _NONE.
-_KIND_CHECKS = {
-    "str": lambda v: v if isinstance(v, str) else _NONE,
-    "int": lambda v: v if _is_int(v) else _NONE,
-    "real": lambda v: float(v) if _is_real(v) else _NONE,
-    "bool": lambda v: v if isinstance(v, bool) else _NONE,
-    "shape": _shape,
-    "real_or_list": lambda v: _scalar_or_list(v, _is_real, float),
-    "int_or_list": lambda v: _scalar_or_list(v, _is_int, int),
-    "real_or_str": lambda v: float(v) if _is_real(v) else (v if isinstance(v, str) else _NONE),
-    "real_list": lambda v: _list_of(v, _is_real, float),
-}
-
-
-def _check_kind(ctx: _Ctx, section: str, key: str, value, kind: str):
-    """Check ``value`` against ``kind`` and return it normalised (lists -> tuples)."""
-    out = _KIND_CHECKS[kind](value)
-    if out is _NONE:
-        raise ctx.error(
-            f"[{section}] {key} must be {_KIND_TEXT[kind]}, got {_tname(value)}", section, key)
-    vals = out if isinstance(out, tuple) else (out,)
-    if any(isinstance(x, float) and not math.isfinite(x) for x in vals):
-        raise ctx.error(f"[{section}] {key} must be finite, got {_tname(value)}", section, key)
-    return out
-
-
-def _param_kind(p: inspect.Parameter) -> str | None:
-    """Kind of a generator parameter, from its annotation (a string under PEP 563)."""
-    ann = p.annotation if isinstance(p.annotation, str) else str(p.annotation)
-    ann = ann.replace(" ", "")
-    if ann == "bool":
-        return "bool"
-    if ann == "float":
-        return "real"
-    if ann == "int":
-        return "int"
-    if ann.startswith("int|Sequence[int]"):
-        return "int_or_list"
-    if ann.startswith("float|Sequence[float]"):
-        return "real_or_list"
-    return None
-
-
-def _unknown_key(ctx: _Ctx, section: str, key: str, valid, extra: str = "") -> StudyError:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ctx.error(
-        f"unknown key {key!r} in [{section}]{hint}{extra} Valid keys in [{section}]: "
-        f"{', '.join(sorted(valid))}", section, key)
-
-
 def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | None,
            defaults: Mapping[str, Any] | None) -> Study:
-    ctx = _Ctx(source, text)
+    ctx = Context(source, text)
     if not isinstance(data, Mapping):
-        raise ctx.error(f"a study must be a table of sections, got {_tname(data)}")
+        raise ctx.error(f"a study must be a table of sections, got {type_name(data)}")
     # ---- sections and keys
     for name, value in data.items():
-        if name not in _SCHEMA and name != "sweep":
+        if name not in SCHEMA and name != "sweep":
             if not isinstance(value, Mapping):
-                owner = [s for s, keys in _SCHEMA.items() if name in keys]
+                owner = [s for s, keys in SCHEMA.items() if name in keys]
                 hint = (f"; put it under [{owner[0]}]" if owner else
                         f"; every key belongs to one of the sections "
-                        f"{', '.join(f'[{s}]' for s in _SCHEMA)}")
+                        f"{', '.join(f'[{s}]' for s in SCHEMA)}")
                 raise ctx.error(f"key {name!r} is outside any section{hint}", None, name)
-            close = difflib.get_close_matches(name, list(_SCHEMA), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(name, list(SCHEMA), n=1, cutoff=0.6)
             hint = f"; did you mean [{close[0]}]?" if close else ""
             raise ctx.error(
                 f"unknown section [{name}]{hint} Valid sections: "
-                f"{', '.join(f'[{s}]' for s in _SCHEMA)}", name)
+                f"{', '.join(f'[{s}]' for s in SCHEMA)}", name)
         if not isinstance(value, Mapping):
-            raise ctx.error(f"{name} must be a section ([{name}]), got {_tname(value)}",
+            raise ctx.error(f"{name} must be a section ([{name}]), got {type_name(value)}",
                             None, name)
     defaults = defaults or {}
     if "sweep" in data:
@@ -701,7 +534,7 @@ def _build(data: Mapping[str, Any], source: str, base_dir: Path, text: str | Non
                  cluster=cluster)
 
 
-def sweep_points(sweep) -> list[dict[str, Any]]:
+def sweep_points(sweep: Any) -> list[dict[str, Any]]:
     """The parameter points of a sweep, ``(("section.key", values), ...)`` or a mapping.
 
     The Cartesian product of the lists, the last key varying fastest; ``[{}]`` (one point,
@@ -722,7 +555,7 @@ SWEEPABLE = {"conductivity": ("fermi_energy",), "grid": ("spacing", "mass")}
 MAX_SWEEP_POINTS = 10_000
 
 
-def _sweep_items(ctx: _Ctx, table: Any) -> list[tuple[str, tuple[Any, ...]]]:
+def _sweep_items(ctx: Context, table: Any) -> list[tuple[str, tuple[Any, ...]]]:
     """``[sweep]`` as (``"section.key"``, values) pairs, checked for form (not for values)."""
     if not isinstance(table, Mapping) or not table:
         raise ctx.error("[sweep] must be a table of 'section.key = [values]', e.g. "
@@ -749,7 +582,7 @@ def _sweep_items(ctx: _Ctx, table: Any) -> list[tuple[str, tuple[Any, ...]]]:
     return items
 
 
-def _build_sweep(ctx: _Ctx, data: Mapping[str, Any], source: str, base_dir: Path,
+def _build_sweep(ctx: Context, data: Mapping[str, Any], source: str, base_dir: Path,
                  text: str | None, defaults: Mapping[str, Any]) -> Study:
     """A study with a ``[sweep]``: every parameter point built and validated as a study."""
     items = _sweep_items(ctx, data["sweep"])
@@ -775,49 +608,17 @@ def _build_sweep(ctx: _Ctx, data: Mapping[str, Any], source: str, base_dir: Path
     return dataclasses.replace(points[0], sweep=tuple(items), points=tuple(points))
 
 
-def _checked(ctx: _Ctx, name: str, user: dict, default: dict) -> dict:
-    """Check the user's keys of a fixed-schema section and merge them over the defaults."""
-    schema = _SCHEMA[name]
-    for key in user:
-        if key not in schema:
-            raise _unknown_key(ctx, name, key, schema)
-    out = {}
-    for key, kind in schema.items():
-        if key in user:
-            out[key] = _check_kind(ctx, name, key, user[key], kind)
-        elif key in default:
-            out[key] = _check_kind(ctx, name, key, default[key], kind)
-    return out
-
-
-def _choice(ctx: _Ctx, section: str, key: str, value: str, allowed) -> str:
-    if value not in allowed:
-        close = difflib.get_close_matches(str(value), list(allowed), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ctx.error(
-            f"[{section}] {key} = {value!r} is not known{hint}; use one of "
-            f"{', '.join(repr(a) for a in allowed)}", section, key)
-    return value
-
-
-def _require(ctx: _Ctx, section: str, key: str, values: dict):
-    if key not in values:
-        raise ctx.error(f"[{section}] {key} is required but missing; add '{key} = ...' under "
-                        f"[{section}]", section)
-    return values[key]
-
-
-def _grid_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path) -> GridSection:
-    v = _checked(ctx, "grid", user, default)
-    spacing = _require(ctx, "grid", "spacing", v)
+def _grid_section(ctx: Context, user: dict, default: dict, base_dir: Path) -> GridSection:
+    v = checked(ctx, "grid", user, default)
+    spacing = require(ctx, "grid", "spacing", v)
     vals = spacing if isinstance(spacing, tuple) else (spacing,)
     if any(h <= 0 for h in vals) or len(vals) > 3:
         raise ctx.error(f"[grid] spacing = {_plain(spacing)!r} must be > 0, a scalar or one "
                         "value per axis", "grid", "spacing")
-    boundary = cast(Boundary, _choice(ctx, "grid", "boundary",
-                                      _require(ctx, "grid", "boundary", v), BOUNDARIES))
-    units = _choice(ctx, "grid", "units", _require(ctx, "grid", "units", v), UNIT_SYSTEMS)
-    mass = _require(ctx, "grid", "mass", v)
+    boundary = cast(Boundary, choice(ctx, "grid", "boundary",
+                                      require(ctx, "grid", "boundary", v), BOUNDARIES))
+    units = choice(ctx, "grid", "units", require(ctx, "grid", "units", v), UNIT_SYSTEMS)
+    mass = require(ctx, "grid", "mass", v)
     if isinstance(mass, str):
         mass = (base_dir / mass).resolve()
         if not mass.is_file():
@@ -830,11 +631,11 @@ def _grid_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path) -> GridS
     return GridSection(spacing=spacing, boundary=boundary, mass=mass, units=units)
 
 
-def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
+def _potential_section(ctx: Context, user: dict, default: dict, base_dir: Path,
                        grid: GridSection) -> PotentialSection:
-    model = _check_kind(ctx, "potential", "model", user.get("model", default.get("model")),
+    model = check_kind(ctx, "potential", "model", user.get("model", default.get("model")),
                         "str")
-    _choice(ctx, "potential", "model", model, POTENTIAL_MODELS)
+    choice(ctx, "potential", "model", model, POTENTIAL_MODELS)
     accepted = _accepted_params(model)
     _check_potential_keys(ctx, user, model, accepted)
     # Inherit the defaults' model parameters only when the model is the defaults' model.
@@ -846,7 +647,7 @@ def _potential_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path,
     merged.update(user)
     merged.pop("model", None)
     shape = _potential_shape(ctx, merged.pop("shape", None))
-    seed = _check_kind(ctx, "potential", "seed", merged.pop("seed", 0), "int")
+    seed = check_kind(ctx, "potential", "seed", merged.pop("seed", 0), "int")
     if seed < 0:
         raise ctx.error(f"[potential] seed = {seed} must be >= 0", "potential", "seed")
     _check_spacing_dims(ctx, grid, shape)
@@ -866,9 +667,9 @@ def _accepted_params(model: str) -> dict[str, inspect.Parameter]:
     return {k: p for k, p in disorder.model_parameters(model).items() if k not in _INJECTED}
 
 
-def _check_potential_keys(ctx: _Ctx, user: dict, model: str,
+def _check_potential_keys(ctx: Context, user: dict, model: str,
                           accepted: dict[str, inspect.Parameter]) -> None:
-    valid = set(_SCHEMA["potential"]) | set(accepted)
+    valid = set(SCHEMA["potential"]) | set(accepted)
     if model != "file":
         valid -= {"file", "variable"}
     for key in user:
@@ -882,13 +683,13 @@ def _check_potential_keys(ctx: _Ctx, user: dict, model: str,
                             f"is taken from {_INJECTED[key]}", "potential", key)
         extra = (f" (model {model!r} takes {', '.join(accepted) or 'no parameters'};"
                  f" see mottscape.disorder.{model})" if model != "file" else "")
-        raise _unknown_key(ctx, "potential", key, valid, extra + ("." if extra else ""))
+        raise unknown_key(ctx, "potential", key, valid, extra + ("." if extra else ""))
 
 
-def _potential_shape(ctx: _Ctx, shape) -> tuple[int, ...] | None:
+def _potential_shape(ctx: Context, shape: Any) -> tuple[int, ...] | None:
     if shape is None:
         return None
-    shape = _check_kind(ctx, "potential", "shape", shape, "shape")
+    shape = check_kind(ctx, "potential", "shape", shape, "shape")
     try:
         check_memory(math.prod(shape), BYTES_PER_POINT_PIPELINE,
                      f"a sample of shape {list(shape)}")
@@ -898,13 +699,14 @@ def _potential_shape(ctx: _Ctx, shape) -> tuple[int, ...] | None:
     return shape
 
 
-def _file_potential(ctx: _Ctx, merged: dict, base_dir: Path, shape, seed: int
+def _file_potential(ctx: Context, merged: dict, base_dir: Path, shape: tuple[int, ...] | None,
+                    seed: int
                     ) -> PotentialSection:
     fname = merged.pop("file", None)
     if fname is None:
         raise ctx.error("[potential] model = 'file' needs file = '<path>' (.npy, .npz or "
                         "NetCDF), relative to the study file's directory", "potential")
-    fname = _check_kind(ctx, "potential", "file", fname, "str")
+    fname = check_kind(ctx, "potential", "file", fname, "str")
     fpath = (base_dir / fname).resolve()
     if not fpath.is_file():
         raise ctx.error(f"[potential] file = {fname!r}: {str(fpath)!r} does not exist "
@@ -912,11 +714,11 @@ def _file_potential(ctx: _Ctx, merged: dict, base_dir: Path, shape, seed: int
                         "potential", "file")
     variable = merged.pop("variable", None)
     if variable is not None:
-        variable = _check_kind(ctx, "potential", "variable", variable, "str")
+        variable = check_kind(ctx, "potential", "variable", variable, "str")
     return PotentialSection(model="file", shape=shape, seed=seed, file=fpath, variable=variable)
 
 
-def _file_grid(ctx: _Ctx, potential: PotentialSection, grid: GridSection,
+def _file_grid(ctx: Context, potential: PotentialSection, grid: GridSection,
                user_spacing: Any) -> GridSection:
     """The grid of a study whose potential is a map: the map's units and spacing honoured.
 
@@ -937,12 +739,12 @@ def _file_grid(ctx: _Ctx, potential: PotentialSection, grid: GridSection,
     return dataclasses.replace(grid, spacing=spacing)
 
 
-def _model_params(ctx: _Ctx, model: str, merged: dict, accepted: dict, shape,
+def _model_params(ctx: Context, model: str, merged: dict, accepted: dict, shape: Any,
                   grid: GridSection) -> dict:
     params = {}
     for key, value in merged.items():
-        kind = _param_kind(accepted[key])
-        params[key] = (_check_kind(ctx, "potential", key, value, kind) if kind is not None
+        kind = param_kind(accepted[key])
+        params[key] = (check_kind(ctx, "potential", key, value, kind) if kind is not None
                        else value)
     missing = [k for k, p in accepted.items()
                if p.default is inspect.Parameter.empty and k not in params]
@@ -966,11 +768,11 @@ def _model_params(ctx: _Ctx, model: str, merged: dict, accepted: dict, shape,
     return params
 
 
-def _plain_tuple(v):
+def _plain_tuple(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
-def _check_spacing_dims(ctx: _Ctx, grid: GridSection, shape) -> None:
+def _check_spacing_dims(ctx: Context, grid: GridSection, shape: tuple[int, ...] | None) -> None:
     if shape is None or not isinstance(grid.spacing, tuple):
         return
     if len(grid.spacing) not in (1, len(shape)):
@@ -980,7 +782,7 @@ def _check_spacing_dims(ctx: _Ctx, grid: GridSection, shape) -> None:
             "grid", "spacing")
 
 
-def _omega_defaults(ctx: _Ctx, user: dict, default: dict) -> dict:
+def _omega_defaults(ctx: Context, user: dict, default: dict) -> dict:
     """The defaults of [conductivity] without the frequency form the user did not choose."""
     grid_keys = ("omega_min", "omega_max", "n_omega")
     if "omega" in user:
@@ -995,18 +797,18 @@ def _omega_defaults(ctx: _Ctx, user: dict, default: dict) -> dict:
     return default
 
 
-def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivitySection:
+def _conductivity_section(ctx: Context, user: dict, default: dict) -> ConductivitySection:
     for key in user:
-        if key not in _SCHEMA["conductivity"]:
-            raise _unknown_key(ctx, "conductivity", key, _SCHEMA["conductivity"])
+        if key not in SCHEMA["conductivity"]:
+            raise unknown_key(ctx, "conductivity", key, SCHEMA["conductivity"])
     if default and "fermi_energy" not in user:
         raise ctx.error("[conductivity] fermi_energy is required but missing; add "
                         "'fermi_energy = <E_F>' under [conductivity] (energy unit of "
                         "grid.units)", "conductivity")
-    v = _checked(ctx, "conductivity", user, _omega_defaults(ctx, user, default))
-    ef = _require(ctx, "conductivity", "fermi_energy", v)
-    mott = _choice(ctx, "conductivity", "mott_scale",
-                   _require(ctx, "conductivity", "mott_scale", v), MOTT_SCALES)
+    v = checked(ctx, "conductivity", user, _omega_defaults(ctx, user, default))
+    ef = require(ctx, "conductivity", "fermi_energy", v)
+    mott = choice(ctx, "conductivity", "mott_scale",
+                   require(ctx, "conductivity", "mott_scale", v), MOTT_SCALES)
     exact = bool(v.get("exact", False))
     how = _exact_how(ctx, v)
     if "omega" in v:
@@ -1019,9 +821,9 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
                             "exact bins lie between them)", "conductivity", "exact")
         return ConductivitySection(fermi_energy=ef, omega_min=None, omega_max=None,
                                    n_omega=None, omega=w, mott_scale=mott, exact=exact, **how)
-    lo = _require(ctx, "conductivity", "omega_min", v)
-    hi = _require(ctx, "conductivity", "omega_max", v)
-    n = _require(ctx, "conductivity", "n_omega", v)
+    lo = require(ctx, "conductivity", "omega_min", v)
+    hi = require(ctx, "conductivity", "omega_max", v)
+    n = require(ctx, "conductivity", "n_omega", v)
     if lo <= 0:
         raise ctx.error(f"[conductivity] omega_min = {lo!r} must be > 0", "conductivity",
                         "omega_min")
@@ -1039,13 +841,13 @@ def _conductivity_section(ctx: _Ctx, user: dict, default: dict) -> ConductivityS
                                omega=None, mott_scale=mott, exact=exact, **how)
 
 
-def _exact_how(ctx: _Ctx, v: dict) -> dict[str, Any]:
+def _exact_how(ctx: Context, v: dict) -> dict[str, Any]:
     """``exact_method``, ``exact_padding`` and ``exact_core`` of ``[conductivity]``, checked."""
     from .exact import METHODS
 
     how: dict[str, Any] = {}
     if "exact_method" in v:
-        how["exact_method"] = _choice(ctx, "conductivity", "exact_method", v["exact_method"],
+        how["exact_method"] = choice(ctx, "conductivity", "exact_method", v["exact_method"],
                                       METHODS)
     for key, least in (("exact_padding", 0), ("exact_core", 1)):
         if key in v:
@@ -1056,7 +858,7 @@ def _exact_how(ctx: _Ctx, v: dict) -> dict[str, Any]:
     return how
 
 
-def _options_section(ctx: _Ctx, user: dict, default: dict, conductivity: dict) -> Options:
+def _options_section(ctx: Context, user: dict, default: dict, conductivity: dict) -> Options:
     """``[options]``: the fields of :class:`~mottscape.options.Options`, checked in one place."""
     values = {**default, **user}
     if "mott_scale" in conductivity:
@@ -1068,7 +870,7 @@ def _options_section(ctx: _Ctx, user: dict, default: dict, conductivity: dict) -
     for key in user:
         name = {"pairs": "pair_set"}.get(key, key)
         if name not in Options.names():
-            raise _unknown_key(ctx, "options", key, Options.names(),
+            raise unknown_key(ctx, "options", key, Options.names(),
                                " (see mottscape.options).")
     try:
         return Options.from_mapping(values, where="[options]")
@@ -1077,8 +879,8 @@ def _options_section(ctx: _Ctx, user: dict, default: dict, conductivity: dict) -
         raise ctx.error(f"[options] {exc}", "options", key) from None
 
 
-def _cluster_section(ctx: _Ctx, user: dict) -> ClusterSection:
-    v = _checked(ctx, "cluster", user, {})
+def _cluster_section(ctx: Context, user: dict) -> ClusterSection:
+    v = checked(ctx, "cluster", user, {})
     scheduler = v.get("scheduler")
     if scheduler is not None and not re.match(r"^(tcp|tls|inproc|ucx)://\S+$", scheduler):
         raise ctx.error(f"[cluster] scheduler = {scheduler!r} must be a dask scheduler address "
@@ -1089,18 +891,18 @@ def _cluster_section(ctx: _Ctx, user: dict) -> ClusterSection:
     return ClusterSection(scheduler=scheduler, workers=workers)
 
 
-def _ensemble_section(ctx: _Ctx, user: dict, default: dict) -> EnsembleSection:
-    v = _checked(ctx, "ensemble", user, default)
-    n = _require(ctx, "ensemble", "realizations", v)
+def _ensemble_section(ctx: Context, user: dict, default: dict) -> EnsembleSection:
+    v = checked(ctx, "ensemble", user, default)
+    n = require(ctx, "ensemble", "realizations", v)
     if n < 1:
         raise ctx.error(f"[ensemble] realizations = {n} must be >= 1", "ensemble",
                         "realizations")
     return EnsembleSection(realizations=n)
 
 
-def _output_section(ctx: _Ctx, user: dict, default: dict, base_dir: Path) -> OutputSection:
-    v = _checked(ctx, "output", user, default)
-    d = _require(ctx, "output", "dir", v)
+def _output_section(ctx: Context, user: dict, default: dict, base_dir: Path) -> OutputSection:
+    v = checked(ctx, "output", user, default)
+    d = require(ctx, "output", "dir", v)
     if not d.strip():
         raise ctx.error("[output] dir must not be empty", "output", "dir")
-    return OutputSection(dir=(base_dir / d), figures=_require(ctx, "output", "figures", v))
+    return OutputSection(dir=(base_dir / d), figures=require(ctx, "output", "figures", v))
