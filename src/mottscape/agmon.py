@@ -187,10 +187,6 @@ def _check_bound(bound, name: str = "bound") -> float:
     return real(bound, name, minimum=0.0, allow_inf=True, hint=" (np.inf or None for no bound)")
 
 
-def _check_energy(energy) -> float:
-    return real(energy, "energy")
-
-
 def _check_source(source, shape: tuple[int, ...], name: str = "source") -> np.ndarray:
     arr = np.asarray(source)
     if arr.dtype != bool:
@@ -508,7 +504,7 @@ def agmon_distance(
         Dimensionless distances, 0 on the source.
     """
     _check_landscape(land)
-    energy = _check_energy(energy)
+    energy = real(energy, "energy")
     return distance_field(land.agmon_metric(energy), land.grid, source, bound=bound, order=order)
 
 
@@ -621,7 +617,7 @@ def basin_distances(
             f"basins are on a grid of shape {basins.grid.shape} but the landscape has shape "
             f"{land.grid.shape}; find the basins of this landscape"
         )
-    energy = basins.level if energy is None else _check_energy(energy)
+    energy = basins.level if energy is None else real(energy, "energy")
     order = _check_order(order)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
@@ -875,7 +871,7 @@ def geodesic(
         positions may lie outside the box: take them modulo ``grid.lengths`` to wrap).
     """
     _check_landscape(land)
-    energy = _check_energy(energy)
+    energy = real(energy, "energy")
     grid = land.grid
     a = _as_region(start, grid, "start")
     b = _as_region(end, grid, "end")

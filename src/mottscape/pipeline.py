@@ -141,10 +141,6 @@ def as_omega(omega) -> np.ndarray:
     return w
 
 
-def _fermi_energy(value) -> float:
-    return real(value, "fermi_energy")
-
-
 class _Timer:
     """Seconds per named step."""
 
@@ -197,7 +193,7 @@ def run(sample: Sample, fermi_energy: float, omega, options: Options | None = No
     """
     opts = options or Options()
     w = as_omega(omega)
-    ef = _fermi_energy(fermi_energy)
+    ef = real(fermi_energy, "fermi_energy")
     hw = sample.units.omega_to_energy(w)
     clock = _Timer()
     with clock.step("landscape"):

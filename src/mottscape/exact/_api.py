@@ -12,6 +12,7 @@ import scipy.sparse.linalg as spla
 import xarray as xr
 from numpy.typing import ArrayLike
 
+from .._checks import real
 from ..errors import ConvergenceError, InputError
 from ..grid import Boundary, SpacingLike, check_memory
 from ..hamiltonian import Hamiltonian
@@ -29,7 +30,6 @@ from ._common import (
     _Block,
     _centroids,
     _check_edges,
-    _check_scalar,
     _flat_coordinates,
     _gershgorin,
     _tridiagonal,
@@ -284,12 +284,12 @@ def _kg_args(ham: Hamiltonian, fermi_energy, omega_edges, temperature, method: s
              pair_cutoff) -> tuple[np.ndarray, np.ndarray, float, float, float]:
     """Checked edges (and in energy), E_F, temperature and pair cutoff of a KG call."""
     edges = _check_edges(omega_edges)
-    ef = _check_scalar(fermi_energy, "fermi_energy")
-    T = _check_scalar(temperature, "temperature", minimum=0.0)
+    ef = real(fermi_energy, "fermi_energy")
+    T = real(temperature, "temperature", minimum=0.0)
     if method not in METHODS:
         raise InputError(f"method={method!r} is not known; use one of {METHODS}")
     cutoff = math.inf if pair_cutoff is None \
-        else _check_scalar(pair_cutoff, "pair_cutoff", minimum=0.0)
+        else real(pair_cutoff, "pair_cutoff", minimum=0.0)
     e_edges = np.asarray(ham.units.omega_to_energy(edges), dtype=float)
     return edges, e_edges, ef, T, cutoff
 
@@ -523,8 +523,8 @@ def exact_eigenstates(
         (dense even for the segmented method: n_cells * m * 8 bytes).
     """
     ham = _as_hamiltonian(ham_or_V, spacing, mass, boundary, units)
-    lo = _check_scalar(emin, "emin")
-    hi = _check_scalar(emax, "emax")
+    lo = real(emin, "emin")
+    hi = real(emax, "emax")
     if hi <= lo:
         raise InputError(f"emax={hi:g} must be > emin={lo:g}")
     if method not in METHODS:

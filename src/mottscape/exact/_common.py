@@ -10,7 +10,6 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from .._checks import real
 from ..errors import InputError
 from ..grid import Grid
 from ..hamiltonian import Hamiltonian, build_hamiltonian
@@ -200,7 +199,6 @@ def _centroids(vectors: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return (coords @ w / np.maximum(w.sum(axis=0), 1e-300)).T
 
 
-
 def _check_edges(omega_edges) -> np.ndarray:
     try:
         edges = np.asarray(omega_edges, dtype=float)
@@ -219,9 +217,5 @@ def _check_edges(omega_edges) -> np.ndarray:
         raise InputError(f"omega_edges must be strictly increasing (edge {i + 1} = "
                          f"{edges[i + 1]:g} follows {edges[i]:g})")
     return edges
-
-
-def _check_scalar(value, name: str, minimum: float | None = None) -> float:
-    return real(value, name, minimum=minimum)
 
 

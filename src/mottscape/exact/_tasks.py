@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._checks import real
 from ..errors import ConvergenceError, InputError
 from ..grid import check_memory
 from ..hamiltonian import Hamiltonian
@@ -40,7 +41,6 @@ from ._common import (
     _blas_single_thread,
     _Block,
     _centroids,
-    _check_scalar,
     _flat_coordinates,
 )
 from ._counts import count_eigenvalues_below, superlu_order
@@ -462,7 +462,7 @@ def check_box_args(ham: Hamiltonian, padding, core, box_tol) -> tuple[int, int, 
     padding = _boxes.BOX_PADDING if padding is None else check_cells(padding, "padding", 0)
     core = 3 * max(padding, 1) if core is None else check_cells(core, "core", 1)
     _boxes.check_box_geometry(ham.grid, core, padding)
-    tol = _check_scalar(box_tol, "box_tol")
+    tol = real(box_tol, "box_tol")
     if not tol > 0.0:
         raise InputError(f"box_tol={box_tol!r} must be > 0 (a residual in hopping energies); "
                          f"the default is {_boxes.BOX_TOL:g}")
