@@ -22,9 +22,10 @@ from .errors import (
 from .exact import exact_dos, exact_eigenstates, kubo_greenwood, lowest_eigenvalues
 from .grid import Grid, make_grid
 from .hamiltonian import Hamiltonian, build_hamiltonian
-from .io import load_potential, read_netcdf, write_netcdf
+from .io import load_potential
 from .landscape import Landscape, solve_landscape
 from .mott import mott_scale, sigma_mott_berezinskii
+from .netcdf import read_netcdf, write_netcdf
 from .network import conduction_network, network_matrix
 from .options import Options
 from .pairs import pair_conductivity, pair_parameters

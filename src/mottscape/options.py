@@ -211,12 +211,12 @@ class Options:
         if self.pair_window is not None:
             object.__setattr__(self, "pair_window",
                                positive(self.pair_window, "pair_window",
-                                        hint=" (the half-width of the window of states whose pairs "
-                                         "estimate f)"))
+                                        hint=" (the half-width of the window of states whose "
+                                             "pairs estimate f)"))
         object.__setattr__(self, "state_padding",
                            positive(self.state_padding, "state_padding",
-                                    hint=" (the box padding of the pair model's states in Agmon "
-                                     "lengths, e.g. 15)"))
+                                    hint=" (the box padding of the pair model's states in "
+                                         "Agmon lengths, e.g. 15)"))
         tol = positive(self.tol, "tol", hint=" (a number between 0 and 1: > 0 and < 1, a "
                        "relative residual, e.g. 1e-10)")
         if tol >= 1.0:
