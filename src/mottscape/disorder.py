@@ -523,7 +523,7 @@ def _lookup(model: str) -> Callable[..., np.ndarray]:
         ) from None
 
 
-def generate(model: str, **params) -> np.ndarray:
+def generate(model: str, **params: Any) -> np.ndarray:
     """Generate a potential with the model named ``model`` (a key of :data:`MODELS`).
 
     Parameters

@@ -82,6 +82,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._checks import integer, positive, real
 from .errors import InputError
@@ -234,7 +235,7 @@ def anderson_generator(width: float, offset: float | None = None) -> PotentialGe
     return generate
 
 
-def model_generator(model: str, **params) -> PotentialGenerator:
+def model_generator(model: str, **params: Any) -> PotentialGenerator:
     """A potential generator from a disorder model of :mod:`mottscape.disorder` (by name).
 
     ``model_generator("gaussian", correlation_length=3.0, amplitude=0.1)`` returns
@@ -448,7 +449,7 @@ def localization_length(
     max_length: int = 1_000_000,
     boundary: Boundary | None = None,
     spacing: float | Sequence[float] = 1.0,
-    mass=1.0,
+    mass: ArrayLike = 1.0,
     units: str | UnitSystem = "lattice",
     extrapolation: Extrapolation = "auto",
     axis: int | None = None,

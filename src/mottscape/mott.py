@@ -87,7 +87,7 @@ def mott_scale(hbar_omega: ArrayLike, delta_xi: float, method: MottScale = "log"
     return out
 
 
-def mott_length(xi: float, rho_omega) -> np.ndarray:
+def mott_length(xi: float, rho_omega: ArrayLike) -> np.ndarray:
     """Classical Mott length R_omega = xi * ln(2 Delta_xi / hbar omega) (eq. 18)."""
     return xi * np.asarray(rho_omega, dtype=float)
 
@@ -131,7 +131,7 @@ def shell_moment(r: np.ndarray, rho: np.ndarray, rho_omega: float, n_states: int
     return moment, n_pairs
 
 
-def sigma_ll(nu: float, hbar_omega, moment, ndim: int) -> np.ndarray:
+def sigma_ll(nu: float, hbar_omega: ArrayLike, moment: ArrayLike, ndim: int) -> np.ndarray:
     """LL-generalized Mott-Berezinskii conductivity (eq. 17), spin included.
 
     sigma = (pi e^2 hbar / 2d) nu^2 omega^2 E_omega(X^2)
@@ -164,7 +164,8 @@ def sigma_mott_berezinskii(nu: float, xi: float, hbar_omega: ArrayLike, delta_xi
     return 2.0 * math.pi * nu**2 * xi ** (ndim + 2) * hw**2 * log ** (ndim + 1)
 
 
-def mott_limit_moment(xi: float, rho_omega, ndim: int, exact_shell: bool = False) -> np.ndarray:
+def mott_limit_moment(xi: float, rho_omega: ArrayLike, ndim: int,
+                      exact_shell: bool = False) -> np.ndarray:
     """E_omega(X^2) for a uniform Agmon metric rho = r / xi (eqs. 20-21).
 
     With ``exact_shell=False`` this is eq. (21), S_d R_omega^(d+1) xi (valid for R >> xi).

@@ -89,6 +89,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._groups import expanded
 from .agmon import PairDistances, basin_distances
@@ -134,13 +135,14 @@ BOUND_MARGIN = 3.0
 
 
 # ---------------------------------------------------------------------- two-level algebra
-def splitting(t, e_a, e_b) -> np.ndarray:
+def splitting(t: ArrayLike, e_a: ArrayLike, e_b: ArrayLike) -> np.ndarray:
     """Delta E = sqrt(4 t^2 + (E_a - E_b)^2) (eq. 7)."""
     t = np.asarray(t, float)
     return np.sqrt(4.0 * t**2 + (np.asarray(e_a, float) - np.asarray(e_b, float)) ** 2)
 
 
-def mixing_x2(t, delta, dr, overlap=0.0, offset=None) -> np.ndarray:
+def mixing_x2(t: ArrayLike, delta: ArrayLike, dr: ArrayLike, overlap: ArrayLike = 0.0,
+              offset: ArrayLike | None = None) -> np.ndarray:
     """|X_ab|^2 of eq. B3 (both terms), summed over the axes (eq. B4).
 
     Parameters

@@ -31,6 +31,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._checks import real
 from .basins import Basins, find_basins
@@ -123,7 +124,7 @@ class PipelineResult:
         return self.to_dataset()
 
 
-def as_omega(omega) -> np.ndarray:
+def as_omega(omega: ArrayLike) -> np.ndarray:
     """Check angular frequencies: a non-empty, strictly increasing 1D array of finite > 0."""
     try:
         w = np.atleast_1d(np.asarray(omega, dtype=float))
@@ -168,7 +169,7 @@ def _check_pipeline_memory(sample: Sample, opts: Options) -> None:
         check_memory(sample.grid.size, BYTES_PER_POINT_PIPELINE, "the pipeline on a grid")
 
 
-def run(sample: Sample, fermi_energy: float, omega, options: Options | None = None, *,
+def run(sample: Sample, fermi_energy: float, omega: ArrayLike, options: Options | None = None, *,
         landscape: Landscape | None = None, progress: bool = False) -> PipelineResult:
     """The LL workflow of sec. IV on one sample, step by step.
 

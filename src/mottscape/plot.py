@@ -16,13 +16,22 @@ chosen basin.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from .units import display_unit
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from matplotlib.axes import Axes
+
+    from .grid import Grid
+    from .pipeline import PipelineResult
 
 __all__ = [
     "plot_agmon_shell",
@@ -37,26 +46,28 @@ __all__ = [
 ]
 
 
-def _axes(ax, figsize=(6.0, 5.0)):
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.0, 5.0)) -> tuple[Figure, Axes]:
+    """A new figure and its axes, or the given axes and the figure they belong to."""
     if ax is None:
         fig = Figure(figsize=figsize, layout="constrained")
-        ax = fig.subplots()
-    return ax.figure, ax
+        return fig, fig.subplots()
+    # the caller's axes may sit in a SubFigure; the plots return what holds them
+    return cast(Figure, ax.figure), ax
 
 
-def _slice_2d(field: np.ndarray, index) -> np.ndarray:
+def _slice_2d(field: np.ndarray, index: np.ndarray) -> np.ndarray:
     """A 2D view of a field: itself in 2D, the slice through ``index`` (last axis) in 3D."""
     if field.ndim == 3:
         return field[:, :, int(index[2])]
     return field
 
 
-def _extent(grid):
+def _extent(grid: Grid) -> tuple[float, float, float, float]:
     (lx, ly) = grid.lengths[:2]
     return (0.0, ly, lx, 0.0)
 
 
-def _choose_basin(pipeline, omega_index):
+def _choose_basin(pipeline: PipelineResult, omega_index: int) -> int:
     """The basin of Sigma_omega with the most shell pairs, nearest the centre on ties."""
     basins = pipeline.basins
     hw = float(pipeline.hbar_omega[omega_index])
@@ -68,7 +79,8 @@ def _choose_basin(pipeline, omega_index):
     return int(members[np.argmin(dist)])
 
 
-def plot_landscape(pipeline, omega_index: int | None = None, ax=None) -> Figure:
+def plot_landscape(pipeline: PipelineResult, omega_index: int | None = None,
+                   ax: Axes | None = None) -> Figure:
     """V_u with the basins at E_F.
 
     The basins of Sigma_omega (at ``omega_index``, default the largest omega) are outlined in
@@ -117,8 +129,8 @@ def plot_landscape(pipeline, omega_index: int | None = None, ax=None) -> Figure:
     return fig
 
 
-def plot_agmon_shell(pipeline, omega_index: int | None = None, basin: int | None = None,
-                     ax=None) -> Figure:
+def plot_agmon_shell(pipeline: PipelineResult, omega_index: int | None = None,
+                     basin: int | None = None, ax: Axes | None = None) -> Figure:
     """Fig. 1: the Agmon shell [rho_omega, rho_omega + 1] around one basin and the Mott circle.
 
     Parameters
@@ -188,7 +200,7 @@ def plot_agmon_shell(pipeline, omega_index: int | None = None, basin: int | None
     return fig
 
 
-def _curve(ds, name: str):
+def _curve(ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Mean and standard error of ``name``: the ensemble aggregates when present."""
     if f"{name}_mean" in ds:
         return ds[f"{name}_mean"].values, ds[f"{name}_sem"].values
@@ -198,7 +210,8 @@ def _curve(ds, name: str):
     return values, None
 
 
-def plot_conductivity(ds, ax=None, exact=None) -> Figure:
+def plot_conductivity(ds: xr.Dataset, ax: Axes | None = None,
+                      exact: xr.Dataset | None = None) -> Figure:
     """sigma_LL, sigma_MB (eq. 1) and eq. 17 or sigma_pairs, against omega (log-log).
 
     sigma_LL is the run's estimator (the pair model by default, then eq. 17 is drawn beside
@@ -260,7 +273,7 @@ def plot_conductivity(ds, ax=None, exact=None) -> Figure:
 RESOLVED_PAIRS = 10
 
 
-def _draw_exact(ax, exact, ds) -> None:
+def _draw_exact(ax: Axes, exact: xr.Dataset, ds: xr.Dataset) -> None:
     """The exact curve: resolved bins filled, the others hollow; the axis kept on sigma_LL.
 
     Hollow squares: fewer than :data:`RESOLVED_PAIRS` pairs; hollow triangles: bins that the
@@ -294,7 +307,7 @@ def _draw_exact(ax, exact, ds) -> None:
         ax.set_ylim(bottom=1e-3 * ours.min())  # an unresolved bin may be ~0 (rounding)
 
 
-def plot_sweep(ds, ax=None) -> Figure:
+def plot_sweep(ds: xr.Dataset, ax: Axes | None = None) -> Figure:
     """sigma_LL and sigma_MB at each parameter point of a sweep, one colour per point.
 
     sigma_LL (the run's estimator) solid with a band of +- one standard error, sigma_MB
@@ -327,7 +340,8 @@ def plot_sweep(ds, ax=None) -> Figure:
     return fig
 
 
-def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
+def plot_network(pipeline: PipelineResult, omega_index: int | None = None,
+                 ax: Axes | None = None) -> Figure:
     """The conduction network at one frequency over the map of V_u (2D; 3D projected)."""
     from .network import conduction_network
 
@@ -364,7 +378,7 @@ def plot_network(pipeline, omega_index: int | None = None, ax=None) -> Figure:
     return fig
 
 
-def plot_validation(res, variant: str = "default") -> Figure:
+def plot_validation(res: xr.Dataset, variant: str = "default") -> Figure:
     """Validation figure: ensemble means against omega and their ratios to exact.
 
     Left: sigma_exact, the recommended sigma_ll, the paper's eq. 17 (``variant`` of its open
@@ -380,7 +394,7 @@ def plot_validation(res, variant: str = "default") -> Figure:
     ax.loglog(w[ok], ex[ok], "ks-", ms=4, label="exact (Kubo-Greenwood)")
     variants = list(res.variant.values)
 
-    def eq17(v: str):
+    def eq17(v: str) -> xr.DataArray:
         return res["sigma_eq17"].sel(variant=v).mean("realization")
 
     curves = [("ll", res["sigma_ll"].mean("realization"), "C2", r"$\sigma_{ll}$ (recommended)"),
@@ -432,7 +446,8 @@ def plot_validation(res, variant: str = "default") -> Figure:
     return fig
 
 
-def render_figures(pipeline, exact=None, dpi: int = 130, results=None) -> dict[str, bytes]:
+def render_figures(pipeline: PipelineResult, exact: xr.Dataset | None = None, dpi: int = 130,
+                   results: xr.Dataset | None = None) -> dict[str, bytes]:
     """The standard figures of a study as PNG bytes, by file name (nothing is written).
 
     ``results`` (default: the pipeline's own) is the Dataset whose sigma(omega) is drawn, e.g.
@@ -454,14 +469,16 @@ def render_figures(pipeline, exact=None, dpi: int = 130, results=None) -> dict[s
     return images
 
 
-def write_images(images: dict[str, bytes], outdir) -> list:
+def write_images(images: dict[str, bytes], outdir: str | os.PathLike) -> list[Path]:
     """Write rendered images into ``outdir``, each atomically (temporary file + rename)."""
     from .files import write_bytes
 
     return [write_bytes(data, Path(outdir) / name) for name, data in images.items()]
 
 
-def save_figures(pipeline, outdir, exact=None, dpi: int = 130, results=None) -> list:
+def save_figures(pipeline: PipelineResult, outdir: str | os.PathLike,
+                 exact: xr.Dataset | None = None, dpi: int = 130,
+                 results: xr.Dataset | None = None) -> list[Path]:
     """Write the standard figures of a study as PNG files into ``outdir``; return the paths.
 
     ``results`` (default: the pipeline's own) is the Dataset whose sigma(omega) is drawn, e.g.
