@@ -313,11 +313,26 @@ def test_3d_bar_is_fast():
         ({"source": np.zeros((50, 4)), "energy": 2.0, "axis": 2}, "axis"),
         ({"source": lambda s, r: np.zeros(3), "energy": 2.0, "ndim": 1}, "shape"),
         ({"source": 1.0, "energy": 2.0, "ndim": 2, "spacing": (1, 1, 1)}, "spacing"),
+        # the shared scalar rule: a bool or a fraction is not a count, text is not an energy
+        ({"source": 1.0, "energy": 2.0, "ndim": 1, "length": True},
+         "length=True must be a whole number"),
+        ({"source": 1.0, "energy": 2.0, "ndim": 1, "length": 2500.5},
+         "length=2500.5 must be a whole number"),
+        ({"source": 1.0, "energy": 2.0, "ndim": 2, "widths": (8, 0)},
+         "widths=0 must be an integer >= 1"),
+        ({"source": 1.0, "energy": "2.0", "ndim": 1}, "energy='2.0' must be a real number"),
     ],
 )
 def test_input_errors_name_the_argument(kwargs, match):
     with pytest.raises(InputError, match=match):
         localization_length(**kwargs)
+
+
+def test_a_whole_float_is_a_count():
+    """length=5000.0 (e.g. from a computation) is the count 5000: the same result as the int."""
+    a = localization_length(1.0, 3.0, ndim=1, length=5000, seed=0)
+    b = localization_length(1.0, 3.0, ndim=1, length=5000.0, seed=0)
+    assert a.xi == b.xi and a.bars[0].length == b.bars[0].length
 
 
 def test_result_type_and_band_centre():
