@@ -116,6 +116,9 @@ def test_shipped_study_files_load():
 _SWALLOWED = """
 import gc, os, signal, sys, time
 from mottscape import cli
+# Python's own SIGINT handler, also when this process inherits SIGINT ignored (a test run
+# started in the background by a non-interactive shell): the test is about that handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 cli._on_sigterm()
 if sys.argv[1] == "hook":
     redeliver = cli._redeliver_interrupts(sys.unraisablehook)
