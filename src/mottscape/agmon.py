@@ -679,12 +679,13 @@ def _sources_and_bounds(sources, bound, nb: int
     src, first = np.unique(given, return_index=True)
     if src.size != given.size:
         raise InputError("sources contains repeated basin indices; pass each basin once")
-    try:
-        barr = np.asarray(bound, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"bound={bound!r} must be a number >= 0 or one per source") from None
-    if barr.ndim == 0:
-        return src, np.full(src.size, _check_bound(barr)), float(barr)
+    if np.ndim(bound) == 0:  # checked as given: a bool or text is not a bound
+        value = _check_bound(bound)
+        return src, np.full(src.size, value), value
+    barr = np.asarray(bound)
+    if barr.dtype.kind not in "iuf":
+        raise InputError(f"bound must be numbers >= 0, one per source; got dtype {barr.dtype}")
+    barr = barr.astype(float)
     if barr.shape != given.shape:
         raise InputError(
             f"bound has shape {barr.shape}; pass a scalar or one value per source "
