@@ -60,8 +60,8 @@ import numpy as np
 
 from . import disorder
 from .errors import InputError
-from .grid import BYTES_PER_POINT_PIPELINE, Boundary, Grid, check_memory, make_grid
-from .options import Options
+from .grid import BOUNDARIES, BYTES_PER_POINT_PIPELINE, Boundary, Grid, check_memory, make_grid
+from .options import Options, allowed
 from .sample import Sample, make_sample
 from .study_checks import (
     SCHEMA,
@@ -93,9 +93,8 @@ __all__ = [
 
 #: Potential models of study files: the disorder generators and ``"file"``.
 POTENTIAL_MODELS = (*disorder.MODELS, "file")
-BOUNDARIES = ("dirichlet", "periodic")
 UNIT_SYSTEMS = ("lattice", "semiconductor")
-MOTT_SCALES = ("lambertw", "log")
+MOTT_SCALES = allowed("mott_scale")
 #: Most frequencies a study may ask for (each costs a pass over the pairs).
 MAX_OMEGAS = 10_000
 

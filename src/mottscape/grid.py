@@ -11,7 +11,7 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 import numpy as np
 
@@ -37,9 +37,9 @@ __all__ = [
     "make_grid",
 ]
 
-BOUNDARIES = ("dirichlet", "periodic")
-#: A boundary condition of the grid (:data:`BOUNDARIES`).
+#: A boundary condition of the grid.
 Boundary = Literal["dirichlet", "periodic"]
+BOUNDARIES: tuple[Boundary, ...] = get_args(Boundary)
 #: A cell size: one number, or one per axis.
 SpacingLike = float | Sequence[float]
 

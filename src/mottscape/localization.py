@@ -79,14 +79,14 @@ import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ._checks import integer, positive, real
 from .errors import InputError
-from .grid import Boundary, as_mass, as_potential, check_memory
+from .grid import BOUNDARIES, Boundary, as_mass, as_potential, check_memory
 from .sample import Sample
 from .transfer_matrix import (
     BarLyapunov,
@@ -114,8 +114,7 @@ __all__ = [
 Extrapolation = Literal["auto", "inverse_width", "largest", "none"]
 SeedLike = int | np.random.SeedSequence
 
-_BOUNDARIES = ("periodic", "dirichlet")
-_EXTRAPOLATIONS = ("auto", "inverse_width", "largest", "none")
+_EXTRAPOLATIONS: tuple[Extrapolation, ...] = get_args(Extrapolation)
 #: Default bar widths M per dimension.
 DEFAULT_WIDTHS = {1: (1,), 2: (8, 16, 32), 3: (4, 6, 8)}
 #: A map shorter than this many xi is flagged (the relative error is then ~> 15 %).
@@ -419,7 +418,7 @@ def _bar_args(source, cross_section, boundary, spacing, mass, units):
             "map) to localization_length for a position-dependent mass")
     m = positive(mass, "mass")
     K = get_units(units).kinetic
-    periodic = _choice(boundary, "boundary", _BOUNDARIES) == "periodic"
+    periodic = _choice(boundary, "boundary", BOUNDARIES) == "periodic"
     gen = _as_generator(source)
     N = math.prod(cross) if cross else 1
     check_memory(N * 64, 64, f"a bar of cross-section {cross}")
@@ -553,7 +552,7 @@ def localization_length(
     if axis is not None:
         raise InputError("axis applies to a potential map only; a generated bar runs along "
                          "its first axis")
-    bnd = "periodic" if boundary is None else _choice(boundary, "boundary", _BOUNDARIES)
+    bnd = "periodic" if boundary is None else _choice(boundary, "boundary", BOUNDARIES)
     ws: tuple[int, ...]
     if d == 1:
         ws = (1,)
@@ -694,7 +693,7 @@ def _map_localization(source, energy, *, boundary, spacing, mass, units, axis, s
     else:
         V = as_potential(source, name="source")
         bnd = "dirichlet" if boundary is None else boundary
-    bnd = _choice(bnd, "boundary", _BOUNDARIES)
+    bnd = _choice(bnd, "boundary", BOUNDARIES)
     d = V.ndim
     h = _spacing(spacing, d)
     if np.ndim(mass) != 0:

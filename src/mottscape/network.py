@@ -8,7 +8,7 @@ frequency omega.
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import networkx as nx
 import numpy as np
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["conduction_network", "network_matrix"]
 
 
-STATES = ("statistics", "sigma_omega")
-#: The states of the network (:data:`STATES`).
+#: The states of the network.
 NetworkStates = Literal["statistics", "sigma_omega"]
+STATES: tuple[NetworkStates, ...] = get_args(NetworkStates)
 
 
 def _check_pipeline(pipeline) -> None:

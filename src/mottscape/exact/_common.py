@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,9 +15,9 @@ from ..grid import Grid
 from ..hamiltonian import Hamiltonian, build_hamiltonian
 from ..sample import Sample
 
-METHODS = ("auto", "dense", "tridiagonal", "segments", "shift-invert", "boxes")
-#: A method of the exact reference (:data:`METHODS`).
+#: A method of the exact reference.
 ExactMethod = Literal["auto", "dense", "tridiagonal", "segments", "shift-invert", "boxes"]
+METHODS: tuple[ExactMethod, ...] = get_args(ExactMethod)
 
 #: ``method="auto"`` diagonalises densely up to this many cells (2D and 3D).
 DENSE_MAX = 3000
